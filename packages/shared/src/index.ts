@@ -1,0 +1,3 @@
+export * from './histogram.js';
+export * from './metrics.js';
+export * from './protocol.js';
