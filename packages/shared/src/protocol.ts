@@ -35,7 +35,7 @@ const id = z
   .string()
   .min(1)
   .max(128)
-  .regex(/^[A-Za-z0-9._:@/-]+$/, 'use letters, digits and . _ : @ / - only');
+  .regex(/^[A-Za-z0-9._:@/>-]+$/, 'use letters, digits and . _ : @ / - > only');
 
 const count = z.number().int().nonnegative().finite();
 const nonNeg = z.number().nonnegative().finite();
@@ -51,7 +51,16 @@ export type LinkState = z.infer<typeof LinkStateSchema>;
 
 /** Sparse histogram buckets: [index, count] pairs, index ascending. */
 export const SparseBucketsSchema = z
-  .array(z.tuple([z.number().int().min(0).max(BUCKET_COUNT - 1), count]))
+  .array(
+    z.tuple([
+      z
+        .number()
+        .int()
+        .min(0)
+        .max(BUCKET_COUNT - 1),
+      count,
+    ]),
+  )
   .max(BUCKET_COUNT);
 
 export const LinkCountersSchema = z.object({
@@ -186,7 +195,11 @@ export function decodeFrame<T>(schema: z.ZodType<T>, raw: string | Buffer): Deco
   try {
     json = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
   } catch (err) {
-    return { ok: false, reason: `frame is not JSON: ${(err as Error).message}`, closeCode: CloseCode.BadFrame };
+    return {
+      ok: false,
+      reason: `frame is not JSON: ${(err as Error).message}`,
+      closeCode: CloseCode.BadFrame,
+    };
   }
   if (json && typeof json === 'object' && 'v' in json && (json as { v: unknown }).v !== PROTOCOL_VERSION) {
     return {
@@ -196,7 +209,8 @@ export function decodeFrame<T>(schema: z.ZodType<T>, raw: string | Buffer): Deco
     };
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) return { ok: false, reason: describeZodError(parsed.error), closeCode: CloseCode.BadFrame };
+  if (!parsed.success)
+    return { ok: false, reason: describeZodError(parsed.error), closeCode: CloseCode.BadFrame };
   return { ok: true, frame: parsed.data };
 }
 

@@ -54,7 +54,10 @@ describe('decodeFrame', () => {
   });
 
   it('refuses non-JSON, oversized frames, other protocol versions and out-of-range buckets', () => {
-    expect(decodeFrame(AgentFrameSchema, '{nope')).toMatchObject({ ok: false, closeCode: CloseCode.BadFrame });
+    expect(decodeFrame(AgentFrameSchema, '{nope')).toMatchObject({
+      ok: false,
+      closeCode: CloseCode.BadFrame,
+    });
     expect(decodeFrame(AgentFrameSchema, 'x'.repeat(MAX_FRAME_BYTES + 1))).toMatchObject({
       ok: false,
       closeCode: CloseCode.TooBig,
