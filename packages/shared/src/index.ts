@@ -1,3 +1,4 @@
 export * from './histogram.js';
+export * from './live.js';
 export * from './metrics.js';
 export * from './protocol.js';

@@ -1,0 +1,451 @@
+/**
+ * Hub ⇄ browser live protocol (WebSocket `/ws/live`, JSON text frames, one message per frame), plus the
+ * shapes the REST API (`/api/*`, see apps/dashboard/API.md) shares with the browser.
+ *
+ *   browser → hub: subscribe / unsubscribe a view, ping
+ *   hub → browser: welcome (once), snapshot (after subscribe and after resync), delta (≤ 1 per view per
+ *                  second), resync (the next frame for that view is a snapshot; drop local state), pong, error
+ *
+ * Views: `overview`, `alerts`, `node:<nodeId>`, `link:<linkKey>`. A link key is `<nodeId>~<linkId>` (the
+ * hub tracks each link END: the tx side reports back-pressure, the rx side queue latency), `~` being a
+ * character that node and link ids cannot contain.
+ *
+ * Every server frame for a view carries `seq` (per connection and view, +1 per frame). A browser applies a
+ * delta only on top of the frame with seq − 1; on a gap it unsubscribes and subscribes again. A slow browser
+ * (its socket's `bufferedAmount` over the hub's limit) gets no deltas while behind; its pending changes are
+ * merged on the hub and, once it has drained, it receives `resync` then a fresh `snapshot`.
+ *
+ * The overview is aggregated on the hub: its size grows with the number of nodes and links, never with the
+ * number of samples or the length of history. Numbers are plain JSON numbers; latencies are nanoseconds,
+ * rates per second, times ms since the epoch. NaN/unknown values are sent as `null`.
+ */
+import { z } from 'zod';
+import { LinkStateSchema, TransportSchema } from './protocol.js';
+
+export const LIVE_PROTOCOL_VERSION = 1;
+/** Largest browser → hub frame the hub accepts (bytes). */
+export const MAX_LIVE_CLIENT_FRAME_BYTES = 4096;
+/** Most views one connection may subscribe at once. */
+export const MAX_LIVE_SUBSCRIPTIONS = 32;
+/** Separator of a link key `<nodeId>~<linkId>`. */
+export const LINK_KEY_SEPARATOR = '~';
+
+export function linkKey(nodeId: string, linkId: string): string {
+  return `${nodeId}${LINK_KEY_SEPARATOR}${linkId}`;
+}
+
+export function parseLinkKey(key: string): { nodeId: string; linkId: string } | undefined {
+  const i = key.indexOf(LINK_KEY_SEPARATOR);
+  if (i <= 0 || i === key.length - 1) return undefined;
+  return { nodeId: key.slice(0, i), linkId: key.slice(i + 1) };
+}
+
+/** `overview` | `alerts` | `node:<nodeId>` | `link:<nodeId>~<linkId>`. */
+export const ViewSchema = z
+  .string()
+  .max(300)
+  .regex(
+    /^(overview|alerts|node:[A-Za-z0-9._:@/-]{1,128}|link:[A-Za-z0-9._:@/-]{1,128}~[A-Za-z0-9._:@/-]{1,128})$/,
+    'view must be overview, alerts, node:<nodeId> or link:<nodeId>~<linkId>',
+  );
+export type View = z.infer<typeof ViewSchema>;
+
+export type ViewKind = 'overview' | 'alerts' | 'node' | 'link';
+export function viewKind(view: string): ViewKind {
+  if (view === 'overview' || view === 'alerts') return view;
+  return view.startsWith('node:') ? 'node' : 'link';
+}
+
+// ───────────────────────────── browser → hub ─────────────────────────────
+
+export const SubscribeSchema = z.object({ type: z.literal('subscribe'), view: ViewSchema });
+export const UnsubscribeSchema = z.object({ type: z.literal('unsubscribe'), view: ViewSchema });
+export const PingSchema = z.object({
+  type: z.literal('ping'),
+  id: z.number().int().nonnegative().optional(),
+});
+export const LiveClientFrameSchema = z.discriminatedUnion('type', [
+  SubscribeSchema,
+  UnsubscribeSchema,
+  PingSchema,
+]);
+export type LiveClientFrame = z.infer<typeof LiveClientFrameSchema>;
+
+// ───────────────────────────── shared shapes ─────────────────────────────
+
+const num = z.number().nullable();
+
+export const RoleSchema = z.enum(['viewer', 'operator', 'admin']);
+export type Role = z.infer<typeof RoleSchema>;
+
+/** One host as the hub sees it. */
+export const NodeSummarySchema = z.object({
+  id: z.string(),
+  hostname: z.string(),
+  /** Agent connected to the hub right now. */
+  connected: z.boolean(),
+  version: z.string(),
+  providers: z.array(z.string()),
+  /** Time of the last sample received (ms), null if none yet. */
+  lastSampleTs: num,
+  cpuPercent: num,
+  rssBytes: num,
+  eventLoopLagMs: num,
+  uptimeS: num,
+  linkCount: z.number(),
+  linksUp: z.number(),
+  /** Worst link state on this node ('up' when it has none). */
+  health: z.enum(['ok', 'degraded', 'down', 'offline']),
+});
+export type NodeSummary = z.infer<typeof NodeSummarySchema>;
+
+/** One link end (per node), figures of its latest sample. */
+export const LinkSummarySchema = z.object({
+  /** `<nodeId>~<linkId>`. */
+  key: z.string(),
+  id: z.string(),
+  node: z.string(),
+  peer: z.string(),
+  direction: z.enum(['tx', 'rx']),
+  transport: TransportSchema,
+  provider: z.string(),
+  state: LinkStateSchema,
+  reason: z.string().optional(),
+  /** Agent timestamp of the sample these figures come from (ms). */
+  ts: z.number(),
+  recordsPerS: z.number(),
+  bytesPerS: z.number(),
+  completionsPerS: z.number(),
+  backpressurePerS: z.number(),
+  errorsPerS: z.number(),
+  /** Ring occupancy as a fraction of capacity, 0..1. */
+  occupancy: z.number(),
+  occupancyBytes: z.number(),
+  capacityBytes: z.number(),
+  /** Queue latency quantiles of the last sample's histogram delta (ns); null when no record passed. */
+  p50Ns: num,
+  p99Ns: num,
+  p999Ns: num,
+  /** Probe round trip p50 (ns), null when no probe. */
+  rttP50Ns: num,
+});
+export type LinkSummary = z.infer<typeof LinkSummarySchema>;
+
+export const KpiSchema = z.object({
+  nodesTotal: z.number(),
+  nodesConnected: z.number(),
+  linksTotal: z.number(),
+  linksUp: z.number(),
+  linksDegraded: z.number(),
+  linksDown: z.number(),
+  /** Sum over link ends with direction rx (each record counted once). */
+  recordsPerS: z.number(),
+  bytesPerS: z.number(),
+  /** Highest and median link p99 queue latency (ns) among links with traffic. */
+  p99MaxNs: num,
+  p99MedianNs: num,
+  /** Highest ring occupancy fraction. */
+  occupancyMax: z.number(),
+  alertsFiring: z.number(),
+  alertsPending: z.number(),
+  /** Agent samples ingested per second by the hub (last second). */
+  samplesPerS: z.number(),
+});
+export type Kpi = z.infer<typeof KpiSchema>;
+
+export const SeveritySchema = z.enum(['info', 'warning', 'critical']);
+export type Severity = z.infer<typeof SeveritySchema>;
+
+export const AlertAckSchema = z.object({ by: z.string(), at: z.number(), comment: z.string() });
+export type AlertAck = z.infer<typeof AlertAckSchema>;
+
+/** An active (pending or firing) alert instance, or a resolved one in history. */
+export const AlertSchema = z.object({
+  /** Stable fingerprint of rule + labels. */
+  id: z.string(),
+  ruleId: z.string(),
+  ruleName: z.string(),
+  state: z.enum(['pending', 'firing', 'resolved']),
+  severity: SeveritySchema,
+  labels: z.record(z.string(), z.string()),
+  summary: z.string(),
+  /** Value of the metric at the last evaluation. */
+  value: num,
+  threshold: z.number(),
+  /** When the condition first became true (pending since), ms. */
+  activeAt: z.number(),
+  /** When it started firing, null while pending. */
+  firedAt: num,
+  resolvedAt: num,
+  ack: AlertAckSchema.nullable(),
+  /** Ids of silences that match it now; a silenced alert is not notified. */
+  silencedBy: z.array(z.string()),
+});
+export type Alert = z.infer<typeof AlertSchema>;
+
+export const LivePointSchema = z.object({
+  ts: z.number(),
+  recordsPerS: num,
+  bytesPerS: num,
+  completionsPerS: num,
+  backpressurePerS: num,
+  errorsPerS: num,
+  occupancyBytes: num,
+  p50Ns: num,
+  p99Ns: num,
+  p999Ns: num,
+});
+export type LivePoint = z.infer<typeof LivePointSchema>;
+
+export const HostPointSchema = z.object({
+  ts: z.number(),
+  cpuPercent: num,
+  rssBytes: num,
+  eventLoopLagMs: num,
+});
+export type HostPoint = z.infer<typeof HostPointSchema>;
+
+// ───────────────────────────── view payloads ─────────────────────────────
+
+export const OverviewSnapshotSchema = z.object({
+  nodes: z.array(NodeSummarySchema),
+  links: z.array(LinkSummarySchema),
+  kpi: KpiSchema,
+  /** Firing alerts (what every page shows in its banner). */
+  alerts: z.array(AlertSchema),
+});
+export type OverviewSnapshot = z.infer<typeof OverviewSnapshotSchema>;
+
+/** Changes since the previous frame: replace the listed entities by id/key, drop the removed ones. */
+export const OverviewDeltaSchema = z.object({
+  nodes: z.array(NodeSummarySchema),
+  links: z.array(LinkSummarySchema),
+  removedNodes: z.array(z.string()),
+  removedLinks: z.array(z.string()),
+  kpi: KpiSchema,
+  /** Full list of firing alerts (small), replaces the previous list. */
+  alerts: z.array(AlertSchema),
+});
+export type OverviewDelta = z.infer<typeof OverviewDeltaSchema>;
+
+export const AlertsSnapshotSchema = z.object({
+  /** Pending and firing alerts. */
+  active: z.array(AlertSchema),
+  /** Most recent resolved alerts (newest first, up to 100). */
+  recent: z.array(AlertSchema),
+});
+export type AlertsSnapshot = z.infer<typeof AlertsSnapshotSchema>;
+
+export const AlertsDeltaSchema = z.object({
+  /** Alerts that appeared or changed (state, ack, silences, value). */
+  upserted: z.array(AlertSchema),
+  /** Ids no longer active (their resolved form, if any, is in `resolved`). */
+  removed: z.array(z.string()),
+  resolved: z.array(AlertSchema),
+});
+export type AlertsDelta = z.infer<typeof AlertsDeltaSchema>;
+
+export const NodeSnapshotSchema = z.object({
+  node: NodeSummarySchema,
+  links: z.array(LinkSummarySchema),
+  /** Host figures, 1 s points, last 5 minutes (older: REST history). */
+  points: z.array(HostPointSchema),
+  alerts: z.array(AlertSchema),
+});
+export type NodeSnapshot = z.infer<typeof NodeSnapshotSchema>;
+
+export const NodeDeltaSchema = z.object({
+  node: NodeSummarySchema,
+  links: z.array(LinkSummarySchema),
+  removedLinks: z.array(z.string()),
+  /** New 1 s points since the previous frame (append). */
+  points: z.array(HostPointSchema),
+  alerts: z.array(AlertSchema),
+});
+export type NodeDelta = z.infer<typeof NodeDeltaSchema>;
+
+export const LinkSnapshotSchema = z.object({
+  link: LinkSummarySchema,
+  /** Cumulative counters of the latest sample (this agent run). */
+  counters: z.object({
+    records: z.number(),
+    bytes: z.number(),
+    completions: z.number(),
+    creditUpdates: z.number(),
+    backpressure: z.number(),
+    wraps: z.number(),
+    resends: z.number(),
+    reconnects: z.number(),
+    errors: z.record(z.string(), z.number()),
+  }),
+  /** 1 s points, last 5 minutes (older: REST history). */
+  points: z.array(LivePointSchema),
+  alerts: z.array(AlertSchema),
+});
+export type LinkSnapshot = z.infer<typeof LinkSnapshotSchema>;
+
+export const LinkDeltaSchema = LinkSnapshotSchema;
+export type LinkDelta = LinkSnapshot;
+
+// ───────────────────────────── hub → browser ─────────────────────────────
+
+export const LiveWelcomeSchema = z.object({
+  type: z.literal('welcome'),
+  v: z.literal(LIVE_PROTOCOL_VERSION),
+  user: z.object({ name: z.string(), role: RoleSchema }),
+  hubVersion: z.string(),
+  serverTime: z.number(),
+});
+
+const frameBase = { view: z.string(), seq: z.number().int().positive(), ts: z.number() };
+
+export const LiveSnapshotSchema = z.discriminatedUnion('kind', [
+  z.object({
+    type: z.literal('snapshot'),
+    kind: z.literal('overview'),
+    ...frameBase,
+    data: OverviewSnapshotSchema,
+  }),
+  z.object({
+    type: z.literal('snapshot'),
+    kind: z.literal('alerts'),
+    ...frameBase,
+    data: AlertsSnapshotSchema,
+  }),
+  z.object({ type: z.literal('snapshot'), kind: z.literal('node'), ...frameBase, data: NodeSnapshotSchema }),
+  z.object({ type: z.literal('snapshot'), kind: z.literal('link'), ...frameBase, data: LinkSnapshotSchema }),
+]);
+export type LiveSnapshot = z.infer<typeof LiveSnapshotSchema>;
+
+export const LiveDeltaSchema = z.discriminatedUnion('kind', [
+  z.object({
+    type: z.literal('delta'),
+    kind: z.literal('overview'),
+    ...frameBase,
+    data: OverviewDeltaSchema,
+  }),
+  z.object({ type: z.literal('delta'), kind: z.literal('alerts'), ...frameBase, data: AlertsDeltaSchema }),
+  z.object({ type: z.literal('delta'), kind: z.literal('node'), ...frameBase, data: NodeDeltaSchema }),
+  z.object({ type: z.literal('delta'), kind: z.literal('link'), ...frameBase, data: LinkDeltaSchema }),
+]);
+export type LiveDelta = z.infer<typeof LiveDeltaSchema>;
+
+export const LiveResyncSchema = z.object({
+  type: z.literal('resync'),
+  view: z.string(),
+  /** e.g. "slow consumer: 12 deltas merged while the socket was backed up". */
+  reason: z.string(),
+});
+
+/** A view that does not exist (unknown node or link) is answered with `error` code `ERR_RDMAQ_NO_VIEW`. */
+export const LiveErrorSchema = z.object({
+  type: z.literal('error'),
+  code: z.string(),
+  message: z.string(),
+  view: z.string().optional(),
+});
+
+export const PongSchema = z.object({
+  type: z.literal('pong'),
+  id: z.number().optional(),
+  serverTime: z.number(),
+});
+
+export type LiveServerFrame =
+  | z.infer<typeof LiveWelcomeSchema>
+  | LiveSnapshot
+  | LiveDelta
+  | z.infer<typeof LiveResyncSchema>
+  | z.infer<typeof LiveErrorSchema>
+  | z.infer<typeof PongSchema>;
+
+/** Close codes of `/ws/live` (besides CloseCode of the agent protocol). */
+export const LiveCloseCode = {
+  Unauthorized: 4001,
+  BadFrame: 4000,
+  Forbidden: 4004,
+  TooManySubscriptions: 4005,
+} as const;
+
+// ───────────────────────────── REST shapes shared with the browser ─────────────────────────────
+
+export const MetricNameSchema = z.enum([
+  'latency_p50',
+  'latency_p99',
+  'latency_p999',
+  'records_rate',
+  'bytes_rate',
+  'completions_rate',
+  'backpressure_rate',
+  'errors_rate',
+  'occupancy_ratio',
+  'link_down',
+  'agent_offline',
+]);
+export type MetricName = z.infer<typeof MetricNameSchema>;
+
+export const ComparisonSchema = z.enum(['>', '>=', '<', '<=']);
+
+/** An alert rule; `for`/`keepFiringFor` in seconds. Firing clears only once the value passes `clear`. */
+export const AlertRuleSchema = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, 'rule id: lower-case letters, digits, _ and -'),
+  name: z.string().min(1).max(128),
+  metric: MetricNameSchema,
+  comparison: ComparisonSchema,
+  threshold: z.number().finite(),
+  /** Hysteresis: once firing, resolves only when the value no longer satisfies `comparison clear`. */
+  clear: z.number().finite(),
+  forS: z.number().nonnegative().max(86_400),
+  keepFiringForS: z.number().nonnegative().max(86_400),
+  severity: SeveritySchema,
+  labels: z.record(z.string().max(64), z.string().max(256)).default({}),
+  enabled: z.boolean().default(true),
+  /** Only evaluate link ends / nodes whose labels match (node, link, peer, transport, provider). */
+  match: z.record(z.string().max(64), z.string().max(256)).default({}),
+});
+export type AlertRule = z.infer<typeof AlertRuleSchema>;
+
+export const MatcherSchema = z.object({
+  name: z.string().min(1).max(64),
+  value: z.string().max(256),
+  isRegex: z.boolean().default(false),
+  isEqual: z.boolean().default(true),
+});
+export type Matcher = z.infer<typeof MatcherSchema>;
+
+export const SilenceSchema = z.object({
+  id: z.string(),
+  matchers: z.array(MatcherSchema).min(1),
+  startsAt: z.number(),
+  endsAt: z.number(),
+  createdBy: z.string(),
+  comment: z.string(),
+  /** active: now within [startsAt, endsAt); expired; pending: startsAt in the future. */
+  status: z.enum(['active', 'pending', 'expired']),
+});
+export type Silence = z.infer<typeof SilenceSchema>;
+
+export const HistoryPointSchema = LivePointSchema.extend({
+  /** 1 when the link was up during the whole bucket, 0 when down throughout. */
+  upRatio: num,
+});
+export type HistoryPoint = z.infer<typeof HistoryPointSchema>;
+
+export const HistoryResponseSchema = z.object({
+  link: z.string(),
+  from: z.number(),
+  to: z.number(),
+  /** Source resolution used: 1 s (memory), 60 s or 3600 s (SQLite roll-ups). */
+  resolutionS: z.union([z.literal(1), z.literal(60), z.literal(3600)]),
+  /** Width of each returned point in ms (≥ resolution; points ≤ requested). */
+  stepMs: z.number(),
+  points: z.array(HistoryPointSchema),
+});
+export type HistoryResponse = z.infer<typeof HistoryResponseSchema>;
+
+export const MeSchema = z.object({ name: z.string(), role: RoleSchema });
+export type Me = z.infer<typeof MeSchema>;
