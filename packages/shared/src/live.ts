@@ -45,7 +45,7 @@ export const ViewSchema = z
   .string()
   .max(300)
   .regex(
-    /^(overview|alerts|node:[A-Za-z0-9._:@/-]{1,128}|link:[A-Za-z0-9._:@/-]{1,128}~[A-Za-z0-9._:@/-]{1,128})$/,
+    /^(overview|alerts|node:[A-Za-z0-9._:@/>-]{1,128}|link:[A-Za-z0-9._:@/>-]{1,128}~[A-Za-z0-9._:@/>-]{1,128})$/,
     'view must be overview, alerts, node:<nodeId> or link:<nodeId>~<linkId>',
   );
 export type View = z.infer<typeof ViewSchema>;
