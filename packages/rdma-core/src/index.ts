@@ -1,4 +1,39 @@
+/**
+ * @rdmaq/rdma-core — the rdmaq queue: a ring buffer in receiver memory, records placed by the sender with
+ * plain stores (shm) or one-sided writes (fabric), delivered in order with no loss and no duplicates.
+ *
+ *   const l = await listen({ socketPath: '/run/rdmaq/agent.sock' });
+ *   const rx = l.accept('a->b', { idle: 'event' });
+ *   rx.start((buf, off, len, seq) => use(buf.subarray(off, off + len)));
+ *
+ *   const tx = await connect({ linkId: 'a->b', socketPath: '/run/rdmaq/agent.sock' });
+ *   if (!tx.send(payload)) await tx.whenWritable();
+ *
+ * See ARCHITECTURE.md for the classes, threads and the transport seam.
+ */
+import { RdmaqError } from './errors.js';
 import { native } from './native.js';
+import { connectShm, type Sender } from './sender.js';
+import type { SenderOptions } from './types.js';
+
+export { errorCode, RdmaqError } from './errors.js';
+export { DEFAULT_CAPACITY, Listener, listen } from './listener.js';
+export { RecordType } from './native.js';
+export { Receiver } from './receiver.js';
+export { Sender } from './sender.js';
+export type {
+  IdleStrategy,
+  LinkState,
+  LinkStats,
+  ListenOptions,
+  ReceiverOptions,
+  RecordHandler,
+  Role,
+  SenderOptions,
+  SparseBuckets,
+  StateChange,
+  Transport,
+} from './types.js';
 
 /** libfabric providers available on this host (e.g. `["net", "shm", "tcp", ...]`). */
 export function providers(): string[] {
@@ -8,4 +43,27 @@ export function providers(): string[] {
 /** libfabric version the addon runs against. */
 export function fabricVersion(): string {
   return native.fabricVersion();
+}
+
+/**
+ * Opens the sending end of a link to a peer's listener. Resolves once the handshake is done and the ring is
+ * mapped; rejects with ERR_RDMAQ_CONNECT (nobody listening), ERR_RDMAQ_UNKNOWN_LINK, ERR_RDMAQ_LINK_BUSY, ...
+ */
+export async function connect(opts: SenderOptions): Promise<Sender> {
+  const transport = opts.transport ?? 'shm';
+  if (transport === 'shm') return connectShm(opts);
+  throw new RdmaqError(
+    'ERR_RDMAQ_NO_TRANSPORT',
+    `transport ${transport} is provided by src/fabric (issue 4) and is not available in this build`,
+  );
+}
+
+/** CLOCK_MONOTONIC in ns, the clock record timestamps use (same-host latency maths). */
+export function nowNs(): number {
+  return native.nowNs();
+}
+
+/** 32-bit FNV-1a over `buffer[offset, offset + length)` computed natively (fast checksums of ring views). */
+export function checksum32(buffer: Uint8Array, offset = 0, length = buffer.length - offset): number {
+  return native.checksum32(buffer, offset, length);
 }

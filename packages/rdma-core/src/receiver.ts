@@ -1,0 +1,255 @@
+import { EventEmitter } from 'node:events';
+import type { ControlChannel, ControlMessage } from './control.js';
+import { RdmaqError } from './errors.js';
+import type { NativeReceiver } from './native.js';
+import type { IdleStrategy, LinkState, LinkStats, RecordHandler, StateChange } from './types.js';
+
+/** Backoff: spin this long inside one native call before giving the event loop a turn. */
+const BACKOFF_SPIN_NS = 20_000;
+/** Backoff: empty spins (each BACKOFF_SPIN_NS) before parking on the wake-up fd. */
+const BACKOFF_ROUNDS = 16;
+/** busy-spin: spin this long per native call, then yield one event-loop turn (timers, sockets keep working). */
+const BUSY_SPIN_NS = 200_000;
+
+/**
+ * The receiving end of one link. Created by `Listener.accept()`; the ring (in this process's memory) exists
+ * from then on, and a sender attaches to it through the listener's handshake, possibly several times (restarts).
+ *
+ * Events: `state` (StateChange), `error` (Error, only while started: consumption stops), `probe` (seq).
+ */
+export class Receiver extends EventEmitter {
+  readonly linkId: string;
+  /** The one Buffer covering the ring data region; handler offsets index into it. */
+  readonly buffer: Buffer;
+  readonly capacity: number;
+  /** Largest payload a record can carry on this ring. */
+  readonly maxPayload: number;
+  private readonly native: NativeReceiver;
+  private readonly idle: IdleStrategy;
+  private readonly batch: number;
+  private stateNow: LinkState = 'connecting';
+  private epochNow = 0;
+  private channel: ControlChannel | undefined;
+  private running:
+    | { handler: RecordHandler; timer: NodeJS.Immediate | undefined; rounds: number }
+    | undefined;
+  private watching = false;
+  private closedFlag = false;
+  private readonly onClose: () => void;
+
+  /** @internal — use Listener.accept(). */
+  constructor(
+    linkId: string,
+    native: NativeReceiver,
+    opts: { idle?: IdleStrategy; batch?: number },
+    onClose: () => void,
+  ) {
+    super();
+    this.linkId = linkId;
+    this.native = native;
+    this.buffer = native.buffer;
+    this.capacity = native.capacity;
+    this.maxPayload = native.maxPayload;
+    this.idle = opts.idle ?? 'backoff';
+    this.batch = opts.batch ?? 256;
+    this.onClose = onClose;
+    native.setState('connecting', 0);
+    native.setProbeHandler((seq) => {
+      // PROBE records travel through the ring; the reply goes back over the control connection.
+      this.channel?.send({ t: 'probe_reply', seq });
+      this.emit('probe', seq);
+    });
+  }
+
+  get state(): LinkState {
+    return this.stateNow;
+  }
+  get epoch(): number {
+    return this.epochNow;
+  }
+  /** Sequence of the next record this receiver will deliver. */
+  get nextSeq(): number {
+    return this.native.nextSeq;
+  }
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+  /** True while a sender is attached (its control connection is open). */
+  get attached(): boolean {
+    return this.channel !== undefined;
+  }
+
+  /**
+   * Delivers up to `limit` records synchronously, in order, to `handler` (one native call) and returns how
+   * many were delivered. Records are released to the sender (credit) when poll returns. Throws
+   * ERR_RDMAQ_BAD_HEADER if the ring holds a corrupt header (the link is then broken: never data).
+   */
+  poll(handler: RecordHandler, limit = 256): number {
+    return this.native.poll(handler, limit);
+  }
+
+  /**
+   * Batched poll without one JS call per record: fills `out` with `[offset, length, seq]` triples (so `out`
+   * needs 3 × limit entries) and returns the count. The views stay valid until the next poll/pollBatch/release.
+   */
+  pollBatch(out: Float64Array, limit = Math.floor(out.length / 3)): number {
+    if (limit * 3 > out.length) {
+      throw new RdmaqError(
+        'ERR_RDMAQ_ARG',
+        `pollBatch: out holds ${out.length / 3} triples, limit is ${limit}`,
+      );
+    }
+    return this.native.pollBatch(out, limit);
+  }
+
+  /** Releases the records of the last pollBatch (returns their space to the sender). */
+  release(): void {
+    this.native.release();
+  }
+
+  /**
+   * Consumes records on the event loop following the idle strategy until stop() or close(). Handler errors
+   * and link errors stop consumption and are emitted as `error`.
+   */
+  start(handler: RecordHandler): void {
+    if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', `receiver ${this.linkId} is closed`);
+    if (this.running) throw new RdmaqError('ERR_RDMAQ_STATE', `receiver ${this.linkId} is already started`);
+    this.running = { handler, timer: undefined, rounds: 0 };
+    if (this.idle !== 'busy-spin') {
+      this.native.watch(() => this.onWake());
+      this.watching = true;
+    }
+    this.schedule();
+  }
+
+  /** Stops start()-driven consumption (records stay in the ring for a later poll or start). */
+  stop(): void {
+    if (!this.running) return;
+    if (this.running.timer) clearImmediate(this.running.timer);
+    this.running = undefined;
+    if (this.watching) {
+      this.native.unwatch();
+      this.watching = false;
+    }
+    this.native.unpark();
+  }
+
+  /** Counters, gauges and histograms in one native call. */
+  stats(): LinkStats {
+    return this.native.stats();
+  }
+
+  /** Detaches the sender, removes the ring file and FIFOs. Records still in the ring are discarded. */
+  async close(): Promise<void> {
+    if (this.closedFlag) return;
+    this.stop();
+    this.closedFlag = true;
+    const ch = this.channel;
+    this.channel = undefined;
+    ch?.end({ t: 'bye', reason: 'receiver closed' });
+    this.native.wakeWriter();
+    this.setState('down', 'receiver closed');
+    this.native.close(true);
+    this.onClose();
+  }
+
+  // ---- internals used by the listener ----
+
+  /** @internal A sender passed the handshake: reply welcome and follow its control connection. */
+  attachSender(channel: ControlChannel, welcome: (epoch: number) => ControlMessage): void {
+    this.channel = channel;
+    this.epochNow += 1;
+    if (this.epochNow > 1) this.native.countReconnect();
+    channel.send(welcome(this.epochNow));
+    // A restarted receiver: the sender may be waiting for space that the previous receiver freed.
+    this.native.wakeWriter();
+    let graceful = false;
+    channel.on('message', (msg: ControlMessage) => {
+      if (msg.t === 'bye') graceful = true;
+    });
+    channel.on('close', () => {
+      if (this.channel !== channel) return;
+      this.channel = undefined;
+      if (this.closedFlag) return;
+      if (!graceful) this.native.countError('peer_gone');
+      this.setState(
+        'down',
+        graceful ? 'sender closed the link' : 'sender process is gone (control socket closed)',
+        graceful ? undefined : 'ERR_RDMAQ_PEER_GONE',
+      );
+    });
+    this.setState('up', 'sender attached');
+  }
+
+  private setState(state: LinkState, reason: string, code?: string): void {
+    this.stateNow = state;
+    if (!this.closedFlag || state === 'down') this.native.setState(state, this.epochNow);
+    const ev: StateChange = code ? { state, reason, code } : { state, reason };
+    this.emit('state', ev);
+  }
+
+  private schedule(): void {
+    const r = this.running;
+    if (!r || r.timer) return;
+    r.timer = setImmediate(() => {
+      r.timer = undefined;
+      this.step();
+    });
+  }
+
+  private onWake(): void {
+    // The fd was drained natively; we are no longer parked.
+    this.native.unpark();
+    if (this.running) {
+      this.running.rounds = 0;
+      this.step();
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.stop();
+    const e = err instanceof Error ? err : new Error(String(err));
+    if ((e as { code?: string }).code === 'ERR_RDMAQ_BAD_HEADER') {
+      this.setState('down', e.message, 'ERR_RDMAQ_BAD_HEADER');
+    }
+    if (this.listenerCount('error') > 0) this.emit('error', e);
+    else
+      queueMicrotask(() => {
+        throw e;
+      });
+  }
+
+  /** One turn of the consumption loop. */
+  private step(): void {
+    const r = this.running;
+    if (!r) return;
+    try {
+      if (this.idle === 'busy-spin') {
+        this.native.spinPoll(r.handler, this.batch, BUSY_SPIN_NS);
+        this.schedule();
+        return;
+      }
+      if (this.idle === 'event') {
+        // Drain what is there, then park at once.
+        let n = 0;
+        for (let i = 0; i < 64 && this.running; i++) {
+          n = this.native.poll(r.handler, this.batch);
+          if (n === 0) break;
+        }
+        if (!this.running) return;
+        if (n === 0 && this.native.park()) return; // sleeping on the fd: onWake resumes
+        this.schedule();
+        return;
+      }
+      // backoff: spin briefly per turn; after BACKOFF_ROUNDS empty turns, park.
+      const n = this.native.spinPoll(r.handler, this.batch, BACKOFF_SPIN_NS);
+      if (!this.running) return;
+      if (n > 0) r.rounds = 0;
+      else r.rounds += 1;
+      if (r.rounds >= BACKOFF_ROUNDS && this.native.park()) return;
+      this.schedule();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+}

@@ -1,0 +1,389 @@
+import { EventEmitter } from 'node:events';
+import { connect as netConnect } from 'node:net';
+import { CONTROL_VERSION, ControlChannel, type ControlMessage } from './control.js';
+import { RdmaqError } from './errors.js';
+import { type NativeSender, native, RecordType } from './native.js';
+import type { LinkState, LinkStats, SenderOptions, StateChange } from './types.js';
+
+const RECONNECT_MIN_MS = 10;
+const RECONNECT_MAX_MS = 1000;
+
+type Welcome = Extract<ControlMessage, { t: 'welcome' }>;
+
+/**
+ * The sending end of one link (shm). Obtain it with `connect()`. While the receiver is away (restarting),
+ * records still go into the ring until it is full — they are delivered when it reattaches — and the
+ * sender reconnects with backoff.
+ *
+ * Events: `state` (StateChange).
+ */
+export class Sender extends EventEmitter {
+  readonly linkId: string;
+  private nativeEnd: NativeSender | undefined;
+  private ringId = '';
+  private channel: ControlChannel | undefined;
+  private stateNow: LinkState = 'connecting';
+  private epochNow = 0;
+  private closedFlag = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectDelay = RECONNECT_MIN_MS;
+  private writeWaiters: Array<{ bytes: number; resolve: () => void; reject: (e: Error) => void }> = [];
+  private watching = false;
+  private probes = new Map<
+    number,
+    { sentNs: number; resolve: (ns: number) => void; timer: NodeJS.Timeout }
+  >();
+  private readonly opts: SenderOptions;
+  /** Offsets written by claimBatch (payload offsets into `buffer`). */
+  readonly batchOffsets = new Uint32Array(4096);
+
+  /** @internal — use connect(). */
+  constructor(opts: SenderOptions) {
+    super();
+    this.opts = opts;
+    this.linkId = opts.linkId;
+  }
+
+  private get n(): NativeSender {
+    if (!this.nativeEnd)
+      throw new RdmaqError('ERR_RDMAQ_STATE', `sender ${this.linkId} is not connected yet`);
+    return this.nativeEnd;
+  }
+
+  get state(): LinkState {
+    return this.stateNow;
+  }
+  get epoch(): number {
+    return this.epochNow;
+  }
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+  /** The Buffer covering the ring (shm) where claimed payloads are written; created once. */
+  get buffer(): Buffer {
+    return this.n.buffer;
+  }
+  get capacity(): number {
+    return this.n.capacity;
+  }
+  /** Largest payload one record can carry (header + payload ≤ capacity / 2). */
+  get maxPayload(): number {
+    return this.n.maxPayload;
+  }
+  /** Sequence the next record will carry. */
+  get nextSeq(): number {
+    return this.n.nextSeq;
+  }
+
+  /** Copies `payload` into one record. false = ring full (back-pressure): wait for whenWritable(). */
+  send(payload: Uint8Array): boolean {
+    return this.n.send(payload, RecordType.DATA);
+  }
+
+  /**
+   * Zero-copy: reserves a record of `length` payload bytes and returns its offset in `buffer`, or -1 when
+   * the ring is full. Write the payload there, then commit(). Throws ERR_RDMAQ_TOO_LARGE beyond maxPayload.
+   */
+  claim(length: number): number {
+    return this.n.claim(length);
+  }
+
+  /**
+   * Batched zero-copy: reserves up to `count` records of `size` bytes each (at most batchOffsets.length) and
+   * returns how many it got; their payload offsets are in `batchOffsets[0..n)`. One commit() publishes all.
+   */
+  claimBatch(count: number, size: number): number {
+    return this.n.claimBatch(Math.min(count, this.batchOffsets.length), size);
+  }
+
+  /** Publishes every claimed record (one release store). `length` may shrink a single claim. */
+  commit(length?: number): void {
+    if (length === undefined) this.n.commit();
+    else this.n.commit(length);
+  }
+
+  /** True if a record of `payload` bytes fits now. */
+  writable(payload = 0): boolean {
+    return this.n.writable(payload);
+  }
+
+  /**
+   * Resolves once a record of `payload` bytes (default: the largest) fits. Never blocks the event loop: the
+   * receiver wakes this sender through a FIFO only when the sender asked for it.
+   */
+  whenWritable(payload?: number): Promise<void> {
+    if (this.closedFlag)
+      return Promise.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`));
+    const bytes = Math.min(payload ?? this.n.maxPayload, this.n.maxPayload);
+    if (this.n.writable(bytes)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.writeWaiters.push({ bytes, resolve, reject });
+      this.armWaiters();
+    });
+  }
+
+  /**
+   * Measures a round trip: a PROBE record travels through the ring, the receiver answers over the control
+   * connection when its poll meets it. Resolves with the RTT in ns (also recorded in stats().latency.rtt).
+   */
+  async probe(timeoutMs = 5000): Promise<number> {
+    let seq = this.n.probe();
+    while (seq < 0) {
+      await this.whenWritable(0);
+      seq = this.n.probe();
+    }
+    const sentNs = native.nowNs();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.probes.delete(seq);
+        reject(
+          new RdmaqError(
+            'ERR_RDMAQ_PROBE_TIMEOUT',
+            `probe ${seq} on link ${this.linkId} got no reply within ${timeoutMs} ms (is the receiver polling?)`,
+          ),
+        );
+      }, timeoutMs);
+      this.probes.set(seq, { sentNs, resolve, timer });
+    });
+  }
+
+  stats(): LinkStats {
+    return this.n.stats();
+  }
+
+  /** Says goodbye to the receiver and unmaps the ring. Pending whenWritable/probe calls reject. */
+  async close(): Promise<void> {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const err = new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} was closed`);
+    for (const w of this.writeWaiters.splice(0)) w.reject(err);
+    for (const p of this.probes.values()) clearTimeout(p.timer);
+    this.probes.clear();
+    if (this.watching) this.nativeEnd?.unwatch();
+    this.watching = false;
+    const peerAlive = this.channel !== undefined;
+    this.channel?.end({ t: 'bye', reason: 'sender closed' });
+    this.channel = undefined;
+    this.setState('down', 'sender closed');
+    // Nobody will ever read a ring whose receiver is gone: remove it with us (else a listener sweeps it).
+    this.nativeEnd?.close(!peerAlive);
+  }
+
+  // ---- connection handling ----
+
+  /** @internal Connects and performs the handshake; resolves on the first welcome. */
+  async start(): Promise<void> {
+    const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
+    let lastErr: Error | undefined;
+    while (Date.now() < deadline) {
+      try {
+        await this.handshake();
+        return;
+      } catch (err) {
+        lastErr = err as Error;
+        const code = (err as { code?: string }).code;
+        // Retry only while the listener is not there yet; a refusal by a live listener is final.
+        if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    throw new RdmaqError(
+      'ERR_RDMAQ_CONNECT',
+      `no rdmaq listener answered on ${this.opts.socketPath} within ${timeoutMs} ms (${lastErr?.message ?? 'timeout'}); start the receiving agent or check the path`,
+      { cause: lastErr },
+    );
+  }
+
+  private handshake(): Promise<void> {
+    const path = this.opts.socketPath!;
+    return new Promise((resolve, reject) => {
+      const sock = netConnect(path);
+      let settled = false;
+      const fail = (e: Error): void => {
+        if (settled) return;
+        settled = true;
+        sock.destroy();
+        reject(e);
+      };
+      sock.once('error', fail);
+      sock.once('connect', () => {
+        sock.off('error', fail);
+        const ch = new ControlChannel(sock);
+        const onFirst = (msg: ControlMessage): void => {
+          if (settled) return;
+          if (msg.t === 'error') {
+            settled = true;
+            ch.destroy();
+            reject(new RdmaqError(msg.code, `listener refused link ${this.linkId}: ${msg.message}`));
+            return;
+          }
+          if (msg.t !== 'welcome') {
+            fail(new RdmaqError('ERR_RDMAQ_HANDSHAKE', `unexpected ${msg.t} before welcome`));
+            return;
+          }
+          try {
+            this.onWelcome(ch, msg);
+            settled = true;
+            resolve();
+          } catch (err) {
+            settled = true;
+            ch.end({ t: 'bye', reason: (err as Error).message });
+            reject(err);
+          }
+        };
+        ch.once('message', onFirst);
+        ch.once('close', () =>
+          fail(
+            new RdmaqError(
+              'ERR_RDMAQ_HANDSHAKE',
+              `listener on ${path} closed the connection during the handshake`,
+            ),
+          ),
+        );
+        ch.send({
+          t: 'hello',
+          v: CONTROL_VERSION,
+          linkId: this.linkId,
+          pid: process.pid,
+          ringId: this.ringId,
+        });
+      });
+    });
+  }
+
+  private onWelcome(ch: ControlChannel, w: Welcome): void {
+    if (w.v !== CONTROL_VERSION) {
+      throw new RdmaqError(
+        'ERR_RDMAQ_HANDSHAKE',
+        `listener speaks control version ${w.v}, this side ${CONTROL_VERSION}`,
+      );
+    }
+    if (this.nativeEnd && w.ringId === this.ringId) {
+      // Same ring (the receiver process restarted and reattached): continue where the control block says.
+      this.nativeEnd.resync();
+      this.nativeEnd.countReconnect();
+    } else {
+      if (this.nativeEnd) {
+        // The receiver made a fresh ring: what was unacknowledged in the old one cannot be delivered.
+        this.nativeEnd.countError('ring_replaced');
+        this.nativeEnd.close(true);
+      }
+      this.nativeEnd = new native.Sender({
+        transport: 'shm',
+        linkId: this.linkId,
+        ringPath: w.ringPath,
+        rxWakePath: w.rxWakePath,
+        txWakePath: w.txWakePath,
+      });
+      this.nativeEnd.setBatchArray(this.batchOffsets);
+      this.ringId = w.ringId;
+      if (this.watching) {
+        this.watching = false;
+        this.armWaiters();
+      }
+    }
+    this.channel = ch;
+    this.epochNow = w.epoch;
+    this.reconnectDelay = RECONNECT_MIN_MS;
+    ch.on('message', (msg: ControlMessage) => this.onControl(msg));
+    ch.on('close', () => this.onPeerGone(ch));
+    this.setState('up', `attached to ring ${w.ringPath}`);
+    this.armWaiters();
+  }
+
+  private onControl(msg: ControlMessage): void {
+    if (msg.t === 'probe_reply') {
+      const p = this.probes.get(msg.seq);
+      if (!p) return;
+      this.probes.delete(msg.seq);
+      clearTimeout(p.timer);
+      const rtt = Math.max(0, native.nowNs() - p.sentNs);
+      this.n.recordRtt(rtt);
+      p.resolve(rtt);
+    } else if (msg.t === 'bye') {
+      this.byeReason = msg.reason;
+    }
+  }
+  private byeReason: string | undefined;
+
+  private onPeerGone(ch: ControlChannel): void {
+    if (this.channel !== ch || this.closedFlag) return;
+    this.channel = undefined;
+    const graceful = this.byeReason !== undefined;
+    if (!graceful) this.nativeEnd?.countError('peer_gone');
+    this.setState(
+      'down',
+      graceful
+        ? `receiver closed the link (${this.byeReason})`
+        : 'receiver process is gone (control socket closed)',
+      graceful ? undefined : 'ERR_RDMAQ_PEER_GONE',
+    );
+    this.byeReason = undefined;
+    if (this.opts.reconnect === false) return;
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closedFlag || this.reconnectTimer) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.closedFlag) return;
+      this.handshake().catch(() => {
+        this.reconnectDelay = Math.min(this.reconnectDelay * 2, RECONNECT_MAX_MS);
+        this.scheduleReconnect();
+      });
+    }, this.reconnectDelay);
+    // Reconnecting alone must not keep a process alive that has nothing else to do.
+    this.reconnectTimer.unref();
+  }
+
+  private setState(state: LinkState, reason: string, code?: string): void {
+    this.stateNow = state;
+    this.nativeEnd?.setState(state, this.epochNow);
+    const ev: StateChange = code ? { state, reason, code } : { state, reason };
+    this.emit('state', ev);
+  }
+
+  /** Arms the FIFO wake-up for the smallest pending waiter; resolves those that fit. */
+  private armWaiters(): void {
+    const n = this.nativeEnd;
+    if (!n) return;
+    this.writeWaiters = this.writeWaiters.filter((w) => {
+      if (n.writable(w.bytes)) {
+        w.resolve();
+        return false;
+      }
+      return true;
+    });
+    if (this.writeWaiters.length === 0) {
+      if (this.watching) {
+        n.disarmWritable();
+        n.unwatch();
+        this.watching = false;
+      }
+      return;
+    }
+    const need = Math.min(...this.writeWaiters.map((w) => w.bytes));
+    if (!this.watching) {
+      n.watch(() => this.armWaiters());
+      this.watching = true;
+    }
+    // armWritable re-checks after arming: false means space appeared meanwhile.
+    if (!n.armWritable(need)) setImmediate(() => this.armWaiters());
+  }
+}
+
+/** Opens the sending end of link `linkId` to the listener at `socketPath` (shm). */
+export async function connectShm(opts: SenderOptions): Promise<Sender> {
+  if (!opts.socketPath) {
+    throw new RdmaqError(
+      'ERR_RDMAQ_ARG',
+      'connect: the shm transport needs socketPath (the peer listener socket)',
+    );
+  }
+  const s = new Sender(opts);
+  await s.start();
+  return s;
+}

@@ -1,0 +1,135 @@
+/**
+ * Public types of @rdmaq/rdma-core. The field names of LinkStats match `LinkSample` of @rdmaq/shared's wire
+ * protocol (counters, gauges, latency), so the agent forwards them without renaming.
+ */
+
+/** Where the ring's bytes travel: `shm` (same host, shared file) or `fabric` (libfabric, across hosts). */
+export type Transport = 'shm' | 'fabric';
+
+/**
+ * How a receiver waits for records (as in Aeron):
+ * - `busy-spin`: keep polling (lowest latency, burns a core while started);
+ * - `backoff`: spin a little, then yield, then park on the wake-up fd through the event loop;
+ * - `event`: park at once; the producer wakes the consumer through a pollable fd (uv_poll) only while it is
+ *   parked, so a busy link makes no syscalls and an idle one uses no CPU.
+ */
+export type IdleStrategy = 'busy-spin' | 'backoff' | 'event';
+
+/** `connecting` until the first handshake, `up` while the peer is attached, `down` when it is gone or closed. */
+export type LinkState = 'connecting' | 'up' | 'degraded' | 'down';
+
+export type Role = 'sender' | 'receiver';
+
+/** Payload of the `state` event of Sender and Receiver. */
+export interface StateChange {
+  state: LinkState;
+  /** Plain words: why the state changed (e.g. "peer process exited (control socket EOF)"). */
+  reason: string;
+  /** Stable ERR_RDMAQ_* code when the change comes from an error. */
+  code?: string;
+}
+
+/** Sparse log-linear histogram buckets, `[bucket index, count]`, index ascending; layout of @rdmaq/shared. */
+export type SparseBuckets = Array<[number, number]>;
+
+/** Everything known about one link end, read from native memory in one call. */
+export interface LinkStats {
+  linkId: string;
+  role: Role;
+  transport: Transport;
+  /** libfabric provider name; `shm` for the shm transport. */
+  provider: string;
+  state: LinkState;
+  /** Bumped on every (re)connect of the sender; 0 before the first one. */
+  epoch: number;
+  counters: {
+    /** DATA records sent (sender) or delivered to the application (receiver). */
+    records: number;
+    /** Payload bytes of those records. */
+    bytes: number;
+    /** Transport completions: publications observed by the receiver (shm) / CQ entries (fabric). */
+    completions: number;
+    /** Head (credit) publications by the receiver. */
+    creditUpdates: number;
+    /** Sends/claims refused because the ring was full. */
+    backpressure: number;
+    /** Wraps of the ring position to offset 0. */
+    wraps: number;
+    /** Records resent after a reconnect. */
+    resends: number;
+    /** Handshakes after the first one. */
+    reconnects: number;
+    /** Errors by kind: bad_header, peer_gone, handshake, resume_gap, wake, ... */
+    errors: Record<string, number>;
+  };
+  gauges: {
+    /** tail − head now. */
+    occupancyBytes: number;
+    /** Highest occupancy seen since the previous stats() call (reset by reading). */
+    peakOccupancyBytes: number;
+    capacityBytes: number;
+  };
+  /** Cumulative since the link object was created. Queue: send timestamp → delivery (receiver); rtt: probe round trips (sender). */
+  latency: { queue: SparseBuckets; rtt: SparseBuckets };
+}
+
+/**
+ * Called once per record by `Receiver.poll`. `buffer` is the one Buffer that covers the ring (the same object
+ * on every call); the payload is `buffer[offset, offset + length)`, valid until the handler returns.
+ * Throwing leaves the record undelivered (it is handed out again by the next poll) and rethrows from poll.
+ */
+export type RecordHandler = (buffer: Buffer, offset: number, length: number, seq: number) => void;
+
+/** Options of `listen()`. */
+export interface ListenOptions {
+  /** Unix socket path the shm handshake listens on (a stale socket of a dead listener is replaced). */
+  socketPath: string;
+  /** Where ring files go; default `/dev/shm`. Files are named `rdmaq-<link>-<hash>.ring` (+ `.rxw`/`.txw` FIFOs). */
+  shmDir?: string;
+  /** Default ring capacity for accepted links (power of two, 64 KiB … 1 GiB; default 4 MiB). */
+  capacity?: number;
+  /**
+   * Accept senders for link ids that were not registered with `accept()`: the listener creates a Receiver
+   * with default options and emits `receiver`. Default false (unknown links are refused with ERR_RDMAQ_UNKNOWN_LINK).
+   */
+  acceptUnknown?: boolean;
+  /**
+   * Also accept fabric senders on a TCP port, authenticated with an HMAC-SHA256 challenge on `secret`
+   * (implemented by the fabric transport, src/fabric — issue 4).
+   */
+  tcp?: { host?: string; port: number; secret: string | Buffer; provider?: string };
+}
+
+/** Options of `Listener.accept()` for one receiving link. */
+export interface ReceiverOptions {
+  /** Ring capacity in bytes (power of two). The ring lives in receiver memory, so the receiver decides. */
+  capacity?: number;
+  /** Idle strategy of `start()`; default `backoff`. */
+  idle?: IdleStrategy;
+  /**
+   * Next sequence the application wants (it keeps its position, e.g. last delivered + 1). Records below it
+   * that are still in the ring are released without delivery; asking for records the ring no longer holds
+   * throws ERR_RDMAQ_RESUME_GAP. Default: continue where the ring's head is.
+   */
+  resumeFrom?: number;
+  /** Records per native poll call in `start()`; default 256. */
+  batch?: number;
+}
+
+/** Options of `connect()`, opening the sending end of a link to a peer's listener. */
+export interface SenderOptions {
+  linkId: string;
+  /** Default `shm`. */
+  transport?: Transport;
+  /** shm: the peer listener's unix socket path. */
+  socketPath?: string;
+  /** fabric: the peer listener's address and the cluster secret (issue 4). */
+  host?: string;
+  port?: number;
+  secret?: string | Buffer;
+  provider?: string;
+  /** Reconnect after the peer dies or restarts (default true), retrying with backoff up to 1 s. */
+  reconnect?: boolean;
+  /** How long connect() waits for the first handshake; default 10 000 ms. */
+  connectTimeoutMs?: number;
+}
