@@ -3,6 +3,8 @@
 #include <rdma/fabric.h>
 #include <rdma/fi_errno.h>
 
+#include "fabric_napi.h"  // fabric transport (issue 4): FabricSenderNative, FabricReceiverNative
+
 #include <set>
 #include <string>
 
@@ -39,6 +41,7 @@ Napi::Value FabricVersion(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("providers", Napi::Function::New(env, Providers, "providers"));
   exports.Set("fabricVersion", Napi::Function::New(env, FabricVersion, "fabricVersion"));
+  rdmaq_fabric::Register(env, exports);
   return exports;
 }
 

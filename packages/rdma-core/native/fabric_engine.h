@@ -1,0 +1,850 @@
+// rdmaq fabric transport engine: the ring protocol over libfabric RMA (no N-API here; fabric_napi.h wraps it).
+//
+// Receiver: registers its ring (FI_REMOTE_WRITE). Sender: keeps a registered mirror of the ring at the same
+// offsets and writes each batch with fi_writedata; the remote CQ data is the number of bytes the tail moved
+// (32 bits, so it fits verbs' 4-byte CQ data). The receiver reads its CQ, consumes, and returns credit by
+// writing its head position into a registered word on the sender (fi_inject_writedata, so a sender that
+// sleeps on its CQ would also see an event). Progress is manual on every provider we use: both sides must
+// keep calling poll()/progress() — a sender waiting for credit keeps polling its own CQ.
+//
+// Threading: one object is used by one thread (the JS thread); FI_THREAD_DOMAIN matches that.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <rdma/fabric.h>
+#include <rdma/fi_cm.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace rdmaq_fabric {
+
+// ---- record format (DESIGN.md §2): 24-byte header, 8-byte aligned, PADDING fills the end of the ring ----
+enum RecordType : uint16_t { kData = 1, kPadding = 2, kProbe = 3, kProbeReply = 4, kHeartbeat = 5 };
+struct RecordHeader {
+  uint32_t length;  // payload bytes
+  uint16_t type;
+  uint16_t flags;
+  uint64_t seq;
+  uint64_t timestamp_ns;
+};
+static_assert(sizeof(RecordHeader) == 24, "record header is 24 bytes");
+constexpr uint64_t kHeader = sizeof(RecordHeader);
+inline uint64_t Align8(uint64_t v) { return (v + 7) & ~uint64_t(7); }
+inline uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+// An error with a stable code; fabric_napi.h turns it into a JS Error {code, errno, fiError}.
+struct FabricError {
+  std::string code;
+  std::string message;
+  int err = 0;  // positive libfabric/OS errno, 0 if none
+};
+
+inline std::string FiText(int rc) {
+  int e = rc < 0 ? -rc : rc;
+  return std::string(fi_strerror(e)) + " (" + std::to_string(-e) + ")";
+}
+
+[[noreturn]] inline void Fail(const std::string& code, const std::string& what, int rc = 0) {
+  FabricError e;
+  e.code = code;
+  e.err = rc < 0 ? -rc : rc;
+  e.message = rc ? what + ": " + FiText(rc) : what;
+  throw e;
+}
+
+inline std::set<std::string> ProviderNames() {
+  std::set<std::string> names;
+  fi_info* list = nullptr;
+  if (fi_getinfo(FI_VERSION(1, 17), nullptr, nullptr, 0, nullptr, &list) == 0) {
+    for (fi_info* p = list; p; p = p->next)
+      if (p->fabric_attr && p->fabric_attr->prov_name) names.insert(p->fabric_attr->prov_name);
+    fi_freeinfo(list);
+  }
+  return names;
+}
+
+inline bool IsHardwareProvider(const std::string& p) {
+  static const char* hw[] = {"verbs", "efa", "psm2", "psm3", "opx", "cxi", "usnic", "ucx"};
+  std::string first = p.substr(0, p.find(';'));
+  for (const char* h : hw)
+    if (first == h) return true;
+  return false;
+}
+
+// What the fi_info we got says, kept for adaptation and for the JS side (describe()).
+struct InfoSummary {
+  std::string provider, fabric, domain;
+  uint64_t mode = 0, mr_mode = 0, caps = 0, msg_order = 0;
+  size_t cq_data_size = 0, inject_size = 0, tx_size = 0, rx_size = 0, max_msg_size = 0, mr_key_size = 0;
+  uint32_t addr_format = 0;
+  size_t addrlen = 0;
+};
+
+// One endpoint with its fabric, domain, CQ and AV. Both link ends own one; it is torn down and rebuilt on every
+// reconnect (closing the endpoint guarantees no write of the old connection can land afterwards).
+class Endpoint {
+ public:
+  Endpoint() = default;
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+  ~Endpoint() { Close(); }
+
+  // provider e.g. "net", "tcp;ofi_rxm", "verbs;ofi_rxm"; node: local IP for IP providers ("" → none).
+  void Open(const std::string& provider, const std::string& node, size_t cq_size) {
+    Close();
+    fi_info* hints = fi_allocinfo();
+    if (!hints) Fail("ERR_RDMAQ_FABRIC", "fi_allocinfo failed (out of memory)");
+    hints->caps = FI_RMA | FI_WRITE | FI_REMOTE_WRITE;
+    hints->mode = FI_RX_CQ_DATA;  // we can post receives if the provider needs them (verbs)
+    hints->ep_attr->type = FI_EP_RDM;
+    hints->domain_attr->threading = FI_THREAD_DOMAIN;
+    hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
+    hints->fabric_attr->prov_name = strdup(provider.c_str());
+    bool shm = provider == "shm";
+    uint64_t flags = 0;
+    const char* nodep = nullptr;
+    if (!node.empty() && !shm) {  // shm + node + FI_SOURCE makes both processes claim the same region name
+      nodep = node.c_str();
+      flags = FI_SOURCE;
+    }
+    int rc = fi_getinfo(FI_VERSION(1, 17), nodep, nullptr, flags, hints, &info_);
+    fi_freeinfo(hints);
+    if (rc != 0) {
+      info_ = nullptr;
+      std::set<std::string> names = ProviderNames();
+      std::string have;
+      for (const auto& n : names) have += (have.empty() ? "" : ", ") + n;
+      std::string first = provider.substr(0, provider.find(';'));
+      if (rc == -FI_ENODATA && IsHardwareProvider(provider))
+        Fail("ERR_RDMAQ_NO_DEVICE",
+             "no RDMA device found (" + first + "): libfabric's " + first +
+                 " provider found no usable device on this host (fi_getinfo returned -FI_ENODATA); use an "
+                 "Ethernet provider instead (available here: " + have + ")");
+      if (rc == -FI_ENODATA && !names.count(first))
+        Fail("ERR_RDMAQ_NO_PROVIDER",
+             "unknown libfabric provider \"" + provider + "\"; the providers available here are: " + have);
+      if (rc == -FI_ENODATA)
+        Fail("ERR_RDMAQ_NO_PROVIDER",
+             "libfabric provider \"" + provider + "\" cannot serve a reliable-datagram endpoint with RMA write" +
+                 (nodep ? " on address " + node : std::string()) +
+                 " (fi_getinfo returned -FI_ENODATA); try \"net\" or \"tcp;ofi_rxm\"");
+      Fail("ERR_RDMAQ_FABRIC", "fi_getinfo(" + provider + ") failed", rc);
+    }
+    Summarise();
+    if (summary_.cq_data_size < 4)
+      Fail("ERR_RDMAQ_NO_PROVIDER", "provider " + provider + " carries only " +
+                                        std::to_string(summary_.cq_data_size) +
+                                        " bytes of remote CQ data; rdmaq needs at least 4");
+    Check(fi_fabric(info_->fabric_attr, &fabric_, nullptr), "fi_fabric");
+    Check(fi_domain(fabric_, info_, &domain_, nullptr), "fi_domain");
+    fi_cq_attr cq_attr{};
+    cq_attr.size = cq_size;
+    cq_attr.format = FI_CQ_FORMAT_DATA;
+    cq_attr.wait_obj = FI_WAIT_NONE;  // wait objects misbehave here (net fd always readable, shm sread spins)
+    Check(fi_cq_open(domain_, &cq_attr, &cq_, nullptr), "fi_cq_open");
+    fi_av_attr av_attr{};
+    av_attr.type = FI_AV_TABLE;
+    av_attr.count = 4;
+    Check(fi_av_open(domain_, &av_attr, &av_, nullptr), "fi_av_open");
+    Check(fi_endpoint(domain_, info_, &ep_, nullptr), "fi_endpoint");
+    Check(fi_ep_bind(ep_, &cq_->fid, FI_TRANSMIT | FI_RECV), "fi_ep_bind(cq)");
+    Check(fi_ep_bind(ep_, &av_->fid, 0), "fi_ep_bind(av)");
+    Check(fi_enable(ep_), "fi_enable");
+    size_t len = sizeof(addr_);
+    Check(fi_getname(&ep_->fid, addr_, &len), "fi_getname");
+    addrlen_ = len;
+  }
+
+  // Registers [buf, buf+len) with the given access; returns the key. Keys are requested (FI_MR_PROV_KEY is
+  // dropped by these providers); a random one makes a stale or guessed key unlikely to match.
+  fid_mr* Register(void* buf, size_t len, uint64_t access, uint64_t* key_out) {
+    std::random_device rd;
+    uint64_t want = (uint64_t(rd()) & 0x7fffffff) | 1;
+    if (summary_.mr_key_size && summary_.mr_key_size < 4) want &= (1ull << (8 * summary_.mr_key_size)) - 1;
+    fid_mr* mr = nullptr;
+    Check(fi_mr_reg(domain_, buf, len, access, 0, want, 0, &mr, nullptr), "fi_mr_reg");
+    if (summary_.mr_mode & FI_MR_ENDPOINT) {
+      Check(fi_mr_bind(mr, &ep_->fid, 0), "fi_mr_bind");
+      Check(fi_mr_enable(mr), "fi_mr_enable");
+    }
+    mrs_.push_back(mr);
+    *key_out = fi_mr_key(mr);
+    return mr;
+  }
+  // Target addresses: VIRT_ADDR providers want the buffer's virtual address, the others an offset.
+  uint64_t RemoteBase(const void* buf) const {
+    return (summary_.mr_mode & FI_MR_VIRT_ADDR) ? uint64_t(uintptr_t(buf)) : 0;
+  }
+
+  fi_addr_t InsertPeer(const uint8_t* addr, size_t len) {
+    if (len != addrlen_)
+      Fail("ERR_RDMAQ_HANDSHAKE", "peer fabric address has " + std::to_string(len) + " bytes; provider " +
+                                      summary_.provider + " uses " + std::to_string(addrlen_));
+    fi_addr_t out = FI_ADDR_NOTAVAIL;
+    int rc = fi_av_insert(av_, addr, 1, &out, 0, nullptr);
+    if (rc != 1) Fail("ERR_RDMAQ_HANDSHAKE", "fi_av_insert rejected the peer's fabric address", rc < 0 ? rc : 0);
+    return out;
+  }
+
+  void Close() {
+    // Order matters: endpoint first (stops traffic), then MRs, AV, CQ, domain, fabric.
+    if (ep_) fi_close(&ep_->fid);
+    ep_ = nullptr;
+    for (fid_mr* mr : mrs_) fi_close(&mr->fid);
+    mrs_.clear();
+    if (av_) fi_close(&av_->fid);
+    av_ = nullptr;
+    if (cq_) fi_close(&cq_->fid);
+    cq_ = nullptr;
+    if (domain_) fi_close(&domain_->fid);
+    domain_ = nullptr;
+    if (fabric_) fi_close(&fabric_->fid);
+    fabric_ = nullptr;
+    if (info_) fi_freeinfo(info_);
+    info_ = nullptr;
+  }
+
+  bool open() const { return ep_ != nullptr; }
+  fid_ep* ep() const { return ep_; }
+  fid_cq* cq() const { return cq_; }
+  fi_info* info() const { return info_; }
+  const InfoSummary& summary() const { return summary_; }
+  const uint8_t* addr() const { return addr_; }
+  size_t addrlen() const { return addrlen_; }
+
+  std::string StrAddr(const uint8_t* a, size_t len) const {
+    char buf[256];
+    size_t n = sizeof(buf);
+    (void)len;
+    fi_av_straddr(av_, a, buf, &n);
+    buf[sizeof(buf) - 1] = 0;
+    return buf;
+  }
+
+ private:
+  void Check(int rc, const char* what) {
+    if (rc != 0) Fail("ERR_RDMAQ_FABRIC", std::string(what) + " failed on provider " + summary_.provider, rc);
+  }
+  void Summarise() {
+    InfoSummary& s = summary_;
+    s.provider = info_->fabric_attr->prov_name ? info_->fabric_attr->prov_name : "";
+    s.fabric = info_->fabric_attr->name ? info_->fabric_attr->name : "";
+    s.domain = info_->domain_attr->name ? info_->domain_attr->name : "";
+    s.mode = info_->mode;
+    s.mr_mode = uint64_t(info_->domain_attr->mr_mode);
+    s.caps = info_->caps;
+    s.cq_data_size = info_->domain_attr->cq_data_size;
+    s.mr_key_size = info_->domain_attr->mr_key_size;
+    s.inject_size = info_->tx_attr->inject_size;
+    s.tx_size = info_->tx_attr->size;
+    s.rx_size = info_->rx_attr->size;
+    s.msg_order = info_->tx_attr->msg_order;
+    s.max_msg_size = info_->ep_attr->max_msg_size;
+    s.addr_format = info_->addr_format;
+    s.addrlen = info_->src_addrlen;
+  }
+
+  fi_info* info_ = nullptr;
+  fid_fabric* fabric_ = nullptr;
+  fid_domain* domain_ = nullptr;
+  fid_cq* cq_ = nullptr;
+  fid_av* av_ = nullptr;
+  fid_ep* ep_ = nullptr;
+  std::vector<fid_mr*> mrs_;
+  uint8_t addr_[256];
+  size_t addrlen_ = 0;
+  InfoSummary summary_;
+};
+
+// Memory that is either anonymous or a file mapping (the sender's journal). Page aligned.
+struct Mapping {
+  uint8_t* base = nullptr;
+  size_t len = 0;
+  int fd = -1;
+  bool existed = false;
+  void MapAnon(size_t n) {
+    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) Fail("ERR_RDMAQ_NOMEM", "could not map " + std::to_string(n) + " bytes", -errno);
+    base = static_cast<uint8_t*>(p);
+    len = n;
+  }
+  void MapFile(const std::string& path, size_t n) {
+    struct stat st;
+    existed = stat(path.c_str(), &st) == 0 && size_t(st.st_size) == n;
+    fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) Fail("ERR_RDMAQ_JOURNAL", "cannot open journal file " + path + ": " + strerror(errno));
+    if (!existed && ftruncate(fd, off_t(n)) != 0)
+      Fail("ERR_RDMAQ_JOURNAL", "cannot size journal file " + path + ": " + strerror(errno));
+    // MAP_SHARED: stores reach the page cache at once, so a kill -9 of the sender loses nothing accepted.
+    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) Fail("ERR_RDMAQ_JOURNAL", "cannot map journal file " + path + ": " + strerror(errno));
+    base = static_cast<uint8_t*>(p);
+    len = n;
+  }
+  ~Mapping() {
+    if (base) munmap(base, len);
+    if (fd >= 0) close(fd);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Sender. Memory: a 4 KiB control page (journal header + credit word) followed by the mirror (capacity).
+// Positions (tail, sent, acked) are byte counters that only grow; index = position & (capacity - 1).
+struct JournalHeader {
+  char magic[8];  // "RDMAQJ01"
+  uint64_t capacity;
+  uint64_t stream_id;
+  uint64_t tail;       // end of the last accepted record (published after the record bytes)
+  uint64_t next_seq;   // sequence the next record gets
+  uint64_t first_seq;  // sequence of the record at the oldest position the journal may still hold
+  uint8_t pad0[64 - 48];
+  alignas(64) volatile uint64_t credit;  // receiver's head, written remotely (fi_inject_writedata)
+};
+static_assert(sizeof(JournalHeader) <= 4096, "header fits the control page");
+
+class SenderCore {
+ public:
+  static constexpr size_t kPage = 4096;
+
+  SenderCore(uint64_t capacity, const std::string& journal) : cap_(capacity), mask_(capacity - 1) {
+    if (capacity < 4096 || (capacity & (capacity - 1)) || capacity > (1ull << 30))
+      Fail("ERR_RDMAQ_INVALID_ARG", "ring capacity must be a power of two between 4 KiB and 1 GiB");
+    if (journal.empty())
+      mem_.MapAnon(kPage + cap_);
+    else
+      mem_.MapFile(journal, kPage + cap_);
+    hdr_ = reinterpret_cast<JournalHeader*>(mem_.base);
+    mirror_ = mem_.base + kPage;
+    if (mem_.existed && memcmp(hdr_->magic, "RDMAQJ01", 8) == 0 && hdr_->capacity == cap_) {
+      recovered_ = true;  // a journal from a previous run: its unacknowledged records will be resent
+      if (hdr_->credit > hdr_->tail || hdr_->tail - hdr_->credit > cap_)
+        Fail("ERR_RDMAQ_JOURNAL", "journal " + journal + " is inconsistent (credit beyond tail); delete it");
+    } else {
+      if (mem_.existed)
+        Fail("ERR_RDMAQ_JOURNAL", "journal " + journal + " was made for another ring capacity or is not a "
+                                  "journal; delete it or use the same capacity");
+      memset(hdr_, 0, sizeof(JournalHeader));
+      std::random_device rd;
+      hdr_->capacity = cap_;
+      hdr_->stream_id = (uint64_t(rd()) << 32 | rd()) & 0x1fffffffffffffull;  // fits a JS number
+      hdr_->first_seq = 0;
+      memcpy(hdr_->magic, "RDMAQJ01", 8);
+    }
+    acked_ = hdr_->credit;
+    sent_ = acked_;
+  }
+
+  // ---- producer side ----
+  uint64_t Free() const { return cap_ - (hdr_->tail - acked_); }
+  uint64_t MaxPayload() const { return cap_ / 2 - kHeader; }
+
+  // Reserves room for a record of `len` payload bytes; returns the mirror offset of the payload or -1 when
+  // the ring is full (back-pressure). Writes PADDING first if the record would straddle the end.
+  int64_t Claim(uint32_t len) {
+    if (len > MaxPayload())
+      Fail("ERR_RDMAQ_TOO_LARGE", "record of " + std::to_string(len) + " bytes exceeds the maximum of " +
+                                      std::to_string(MaxPayload()) + " (half the ring minus the header)");
+    RefreshCredit();
+    uint64_t need = Align8(kHeader + len);
+    uint64_t tail = hdr_->tail;
+    uint64_t off = tail & mask_;
+    uint64_t pad = cap_ - off < need ? cap_ - off : 0;
+    if (pad + need > Free()) {
+      ++backpressure_;
+      return -1;
+    }
+    if (pad) {
+      if (pad >= kHeader) {
+        auto* h = reinterpret_cast<RecordHeader*>(mirror_ + off);
+        h->length = uint32_t(pad - kHeader);
+        h->type = kPadding;
+        h->flags = 0;
+        h->seq = 0;
+        h->timestamp_ns = 0;
+      }  // fewer than 24 bytes left: the receiver skips them implicitly
+      tail += pad;
+      off = 0;
+      ++wraps_;
+    }
+    claim_pos_ = tail;
+    claim_len_ = len;
+    return int64_t(off + kHeader);
+  }
+
+  // Publishes the claimed record (journal: record bytes first, then tail — a crash in between loses only an
+  // unaccepted record).
+  uint64_t Commit(uint16_t type = kData) {
+    uint64_t off = claim_pos_ & mask_;
+    auto* h = reinterpret_cast<RecordHeader*>(mirror_ + off);
+    uint64_t seq = hdr_->next_seq;
+    h->length = claim_len_;
+    h->type = type;
+    h->flags = 0;
+    h->seq = seq;
+    h->timestamp_ns = NowNs();
+    std::atomic_thread_fence(std::memory_order_release);
+    hdr_->next_seq = seq + 1;
+    hdr_->tail = claim_pos_ + Align8(kHeader + claim_len_);
+    ++records_;
+    bytes_ += claim_len_;
+    return seq;
+  }
+
+  bool Send(const uint8_t* data, uint32_t len, uint16_t type = kData) {
+    int64_t off = Claim(len);
+    if (off < 0) return false;
+    if (len) memcpy(mirror_ + off, data, len);
+    Commit(type);
+    return true;
+  }
+
+  // ---- connection ----
+  // Opens the endpoint and registers mirror (local source) and credit word (remote target).
+  void OpenFabric(const std::string& provider, const std::string& node) {
+    ep_.Open(provider, node, 1024);
+    uint64_t k = 0;
+    fid_mr* mm = ep_.Register(mirror_, cap_, FI_WRITE, &k);
+    mirror_desc_ = fi_mr_desc(mm);
+    credit_mr_ = ep_.Register(const_cast<uint64_t*>(&hdr_->credit), 8, FI_REMOTE_WRITE, &credit_key_);
+    credit_addr_ = ep_.RemoteBase(const_cast<uint64_t*>(&hdr_->credit));
+    max_inflight_ = std::max<size_t>(1, std::min<size_t>(ep_.summary().tx_size ? ep_.summary().tx_size : 64, 64));
+    max_chunk_ = std::min<uint64_t>(ep_.summary().max_msg_size ? ep_.summary().max_msg_size : cap_, 1ull << 20);
+    max_chunk_ &= ~uint64_t(7);
+    inflight_ = 0;
+    failed_ = false;
+  }
+  void CloseFabric() {
+    ep_.Close();
+    inflight_ = 0;
+    connected_ = false;
+  }
+
+  // Where to resend from, given the receiver's next expected sequence: walks the unacknowledged records.
+  // Returns {position, sequence}. want_seq < 0: start at the oldest unacknowledged record.
+  std::pair<uint64_t, uint64_t> ResendPoint(int64_t want_seq) {
+    RefreshCredit();
+    uint64_t pos = acked_;
+    uint64_t tail = hdr_->tail;
+    while (pos < tail) {
+      uint64_t off = pos & mask_;
+      if (cap_ - off < kHeader) {
+        pos += cap_ - off;
+        continue;
+      }
+      auto* h = reinterpret_cast<RecordHeader*>(mirror_ + off);
+      if (h->type == kPadding) {
+        pos += cap_ - off;
+        continue;
+      }
+      if (want_seq < 0 || h->seq >= uint64_t(want_seq)) {
+        if (want_seq >= 0 && h->seq > uint64_t(want_seq))
+          Fail("ERR_RDMAQ_RESEND_GAP", "receiver expects sequence " + std::to_string(want_seq) +
+                                           " but the oldest record still held is " + std::to_string(h->seq) +
+                                           "; records in between were acknowledged and are gone");
+        return {pos, h->seq};
+      }
+      pos += Align8(kHeader + h->length);
+    }
+    uint64_t next = hdr_->next_seq;
+    if (want_seq >= 0 && uint64_t(want_seq) != next)
+      Fail("ERR_RDMAQ_RESEND_GAP", "receiver expects sequence " + std::to_string(want_seq) +
+                                       " but this sender's next sequence is " + std::to_string(next));
+    return {tail, next};
+  }
+
+  void Connect(const uint8_t* peer, size_t peerlen, uint64_t ring_base, uint64_t ring_key, uint64_t start_pos) {
+    peer_ = ep_.InsertPeer(peer, peerlen);
+    ring_base_ = ring_base;
+    ring_key_ = ring_key;
+    sent_ = start_pos;
+    // Anything before start_pos was delivered: it counts as acknowledged now.
+    if (start_pos > acked_) acked_ = start_pos;
+    connected_ = true;
+  }
+
+  // Reads the CQ and posts unsent bytes. Returns false if the link failed (error() says why).
+  bool Progress() {
+    if (!ep_.open()) return false;
+    ReadCq();
+    RefreshCredit();
+    if (!connected_ || failed_) return !failed_;
+    uint64_t tail = hdr_->tail;
+    while (sent_ < tail && inflight_ < max_inflight_) {
+      uint64_t off = sent_ & mask_;
+      uint64_t len = std::min<uint64_t>({tail - sent_, cap_ - off, max_chunk_});
+      ssize_t rc = fi_writedata(ep_.ep(), mirror_ + off, len, mirror_desc_, len, peer_, ring_base_ + off,
+                                ring_key_, &write_ctx_);
+      if (rc == -FI_EAGAIN) {  // tx queue full or rxm connection not up yet: progress and retry later
+        ReadCq();
+        break;
+      }
+      if (rc != 0) {
+        SetFailed("fi_writedata failed", int(rc));
+        return false;
+      }
+      ++inflight_;
+      ++writes_;
+      sent_ += len;
+    }
+    return !failed_;
+  }
+
+  // Test hook: a write whose remote CQ data lies (out-of-range tail delta).
+  void ForgeWrite(uint64_t len, uint64_t data) {
+    uint64_t off = sent_ & mask_;
+    len = std::min<uint64_t>(len, cap_ - off);
+    fi_writedata(ep_.ep(), mirror_ + off, len, mirror_desc_, data, peer_, ring_base_ + off, ring_key_, &write_ctx_);
+    ++inflight_;
+  }
+
+  uint64_t tail() const { return hdr_->tail; }
+  uint64_t sent() const { return sent_; }
+  uint64_t acked() const { return acked_; }
+  uint64_t next_seq() const { return hdr_->next_seq; }
+  uint64_t stream_id() const { return hdr_->stream_id; }
+  uint64_t capacity() const { return cap_; }
+  bool recovered() const { return recovered_; }
+  size_t inflight() const { return inflight_; }
+  bool failed() const { return failed_; }
+  const FabricError& error() const { return error_; }
+  Endpoint& ep() { return ep_; }
+  uint8_t* mirror() const { return mirror_; }
+  uint64_t credit_key() const { return credit_key_; }
+  uint64_t credit_addr() const { return credit_addr_; }
+  bool idle() const { return sent_ == hdr_->tail && inflight_ == 0; }
+
+  uint64_t records_ = 0, bytes_ = 0, writes_ = 0, completions_ = 0, credits_ = 0, backpressure_ = 0,
+           wraps_ = 0, cq_errors_ = 0;
+
+ private:
+  void RefreshCredit() {
+    uint64_t c = hdr_->credit;  // written by the NIC/provider; volatile read
+    if (c > acked_) {
+      if (c > sent_ && connected_) {
+        SetFailed("receiver returned credit beyond what was sent (" + std::to_string(c) + " > " +
+                      std::to_string(sent_) + ")",
+                  0, "ERR_RDMAQ_PROTOCOL");
+        return;
+      }
+      acked_ = c;
+      ++credits_;
+    }
+  }
+  void ReadCq() {
+    fi_cq_data_entry e[32];
+    for (;;) {
+      ssize_t n = fi_cq_read(ep_.cq(), e, 32);
+      if (n == -FI_EAGAIN) return;
+      if (n == -FI_EAVAIL) {
+        fi_cq_err_entry err{};
+        fi_cq_readerr(ep_.cq(), &err, 0);
+        ++cq_errors_;
+        if (err.op_context == &write_ctx_ && inflight_) --inflight_;
+        char buf[256];
+        const char* pe = fi_cq_strerror(ep_.cq(), err.prov_errno, err.err_data, buf, sizeof(buf));
+        SetFailed(std::string("write completed with an error (") + (pe ? pe : "?") + ")", -int(err.err));
+        continue;
+      }
+      if (n < 0) {
+        SetFailed("fi_cq_read failed", int(n));
+        return;
+      }
+      for (ssize_t i = 0; i < n; ++i) {
+        // Sort by op_context / FI_REMOTE_WRITE (sockets sets FI_REMOTE_CQ_DATA on our own completions too).
+        if (e[i].op_context == &write_ctx_ && !(e[i].flags & FI_REMOTE_WRITE)) {
+          if (inflight_) --inflight_;
+          ++completions_;
+        }
+        // FI_REMOTE_WRITE entries are the receiver's credit writes: the word itself carries the value.
+      }
+      if (n < 32) return;
+    }
+  }
+  void SetFailed(const std::string& what, int rc, const char* code = "ERR_RDMAQ_FABRIC") {
+    if (failed_) return;
+    failed_ = true;
+    error_.code = code;
+    error_.err = rc < 0 ? -rc : rc;
+    error_.message = rc ? what + ": " + FiText(rc) : what;
+  }
+
+  uint64_t cap_, mask_;
+  Mapping mem_;
+  JournalHeader* hdr_ = nullptr;
+  uint8_t* mirror_ = nullptr;
+  bool recovered_ = false;
+  uint64_t acked_ = 0, sent_ = 0;
+  uint64_t claim_pos_ = 0;
+  uint32_t claim_len_ = 0;
+  Endpoint ep_;
+  void* mirror_desc_ = nullptr;
+  fid_mr* credit_mr_ = nullptr;
+  uint64_t credit_key_ = 0, credit_addr_ = 0;
+  fi_addr_t peer_ = FI_ADDR_NOTAVAIL;
+  uint64_t ring_base_ = 0, ring_key_ = 0;
+  size_t max_inflight_ = 16, inflight_ = 0;
+  uint64_t max_chunk_ = 1 << 20;
+  bool connected_ = false, failed_ = false;
+  FabricError error_;
+  int write_ctx_ = 0;  // its address tags our own write completions
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Receiver: the ring (registered for remote write). Delivers views: poll() fills a descriptor list, the
+// caller reads the payloads, then Release() frees the bytes and maybe returns credit.
+struct Delivered {
+  uint64_t offset;  // payload offset in the ring
+  uint32_t length;
+  uint16_t type;
+  uint64_t seq;
+  uint64_t timestamp_ns;
+};
+
+class ReceiverCore {
+ public:
+  ReceiverCore(uint64_t capacity) : cap_(capacity), mask_(capacity - 1) {
+    if (capacity < 4096 || (capacity & (capacity - 1)) || capacity > (1ull << 30))
+      Fail("ERR_RDMAQ_INVALID_ARG", "ring capacity must be a power of two between 4 KiB and 1 GiB");
+    ring_.MapAnon(cap_ + 4096);
+    head_word_ = reinterpret_cast<uint64_t*>(ring_.base + cap_);
+  }
+
+  void OpenFabric(const std::string& provider, const std::string& node) {
+    // The CQ must hold one entry per write that can sit unconsumed: ring size / smallest write (24 bytes).
+    size_t cq = std::min<uint64_t>(cap_ / kHeader + 64, 1 << 20);
+    ep_.Open(provider, node, cq);
+    ring_mr_ = ep_.Register(ring_.base, cap_, FI_REMOTE_WRITE, &ring_key_);
+    uint64_t k;
+    ep_.Register(head_word_, 8, FI_WRITE, &k);
+    ring_base_ = ep_.RemoteBase(ring_.base);
+    rx_cq_data_ = ep_.summary().mode & FI_RX_CQ_DATA;
+    failed_ = false;
+    connected_ = false;
+  }
+  void CloseFabric() {
+    ep_.Close();
+    connected_ = false;
+  }
+
+  // After the handshake: the sender's address, its credit word, and where the stream restarts.
+  void Connect(const uint8_t* peer, size_t peerlen, uint64_t credit_addr, uint64_t credit_key, uint64_t start_pos,
+               uint64_t start_seq) {
+    peer_ = ep_.InsertPeer(peer, peerlen);
+    credit_addr_ = credit_addr;
+    credit_key_ = credit_key;
+    // Undelivered bytes of the previous connection are dropped: the sender resends from start_seq.
+    head_ = tail_ = consumed_ = credited_ = start_pos;
+    expected_ = start_seq;
+    have_expected_ = true;
+    if (rx_cq_data_) PostReceives();
+    connected_ = true;
+  }
+
+  // Reads the CQ (this is also what makes incoming writes land: progress is manual), then parses up to
+  // `limit` records from the ring. Returns how many were delivered into out.
+  size_t Poll(size_t limit, std::vector<Delivered>& out) {
+    out.clear();
+    if (!connected_ || failed_) return 0;
+    ReadCq();
+    if (failed_) return 0;
+    uint64_t pos = consumed_;
+    while (out.size() < limit && pos < tail_) {
+      uint64_t off = pos & mask_;
+      uint64_t room = cap_ - off;
+      if (room < kHeader) {  // implicit padding
+        if (tail_ - pos < room) break;
+        pos += room;
+        continue;
+      }
+      if (tail_ - pos < kHeader) break;
+      const auto* h = reinterpret_cast<const RecordHeader*>(ring_.base + off);
+      if (h->type == kPadding) {
+        if (h->length != room - kHeader) {
+          SetFailed("corrupt PADDING record at position " + std::to_string(pos), "ERR_RDMAQ_PROTOCOL");
+          break;
+        }
+        if (tail_ - pos < room) break;
+        pos += room;
+        ++wraps_;
+        continue;
+      }
+      uint64_t total = Align8(kHeader + uint64_t(h->length));
+      if (h->type < kData || h->type > kHeartbeat || total > room) {
+        SetFailed("corrupt record header at position " + std::to_string(pos) + " (type " +
+                      std::to_string(h->type) + ", length " + std::to_string(h->length) + ")",
+                  "ERR_RDMAQ_PROTOCOL");
+        break;
+      }
+      if (tail_ - pos < total) break;  // the rest of this record is in a later write
+      if (h->seq != expected_) {
+        if (h->seq < expected_) {  // delivered before a reconnect: drop
+          ++duplicates_;
+          pos += total;
+          continue;
+        }
+        SetFailed("sequence gap: expected " + std::to_string(expected_) + ", got " + std::to_string(h->seq),
+                  "ERR_RDMAQ_PROTOCOL");
+        break;
+      }
+      ++expected_;
+      out.push_back({off + kHeader, h->length, h->type, h->seq, h->timestamp_ns});
+      ++records_;
+      bytes_ += h->length;
+      pos += total;
+    }
+    consumed_ = pos;
+    return out.size();
+  }
+
+  // The caller is done with the views of the last poll: free the bytes; return credit every quarter ring or
+  // when the ring ran empty (the sender may be waiting).
+  void Release() {
+    head_ = consumed_;
+    if (!connected_ || failed_) return;
+    if (head_ != credited_ && (head_ - credited_ >= cap_ / 4 || head_ == tail_)) SendCredit();
+  }
+
+  // Test hook for bad input. Exposed so a test can check the receiver rejects an out-of-range tail delta.
+  bool failed() const { return failed_; }
+  const FabricError& error() const { return error_; }
+  uint64_t expected() const { return expected_; }
+  bool has_expected() const { return have_expected_; }
+  void set_expected(uint64_t e) {
+    expected_ = e;
+    have_expected_ = true;
+  }
+  uint64_t head() const { return head_; }
+  uint64_t tail() const { return tail_; }
+  uint64_t capacity() const { return cap_; }
+  uint8_t* ring() const { return ring_.base; }
+  uint64_t ring_key() const { return ring_key_; }
+  uint64_t ring_base() const { return ring_base_; }
+  Endpoint& ep() { return ep_; }
+  bool empty() const { return consumed_ == tail_; }
+
+  uint64_t records_ = 0, bytes_ = 0, completions_ = 0, credits_ = 0, wraps_ = 0, duplicates_ = 0,
+           cq_errors_ = 0;
+
+ private:
+  void SendCredit() {
+    *head_word_ = head_;
+    // inject: the 8 bytes are copied at once, so head_word_ may change right after. writedata so that a
+    // sender sleeping on its CQ would get an event (a plain write raises none).
+    ssize_t rc = fi_inject_writedata(ep_.ep(), head_word_, 8, 0, peer_, credit_addr_, credit_key_);
+    if (rc == -FI_EAGAIN) return;  // retried on the next Release()
+    if (rc != 0) {
+      SetFailed("credit write failed: " + FiText(int(rc)), "ERR_RDMAQ_FABRIC");
+      return;
+    }
+    credited_ = head_;
+    ++credits_;
+  }
+  void PostReceives() {
+    // FI_RX_CQ_DATA (verbs): each remote write with CQ data consumes a posted receive. Zero-length buffers.
+    size_t n = std::min<size_t>(ep_.summary().rx_size ? ep_.summary().rx_size : 256, 256);
+    for (size_t i = 0; i < n; ++i) fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, &recv_ctx_);
+  }
+  void ReadCq() {
+    fi_cq_data_entry e[64];
+    for (;;) {
+      ssize_t n = fi_cq_read(ep_.cq(), e, 64);
+      if (n == -FI_EAGAIN) return;
+      if (n == -FI_EAVAIL) {
+        fi_cq_err_entry err{};
+        fi_cq_readerr(ep_.cq(), &err, 0);
+        ++cq_errors_;
+        SetFailed("completion error on the receiver: " + FiText(-int(err.err)), "ERR_RDMAQ_FABRIC");
+        return;
+      }
+      if (n < 0) {
+        SetFailed("fi_cq_read failed: " + FiText(int(n)), "ERR_RDMAQ_FABRIC");
+        return;
+      }
+      for (ssize_t i = 0; i < n; ++i) {
+        if (!(e[i].flags & FI_REMOTE_WRITE)) continue;  // our own (none: credit writes are injected)
+        ++completions_;
+        // verbs carries 4 bytes of CQ data: the delta is defined as 32 bits everywhere.
+        uint64_t delta = e[i].data & 0xffffffffull;
+        if (delta == 0 || (delta & 7) || tail_ + delta - head_ > cap_) {
+          SetFailed("out-of-range remote CQ data: tail delta " + std::to_string(e[i].data) + " with " +
+                        std::to_string(cap_ - (tail_ - head_)) + " bytes free in the ring",
+                    "ERR_RDMAQ_PROTOCOL");
+          return;
+        }
+        tail_ += delta;
+        if (rx_cq_data_) fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, &recv_ctx_);
+      }
+      if (n < 64) return;
+    }
+  }
+  void SetFailed(const std::string& what, const char* code) {
+    if (failed_) return;
+    failed_ = true;
+    error_.code = code;
+    error_.message = what;
+  }
+
+  uint64_t cap_, mask_;
+  Mapping ring_;
+  uint64_t* head_word_ = nullptr;
+  Endpoint ep_;
+  fid_mr* ring_mr_ = nullptr;
+  uint64_t ring_key_ = 0, ring_base_ = 0;
+  fi_addr_t peer_ = FI_ADDR_NOTAVAIL;
+  uint64_t credit_addr_ = 0, credit_key_ = 0;
+  uint64_t head_ = 0, tail_ = 0, consumed_ = 0, credited_ = 0;
+  uint64_t expected_ = 0;
+  bool have_expected_ = false;
+  bool rx_cq_data_ = false, connected_ = false, failed_ = false;
+  FabricError error_;
+  int recv_ctx_ = 0;
+};
+
+// Parses an IP provider's fabric address (sockaddr_in / sockaddr_in6) into "ip" and port; "" if another format.
+inline std::string SockaddrIp(const uint8_t* a, size_t len, int* port) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  *port = -1;
+  if (len >= sizeof(sockaddr_in)) {
+    sockaddr_in sin;
+    memcpy(&sin, a, sizeof(sin));
+    if (sin.sin_family == AF_INET) {
+      inet_ntop(AF_INET, &sin.sin_addr, buf, sizeof(buf));
+      *port = ntohs(sin.sin_port);
+      return buf;
+    }
+  }
+  if (len >= sizeof(sockaddr_in6)) {
+    sockaddr_in6 sin6;
+    memcpy(&sin6, a, sizeof(sin6));
+    if (sin6.sin6_family == AF_INET6) {
+      inet_ntop(AF_INET6, &sin6.sin6_addr, buf, sizeof(buf));
+      *port = ntohs(sin6.sin6_port);
+      return buf;
+    }
+  }
+  return "";
+}
+
+}  // namespace rdmaq_fabric

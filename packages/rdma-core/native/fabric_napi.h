@@ -1,0 +1,358 @@
+// N-API wrappers of the fabric engine (fabric_engine.h): FabricSenderNative, FabricReceiverNative and
+// fabric helpers. Included by the single compile unit native/addon.cc, which calls rdmaq_fabric::Register.
+// The JS side lives in src/fabric/ (declarations in src/fabric/native.ts).
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "fabric_engine.h"
+
+namespace rdmaq_fabric {
+
+inline Napi::Error ToJs(Napi::Env env, const FabricError& e) {
+  Napi::Error err = Napi::Error::New(env, e.message);
+  err.Set("code", Napi::String::New(env, e.code));
+  if (e.err) {
+    err.Set("errno", Napi::Number::New(env, e.err));
+    err.Set("fiError", Napi::String::New(env, fi_strerror(e.err)));
+  }
+  return err;
+}
+
+// Runs f, turning FabricError into a thrown JS Error (bad input never crashes the process).
+template <typename F>
+auto Guard(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const FabricError& e) {
+    throw ToJs(env, e);
+  }
+}
+
+inline void ArgError(Napi::Env env, const std::string& msg) {
+  Napi::TypeError err = Napi::TypeError::New(env, msg);
+  err.Set("code", Napi::String::New(env, "ERR_RDMAQ_INVALID_ARG"));
+  throw err;
+}
+
+inline uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i) ArgError(info.Env(), std::string(name) + " is required");
+  if (info[i].IsBigInt()) {
+    bool lossless = true;
+    uint64_t v = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) ArgError(info.Env(), std::string(name) + " must fit in 64 bits");
+    return v;
+  }
+  if (info[i].IsNumber()) {
+    double d = info[i].As<Napi::Number>().DoubleValue();
+    if (!(d >= 0) || d > 9007199254740991.0 || d != double(uint64_t(d)))
+      ArgError(info.Env(), std::string(name) + " must be a non-negative integer");
+    return uint64_t(d);
+  }
+  ArgError(info.Env(), std::string(name) + " must be a number or bigint");
+  return 0;
+}
+
+inline std::string ArgStr(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsString()) ArgError(info.Env(), std::string(name) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+inline Napi::Uint8Array ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    ArgError(info.Env(), std::string(name) + " must be a Uint8Array/Buffer");
+  return info[i].As<Napi::Uint8Array>();
+}
+
+inline Napi::Object InfoToJs(Napi::Env env, Endpoint& ep) {
+  const InfoSummary& s = ep.summary();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("provider", s.provider);
+  o.Set("fabric", s.fabric);
+  o.Set("domain", s.domain);
+  o.Set("rxCqData", Napi::Boolean::New(env, (s.mode & FI_RX_CQ_DATA) != 0));
+  o.Set("mrVirtAddr", Napi::Boolean::New(env, (s.mr_mode & FI_MR_VIRT_ADDR) != 0));
+  o.Set("mrLocal", Napi::Boolean::New(env, (s.mr_mode & FI_MR_LOCAL) != 0));
+  o.Set("mrEndpoint", Napi::Boolean::New(env, (s.mr_mode & FI_MR_ENDPOINT) != 0));
+  o.Set("mrMode", Napi::Number::New(env, double(s.mr_mode)));
+  o.Set("cqDataSize", Napi::Number::New(env, double(s.cq_data_size)));
+  o.Set("injectSize", Napi::Number::New(env, double(s.inject_size)));
+  o.Set("txSize", Napi::Number::New(env, double(s.tx_size)));
+  o.Set("rxSize", Napi::Number::New(env, double(s.rx_size)));
+  o.Set("maxMsgSize", Napi::Number::New(env, double(s.max_msg_size)));
+  o.Set("mrKeySize", Napi::Number::New(env, double(s.mr_key_size)));
+  o.Set("addrFormat", Napi::Number::New(env, double(s.addr_format)));
+  o.Set("address", Napi::Buffer<uint8_t>::Copy(env, ep.addr(), ep.addrlen()));
+  o.Set("addressText", ep.StrAddr(ep.addr(), ep.addrlen()));
+  return o;
+}
+
+inline Napi::Value ErrorOrNull(Napi::Env env, bool failed, const FabricError& e) {
+  if (!failed) return env.Null();
+  return ToJs(env, e).Value();
+}
+
+// Keeps native memory alive while JS still holds an ArrayBuffer over it.
+template <typename T>
+Napi::ArrayBuffer ExternalBuffer(Napi::Env env, std::shared_ptr<T> owner, uint8_t* data, size_t len) {
+  auto* hold = new std::shared_ptr<T>(std::move(owner));
+  return Napi::ArrayBuffer::New(env, data, len, [](Napi::Env, void*, std::shared_ptr<T>* h) { delete h; }, hold);
+}
+
+class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FabricSenderNative",
+                       {InstanceMethod("open", &FabricSenderNative::Open),
+                        InstanceMethod("resendPoint", &FabricSenderNative::ResendPoint),
+                        InstanceMethod("connect", &FabricSenderNative::Connect),
+                        InstanceMethod("send", &FabricSenderNative::Send),
+                        InstanceMethod("claim", &FabricSenderNative::Claim),
+                        InstanceMethod("commit", &FabricSenderNative::Commit),
+                        InstanceMethod("mirror", &FabricSenderNative::Mirror),
+                        InstanceMethod("progress", &FabricSenderNative::Progress),
+                        InstanceMethod("state", &FabricSenderNative::State),
+                        InstanceMethod("error", &FabricSenderNative::Error),
+                        InstanceMethod("closeFabric", &FabricSenderNative::CloseFabric),
+                        InstanceMethod("forgeWrite", &FabricSenderNative::ForgeWrite)});
+  }
+  FabricSenderNative(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FabricSenderNative>(info) {
+    uint64_t cap = ArgU64(info, 0, "capacity");
+    std::string journal = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    core_ = Guard(info.Env(), [&] { return std::make_shared<SenderCore>(cap, journal); });
+  }
+
+ private:
+  Napi::Value Open(const Napi::CallbackInfo& info) {
+    std::string prov = ArgStr(info, 0, "provider"), node = ArgStr(info, 1, "node");
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      core_->OpenFabric(prov, node);
+      Napi::Object o = InfoToJs(info.Env(), core_->ep());
+      o.Set("creditAddr", Napi::BigInt::New(info.Env(), core_->credit_addr()));
+      o.Set("creditKey", Napi::BigInt::New(info.Env(), core_->credit_key()));
+      return o;
+    });
+  }
+  Napi::Value ResendPoint(const Napi::CallbackInfo& info) {
+    double want = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto p = core_->ResendPoint(want < 0 ? -1 : int64_t(want));
+      Napi::Array a = Napi::Array::New(info.Env(), 2);
+      a.Set(0u, Napi::Number::New(info.Env(), double(p.first)));
+      a.Set(1u, Napi::Number::New(info.Env(), double(p.second)));
+      return a;
+    });
+  }
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    Napi::Uint8Array peer = ArgBytes(info, 0, "peer address");
+    uint64_t base = ArgU64(info, 1, "ring address"), key = ArgU64(info, 2, "ring key");
+    uint64_t start = ArgU64(info, 3, "start position");
+    Guard(info.Env(), [&] {
+      core_->Connect(peer.Data(), peer.ByteLength(), base, key, start);
+      return 0;
+    });
+    return info.Env().Undefined();
+  }
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    Napi::Uint8Array data = ArgBytes(info, 0, "record");
+    if (data.ByteLength() > 0xffffffffu) ArgError(info.Env(), "record too large");
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      return Napi::Boolean::New(info.Env(), core_->Send(data.Data(), uint32_t(data.ByteLength())));
+    });
+  }
+  Napi::Value Claim(const Napi::CallbackInfo& info) {
+    uint64_t len = ArgU64(info, 0, "length");
+    if (len > 0xffffffffu) ArgError(info.Env(), "length too large");
+    return Guard(info.Env(),
+                 [&]() -> Napi::Value { return Napi::Number::New(info.Env(), double(core_->Claim(uint32_t(len)))); });
+  }
+  Napi::Value Commit(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(core_->Commit()));
+  }
+  Napi::Value Mirror(const Napi::CallbackInfo& info) {
+    return ExternalBuffer(info.Env(), core_, core_->mirror(), core_->capacity());
+  }
+  Napi::Value Progress(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), core_->Progress());
+  }
+  Napi::Value State(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SenderCore& c = *core_;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("tail", double(c.tail()));
+    o.Set("sent", double(c.sent()));
+    o.Set("acked", double(c.acked()));
+    o.Set("nextSeq", double(c.next_seq()));
+    o.Set("free", double(c.Free()));
+    o.Set("capacity", double(c.capacity()));
+    o.Set("maxPayload", double(c.MaxPayload()));
+    o.Set("inflight", double(c.inflight()));
+    o.Set("idle", c.idle());
+    o.Set("streamId", double(c.stream_id()));
+    o.Set("recovered", c.recovered());
+    o.Set("records", double(c.records_));
+    o.Set("bytes", double(c.bytes_));
+    o.Set("writes", double(c.writes_));
+    o.Set("completions", double(c.completions_));
+    o.Set("credits", double(c.credits_));
+    o.Set("backpressure", double(c.backpressure_));
+    o.Set("wraps", double(c.wraps_));
+    o.Set("cqErrors", double(c.cq_errors_));
+    return o;
+  }
+  Napi::Value Error(const Napi::CallbackInfo& info) {
+    return ErrorOrNull(info.Env(), core_->failed(), core_->error());
+  }
+  Napi::Value CloseFabric(const Napi::CallbackInfo& info) {
+    core_->CloseFabric();
+    return info.Env().Undefined();
+  }
+  Napi::Value ForgeWrite(const Napi::CallbackInfo& info) {
+    core_->ForgeWrite(ArgU64(info, 0, "length"), ArgU64(info, 1, "data"));
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<SenderCore> core_;
+};
+
+class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
+ public:
+  static constexpr size_t kDescFields = 5;  // offset, length, type, seq, queue latency ns
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FabricReceiverNative",
+                       {InstanceMethod("open", &FabricReceiverNative::Open),
+                        InstanceMethod("connect", &FabricReceiverNative::Connect),
+                        InstanceMethod("poll", &FabricReceiverNative::Poll),
+                        InstanceMethod("release", &FabricReceiverNative::Release),
+                        InstanceMethod("ring", &FabricReceiverNative::Ring),
+                        InstanceMethod("descriptors", &FabricReceiverNative::Descriptors),
+                        InstanceMethod("state", &FabricReceiverNative::State),
+                        InstanceMethod("error", &FabricReceiverNative::Error),
+                        InstanceMethod("closeFabric", &FabricReceiverNative::CloseFabric)});
+  }
+  FabricReceiverNative(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FabricReceiverNative>(info) {
+    uint64_t cap = ArgU64(info, 0, "capacity");
+    uint64_t max_batch = info.Length() > 1 ? ArgU64(info, 1, "max batch") : 1024;
+    if (max_batch == 0 || max_batch > 65536) ArgError(info.Env(), "max batch must be 1..65536");
+    core_ = Guard(info.Env(), [&] { return std::make_shared<ReceiverCore>(cap); });
+    max_batch_ = max_batch;
+    desc_ = std::make_shared<std::vector<double>>(max_batch_ * kDescFields);
+  }
+
+ private:
+  Napi::Value Open(const Napi::CallbackInfo& info) {
+    std::string prov = ArgStr(info, 0, "provider"), node = ArgStr(info, 1, "node");
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      core_->OpenFabric(prov, node);
+      Napi::Object o = InfoToJs(info.Env(), core_->ep());
+      o.Set("ringAddr", Napi::BigInt::New(info.Env(), core_->ring_base()));
+      o.Set("ringKey", Napi::BigInt::New(info.Env(), core_->ring_key()));
+      return o;
+    });
+  }
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    Napi::Uint8Array peer = ArgBytes(info, 0, "peer address");
+    uint64_t caddr = ArgU64(info, 1, "credit address"), ckey = ArgU64(info, 2, "credit key");
+    uint64_t start = ArgU64(info, 3, "start position"), seq = ArgU64(info, 4, "start sequence");
+    Guard(info.Env(), [&] {
+      core_->Connect(peer.Data(), peer.ByteLength(), caddr, ckey, start, seq);
+      return 0;
+    });
+    return info.Env().Undefined();
+  }
+  // Fills the descriptor array (see descriptors()) and returns how many records are ready.
+  Napi::Value Poll(const Napi::CallbackInfo& info) {
+    uint64_t limit = info.Length() > 0 ? ArgU64(info, 0, "limit") : max_batch_;
+    limit = std::min<uint64_t>(limit, max_batch_);
+    size_t n = core_->Poll(limit, out_);
+    uint64_t now = n ? NowNs() : 0;
+    for (size_t i = 0; i < n; ++i) {
+      const Delivered& d = out_[i];
+      double* row = desc_->data() + i * kDescFields;
+      row[0] = double(d.offset);
+      row[1] = double(d.length);
+      row[2] = double(d.type);
+      row[3] = double(d.seq);
+      row[4] = now > d.timestamp_ns ? double(now - d.timestamp_ns) : 0.0;
+    }
+    return Napi::Number::New(info.Env(), double(n));
+  }
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    core_->Release();
+    return info.Env().Undefined();
+  }
+  Napi::Value Ring(const Napi::CallbackInfo& info) {
+    return ExternalBuffer(info.Env(), core_, core_->ring(), core_->capacity());
+  }
+  Napi::Value Descriptors(const Napi::CallbackInfo& info) {
+    // A Float64Array over desc_, created once by the JS side (desc_ never reallocates).
+    Napi::ArrayBuffer ab = ExternalBuffer(info.Env(), desc_, reinterpret_cast<uint8_t*>(desc_->data()),
+                                          desc_->size() * sizeof(double));
+    return Napi::Float64Array::New(info.Env(), desc_->size(), ab, 0);
+  }
+  Napi::Value State(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ReceiverCore& c = *core_;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("head", double(c.head()));
+    o.Set("tail", double(c.tail()));
+    o.Set("expected", double(c.expected()));
+    o.Set("hasExpected", c.has_expected());
+    o.Set("capacity", double(c.capacity()));
+    o.Set("empty", c.empty());
+    o.Set("records", double(c.records_));
+    o.Set("bytes", double(c.bytes_));
+    o.Set("completions", double(c.completions_));
+    o.Set("credits", double(c.credits_));
+    o.Set("wraps", double(c.wraps_));
+    o.Set("duplicates", double(c.duplicates_));
+    o.Set("cqErrors", double(c.cq_errors_));
+    return o;
+  }
+  Napi::Value Error(const Napi::CallbackInfo& info) {
+    return ErrorOrNull(info.Env(), core_->failed(), core_->error());
+  }
+  Napi::Value CloseFabric(const Napi::CallbackInfo& info) {
+    core_->CloseFabric();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<ReceiverCore> core_;
+  size_t max_batch_ = 1024;
+  std::vector<Delivered> out_;
+  std::shared_ptr<std::vector<double>> desc_;
+};
+
+// fabricAddress(bytes) → {ip, port} for IP providers' sockaddr addresses (null for other formats).
+inline Napi::Value FabricAddressIp(const Napi::CallbackInfo& info) {
+  Napi::Uint8Array a = ArgBytes(info, 0, "address");
+  int port = -1;
+  std::string ip = SockaddrIp(a.Data(), a.ByteLength(), &port);
+  if (ip.empty()) return info.Env().Null();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("ip", ip);
+  o.Set("port", port);
+  return o;
+}
+
+// fabricProbe(provider, node) → the fi_info summary of what an endpoint gets (throws the plain-words errors).
+inline Napi::Value FabricProbe(const Napi::CallbackInfo& info) {
+  std::string prov = ArgStr(info, 0, "provider"), node = ArgStr(info, 1, "node");
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Endpoint ep;
+    ep.Open(prov, node, 64);
+    return InfoToJs(info.Env(), ep);
+  });
+}
+
+inline void Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("FabricSenderNative", FabricSenderNative::Define(env));
+  exports.Set("FabricReceiverNative", FabricReceiverNative::Define(env));
+  exports.Set("fabricAddressIp", Napi::Function::New(env, FabricAddressIp, "fabricAddressIp"));
+  exports.Set("fabricProbe", Napi::Function::New(env, FabricProbe, "fabricProbe"));
+}
+
+}  // namespace rdmaq_fabric
