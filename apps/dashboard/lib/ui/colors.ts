@@ -1,0 +1,84 @@
+/**
+ * Colour scales shared by canvas drawing and CSS. Canvas cannot read CSS variables cheaply per frame, so
+ * the palette lives here and globals.css mirrors the same values.
+ */
+
+export type Health = 'up' | 'degraded' | 'connecting' | 'down' | 'offline' | 'unknown';
+
+export const HEALTH_COLOR: Record<Health, string> = {
+  up: '#3fb950',
+  degraded: '#d29922',
+  connecting: '#58a6ff',
+  down: '#f85149',
+  offline: '#8b949e',
+  unknown: '#6e7681',
+};
+
+export const HEALTH_LABEL: Record<Health, string> = {
+  up: 'up',
+  degraded: 'degraded',
+  connecting: 'connecting',
+  down: 'down',
+  offline: 'offline',
+  unknown: 'unknown',
+};
+
+export function healthOf(state: string | null | undefined): Health {
+  switch (state) {
+    case 'up':
+    case 'degraded':
+    case 'connecting':
+    case 'down':
+    case 'offline':
+      return state;
+    case 'online':
+      return 'up';
+    default:
+      return 'unknown';
+  }
+}
+
+/** Node health as the hub summarises it (worst link state; offline when its agent is away). */
+export function nodeHealth(h: 'ok' | 'degraded' | 'down' | 'offline'): Health {
+  return h === 'ok' ? 'up' : h;
+}
+
+/** Worse of two health states (down > degraded > connecting > offline > unknown > up). */
+const RANK: Record<Health, number> = { up: 0, unknown: 1, offline: 2, connecting: 3, degraded: 4, down: 5 };
+export function worseHealth(a: Health, b: Health): Health {
+  return RANK[a] >= RANK[b] ? a : b;
+}
+
+/**
+ * Occupancy fraction 0..1 → colour on a perceptual dark-to-hot ramp (empty rings are dim, full rings glow).
+ * Stops are picked so 0.5 (amber) and 0.8+ (red) match the default ring-occupancy alert levels visually.
+ */
+const OCC_STOPS: Array<[number, [number, number, number]]> = [
+  [0, [22, 27, 34]],
+  [0.05, [14, 68, 41]],
+  [0.25, [38, 166, 65]],
+  [0.5, [210, 153, 34]],
+  [0.8, [248, 81, 73]],
+  [1, [255, 123, 218]],
+];
+
+export function occupancyColor(fraction: number | null | undefined): string {
+  if (typeof fraction !== 'number' || !Number.isFinite(fraction)) return '#30363d';
+  const f = Math.min(1, Math.max(0, fraction));
+  for (let i = 1; i < OCC_STOPS.length; i++) {
+    const [f1, c1] = OCC_STOPS[i]!;
+    if (f <= f1) {
+      const [f0, c0] = OCC_STOPS[i - 1]!;
+      const t = f1 === f0 ? 1 : (f - f0) / (f1 - f0);
+      const mix = (k: number) => Math.round(c0[k]! + (c1[k]! - c0[k]!) * t);
+      return `rgb(${mix(0)}, ${mix(1)}, ${mix(2)})`;
+    }
+  }
+  return 'rgb(255, 123, 218)';
+}
+
+export const SEVERITY_COLOR: Record<string, string> = {
+  critical: '#f85149',
+  warning: '#d29922',
+  info: '#58a6ff',
+};

@@ -1,0 +1,259 @@
+/**
+ * The page's one WebSocket to `/ws/live`. Views are reference-counted: the first listener of a view
+ * subscribes, the last one leaving unsubscribes. Frames are checked for continuity (`seq`): a gap or a
+ * `resync` drops nothing visible but asks the hub for a fresh snapshot. On a dropped socket it reconnects
+ * with capped exponential backoff and subscribes every view again (each answered by a snapshot).
+ */
+import type { LiveServerFrame, Role } from '@rdmaq/shared';
+import {
+  type AlertsState,
+  alertsFromSnapshot,
+  applyAlertsDelta,
+  applyLinkDelta,
+  applyNodeDelta,
+  applyOverviewDelta,
+  type LinkState,
+  linkFromSnapshot,
+  type NodeState,
+  nodeFromSnapshot,
+  type OverviewState,
+  overviewFromSnapshot,
+} from './views';
+
+export type ConnectionStatus = 'connecting' | 'open' | 'reconnecting' | 'unauthorized';
+
+export interface ViewStates {
+  overview: OverviewState;
+  alerts: AlertsState;
+  node: NodeState;
+  link: LinkState;
+}
+
+export interface ViewEntry<S> {
+  /** Latest state, undefined until the first snapshot. */
+  state: S | undefined;
+  /** True between a resync/gap/reconnect and the next snapshot: the state shown is older than it looks. */
+  stale: boolean;
+  /** `ERR_RDMAQ_NO_VIEW` and friends: the hub refused this view. */
+  error?: { code: string; message: string };
+}
+
+interface Sub {
+  listeners: Set<() => void>;
+  seq: number;
+  entry: ViewEntry<unknown>;
+}
+
+export interface LiveClientOptions {
+  url: string;
+  /** Called when the hub refuses the session (close 4001 or a 401 at the upgrade). */
+  onUnauthorized?: () => void;
+  /** WebSocket constructor (tests pass `ws`). */
+  WebSocketImpl?: typeof WebSocket;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+const EMPTY: ViewEntry<never> = Object.freeze({ state: undefined, stale: true }) as ViewEntry<never>;
+
+export class LiveClient {
+  private ws: WebSocket | undefined;
+  private readonly subs = new Map<string, Sub>();
+  private readonly statusListeners = new Set<() => void>();
+  private backoff: number;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+  private status: ConnectionStatus = 'connecting';
+  user: { name: string; role: Role } | undefined;
+  /** hub clock − browser clock (ms), from welcome / pong; charts place "now" by the hub's clock. */
+  clockSkewMs = 0;
+
+  constructor(private readonly opts: LiveClientOptions) {
+    this.backoff = opts.minBackoffMs ?? 500;
+    this.connect();
+  }
+
+  getStatus(): ConnectionStatus {
+    return this.status;
+  }
+
+  onStatus(cb: () => void): () => void {
+    this.statusListeners.add(cb);
+    return () => this.statusListeners.delete(cb);
+  }
+
+  /** Current entry of a view (stable identity until the next frame for it). */
+  get<K extends keyof ViewStates>(view: string): ViewEntry<ViewStates[K]> {
+    return (this.subs.get(view)?.entry as ViewEntry<ViewStates[K]> | undefined) ?? EMPTY;
+  }
+
+  /** Listens to a view; subscribes it on the hub while anyone listens. */
+  listen(view: string, cb: () => void): () => void {
+    let sub = this.subs.get(view);
+    if (!sub) {
+      sub = { listeners: new Set(), seq: 0, entry: { state: undefined, stale: true } };
+      this.subs.set(view, sub);
+      this.send({ type: 'subscribe', view });
+    }
+    sub.listeners.add(cb);
+    return () => {
+      const s = this.subs.get(view);
+      if (!s) return;
+      s.listeners.delete(cb);
+      if (s.listeners.size === 0) {
+        // Unsubscribe a moment later: React strict mode and page transitions re-listen at once.
+        setTimeout(() => {
+          const again = this.subs.get(view);
+          if (again && again.listeners.size === 0) {
+            this.subs.delete(view);
+            this.send({ type: 'unsubscribe', view });
+          }
+        }, 250);
+      }
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.ws?.close(1000);
+  }
+
+  private setStatus(s: ConnectionStatus): void {
+    if (this.status === s) return;
+    this.status = s;
+    for (const cb of this.statusListeners) cb();
+  }
+
+  private send(
+    frame: { type: 'subscribe' | 'unsubscribe'; view: string } | { type: 'ping'; id: number },
+  ): void {
+    if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(frame));
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const Impl = this.opts.WebSocketImpl ?? WebSocket;
+    let ws: WebSocket;
+    try {
+      ws = new Impl(this.opts.url);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this.backoff = this.opts.minBackoffMs ?? 500;
+      this.setStatus('open');
+      for (const [view, sub] of this.subs) {
+        sub.seq = 0;
+        this.send({ type: 'subscribe', view });
+      }
+    };
+    ws.onmessage = (ev: MessageEvent) => {
+      let frame: LiveServerFrame;
+      try {
+        frame = JSON.parse(typeof ev.data === 'string' ? ev.data : String(ev.data)) as LiveServerFrame;
+      } catch {
+        return;
+      }
+      this.onFrame(frame);
+    };
+    ws.onclose = (ev: CloseEvent) => {
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      for (const sub of this.subs.values()) this.mark(sub, { ...sub.entry, stale: true });
+      if (ev.code === 4001) {
+        this.setStatus('unauthorized');
+        this.opts.onUnauthorized?.();
+        return;
+      }
+      // A refused upgrade (401/403) looks like an abnormal close before open: let the page check the session.
+      if (!opened) this.opts.onUnauthorized?.();
+      this.scheduleReconnect();
+    };
+    ws.onerror = () => {
+      // onclose follows and handles it.
+    };
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed) return;
+    this.setStatus('reconnecting');
+    const delay = this.backoff;
+    this.backoff = Math.min(this.opts.maxBackoffMs ?? 10_000, this.backoff * 2);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  private mark(sub: Sub, entry: ViewEntry<unknown>): void {
+    sub.entry = entry;
+    for (const cb of sub.listeners) cb();
+  }
+
+  private resubscribe(view: string): void {
+    this.send({ type: 'unsubscribe', view });
+    this.send({ type: 'subscribe', view });
+  }
+
+  private onFrame(f: LiveServerFrame): void {
+    switch (f.type) {
+      case 'welcome':
+        this.user = f.user;
+        this.clockSkewMs = f.serverTime - Date.now();
+        for (const cb of this.statusListeners) cb();
+        return;
+      case 'pong':
+        return;
+      case 'error': {
+        const sub = f.view ? this.subs.get(f.view) : undefined;
+        if (sub) this.mark(sub, { ...sub.entry, error: { code: f.code, message: f.message } });
+        return;
+      }
+      case 'resync': {
+        const sub = this.subs.get(f.view);
+        if (sub) this.mark(sub, { ...sub.entry, stale: true });
+        return;
+      }
+      case 'snapshot': {
+        const sub = this.subs.get(f.view);
+        if (!sub) return;
+        sub.seq = f.seq;
+        let state: unknown;
+        if (f.kind === 'overview') state = overviewFromSnapshot(f.data);
+        else if (f.kind === 'alerts') state = alertsFromSnapshot(f.data);
+        else if (f.kind === 'node') state = nodeFromSnapshot(f.data);
+        else state = linkFromSnapshot(f.data);
+        this.mark(sub, { state, stale: false });
+        return;
+      }
+      case 'delta': {
+        const sub = this.subs.get(f.view);
+        if (!sub) return;
+        const prev = sub.entry.state;
+        // seq 0: a snapshot is on its way (subscribe sent); deltas before it belong to the old subscription.
+        if (sub.seq === 0) return;
+        if (prev === undefined || f.seq !== sub.seq + 1) {
+          // Missed a frame: this delta does not apply to what we hold. Ask for a fresh snapshot.
+          sub.seq = 0;
+          this.mark(sub, { ...sub.entry, stale: true });
+          this.resubscribe(f.view);
+          return;
+        }
+        sub.seq = f.seq;
+        let state: unknown;
+        if (f.kind === 'overview') state = applyOverviewDelta(prev as OverviewState, f.data);
+        else if (f.kind === 'alerts') state = applyAlertsDelta(prev as AlertsState, f.data);
+        else if (f.kind === 'node') state = applyNodeDelta(prev as NodeState, f.data);
+        else state = applyLinkDelta(prev as LinkState, f.data);
+        this.mark(sub, { state, stale: false });
+        return;
+      }
+    }
+  }
+}
+
+export function liveUrl(loc: { protocol: string; host: string }): string {
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/ws/live`;
+}
