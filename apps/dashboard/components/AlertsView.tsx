@@ -1,0 +1,566 @@
+'use client';
+import type { Alert, AlertRule, Matcher, Silence } from '@rdmaq/shared';
+import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { ApiError, api } from '../lib/ui/api';
+import { formatAgo, formatDurationS, formatTimestamp } from '../lib/ui/format';
+import { hasRole, useConnection, useLiveView } from './LiveProvider';
+import { StatePill } from './StatePill';
+
+const SEV: Record<string, number> = { critical: 2, warning: 1, info: 0 };
+
+/** Alerts page: firing / pending / resolved alerts with acknowledge, silences, and the rule list. */
+export function AlertsView() {
+  const { state, stale } = useLiveView<'alerts'>('alerts');
+  const { user } = useConnection();
+  const canAct = hasRole(user, 'operator');
+  const [acking, setAcking] = useState<Alert | null>(null);
+  const [silenceFor, setSilenceFor] = useState<Matcher[] | null>(null);
+  const [silencesVersion, setSilencesVersion] = useState(0);
+  const now = Date.now();
+
+  const { firing, pending } = useMemo(() => {
+    const act = [...(state?.active ?? [])].sort(
+      (a, b) => SEV[b.severity]! - SEV[a.severity]! || a.activeAt - b.activeAt,
+    );
+    return {
+      firing: act.filter((a) => a.state === 'firing'),
+      pending: act.filter((a) => a.state === 'pending'),
+    };
+  }, [state]);
+
+  return (
+    <>
+      <h1>Alerts</h1>
+      {stale && state && <p className="stale">Reconnecting; the list may be out of date.</p>}
+      {!canAct && user && (
+        <p className="muted">
+          You are signed in as a {user.role}: acknowledging and silencing need the operator role.
+        </p>
+      )}
+      <AlertTable
+        title={`Firing (${firing.length})`}
+        id="firing"
+        alerts={firing}
+        now={now}
+        canAct={canAct}
+        onAck={setAcking}
+        onSilence={(a) => setSilenceFor(matchersFor(a))}
+        empty="Nothing is firing."
+      />
+      <AlertTable
+        title={`Pending (${pending.length})`}
+        id="pending"
+        alerts={pending}
+        now={now}
+        canAct={canAct}
+        onAck={setAcking}
+        onSilence={(a) => setSilenceFor(matchersFor(a))}
+        empty="Nothing pending."
+      />
+      <AlertTable
+        title="Recently resolved"
+        id="resolved"
+        alerts={state?.recent ?? []}
+        now={now}
+        canAct={false}
+        onAck={setAcking}
+        onSilence={() => {}}
+        empty="No alert resolved recently."
+      />
+      <Silences
+        canAct={canAct}
+        version={silencesVersion}
+        prefill={silenceFor}
+        onDone={() => {
+          setSilenceFor(null);
+          setSilencesVersion((v) => v + 1);
+        }}
+      />
+      <Rules />
+      {acking && <AckDialog alert={acking} onClose={() => setAcking(null)} />}
+    </>
+  );
+}
+
+function matchersFor(a: Alert): Matcher[] {
+  const out: Matcher[] = [{ name: 'rule', value: a.ruleId, isRegex: false, isEqual: true }];
+  for (const k of ['node', 'link'] as const) {
+    const v = a.labels[k];
+    if (v) out.push({ name: k, value: v, isRegex: false, isEqual: true });
+  }
+  return out;
+}
+
+function subjectOf(a: Alert): string {
+  const l = a.labels;
+  return [l.node, l.link && `link ${l.link}`, l.peer && `peer ${l.peer}`].filter(Boolean).join(' · ');
+}
+
+function AlertTable({
+  title,
+  id,
+  alerts,
+  now,
+  canAct,
+  onAck,
+  onSilence,
+  empty,
+}: {
+  title: string;
+  id: string;
+  alerts: readonly Alert[];
+  now: number;
+  canAct: boolean;
+  onAck: (a: Alert) => void;
+  onSilence: (a: Alert) => void;
+  empty: string;
+}) {
+  const resolved = id === 'resolved';
+  return (
+    <section className="panel" aria-labelledby={`${id}-h`}>
+      <h2 id={`${id}-h`}>{title}</h2>
+      {alerts.length === 0 ? (
+        <p className="muted">{empty}</p>
+      ) : (
+        <div className="table-wrap">
+          <table data-testid={`alerts-${id}`}>
+            <thead>
+              <tr>
+                <th scope="col">Severity</th>
+                <th scope="col">Alert</th>
+                <th scope="col">Subject</th>
+                <th scope="col" className="num">
+                  Value / threshold
+                </th>
+                <th scope="col">{resolved ? 'Resolved' : 'Since'}</th>
+                <th scope="col">Acknowledged</th>
+                {!resolved && <th scope="col">Actions</th>}
+              </tr>
+            </thead>
+            <tbody>
+              {alerts.map((a) => (
+                <tr key={a.id + (a.resolvedAt ?? '')} data-alert-id={a.id}>
+                  <td>
+                    <span className={`sev sev-${a.severity}`}>{a.severity}</span>
+                  </td>
+                  <td>
+                    <StatePill state={a.state} label={a.ruleName} />
+                    <div>{a.summary}</div>
+                    {a.silencedBy.length > 0 && <div className="muted">silenced</div>}
+                  </td>
+                  <td>{subjectOf(a) || '—'}</td>
+                  <td className="num">
+                    {a.value === null ? '—' : round(a.value)} / {round(a.threshold)}
+                  </td>
+                  <td title={formatTimestamp(resolved ? a.resolvedAt : (a.firedAt ?? a.activeAt))}>
+                    {formatAgo(resolved ? a.resolvedAt : (a.firedAt ?? a.activeAt), now)}
+                  </td>
+                  <td>
+                    {a.ack ? (
+                      <>
+                        {a.ack.by} <span className="muted">{formatAgo(a.ack.at, now)}</span>
+                        {a.ack.comment && <div className="muted">“{a.ack.comment}”</div>}
+                      </>
+                    ) : (
+                      <span className="muted">no</span>
+                    )}
+                  </td>
+                  {!resolved && (
+                    <td>
+                      <div style={{ display: 'flex', gap: 6 }}>
+                        {a.ack ? (
+                          <UnackButton alert={a} disabled={!canAct} />
+                        ) : (
+                          <button
+                            type="button"
+                            className="btn btn-small"
+                            disabled={!canAct}
+                            onClick={() => onAck(a)}
+                            aria-label={`Acknowledge ${a.ruleName} ${subjectOf(a)}`}
+                          >
+                            Acknowledge
+                          </button>
+                        )}
+                        <button
+                          type="button"
+                          className="btn btn-small btn-ghost"
+                          disabled={!canAct}
+                          onClick={() => onSilence(a)}
+                          aria-label={`Silence ${a.ruleName} ${subjectOf(a)}`}
+                        >
+                          Silence…
+                        </button>
+                      </div>
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function round(v: number): string {
+  const a = Math.abs(v);
+  return a >= 1000
+    ? Math.round(v).toLocaleString('en-US')
+    : a >= 1
+      ? v.toFixed(2).replace(/\.?0+$/, '')
+      : v.toPrecision(3);
+}
+
+function UnackButton({ alert, disabled }: { alert: Alert; disabled: boolean }) {
+  const [err, setErr] = useState<string | null>(null);
+  return (
+    <>
+      <button
+        type="button"
+        className="btn btn-small btn-ghost"
+        disabled={disabled}
+        onClick={() =>
+          api(`/api/alerts/${encodeURIComponent(alert.id)}/ack`, { method: 'DELETE' }).catch((e: Error) =>
+            setErr(e.message),
+          )
+        }
+      >
+        Unacknowledge
+      </button>
+      {err && <span className="error">{err}</span>}
+    </>
+  );
+}
+
+function AckDialog({ alert, onClose }: { alert: Alert; onClose: () => void }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const [comment, setComment] = useState('');
+  const [err, setErr] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    ref.current?.showModal();
+  }, []);
+  const submit = async (ev: FormEvent) => {
+    ev.preventDefault();
+    setBusy(true);
+    try {
+      await api(`/api/alerts/${encodeURIComponent(alert.id)}/ack`, { method: 'POST', body: { comment } });
+      onClose();
+    } catch (e) {
+      setErr((e as Error).message);
+      setBusy(false);
+    }
+  };
+  return (
+    <dialog ref={ref} onClose={onClose} aria-labelledby="ack-h">
+      <form onSubmit={submit}>
+        <h2 id="ack-h">Acknowledge “{alert.ruleName}”</h2>
+        <p>{alert.summary}</p>
+        <div className="field">
+          <label htmlFor="ack-comment">Comment (what you are doing about it)</label>
+          <textarea
+            id="ack-comment"
+            rows={3}
+            value={comment}
+            maxLength={1000}
+            onChange={(e) => setComment(e.target.value)}
+          />
+        </div>
+        {err && (
+          <p className="error" role="alert">
+            {err}
+          </p>
+        )}
+        <div style={{ display: 'flex', gap: 8, justifyContent: 'flex-end' }}>
+          <button type="button" className="btn btn-ghost" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="btn" disabled={busy}>
+            Acknowledge
+          </button>
+        </div>
+      </form>
+    </dialog>
+  );
+}
+
+const DURATIONS = [
+  { s: 3600, label: '1 hour' },
+  { s: 4 * 3600, label: '4 hours' },
+  { s: 24 * 3600, label: '1 day' },
+  { s: 7 * 24 * 3600, label: '7 days' },
+];
+
+function Silences({
+  canAct,
+  version,
+  prefill,
+  onDone,
+}: {
+  canAct: boolean;
+  version: number;
+  prefill: Matcher[] | null;
+  onDone: () => void;
+}) {
+  const [list, setList] = useState<Silence[] | null>(null);
+  const [err, setErr] = useState<string | null>(null);
+  const load = useCallback(() => {
+    api<{ silences: Silence[] }>('/api/silences')
+      .then((r) => setList(r.silences))
+      .catch((e: Error) => setErr(e.message));
+  }, []);
+  useEffect(() => {
+    load();
+    const t = setInterval(load, 15_000);
+    return () => clearInterval(t);
+  }, [load, version]);
+  const sorted = useMemo(
+    () =>
+      [...(list ?? [])].sort((a, b) =>
+        a.status === b.status ? b.startsAt - a.startsAt : a.status === 'active' ? -1 : 1,
+      ),
+    [list],
+  );
+  const now = Date.now();
+  return (
+    <section className="panel" aria-labelledby="sil-h">
+      <h2 id="sil-h">Silences</h2>
+      {canAct && <SilenceForm key={JSON.stringify(prefill)} prefill={prefill} onDone={onDone} />}
+      {err && <p className="error">{err}</p>}
+      {list && list.length === 0 ? (
+        <p className="muted">No silences.</p>
+      ) : (
+        <div className="table-wrap">
+          <table data-testid="silences">
+            <thead>
+              <tr>
+                <th scope="col">Status</th>
+                <th scope="col">Matchers</th>
+                <th scope="col">Ends</th>
+                <th scope="col">By / comment</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {sorted.map((s) => (
+                <tr key={s.id}>
+                  <td>
+                    <StatePill
+                      state={s.status === 'active' ? 'ok' : s.status === 'pending' ? 'pending' : 'resolved'}
+                      label={s.status}
+                    />
+                  </td>
+                  <td className="mono">
+                    {s.matchers
+                      .map((m) => `${m.name}${m.isEqual ? '' : '!'}${m.isRegex ? '=~' : '='}"${m.value}"`)
+                      .join(', ')}
+                  </td>
+                  <td title={formatTimestamp(s.endsAt)}>
+                    {s.endsAt > now
+                      ? `in ${formatDurationS((s.endsAt - now) / 1000)}`
+                      : formatAgo(s.endsAt, now)}
+                  </td>
+                  <td>
+                    {s.createdBy}
+                    {s.comment && <div className="muted">{s.comment}</div>}
+                  </td>
+                  <td>
+                    {s.status !== 'expired' && (
+                      <button
+                        type="button"
+                        className="btn btn-small btn-danger"
+                        disabled={!canAct}
+                        onClick={() =>
+                          api(`/api/silences/${encodeURIComponent(s.id)}`, { method: 'DELETE' })
+                            .then(onDone)
+                            .catch((e: Error) => setErr(e.message))
+                        }
+                      >
+                        Expire
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function SilenceForm({ prefill, onDone }: { prefill: Matcher[] | null; onDone: () => void }) {
+  const [matchers, setMatchers] = useState<Matcher[]>(
+    prefill ?? [{ name: 'node', value: '', isRegex: false, isEqual: true }],
+  );
+  const [durationS, setDurationS] = useState(3600);
+  const [comment, setComment] = useState('');
+  const [err, setErr] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const set = (i: number, patch: Partial<Matcher>) =>
+    setMatchers((ms) => ms.map((m, j) => (j === i ? { ...m, ...patch } : m)));
+  const submit = async (ev: FormEvent) => {
+    ev.preventDefault();
+    setBusy(true);
+    setErr(null);
+    try {
+      await api('/api/silences', { method: 'POST', body: { matchers, durationS, comment } });
+      setComment('');
+      onDone();
+    } catch (e) {
+      setErr(e instanceof ApiError ? e.message : String(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form
+      onSubmit={submit}
+      aria-label="Create a silence"
+      style={{ marginBottom: 14 }}
+      data-testid="silence-form"
+    >
+      {matchers.map((m, i) => (
+        <div className="inline-form" key={i} style={{ marginBottom: 6 }}>
+          <div className="field">
+            <label htmlFor={`m-name-${i}`}>Label</label>
+            <input
+              id={`m-name-${i}`}
+              value={m.name}
+              onChange={(e) => set(i, { name: e.target.value })}
+              required
+            />
+          </div>
+          <div className="field">
+            <label htmlFor={`m-op-${i}`}>Match</label>
+            <select
+              id={`m-op-${i}`}
+              value={`${m.isEqual ? '' : '!'}${m.isRegex ? '~' : '='}`}
+              onChange={(e) =>
+                set(i, { isEqual: !e.target.value.startsWith('!'), isRegex: e.target.value.endsWith('~') })
+              }
+            >
+              <option value="=">=</option>
+              <option value="!=">!=</option>
+              <option value="~">=~ (regex)</option>
+              <option value="!~">!~ (regex)</option>
+            </select>
+          </div>
+          <div className="field">
+            <label htmlFor={`m-val-${i}`}>Value</label>
+            <input
+              id={`m-val-${i}`}
+              value={m.value}
+              onChange={(e) => set(i, { value: e.target.value })}
+              required
+            />
+          </div>
+          {matchers.length > 1 && (
+            <button
+              type="button"
+              className="btn btn-small btn-ghost"
+              onClick={() => setMatchers((ms) => ms.filter((_, j) => j !== i))}
+              aria-label={`Remove matcher ${i + 1}`}
+            >
+              ×
+            </button>
+          )}
+        </div>
+      ))}
+      <div className="inline-form">
+        <button
+          type="button"
+          className="btn btn-small btn-ghost"
+          onClick={() => setMatchers((ms) => [...ms, { name: '', value: '', isRegex: false, isEqual: true }])}
+        >
+          + matcher
+        </button>
+        <div className="field">
+          <label htmlFor="sil-dur">Duration</label>
+          <select id="sil-dur" value={durationS} onChange={(e) => setDurationS(Number(e.target.value))}>
+            {DURATIONS.map((d) => (
+              <option key={d.s} value={d.s}>
+                {d.label}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field" style={{ flex: 1, minWidth: 200 }}>
+          <label htmlFor="sil-comment">Comment</label>
+          <input id="sil-comment" value={comment} onChange={(e) => setComment(e.target.value)} required />
+        </div>
+        <button type="submit" className="btn" disabled={busy}>
+          Create silence
+        </button>
+      </div>
+      {err && (
+        <p className="error" role="alert">
+          {err}
+        </p>
+      )}
+    </form>
+  );
+}
+
+function Rules() {
+  const [rules, setRules] = useState<AlertRule[] | null>(null);
+  const [err, setErr] = useState<string | null>(null);
+  useEffect(() => {
+    api<{ rules: AlertRule[] }>('/api/rules')
+      .then((r) => setRules(r.rules))
+      .catch((e: Error) => setErr(e.message));
+  }, []);
+  return (
+    <section className="panel" aria-labelledby="rules-h">
+      <h2 id="rules-h">Rules</h2>
+      {err && <p className="error">{err}</p>}
+      {rules && (
+        <div className="table-wrap">
+          <table data-testid="rules">
+            <thead>
+              <tr>
+                <th scope="col">Rule</th>
+                <th scope="col">Condition</th>
+                <th scope="col">Clears at</th>
+                <th scope="col">For / keep firing</th>
+                <th scope="col">Severity</th>
+                <th scope="col">Enabled</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rules.map((r) => (
+                <tr key={r.id}>
+                  <td>
+                    {r.name}
+                    <div className="muted mono">{r.id}</div>
+                  </td>
+                  <td className="mono">
+                    {r.metric} {r.comparison} {r.threshold}
+                    {Object.keys(r.match).length > 0 && (
+                      <div className="muted">
+                        where{' '}
+                        {Object.entries(r.match)
+                          .map(([k, v]) => `${k}=${v}`)
+                          .join(', ')}
+                      </div>
+                    )}
+                  </td>
+                  <td className="mono">{r.clear}</td>
+                  <td>
+                    {formatDurationS(r.forS)} / {formatDurationS(r.keepFiringForS)}
+                  </td>
+                  <td>
+                    <span className={`sev sev-${r.severity}`}>{r.severity}</span>
+                  </td>
+                  <td>{r.enabled ? 'yes' : 'no'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,292 @@
+'use client';
+import type { Alert, HistoryPoint, LivePoint } from '@rdmaq/shared';
+import Link from 'next/link';
+import { memo, useMemo, useRef, useState } from 'react';
+import {
+  formatBitRate,
+  formatBytes,
+  formatCount,
+  formatNs,
+  formatPercent,
+  formatRate,
+  formatTimestamp,
+} from '../lib/ui/format';
+import { clipFrom, pointsForWidth, RANGES, type RangeId, rangeMs } from '../lib/ui/range';
+import { joinHistory } from '../lib/ui/views';
+import { useClockSkew, useLiveView } from './LiveProvider';
+import { StatePill } from './StatePill';
+import { TimeChart } from './TimeChart';
+import { useHistory, useWidth } from './useHistory';
+
+type P = LivePoint & { bitsPerS: number | null };
+
+const withBits = (p: LivePoint): P => ({ ...p, bitsPerS: p.bytesPerS === null ? null : p.bytesPerS * 8 });
+
+/** Link page: latest figures, cumulative counters and the time series (REST history + live 1 s tail). */
+export function LinkView({ linkKey }: { linkKey: string }) {
+  const { state, stale, error } = useLiveView<'link'>(`link:${linkKey}`);
+  const [range, setRange] = useState<RangeId>('15m');
+  const boxRef = useRef<HTMLDivElement>(null);
+  const width = useWidth(boxRef);
+  // Two charts per row on wide screens; the Y axis takes ~80 px.
+  const plotWidth = width > 1100 ? width / 2 - 110 : width - 110;
+  const span = rangeMs(range);
+  const history = useHistory<HistoryPoint>({ link: linkKey }, span, pointsForWidth(plotWidth));
+  const skew = useClockSkew();
+  const live = state?.points;
+  const data = useMemo(() => {
+    const now = Date.now() + skew;
+    const joined = joinHistory<LivePoint>(history.points ?? [], live ?? []);
+    return clipFrom(joined, now - span).map(withBits);
+  }, [history.points, live, span, skew]);
+  const last = data.length ? data[data.length - 1]! : undefined;
+  const domain = useMemo<[number, number]>(() => {
+    const end = Math.max(Date.now() + skew, last?.ts ?? 0);
+    return [end - span, end];
+  }, [last, span, skew]);
+
+  if (error && !state) {
+    return (
+      <>
+        <h1>Link {linkKey}</h1>
+        <p className="error" role="alert">
+          {error.code === 'ERR_RDMAQ_NO_VIEW' ? `The hub does not know the link ${linkKey}.` : error.message}
+        </p>
+        <Link href="/">Back to the overview</Link>
+      </>
+    );
+  }
+  const l = state?.link;
+  const otherEnd = l ? `${l.peer}~${l.id}` : undefined;
+  return (
+    <>
+      <div className="crumbs">
+        <Link href="/">Overview</Link> /{' '}
+        {l ? <Link href={`/nodes/${encodeURIComponent(l.node)}`}>{l.node}</Link> : '…'} / link
+      </div>
+      <h1>
+        {l ? l.id : linkKey}{' '}
+        {l && (
+          <span className="muted" style={{ fontSize: 14, fontWeight: 400 }}>
+            {l.direction === 'tx' ? `${l.node} → ${l.peer}` : `${l.peer} → ${l.node}`} · {l.direction} end on{' '}
+            {l.node}
+          </span>
+        )}
+      </h1>
+      {stale && state && <p className="stale">Reconnecting; figures may be out of date.</p>}
+      {l && (
+        <section className="panel" aria-label="Link facts">
+          <dl className="facts">
+            <div>
+              <dt>State</dt>
+              <dd>
+                <StatePill state={l.state} />
+                {l.reason && <div className="muted">{l.reason}</div>}
+              </dd>
+            </div>
+            <div>
+              <dt>Transport</dt>
+              <dd>
+                {l.transport} / {l.provider}
+              </dd>
+            </div>
+            <div>
+              <dt>Throughput</dt>
+              <dd>{formatBitRate(l.bytesPerS)}</dd>
+            </div>
+            <div>
+              <dt>Records</dt>
+              <dd>{formatRate(l.recordsPerS)}</dd>
+            </div>
+            <div>
+              <dt>Queue latency p50 / p99 / p99.9</dt>
+              <dd>
+                {formatNs(l.p50Ns)} / {formatNs(l.p99Ns)} / {formatNs(l.p999Ns)}
+              </dd>
+            </div>
+            <div>
+              <dt>Probe RTT p50</dt>
+              <dd>{formatNs(l.rttP50Ns)}</dd>
+            </div>
+            <div>
+              <dt>Ring</dt>
+              <dd>
+                {formatBytes(l.occupancyBytes)} / {formatBytes(l.capacityBytes)} ({formatPercent(l.occupancy)}
+                )
+              </dd>
+            </div>
+            <div>
+              <dt>Last sample</dt>
+              <dd>{formatTimestamp(l.ts)}</dd>
+            </div>
+            {otherEnd && (
+              <div>
+                <dt>Other end</dt>
+                <dd>
+                  <Link href={`/links/${encodeURIComponent(otherEnd)}`}>{otherEnd}</Link>
+                </dd>
+              </div>
+            )}
+          </dl>
+        </section>
+      )}
+      {state && <Counters counters={state.counters} />}
+      {state && state.alerts.length > 0 && <AlertList alerts={state.alerts} />}
+      <div className="panel-head">
+        <h2>Over time</h2>
+        <div className="tabs" role="tablist" aria-label="Time range">
+          {RANGES.map((r) => (
+            <button
+              key={r.id}
+              type="button"
+              role="tab"
+              aria-selected={range === r.id}
+              onClick={() => setRange(r.id)}
+            >
+              {r.label}
+            </button>
+          ))}
+        </div>
+      </div>
+      {history.error && <p className="error">History: {history.error}</p>}
+      <div ref={boxRef}>
+        <Charts data={data} domain={domain} capacity={l?.capacityBytes} direction={l?.direction} />
+      </div>
+      {history.stepMs !== undefined && (
+        <p className="muted" style={{ fontSize: 12 }}>
+          History: {history.resolutionS} s source, {Math.round(history.stepMs / 1000)} s per point; live
+          points every second after it.
+        </p>
+      )}
+    </>
+  );
+}
+
+const Charts = memo(function Charts({
+  data,
+  domain,
+  capacity,
+  direction,
+}: {
+  data: P[];
+  domain: [number, number];
+  capacity: number | undefined;
+  direction: 'tx' | 'rx' | undefined;
+}) {
+  const last = data.length ? data[data.length - 1] : undefined;
+  return (
+    <div className="grid-2">
+      <TimeChart<P>
+        testId="chart-latency"
+        title={direction === 'tx' ? 'Queue latency (reported by the receiving end)' : 'Queue latency'}
+        data={data}
+        series={[
+          { key: 'p50Ns', name: 'p50', color: '#3fb950' },
+          { key: 'p99Ns', name: 'p99', color: '#d29922' },
+          { key: 'p999Ns', name: 'p99.9', color: '#f85149' },
+        ]}
+        format={formatNs}
+        domain={domain}
+        current={last ? `p99 ${formatNs(last.p99Ns)}` : undefined}
+      />
+      <TimeChart<P>
+        testId="chart-throughput"
+        title="Throughput"
+        data={data}
+        series={[{ key: 'bitsPerS', name: 'throughput', color: '#58a6ff' }]}
+        format={(v) => formatBitRate(v / 8)}
+        domain={domain}
+        current={last ? formatBitRate(last.bytesPerS) : undefined}
+      />
+      <TimeChart<P>
+        testId="chart-occupancy"
+        title="Ring occupancy"
+        data={data}
+        series={[{ key: 'occupancyBytes', name: 'occupancy', color: '#bc8cff' }]}
+        format={formatBytes}
+        domain={domain}
+        current={last ? formatBytes(last.occupancyBytes) : undefined}
+        reference={capacity ? { y: capacity, label: `capacity ${formatBytes(capacity)}` } : undefined}
+      />
+      <TimeChart<P>
+        testId="chart-completions"
+        title="Completions"
+        data={data}
+        series={[
+          { key: 'completionsPerS', name: 'completions/s', color: '#3fb950' },
+          { key: 'recordsPerS', name: 'records/s', color: '#58a6ff' },
+        ]}
+        format={formatRate}
+        domain={domain}
+        current={last ? formatRate(last.completionsPerS) : undefined}
+      />
+      <TimeChart<P>
+        testId="chart-backpressure"
+        title={direction === 'rx' ? 'Back-pressure (reported by the sending end)' : 'Back-pressure events'}
+        data={data}
+        series={[{ key: 'backpressurePerS', name: 'back-pressure/s', color: '#d29922' }]}
+        format={formatRate}
+        domain={domain}
+        current={last ? formatRate(last.backpressurePerS) : undefined}
+      />
+      <TimeChart<P>
+        testId="chart-errors"
+        title="Errors"
+        data={data}
+        series={[{ key: 'errorsPerS', name: 'errors/s', color: '#f85149' }]}
+        format={formatRate}
+        domain={domain}
+        current={last ? formatRate(last.errorsPerS) : undefined}
+      />
+    </div>
+  );
+});
+
+function Counters({ counters }: { counters: import('@rdmaq/shared').LinkSnapshot['counters'] }) {
+  const errors = Object.entries(counters.errors).sort((a, b) => b[1] - a[1]);
+  const rows: Array<[string, string]> = [
+    ['Records', formatCount(counters.records)],
+    ['Bytes', formatBytes(counters.bytes)],
+    ['Completions', formatCount(counters.completions)],
+    ['Credit updates', formatCount(counters.creditUpdates)],
+    ['Back-pressure events', formatCount(counters.backpressure)],
+    ['Ring wraps', formatCount(counters.wraps)],
+    ['Resends', formatCount(counters.resends)],
+    ['Reconnects', formatCount(counters.reconnects)],
+  ];
+  return (
+    <section className="panel" aria-labelledby="counters-h">
+      <h2 id="counters-h">Counters since the agent started</h2>
+      <dl className="facts">
+        {rows.map(([k, v]) => (
+          <div key={k}>
+            <dt>{k}</dt>
+            <dd>{v}</dd>
+          </div>
+        ))}
+        <div>
+          <dt>Errors</dt>
+          <dd>
+            {errors.length === 0 ? 'none' : errors.map(([k, v]) => `${k}: ${formatCount(v)}`).join(', ')}
+          </dd>
+        </div>
+      </dl>
+    </section>
+  );
+}
+
+export function AlertList({ alerts }: { alerts: readonly Alert[] }) {
+  return (
+    <section className="panel" aria-labelledby="la-h">
+      <h2 id="la-h">Active alerts here</h2>
+      <ul style={{ margin: 0, paddingLeft: 18 }}>
+        {alerts.map((a) => (
+          <li key={a.id}>
+            <span className={`sev sev-${a.severity}`}>{a.severity}</span> <StatePill state={a.state} />{' '}
+            {a.summary} <Link href="/alerts">details</Link>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

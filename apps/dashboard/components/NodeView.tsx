@@ -1,0 +1,231 @@
+'use client';
+import type { HostPoint } from '@rdmaq/shared';
+import Link from 'next/link';
+import { useMemo, useRef, useState } from 'react';
+import {
+  formatBitRate,
+  formatBytes,
+  formatDurationS,
+  formatNs,
+  formatPercent,
+  formatTimestamp,
+} from '../lib/ui/format';
+import { clipFrom, pointsForWidth, RANGES, type RangeId, rangeMs } from '../lib/ui/range';
+import { joinHistory } from '../lib/ui/views';
+import { AlertList } from './LinkView';
+import { useClockSkew, useLiveView } from './LiveProvider';
+import { StatePill } from './StatePill';
+import { TimeChart } from './TimeChart';
+import { useHistory, useWidth } from './useHistory';
+
+const fmtPct = (v: number) => `${v.toFixed(v < 10 ? 1 : 0)} %`;
+const fmtMs = (v: number) => `${v.toFixed(v < 10 ? 2 : 0)} ms`;
+
+/** Node page: the host's agent, its figures over time and every link end it reports. */
+export function NodeView({ nodeId }: { nodeId: string }) {
+  const { state, stale, error } = useLiveView<'node'>(`node:${nodeId}`);
+  const [range, setRange] = useState<RangeId>('15m');
+  const boxRef = useRef<HTMLDivElement>(null);
+  const width = useWidth(boxRef);
+  const span = rangeMs(range);
+  const history = useHistory<HostPoint>(
+    { node: nodeId },
+    span,
+    pointsForWidth(width > 1100 ? width / 3 - 110 : width - 110),
+  );
+  const skew = useClockSkew();
+  const live = state?.points;
+  const data = useMemo(
+    () => clipFrom(joinHistory<HostPoint>(history.points ?? [], live ?? []), Date.now() + skew - span),
+    [history.points, live, span, skew],
+  );
+  const last = data.length ? data[data.length - 1] : undefined;
+  const domain = useMemo<[number, number]>(() => {
+    const end = Math.max(Date.now() + skew, last?.ts ?? 0);
+    return [end - span, end];
+  }, [last, span, skew]);
+
+  if (error && !state) {
+    return (
+      <>
+        <h1>Node {nodeId}</h1>
+        <p className="error" role="alert">
+          {error.code === 'ERR_RDMAQ_NO_VIEW' ? `The hub does not know the node ${nodeId}.` : error.message}
+        </p>
+        <Link href="/">Back to the overview</Link>
+      </>
+    );
+  }
+  const n = state?.node;
+  return (
+    <>
+      <div className="crumbs">
+        <Link href="/">Overview</Link> / node
+      </div>
+      <h1>{nodeId}</h1>
+      {stale && state && <p className="stale">Reconnecting; figures may be out of date.</p>}
+      {n && (
+        <section className="panel" aria-label="Node facts">
+          <dl className="facts">
+            <div>
+              <dt>Agent</dt>
+              <dd>
+                <StatePill
+                  state={n.connected ? 'ok' : 'offline'}
+                  label={n.connected ? 'connected' : 'offline'}
+                />
+              </dd>
+            </div>
+            <div>
+              <dt>Health</dt>
+              <dd>
+                <StatePill state={n.health} />
+              </dd>
+            </div>
+            <div>
+              <dt>Host name</dt>
+              <dd>{n.hostname || '—'}</dd>
+            </div>
+            <div>
+              <dt>Agent version</dt>
+              <dd>{n.version || '—'}</dd>
+            </div>
+            <div>
+              <dt>Providers</dt>
+              <dd>{n.providers.length ? n.providers.join(', ') : 'none'}</dd>
+            </div>
+            <div>
+              <dt>Links up</dt>
+              <dd>
+                {n.linksUp} / {n.linkCount}
+              </dd>
+            </div>
+            <div>
+              <dt>CPU</dt>
+              <dd>{n.cpuPercent === null ? '—' : fmtPct(n.cpuPercent)}</dd>
+            </div>
+            <div>
+              <dt>Agent memory (RSS)</dt>
+              <dd>{formatBytes(n.rssBytes)}</dd>
+            </div>
+            <div>
+              <dt>Event-loop lag</dt>
+              <dd>{n.eventLoopLagMs === null ? '—' : fmtMs(n.eventLoopLagMs)}</dd>
+            </div>
+            <div>
+              <dt>Uptime</dt>
+              <dd>{formatDurationS(n.uptimeS)}</dd>
+            </div>
+            <div>
+              <dt>Last sample</dt>
+              <dd>{formatTimestamp(n.lastSampleTs)}</dd>
+            </div>
+          </dl>
+        </section>
+      )}
+      {state && state.alerts.length > 0 && <AlertList alerts={state.alerts} />}
+      {state && (
+        <section className="panel" aria-labelledby="nl-h">
+          <h2 id="nl-h">Link ends on this node ({state.links.length})</h2>
+          <div className="table-wrap">
+            <table data-testid="node-links">
+              <thead>
+                <tr>
+                  <th scope="col">Link</th>
+                  <th scope="col">Peer</th>
+                  <th scope="col">Dir</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Transport</th>
+                  <th scope="col" className="num">
+                    Throughput
+                  </th>
+                  <th scope="col" className="num">
+                    p50 / p99
+                  </th>
+                  <th scope="col" className="num">
+                    Ring
+                  </th>
+                  <th scope="col" className="num">
+                    Errors/s
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {state.links.map((l) => (
+                  <tr key={l.key}>
+                    <td>
+                      <Link href={`/links/${encodeURIComponent(l.key)}`}>{l.id}</Link>
+                    </td>
+                    <td>
+                      <Link href={`/nodes/${encodeURIComponent(l.peer)}`}>{l.peer}</Link>
+                    </td>
+                    <td>{l.direction}</td>
+                    <td>
+                      <StatePill state={l.state} />
+                      {l.reason && <div className="muted">{l.reason}</div>}
+                    </td>
+                    <td>
+                      {l.transport}/{l.provider}
+                    </td>
+                    <td className="num">{formatBitRate(l.bytesPerS)}</td>
+                    <td className="num">
+                      {formatNs(l.p50Ns)} / {formatNs(l.p99Ns)}
+                    </td>
+                    <td className="num">{formatPercent(l.occupancy)}</td>
+                    <td className="num">{l.errorsPerS.toFixed(l.errorsPerS ? 1 : 0)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </section>
+      )}
+      <div className="panel-head">
+        <h2>Host over time</h2>
+        <div className="tabs" role="tablist" aria-label="Time range">
+          {RANGES.map((r) => (
+            <button
+              key={r.id}
+              type="button"
+              role="tab"
+              aria-selected={range === r.id}
+              onClick={() => setRange(r.id)}
+            >
+              {r.label}
+            </button>
+          ))}
+        </div>
+      </div>
+      {history.error && <p className="error">History: {history.error}</p>}
+      <div ref={boxRef} className="grid-3">
+        <TimeChart<HostPoint>
+          testId="chart-cpu"
+          title="Agent CPU"
+          data={data}
+          series={[{ key: 'cpuPercent', name: 'CPU', color: '#58a6ff' }]}
+          format={fmtPct}
+          domain={domain}
+          current={last?.cpuPercent != null ? fmtPct(last.cpuPercent) : undefined}
+        />
+        <TimeChart<HostPoint>
+          testId="chart-rss"
+          title="Agent memory (RSS)"
+          data={data}
+          series={[{ key: 'rssBytes', name: 'RSS', color: '#bc8cff' }]}
+          format={formatBytes}
+          domain={domain}
+          current={last ? formatBytes(last.rssBytes) : undefined}
+        />
+        <TimeChart<HostPoint>
+          testId="chart-lag"
+          title="Event-loop lag"
+          data={data}
+          series={[{ key: 'eventLoopLagMs', name: 'lag', color: '#d29922' }]}
+          format={fmtMs}
+          domain={domain}
+          current={last?.eventLoopLagMs != null ? fmtMs(last.eventLoopLagMs) : undefined}
+        />
+      </div>
+    </>
+  );
+}

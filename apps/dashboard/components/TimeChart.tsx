@@ -1,0 +1,119 @@
+'use client';
+import { memo } from 'react';
+import {
+  CartesianGrid,
+  Legend,
+  Line,
+  LineChart,
+  ReferenceLine,
+  ResponsiveContainer,
+  Tooltip,
+  XAxis,
+  YAxis,
+} from 'recharts';
+import { formatClock, formatTimestamp } from '../lib/ui/format';
+
+export interface Series<P> {
+  key: keyof P & string;
+  name: string;
+  color: string;
+}
+
+export interface TimeChartProps<P extends { ts: number }> {
+  title: string;
+  data: readonly P[];
+  series: readonly Series<P>[];
+  format: (v: number) => string;
+  domain: [number, number];
+  /** Latest value shown beside the title. */
+  current?: string;
+  reference?: { y: number; label: string };
+  testId?: string;
+}
+
+/**
+ * One recharts time series. No animation and no dots: it redraws once per hub delta with up to a few
+ * thousand points and must stay cheap. Nulls are gaps (a link that was down is not drawn as zero).
+ */
+function TimeChartInner<P extends { ts: number }>({
+  title,
+  data,
+  series,
+  format,
+  domain,
+  current,
+  reference,
+  testId,
+}: TimeChartProps<P>) {
+  const hasData = data.length > 0;
+  return (
+    <figure className="panel" style={{ margin: 0 }} data-testid={testId} data-points={data.length}>
+      <figcaption className="chart-title">
+        <span>{title}</span>
+        {current !== undefined && <span className="now">{current}</span>}
+      </figcaption>
+      <div
+        className="chart-box"
+        role="img"
+        aria-label={`${title} over time${current ? `, now ${current}` : ''}`}
+      >
+        {hasData ? (
+          <ResponsiveContainer width="100%" height="100%">
+            <LineChart data={data as P[]} margin={{ top: 6, right: 8, bottom: 0, left: 0 }}>
+              <CartesianGrid stroke="#21262d" vertical={false} />
+              <XAxis
+                dataKey="ts"
+                type="number"
+                scale="time"
+                domain={domain}
+                allowDataOverflow
+                tickFormatter={formatClock}
+                stroke="#8b949e"
+                fontSize={11}
+                minTickGap={40}
+              />
+              <YAxis stroke="#8b949e" fontSize={11} width={72} tickFormatter={(v: number) => format(v)} />
+              <Tooltip
+                contentStyle={{ background: '#010409', border: '1px solid #30363d', fontSize: 12 }}
+                labelFormatter={(v) => formatTimestamp(Number(v))}
+                formatter={(v) => (typeof v === 'number' ? format(v) : String(v))}
+                isAnimationActive={false}
+              />
+              {series.length > 1 && <Legend wrapperStyle={{ fontSize: 12 }} />}
+              {reference && (
+                <ReferenceLine
+                  y={reference.y}
+                  stroke="#8b949e"
+                  strokeDasharray="4 4"
+                  label={{
+                    value: reference.label,
+                    fill: '#8b949e',
+                    fontSize: 11,
+                    position: 'insideTopRight',
+                  }}
+                />
+              )}
+              {series.map((s) => (
+                <Line
+                  key={s.key}
+                  dataKey={s.key}
+                  name={s.name}
+                  stroke={s.color}
+                  dot={false}
+                  strokeWidth={1.6}
+                  isAnimationActive={false}
+                  connectNulls={false}
+                  type="linear"
+                />
+              ))}
+            </LineChart>
+          </ResponsiveContainer>
+        ) : (
+          <div className="empty">No data in this range</div>
+        )}
+      </div>
+    </figure>
+  );
+}
+
+export const TimeChart = memo(TimeChartInner) as typeof TimeChartInner;
