@@ -89,7 +89,7 @@ export function topologyLayout(ids: readonly string[], size: Size): Map<string, 
 
 /**
  * Group key of a host id for the grouped view of large clusters: the id without its trailing number and
- * separator ("rack07-node113" → "rack07", "gpu-a-0042" → "gpu-a"); ids without a trailing number fall
+ * separator ("rack07-node113" → "rack07-node", "gpu-a-0042" → "gpu-a"); ids without a trailing number fall
  * back to their first dotted label, so FQDNs group by host name.
  */
 export function groupKey(id: string): string {
