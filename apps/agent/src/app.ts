@@ -1,0 +1,347 @@
+/**
+ * The agent as an object: `buildAgent(config, deps)` wires links, sampler, hub client, Prometheus exporter
+ * and the HTTP handler without opening anything; `start()` listens and connects, `stop()` shuts down
+ * gracefully. bin.ts only parses the command line and calls these; tests drive them in process.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname as osHostname } from 'node:os';
+import {
+  type AgentEvent,
+  type Hello,
+  MAX_LINKS_PER_SAMPLE,
+  PROTOCOL_VERSION,
+  type Sample,
+} from '@rdmaq/shared';
+import { type Clock, realClock, type TimerHandle } from './clock.js';
+import type { AgentConfig } from './config.js';
+import { errorMessage } from './errors.js';
+import { HostSampler } from './host.js';
+import { HubClient } from './hub-client.js';
+import { type LinkEvent, LinkManager, type LinkView, type RdmaApi } from './links.js';
+import { createLogger, type Logger } from './logger.js';
+import { AgentMetrics } from './prom.js';
+import { AGENT_VERSION } from './version.js';
+
+export interface AgentDeps {
+  /** Default: JSON (or pretty on a TTY) on stdout at config.log.level. */
+  logger?: Logger;
+  /** Default: real time. Tests pass a scaled clock. */
+  clock?: Clock;
+  /** Default: @rdmaq/rdma-core itself. */
+  rdma?: RdmaApi;
+  hostname?: string;
+  /** Export prom-client's default process metrics (default true). */
+  defaultMetrics?: boolean;
+  /** How long stop() waits for outgoing rings to empty (default 5000 ms). */
+  drainTimeoutMs?: number;
+}
+
+export interface Health {
+  ok: boolean;
+  status: 'ok' | 'unhealthy' | 'stopping';
+  node: string;
+  /** One line per link that is not up. */
+  problems: string[];
+  links: Array<Pick<LinkView, 'id' | 'peer' | 'direction' | 'state' | 'reason'>>;
+  hub: { state: string; bufferedSamples: number; lastError: string | undefined } | null;
+}
+
+export interface Agent {
+  readonly config: AgentConfig;
+  readonly runId: string;
+  readonly logger: Logger;
+  readonly links: LinkManager;
+  readonly hub: HubClient | undefined;
+  readonly metrics: AgentMetrics;
+  /** The HTTP server (not listening until start()). */
+  readonly server: Server;
+  /** The request handler alone (for in-process tests without a socket). */
+  readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Listens (HTTP), starts the listener and links, connects to the hub and begins sampling. */
+  start(): Promise<{ http: AddressInfo }>;
+  /** Drains and closes the links, sends a final sample, closes the hub connection and the HTTP server. */
+  stop(reason?: string): Promise<void>;
+  /** Takes a sample now (the sampler does this every interval). */
+  sampleNow(): Sample;
+  health(): Health;
+  /** Called after every sample (tests, bench). */
+  onSample(fn: (s: Sample) => void): () => void;
+}
+
+/** A run id: unique per agent process, so the hub can tell a restart from a reconnect. */
+function newRunId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+export async function loadRdma(): Promise<RdmaApi> {
+  return import('@rdmaq/rdma-core');
+}
+
+export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<Agent> {
+  const logger =
+    deps.logger ??
+    createLogger({ level: config.log.level, pretty: config.log.pretty, nodeId: config.nodeId });
+  const clock = deps.clock ?? realClock;
+  const rdma = deps.rdma ?? (await loadRdma());
+  const host = deps.hostname ?? osHostname();
+  const runId = newRunId();
+  const startedAt = clock.now();
+  const log = logger.child({ component: 'agent' });
+
+  let providers: string[] = [];
+  try {
+    providers = rdma
+      .providers()
+      .slice(0, 64)
+      .map((p) => p.slice(0, 64));
+  } catch (err) {
+    log.warn(`cannot list libfabric providers: ${errorMessage(err)}`);
+  }
+
+  const links = new LinkManager({ config, rdma, logger, clock });
+  const metrics = new AgentMetrics({
+    nodeId: config.nodeId,
+    version: AGENT_VERSION,
+    defaultMetrics: deps.defaultMetrics ?? true,
+  });
+  const hostSampler = new HostSampler();
+
+  const hello = (): Hello => ({
+    type: 'hello',
+    v: PROTOCOL_VERSION,
+    nodeId: config.nodeId,
+    runId,
+    hostname: host.slice(0, 256),
+    version: AGENT_VERSION,
+    providers,
+    startedAt,
+    intervalMs: config.sampling.intervalMs,
+  });
+
+  const hub = config.hub
+    ? new HubClient({
+        url: config.hub.url,
+        token: config.hub.token,
+        hello,
+        logger,
+        clock,
+        maxSamples: Math.max(2, Math.ceil((config.hub.bufferSeconds * 1000) / config.sampling.intervalMs)),
+        maxBytes: config.hub.maxBufferBytes,
+        backoff: config.reconnect,
+      })
+    : undefined;
+
+  const event = (e: Omit<AgentEvent, 'type' | 'v' | 'ts'>): void => {
+    hub?.pushEvent({ type: 'event', v: PROTOCOL_VERSION, ts: clock.now(), ...e });
+  };
+
+  links.on('state', (ev: LinkEvent) => {
+    const severity = ev.state === 'down' ? 'critical' : ev.state === 'degraded' ? 'warning' : 'info';
+    event({
+      kind: 'link_state',
+      severity,
+      link: ev.link,
+      state: ev.state,
+      ...(ev.code ? { code: ev.code.slice(0, 64) } : {}),
+      message: (ev.reason ?? `link is ${ev.state}`).slice(0, 2048),
+    });
+  });
+
+  let seq = 0;
+  const sampleListeners = new Set<(s: Sample) => void>();
+  const sampleNow = (): Sample => {
+    const linkSamples = links.sample();
+    if (linkSamples.length > MAX_LINKS_PER_SAMPLE) {
+      log.error(
+        { links: linkSamples.length },
+        `more than ${MAX_LINKS_PER_SAMPLE} links: the rest are not reported`,
+      );
+      linkSamples.length = MAX_LINKS_PER_SAMPLE;
+    }
+    const sample: Sample = {
+      type: 'sample',
+      v: PROTOCOL_VERSION,
+      seq: ++seq,
+      ts: clock.now(),
+      host: hostSampler.sample(),
+      links: linkSamples,
+    };
+    metrics.ingest(sample);
+    hub?.pushSample(sample);
+    const hs = hub?.stats;
+    metrics.setSide({
+      hubConnected: hs?.state === 'live',
+      bufferedSamples: hs?.bufferedSamples ?? 0,
+      droppedSamples: hs?.droppedSamples ?? 0,
+    });
+    for (const fn of sampleListeners) {
+      try {
+        fn(sample);
+      } catch (err) {
+        log.error(`sample listener failed: ${errorMessage(err)}`);
+      }
+    }
+    return sample;
+  };
+
+  let stopping = false;
+  let sampleTimer: TimerHandle | undefined;
+  const interval = config.sampling.intervalMs;
+  let nextAt = 0;
+  const scheduleSample = (): void => {
+    if (stopping) return;
+    // Drift-free: aim at start + k·interval; after a long stall, skip ahead instead of sampling in a burst.
+    nextAt += interval;
+    const now = clock.now();
+    if (nextAt < now) nextAt = now + interval;
+    sampleTimer = clock.setTimeout(() => {
+      try {
+        sampleNow();
+      } catch (err) {
+        log.error(`sampling failed: ${errorMessage(err)}`);
+      }
+      scheduleSample();
+    }, nextAt - now);
+  };
+
+  const health = (): Health => {
+    const views = links.views();
+    const problems = views
+      .filter((l) => l.state !== 'up')
+      .map((l) => `link ${l.id} (${l.direction} ${l.peer}) is ${l.state}${l.reason ? `: ${l.reason}` : ''}`);
+    if (links.fabricListenerMissing)
+      problems.push(`incoming fabric links refused: ${links.fabricListenerMissing}`);
+    const ok = !stopping && problems.length === 0;
+    const hs = hub?.stats;
+    return {
+      ok,
+      status: stopping ? 'stopping' : ok ? 'ok' : 'unhealthy',
+      node: config.nodeId,
+      problems,
+      links: views.map((l) => ({
+        id: l.id,
+        peer: l.peer,
+        direction: l.direction,
+        state: l.state,
+        reason: l.reason,
+      })),
+      hub: hs ? { state: hs.state, bufferedSamples: hs.bufferedSamples, lastError: hs.lastError } : null,
+    };
+  };
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (url === '/metrics') {
+      metrics.text().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        },
+        (err: unknown) => {
+          log.error(`metrics collection failed: ${errorMessage(err)}`);
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
+        },
+      );
+      return;
+    }
+    if (url === '/healthz') {
+      const h = health();
+      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : `${JSON.stringify(h)}\n`);
+      return;
+    }
+    res
+      .writeHead(404, { 'content-type': 'text/plain' })
+      .end('not found: this agent serves /metrics (Prometheus) and /healthz\n');
+  };
+  const server = createServer(handler);
+  server.on('clientError', (_err, socket) => socket.destroy());
+
+  const start = async (): Promise<{ http: AddressInfo }> => {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.http.port, config.http.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address() as AddressInfo;
+    try {
+      await links.start();
+    } catch (err) {
+      server.close();
+      throw err;
+    }
+    hub?.start();
+    event({ kind: 'agent', severity: 'info', message: `agent ${AGENT_VERSION} started (run ${runId})` });
+    nextAt = clock.now();
+    scheduleSample();
+    log.info(
+      {
+        http: `${addr.address}:${addr.port}`,
+        runId,
+        links: config.links.length,
+        hub: config.hub?.url ?? null,
+      },
+      `rdmaq-agent ${AGENT_VERSION} running`,
+    );
+    return { http: addr };
+  };
+
+  let stopped: Promise<void> | undefined;
+  const stop = (reason = 'agent shutting down'): Promise<void> => {
+    stopped ??= (async () => {
+      stopping = true;
+      sampleTimer?.cancel();
+      log.info({ reason }, 'stopping: draining links');
+      const drained = await links.drain(deps.drainTimeoutMs ?? 5000);
+      if (!drained) log.warn('outgoing rings did not drain in time; closing anyway');
+      links.markAllDown(reason);
+      event({ kind: 'agent', severity: 'info', message: `agent stopping: ${reason}` });
+      try {
+        sampleNow();
+      } catch (err) {
+        log.error(`final sample failed: ${errorMessage(err)}`);
+      }
+      if (hub) {
+        const flushed = await hub.flush(3000);
+        if (!flushed)
+          log.warn({ buffered: hub.stats.bufferedSamples }, 'the hub did not take the final samples in time');
+        await hub.stop();
+      }
+      await links.close();
+      hostSampler.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      log.info('stopped');
+    })();
+    return stopped;
+  };
+
+  return {
+    config,
+    runId,
+    logger,
+    links,
+    hub,
+    metrics,
+    server,
+    handler,
+    start,
+    stop,
+    sampleNow,
+    health,
+    onSample(fn) {
+      sampleListeners.add(fn);
+      return () => sampleListeners.delete(fn);
+    },
+  };
+}

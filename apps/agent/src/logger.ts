@@ -1,0 +1,26 @@
+import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+export interface LoggerOptions {
+  level: string;
+  /** auto: pretty when stdout is a terminal. */
+  pretty: 'auto' | 'true' | 'false';
+  nodeId: string;
+}
+
+/**
+ * JSON lines on stdout (for journald / log shippers), human-readable when a person is watching.
+ * pino-pretty runs in-process as a stream (no worker thread) — a TTY is not a hot path.
+ */
+export function createLogger(opts: LoggerOptions, stream: NodeJS.WritableStream = process.stdout): Logger {
+  const isTty = 'isTTY' in stream && (stream as { isTTY?: boolean }).isTTY === true;
+  const usePretty = opts.pretty === 'true' || (opts.pretty === 'auto' && isTty);
+  const base = { node: opts.nodeId };
+  const options = { level: opts.level, base, timestamp: pino.stdTimeFunctions.isoTime };
+  if (usePretty) {
+    return pino(options, pretty({ colorize: isTty, destination: stream, sync: true }));
+  }
+  return pino(options, stream);
+}
