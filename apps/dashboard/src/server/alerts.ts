@@ -1,0 +1,614 @@
+/**
+ * Alert rules, their evaluation (every second), the pending → firing → resolved state machine with
+ * hysteresis (`clear`), `for` and keep-firing-for, acknowledgements, silences and history.
+ *
+ * Evaluation is synchronous and cheap (one pass over the fleet per rule); notifications are handed to the
+ * Notifier's queues and never awaited here, so a slow webhook cannot delay evaluation.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  type Alert,
+  type AlertRule,
+  AlertRuleSchema,
+  describeZodError,
+  type Matcher,
+  MatcherSchema,
+  type Silence,
+} from '@rdmaq/shared';
+import { z } from 'zod';
+import { badRequest, conflict, notFound } from './errors.js';
+import type { Fleet } from './fleet.js';
+import type { Logger } from './log.js';
+import type { Store } from './store/store.js';
+
+export const DEFAULT_RULES: AlertRule[] = [
+  {
+    id: 'link-latency-p99',
+    name: 'LinkLatencyP99High',
+    metric: 'latency_p99',
+    comparison: '>',
+    threshold: 1_000_000,
+    clear: 500_000,
+    forS: 30,
+    keepFiringForS: 60,
+    severity: 'warning',
+    labels: {},
+    enabled: true,
+    match: {},
+  },
+  {
+    id: 'ring-occupancy',
+    name: 'RingOccupancyHigh',
+    metric: 'occupancy_ratio',
+    comparison: '>',
+    threshold: 0.9,
+    clear: 0.7,
+    forS: 10,
+    keepFiringForS: 30,
+    severity: 'warning',
+    labels: {},
+    enabled: true,
+    match: {},
+  },
+  {
+    id: 'link-down',
+    name: 'LinkDown',
+    metric: 'link_down',
+    comparison: '>=',
+    threshold: 1,
+    clear: 1,
+    forS: 5,
+    keepFiringForS: 0,
+    severity: 'critical',
+    labels: {},
+    enabled: true,
+    match: {},
+  },
+  {
+    id: 'agent-offline',
+    name: 'AgentOffline',
+    metric: 'agent_offline',
+    comparison: '>',
+    threshold: 30,
+    clear: 5,
+    forS: 0,
+    keepFiringForS: 0,
+    severity: 'critical',
+    labels: {},
+    enabled: true,
+    match: {},
+  },
+  {
+    id: 'error-rate',
+    name: 'LinkErrors',
+    metric: 'errors_rate',
+    comparison: '>',
+    threshold: 1,
+    clear: 0.1,
+    forS: 30,
+    keepFiringForS: 60,
+    severity: 'warning',
+    labels: {},
+    enabled: true,
+    match: {},
+  },
+];
+
+const cmp = (op: AlertRule['comparison'], v: number, t: number) =>
+  op === '>' ? v > t : op === '>=' ? v >= t : op === '<' ? v < t : v <= t;
+
+interface SeriesValue {
+  labels: Record<string, string>;
+  value: number | null;
+}
+
+interface ActiveAlert {
+  alert: Alert;
+  keepUntil: number | null;
+  /** A firing notification went out (so a resolved one must follow). */
+  notified: boolean;
+  sig: string;
+}
+
+export interface AlertChanges {
+  upserted: Alert[];
+  removed: string[];
+  resolved: Alert[];
+  /** Alerts to notify now (newly firing and not silenced, or resolved after a firing notification). */
+  notify: Alert[];
+}
+
+export interface AlertSink {
+  notify(alerts: Alert[]): void;
+}
+
+const SilenceInputSchema = z.object({
+  matchers: z.array(MatcherSchema).min(1).max(20),
+  startsAt: z.number().int().nonnegative().optional(),
+  endsAt: z.number().int().positive().optional(),
+  durationS: z
+    .number()
+    .positive()
+    .max(366 * 86_400)
+    .optional(),
+  comment: z.string().max(1024).default(''),
+});
+
+function matcherMatches(m: Matcher, labels: Record<string, string>): boolean {
+  const v = labels[m.name] ?? '';
+  let ok: boolean;
+  if (m.isRegex) {
+    try {
+      ok = new RegExp(`^(?:${m.value})$`).test(v);
+    } catch {
+      ok = false;
+    }
+  } else ok = v === m.value;
+  return m.isEqual === false ? !ok : ok;
+}
+
+export class AlertEngine {
+  private rules: AlertRule[] = [];
+  private readonly active = new Map<string, ActiveAlert>();
+  private readonly recent: Alert[] = [];
+  private silences: Silence[] = [];
+  private pendingChanges: AlertChanges = { upserted: [], removed: [], resolved: [], notify: [] };
+  private readonly insertEvent;
+
+  constructor(
+    private readonly store: Store,
+    private readonly fleet: Fleet,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    private readonly sink: AlertSink,
+  ) {
+    const db = store.db;
+    this.insertEvent = db.prepare(
+      'INSERT INTO alert_events (ts, alert_id, rule_id, state, severity, labels, value, by, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    if (!store.getSetting('rules_seeded')) {
+      db.transaction(() => {
+        for (const r of DEFAULT_RULES) this.saveRule(r, 'system');
+        store.setSetting('rules_seeded', '1');
+      })();
+    }
+    this.loadRules();
+    this.silences = (
+      db
+        .prepare('SELECT * FROM silences WHERE ends_at > ? ORDER BY created_at')
+        .all(this.now() - 7 * 86_400_000) as Array<{
+        id: string;
+        matchers: string;
+        starts_at: number;
+        ends_at: number;
+        created_by: string;
+        comment: string;
+      }>
+    ).map((r) => ({
+      id: r.id,
+      matchers: JSON.parse(r.matchers) as Matcher[],
+      startsAt: r.starts_at,
+      endsAt: r.ends_at,
+      createdBy: r.created_by,
+      comment: r.comment,
+      status: 'active',
+    }));
+  }
+
+  private loadRules(): void {
+    this.rules = (
+      this.store.db.prepare('SELECT json FROM alert_rules ORDER BY id').all() as Array<{ json: string }>
+    ).map((r) => AlertRuleSchema.parse(JSON.parse(r.json)));
+  }
+
+  private saveRule(r: AlertRule, by: string): void {
+    this.store.db
+      .prepare(
+        `INSERT INTO alert_rules (id, json, updated_at, updated_by) VALUES (?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      )
+      .run(r.id, JSON.stringify(r), this.now(), by);
+  }
+
+  listRules(): AlertRule[] {
+    return this.rules;
+  }
+
+  parseRule(body: unknown): AlertRule {
+    const r = AlertRuleSchema.safeParse(body);
+    if (!r.success) throw badRequest(`rule: ${describeZodError(r.error)}`);
+    return r.data;
+  }
+
+  createRule(body: unknown, by: string): AlertRule {
+    const rule = this.parseRule(body);
+    if (this.rules.some((r) => r.id === rule.id))
+      throw conflict(`rule ${rule.id} exists; PUT /api/rules/${rule.id}`);
+    this.saveRule(rule, by);
+    this.loadRules();
+    return rule;
+  }
+
+  updateRule(id: string, body: unknown, by: string): AlertRule {
+    if (!this.rules.some((r) => r.id === id)) throw notFound(`no rule ${id}`);
+    const rule = this.parseRule(body);
+    if (rule.id !== id) throw badRequest(`rule id in the body (${rule.id}) differs from the URL (${id})`);
+    this.saveRule(rule, by);
+    this.loadRules();
+    return rule;
+  }
+
+  deleteRule(id: string): void {
+    if (this.store.destructive('DELETE FROM alert_rules WHERE id = ?').run(id).changes === 0) {
+      throw notFound(`no rule ${id}`);
+    }
+    this.loadRules();
+  }
+
+  // ───────────────────────────── evaluation ─────────────────────────────
+
+  private series(rule: AlertRule, now: number): SeriesValue[] {
+    const out: SeriesValue[] = [];
+    const matchOk = (labels: Record<string, string>) => {
+      for (const k in rule.match) if (labels[k] !== rule.match[k]) return false;
+      return true;
+    };
+    if (rule.metric === 'agent_offline') {
+      for (const n of this.fleet.nodes.values()) {
+        const labels = { node: n.id, hostname: n.hostname };
+        if (!matchOk(labels)) continue;
+        out.push({
+          labels,
+          value: n.connected && now - n.lastSeen < 3 * n.intervalMs + 1000 ? 0 : (now - n.lastSeen) / 1000,
+        });
+      }
+      return out;
+    }
+    for (const l of this.fleet.links.values()) {
+      const n = this.fleet.nodes.get(l.node);
+      // Figures of an offline agent are stale; agent-offline speaks for it.
+      if (!n?.connected) continue;
+      const labels = {
+        node: l.node,
+        link: l.id,
+        link_key: l.key,
+        peer: l.peer,
+        direction: l.direction,
+        transport: l.transport,
+        provider: l.provider,
+      };
+      if (!matchOk(labels)) continue;
+      let v: number;
+      switch (rule.metric) {
+        case 'latency_p50':
+          v = l.p50;
+          break;
+        case 'latency_p99':
+          v = l.p99;
+          break;
+        case 'latency_p999':
+          v = l.p999;
+          break;
+        case 'records_rate':
+          v = l.recordsPerS;
+          break;
+        case 'bytes_rate':
+          v = l.bytesPerS;
+          break;
+        case 'completions_rate':
+          v = l.completionsPerS;
+          break;
+        case 'backpressure_rate':
+          v = l.backpressurePerS;
+          break;
+        case 'errors_rate':
+          v = l.errorsPerS;
+          break;
+        case 'occupancy_ratio':
+          v = l.capacityBytes > 0 ? l.occupancyBytes / l.capacityBytes : Number.NaN;
+          break;
+        case 'link_down':
+          v = l.state === 'down' ? 1 : 0;
+          break;
+        default:
+          v = Number.NaN;
+      }
+      out.push({ labels, value: Number.isFinite(v) ? v : null });
+    }
+    return out;
+  }
+
+  private fingerprint(ruleId: string, labels: Record<string, string>): string {
+    const keys = Object.keys(labels).sort();
+    const h = createHash('sha1').update(ruleId);
+    for (const k of keys) h.update(`\0${k}=${labels[k]}`);
+    return h.digest('hex').slice(0, 16);
+  }
+
+  private summary(rule: AlertRule, labels: Record<string, string>, value: number | null): string {
+    const where = labels.link
+      ? `link ${labels.link} on ${labels.node} (peer ${labels.peer})`
+      : `node ${labels.node}`;
+    const v = value === null ? 'no data' : Number.isInteger(value) ? String(value) : value.toPrecision(4);
+    return `${rule.name}: ${rule.metric} ${rule.comparison} ${rule.threshold} on ${where} (value ${v})`;
+  }
+
+  private event(a: Alert, state: string, by?: string, comment?: string): void {
+    this.insertEvent.run(
+      this.now(),
+      a.id,
+      a.ruleId,
+      state,
+      a.severity,
+      JSON.stringify(a.labels),
+      a.value,
+      by ?? null,
+      comment ?? null,
+    );
+  }
+
+  /** One evaluation round; returns what changed (also accumulated for `takeChanges`). */
+  evaluate(now = this.now()): AlertChanges {
+    const ch: AlertChanges = { upserted: [], removed: [], resolved: [], notify: [] };
+    const seen = new Set<string>();
+    const activeSilences = this.silences.filter((s) => s.startsAt <= now && s.endsAt > now);
+    const store = this.store.db;
+    store.transaction(() => {
+      for (const rule of this.rules) {
+        if (!rule.enabled) continue;
+        for (const s of this.series(rule, now)) {
+          const labels = {
+            alertname: rule.name,
+            rule: rule.id,
+            severity: rule.severity,
+            ...rule.labels,
+            ...s.labels,
+          };
+          const id = this.fingerprint(rule.id, labels);
+          const cond = s.value !== null && cmp(rule.comparison, s.value, rule.threshold);
+          const still = s.value !== null && cmp(rule.comparison, s.value, rule.clear);
+          let a = this.active.get(id);
+          if (!a) {
+            if (!cond) continue;
+            a = {
+              alert: {
+                id,
+                ruleId: rule.id,
+                ruleName: rule.name,
+                state: 'pending',
+                severity: rule.severity,
+                labels,
+                summary: this.summary(rule, labels, s.value),
+                value: s.value,
+                threshold: rule.threshold,
+                activeAt: now,
+                firedAt: null,
+                resolvedAt: null,
+                ack: null,
+                silencedBy: [],
+              },
+              keepUntil: null,
+              notified: false,
+              sig: '',
+            };
+            this.active.set(id, a);
+            this.event(a.alert, 'pending');
+          }
+          seen.add(id);
+          const al = a.alert;
+          al.value = s.value;
+          al.summary = this.summary(rule, labels, s.value);
+          if (al.state === 'pending') {
+            if (!cond) {
+              this.active.delete(id);
+              ch.removed.push(id);
+              this.event(al, 'inactive');
+              continue;
+            }
+            if (now - al.activeAt >= rule.forS * 1000) {
+              al.state = 'firing';
+              al.firedAt = now;
+              this.event(al, 'firing');
+              this.log.info(
+                { alert: al.id, rule: rule.id, labels: s.labels, value: s.value },
+                'alert firing',
+              );
+            }
+          } else if (al.state === 'firing') {
+            if (still) a.keepUntil = null;
+            else {
+              a.keepUntil ??= now + rule.keepFiringForS * 1000;
+              if (now >= a.keepUntil) {
+                this.resolve(a, now, ch);
+              }
+            }
+          }
+        }
+      }
+      // Series that vanished (link closed, rule deleted or disabled) end their alerts.
+      for (const [id, a] of this.active) {
+        if (seen.has(id)) continue;
+        if (a.alert.state === 'pending') {
+          this.active.delete(id);
+          ch.removed.push(id);
+          this.event(a.alert, 'inactive');
+        } else this.resolve(a, now, ch);
+      }
+      for (const a of this.active.values()) {
+        const al = a.alert;
+        al.silencedBy = activeSilences
+          .filter((s) => s.matchers.every((m) => matcherMatches(m, al.labels)))
+          .map((s) => s.id);
+        if (al.state === 'firing' && !a.notified && al.silencedBy.length === 0) {
+          a.notified = true;
+          ch.notify.push(structuredClone(al));
+        }
+        const sig = `${al.state}|${al.value}|${al.ack?.at ?? ''}|${al.silencedBy.join(',')}`;
+        if (sig !== a.sig) {
+          a.sig = sig;
+          ch.upserted.push(structuredClone(al));
+        }
+      }
+    })();
+    if (ch.notify.length) this.sink.notify(ch.notify);
+    this.pendingChanges.upserted.push(...ch.upserted);
+    this.pendingChanges.removed.push(...ch.removed);
+    this.pendingChanges.resolved.push(...ch.resolved);
+    return ch;
+  }
+
+  private resolve(a: ActiveAlert, now: number, ch: AlertChanges): void {
+    const al = a.alert;
+    al.state = 'resolved';
+    al.resolvedAt = now;
+    this.active.delete(al.id);
+    this.event(al, 'resolved');
+    const copy = structuredClone(al);
+    ch.removed.push(al.id);
+    ch.resolved.push(copy);
+    this.recent.unshift(copy);
+    if (this.recent.length > 100) this.recent.pop();
+    if (a.notified) ch.notify.push(copy);
+  }
+
+  /** Changes since the previous call (for the live hub), merged. */
+  takeChanges(): AlertChanges {
+    const c = this.pendingChanges;
+    this.pendingChanges = { upserted: [], removed: [], resolved: [], notify: [] };
+    return c;
+  }
+
+  activeAlerts(): Alert[] {
+    return [...this.active.values()].map((a) => a.alert);
+  }
+
+  firing(): Alert[] {
+    return this.activeAlerts().filter((a) => a.state === 'firing');
+  }
+
+  recentResolved(): Alert[] {
+    return this.recent;
+  }
+
+  counts(): { firing: number; pending: number } {
+    let firing = 0;
+    let pending = 0;
+    for (const a of this.active.values()) {
+      if (a.alert.state === 'firing') firing++;
+      else pending++;
+    }
+    return { firing, pending };
+  }
+
+  ack(id: string, by: string, comment: unknown): Alert {
+    const a = this.active.get(id);
+    if (!a) throw notFound(`no active alert ${id}`);
+    const text = typeof comment === 'string' ? comment.slice(0, 1024) : '';
+    a.alert.ack = { by, at: this.now(), comment: text };
+    this.event(a.alert, 'ack', by, text);
+    this.touch(a);
+    return a.alert;
+  }
+
+  unack(id: string, by: string): Alert {
+    const a = this.active.get(id);
+    if (!a) throw notFound(`no active alert ${id}`);
+    a.alert.ack = null;
+    this.event(a.alert, 'unack', by);
+    this.touch(a);
+    return a.alert;
+  }
+
+  private touch(a: ActiveAlert): void {
+    a.sig = '';
+    this.pendingChanges.upserted.push(structuredClone(a.alert));
+  }
+
+  history(limit: number, before?: number) {
+    return (
+      this.store.db
+        .prepare(
+          'SELECT ts, alert_id, rule_id, state, severity, labels, value, by, comment FROM alert_events WHERE ts < ? ORDER BY id DESC LIMIT ?',
+        )
+        .all(before ?? Number.MAX_SAFE_INTEGER, Math.min(Math.max(1, limit), 1000)) as Array<{
+        ts: number;
+        alert_id: string;
+        rule_id: string;
+        state: string;
+        severity: string;
+        labels: string;
+        value: number | null;
+        by: string | null;
+        comment: string | null;
+      }>
+    ).map((r) => ({
+      ts: r.ts,
+      alertId: r.alert_id,
+      ruleId: r.rule_id,
+      state: r.state,
+      severity: r.severity,
+      labels: JSON.parse(r.labels) as Record<string, string>,
+      value: r.value,
+      ...(r.by ? { by: r.by } : {}),
+      ...(r.comment ? { comment: r.comment } : {}),
+    }));
+  }
+
+  // ───────────────────────────── silences ─────────────────────────────
+
+  private status(s: Silence, now: number): Silence {
+    return { ...s, status: s.endsAt <= now ? 'expired' : s.startsAt > now ? 'pending' : 'active' };
+  }
+
+  listSilences(): Silence[] {
+    const now = this.now();
+    return this.silences.filter((s) => s.endsAt > now - 7 * 86_400_000).map((s) => this.status(s, now));
+  }
+
+  createSilence(body: unknown, by: string): Silence {
+    const r = SilenceInputSchema.safeParse(body);
+    if (!r.success) throw badRequest(`silence: ${describeZodError(r.error)}`);
+    const now = this.now();
+    const startsAt = r.data.startsAt ?? now;
+    const endsAt = r.data.endsAt ?? (r.data.durationS ? startsAt + r.data.durationS * 1000 : undefined);
+    if (endsAt === undefined) throw badRequest('silence: give endsAt (ms) or durationS');
+    if (endsAt <= startsAt) throw badRequest('silence: endsAt must be after startsAt');
+    for (const m of r.data.matchers) {
+      if (m.isRegex) {
+        try {
+          new RegExp(m.value);
+        } catch (err) {
+          throw badRequest(`silence: matcher ${m.name}: bad regex: ${(err as Error).message}`);
+        }
+      }
+    }
+    const s: Silence = {
+      id: randomBytes(8).toString('hex'),
+      matchers: r.data.matchers,
+      startsAt,
+      endsAt,
+      createdBy: by,
+      comment: r.data.comment,
+      status: 'active',
+    };
+    this.store.db
+      .prepare(
+        'INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(s.id, JSON.stringify(s.matchers), s.startsAt, s.endsAt, by, s.comment, now);
+    this.silences.push(s);
+    return this.status(s, now);
+  }
+
+  /** Expires a silence now (kept for history). */
+  expireSilence(id: string): Silence {
+    const s = this.silences.find((x) => x.id === id);
+    if (!s) throw notFound(`no silence ${id}`);
+    const now = this.now();
+    if (s.endsAt > now) {
+      s.endsAt = now;
+      this.store.destructive('UPDATE silences SET ends_at = ? WHERE id = ?').run(now, id);
+    }
+    return this.status(s, now);
+  }
+}

@@ -1,0 +1,340 @@
+/** REST API under /api (see API.md). A small table-driven router on node:http; JSON in and out. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Role, RoleSchema } from '@rdmaq/shared';
+import type { AlertEngine } from './alerts.js';
+import { type Auth, roleAtLeast, type SessionUser } from './auth.js';
+import { badRequest, forbidden, HubError, notFound, unauthenticated } from './errors.js';
+import type { Fleet } from './fleet.js';
+import type { Ingest } from './ingest.js';
+import type { Logger } from './log.js';
+
+export const SESSION_COOKIE = 'rdmaq_session';
+const MAX_BODY = 64 * 1024;
+
+export interface ApiContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: string[];
+  query: URLSearchParams;
+  user: SessionUser | undefined;
+  body: () => Promise<Record<string, unknown>>;
+}
+
+type Result = unknown | { status: number; body?: unknown; headers?: Record<string, string | string[]> };
+interface Route {
+  method: string;
+  re: RegExp;
+  /** Minimum role; null = no login needed. */
+  role: Role | null;
+  handler: (ctx: ApiContext) => Result | Promise<Result>;
+}
+
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) {
+      try {
+        out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+      } catch {
+        // A malformed cookie is ignored, not fatal.
+      }
+    }
+  }
+  return out;
+}
+
+class Reply {
+  constructor(
+    readonly status: number,
+    readonly body?: unknown,
+    readonly headers: Record<string, string | string[]> = {},
+  ) {}
+}
+
+function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new HubError('ERR_RDMAQ_TOO_LARGE', `request body over ${MAX_BODY} bytes`, 413));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!size) return resolve({});
+      try {
+        const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (typeof v !== 'object' || v === null || Array.isArray(v))
+          throw new Error('expected a JSON object');
+        resolve(v as Record<string, unknown>);
+      } catch (err) {
+        reject(badRequest(`body is not a JSON object: ${(err as Error).message}`));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+export interface ApiDeps {
+  fleet: Fleet;
+  alerts: AlertEngine;
+  auth: Auth;
+  ingest: Ingest;
+  log: Logger;
+  now: () => number;
+  secureCookies: boolean;
+  sessionTtlS: number;
+  originAllowed: (req: IncomingMessage) => boolean;
+}
+
+const str = (v: unknown, name: string): string => {
+  if (typeof v !== 'string') throw badRequest(`${name}: expected a string`);
+  return v;
+};
+const intParam = (q: URLSearchParams, name: string, def: number, min: number, max: number): number => {
+  const raw = q.get(name);
+  if (raw === null || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max)
+    throw badRequest(`${name}: expected a number in [${min}, ${max}]`);
+  return Math.floor(n);
+};
+
+export function createApi(d: ApiDeps) {
+  const cookie = (token: string, maxAgeS: number) =>
+    `${SESSION_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAgeS}${d.secureCookies ? '; Secure' : ''}`;
+  const loggedIn = (user: SessionUser, token: string) =>
+    new Reply(200, { name: user.name, role: user.role }, { 'set-cookie': cookie(token, d.sessionTtlS) });
+  const me = (ctx: ApiContext) => ctx.user!;
+  const linkOr404 = (key: string) => {
+    const l = d.fleet.links.get(key);
+    if (!l) throw notFound(`no link ${key} (keys are <nodeId>~<linkId>)`);
+    return l;
+  };
+
+  const routes: Route[] = [];
+  const add = (method: string, path: string, role: Role | null, handler: Route['handler']) => {
+    const re = new RegExp(`^${path.replace(/:[a-zA-Z]+/g, '([^/]+)')}$`);
+    routes.push({ method, re, role, handler });
+  };
+
+  add('GET', '/api/health', null, () => d.fleet.health());
+
+  // ── auth
+  add('POST', '/api/auth/login', null, async (ctx) => {
+    const b = await ctx.body();
+    const r = await d.auth.login(String(b.name ?? ''), String(b.password ?? ''));
+    if (!r) throw new HubError('ERR_RDMAQ_BAD_CREDENTIALS', 'wrong user name or password', 401);
+    return loggedIn(r.user, r.token);
+  });
+  add('POST', '/api/auth/logout', null, (ctx) => {
+    d.auth.logout(parseCookies(ctx.req.headers.cookie)[SESSION_COOKIE]);
+    return new Reply(204, undefined, { 'set-cookie': cookie('', 0) });
+  });
+  add('GET', '/api/auth/me', 'viewer', me);
+  add('GET', '/api/auth/setup', null, () => ({ needed: d.auth.userCount() === 0 }));
+  add('POST', '/api/auth/setup', null, async (ctx) => {
+    const b = await ctx.body();
+    const name = str(b.name, 'name');
+    const password = str(b.password, 'password');
+    await d.auth.setupFirstAdmin(str(b.token, 'token'), name, password);
+    const r = await d.auth.login(name, password);
+    return loggedIn(r!.user, r!.token);
+  });
+  add('POST', '/api/auth/password', 'viewer', async (ctx) => {
+    const b = await ctx.body();
+    await d.auth.changePassword(ctx.user!.name, str(b.current, 'current'), str(b.password, 'password'));
+    return new Reply(204);
+  });
+
+  // ── nodes and links
+  add('GET', '/api/nodes', 'viewer', () => ({
+    nodes: [...d.fleet.nodes.values()].map((n) => d.fleet.nodeSummary(n)),
+  }));
+  add('GET', '/api/nodes/:id', 'viewer', (ctx) => {
+    const n = d.fleet.nodes.get(ctx.params[0]!);
+    if (!n) throw notFound(`no node ${ctx.params[0]}`);
+    return {
+      node: d.fleet.nodeSummary(n),
+      links: [...n.links.values()].map((l) => d.fleet.linkSummary(l)),
+      ingest: { runId: n.runId, lastSeq: n.lastSeq, duplicatesDropped: n.duplicatesDropped },
+      events: n.events,
+    };
+  });
+  add('GET', '/api/links', 'viewer', (ctx) => {
+    const node = ctx.query.get('node');
+    const links = [...d.fleet.links.values()].filter((l) => !node || l.node === node);
+    return { links: links.map((l) => d.fleet.linkSummary(l)) };
+  });
+  add('GET', '/api/links/:key', 'viewer', (ctx) => {
+    const l = linkOr404(ctx.params[0]!);
+    return { link: d.fleet.linkSummary(l), counters: l.counters };
+  });
+
+  // ── history
+  add('GET', '/api/history', 'viewer', (ctx) => {
+    const now = d.now();
+    const to = intParam(ctx.query, 'to', now, 0, Number.MAX_SAFE_INTEGER);
+    const from = intParam(ctx.query, 'from', to - 15 * 60_000, 0, Number.MAX_SAFE_INTEGER);
+    const points = intParam(ctx.query, 'points', 300, 1, 2000);
+    if (from >= to) throw badRequest('from must be before to');
+    const link = ctx.query.get('link');
+    const node = ctx.query.get('node');
+    if (link) return d.fleet.linkHistory(link, from, to, points);
+    if (node) return d.fleet.nodeHistory(node, from, to, points);
+    throw badRequest('give link=<nodeId>~<linkId> or node=<nodeId>');
+  });
+
+  // ── alerts, silences, rules
+  add('GET', '/api/alerts', 'viewer', () => ({
+    active: d.alerts.activeAlerts(),
+    recent: d.alerts.recentResolved(),
+  }));
+  add('GET', '/api/alerts/history', 'viewer', (ctx) => {
+    const before = ctx.query.get('before');
+    return {
+      events: d.alerts.history(
+        intParam(ctx.query, 'limit', 100, 1, 1000),
+        before ? Number(before) : undefined,
+      ),
+    };
+  });
+  add('POST', '/api/alerts/:id/ack', 'operator', async (ctx) => {
+    const b = await ctx.body();
+    return d.alerts.ack(ctx.params[0]!, ctx.user!.name, b.comment ?? '');
+  });
+  add('DELETE', '/api/alerts/:id/ack', 'operator', (ctx) => d.alerts.unack(ctx.params[0]!, ctx.user!.name));
+  add('GET', '/api/silences', 'viewer', () => ({ silences: d.alerts.listSilences() }));
+  add(
+    'POST',
+    '/api/silences',
+    'operator',
+    async (ctx) => new Reply(201, d.alerts.createSilence(await ctx.body(), ctx.user!.name)),
+  );
+  add('DELETE', '/api/silences/:id', 'operator', (ctx) => d.alerts.expireSilence(ctx.params[0]!));
+  add('GET', '/api/rules', 'viewer', () => ({ rules: d.alerts.listRules() }));
+  add(
+    'POST',
+    '/api/rules',
+    'operator',
+    async (ctx) => new Reply(201, d.alerts.createRule(await ctx.body(), ctx.user!.name)),
+  );
+  add('PUT', '/api/rules/:id', 'operator', async (ctx) =>
+    d.alerts.updateRule(ctx.params[0]!, await ctx.body(), ctx.user!.name),
+  );
+  add('DELETE', '/api/rules/:id', 'operator', (ctx) => {
+    d.alerts.deleteRule(ctx.params[0]!);
+    return new Reply(204);
+  });
+
+  // ── agent tokens and users (admin)
+  add('GET', '/api/agent-tokens', 'admin', () => ({ tokens: d.auth.listAgentTokens() }));
+  add('POST', '/api/agent-tokens', 'admin', async (ctx) => {
+    const b = await ctx.body();
+    return new Reply(201, d.auth.createAgentToken(str(b.name, 'name'), ctx.user!.name));
+  });
+  add('DELETE', '/api/agent-tokens/:id', 'admin', (ctx) => {
+    d.auth.revokeAgentToken(ctx.params[0]!);
+    d.ingest.revokeToken(ctx.params[0]!);
+    return { revoked: ctx.params[0] };
+  });
+  add('GET', '/api/users', 'admin', () => ({ users: d.auth.listUsers() }));
+  add('POST', '/api/users', 'admin', async (ctx) => {
+    const b = await ctx.body();
+    const role = RoleSchema.safeParse(b.role);
+    if (!role.success) throw badRequest('role: viewer, operator or admin');
+    await d.auth.createUser(str(b.name, 'name'), str(b.password, 'password'), role.data);
+    return new Reply(201, { name: b.name, role: role.data });
+  });
+  add('PATCH', '/api/users/:name', 'admin', async (ctx) => {
+    const b = await ctx.body();
+    const patch: { role?: Role; password?: string } = {};
+    if (b.role !== undefined) {
+      const role = RoleSchema.safeParse(b.role);
+      if (!role.success) throw badRequest('role: viewer, operator or admin');
+      patch.role = role.data;
+    }
+    if (b.password !== undefined) patch.password = str(b.password, 'password');
+    await d.auth.updateUser(ctx.params[0]!, patch);
+    return { name: ctx.params[0], ...(patch.role ? { role: patch.role } : {}) };
+  });
+  add('DELETE', '/api/users/:name', 'admin', (ctx) => {
+    d.auth.deleteUser(ctx.params[0]!);
+    return new Reply(204);
+  });
+
+  const send = (
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string | string[]> = {},
+  ) => {
+    const payload = body === undefined ? '' : JSON.stringify(body);
+    res.writeHead(status, {
+      ...(payload ? { 'content-type': 'application/json; charset=utf-8' } : {}),
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      ...headers,
+    });
+    res.end(payload);
+  };
+
+  /** Handles a request under /api; never throws. */
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const method = req.method ?? 'GET';
+    try {
+      let matched: { route: Route; params: string[] } | undefined;
+      let pathMatched = false;
+      for (const route of routes) {
+        const m = route.re.exec(url.pathname);
+        if (!m) continue;
+        pathMatched = true;
+        if (route.method === method) {
+          matched = { route, params: m.slice(1).map((p) => decodeURIComponent(p)) };
+          break;
+        }
+      }
+      if (!matched) {
+        if (pathMatched)
+          throw new HubError('ERR_RDMAQ_METHOD', `${method} is not supported on ${url.pathname}`, 405);
+        throw notFound(`no API endpoint ${method} ${url.pathname} (see API.md)`);
+      }
+      // Cookie-authenticated writes must come from an allowed origin (CSRF defence besides SameSite).
+      if (method !== 'GET' && req.headers.origin && !d.originAllowed(req)) {
+        throw forbidden(`origin ${req.headers.origin} may not change data here`);
+      }
+      const user = d.auth.session(parseCookies(req.headers.cookie)[SESSION_COOKIE]);
+      if (matched.route.role) {
+        if (!user) throw unauthenticated();
+        if (!roleAtLeast(user.role, matched.route.role)) {
+          throw forbidden(`this needs the ${matched.route.role} role; you are ${user.role}`);
+        }
+      }
+      const out = await matched.route.handler({
+        req,
+        res,
+        params: matched.params,
+        query: url.searchParams,
+        user,
+        body: () => readBody(req),
+      });
+      if (out instanceof Reply) send(res, out.status, out.body, out.headers);
+      else send(res, 200, out);
+    } catch (err) {
+      const e =
+        err instanceof HubError
+          ? err
+          : new HubError('ERR_RDMAQ_INTERNAL', 'internal error; see the server log', 500, { cause: err });
+      if (e.status >= 500) d.log.error({ err, url: url.pathname }, 'API error');
+      if (!res.headersSent) send(res, e.status, { error: { code: e.code, message: e.message } });
+      else res.end();
+    }
+  };
+}

@@ -1,0 +1,277 @@
+/**
+ * Operator accounts (scrypt hashes), sessions (random tokens, stored as SHA-256), agent tokens (stored as
+ * SHA-256, cached in memory so thousands of reconnecting agents cost no database read) and the first-admin
+ * setup (from the environment, or a one-time token printed at first start).
+ */
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import type { Role } from '@rdmaq/shared';
+import { badRequest, conflict, HubError, notFound } from './errors.js';
+import type { Logger } from './log.js';
+import type { Store } from './store/store.js';
+
+const SCRYPT = { N: 16_384, r: 8, p: 1, keylen: 32 };
+const ROLE_RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+
+export function roleAtLeast(role: Role, needed: Role): boolean {
+  return ROLE_RANK[role] >= ROLE_RANK[needed];
+}
+
+function scryptAsync(password: string, salt: Buffer, N: number, r: number, p: number, len: number) {
+  return new Promise<Buffer>((resolve, reject) =>
+    scrypt(password, salt, len, { N, r, p, maxmem: 64 * 1024 * 1024 }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    ),
+  );
+}
+
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scryptAsync(password, salt, SCRYPT.N, SCRYPT.r, SCRYPT.p, SCRYPT.keylen);
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
+}
+
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [alg, n, r, p, salt, key] = stored.split('$');
+  if (alg !== 'scrypt' || !salt || !key) return false;
+  const want = Buffer.from(key, 'base64url');
+  const got = await scryptAsync(
+    password,
+    Buffer.from(salt, 'base64url'),
+    Number(n),
+    Number(r),
+    Number(p),
+    want.length,
+  );
+  return timingSafeEqual(want, got);
+}
+
+export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const token = (prefix: string) => `${prefix}${randomBytes(32).toString('base64url')}`;
+
+export interface SessionUser {
+  name: string;
+  role: Role;
+}
+
+export function validatePassword(password: unknown): string {
+  if (typeof password !== 'string' || password.length < 10 || password.length > 256) {
+    throw badRequest('password: use 10 to 256 characters');
+  }
+  return password;
+}
+
+const NAME_RE = /^[A-Za-z0-9._@-]{1,64}$/;
+
+export class Auth {
+  private readonly agentTokens = new Map<string, { id: string; name: string; revoked: boolean }>();
+  private readonly lastUsed = new Map<string, number>();
+  /** Dummy hash so an unknown user costs the same scrypt time as a wrong password. */
+  private dummyHash: string | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly sessionTtlMs: number,
+    private readonly now: () => number,
+  ) {
+    for (const row of store.db.prepare('SELECT id, name, hash, revoked_at FROM agent_tokens').all() as Array<{
+      id: string;
+      name: string;
+      hash: string;
+      revoked_at: number | null;
+    }>) {
+      this.agentTokens.set(row.hash, { id: row.id, name: row.name, revoked: row.revoked_at !== null });
+    }
+  }
+
+  userCount(): number {
+    return (this.store.db.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n;
+  }
+
+  /**
+   * First start: create the admin from config/env, or print a one-time setup token (its hash is stored).
+   * Returns the token when one was created so the caller can print it.
+   */
+  async bootstrap(admin?: { user: string; password: string }): Promise<string | undefined> {
+    if (this.userCount() > 0) return undefined;
+    if (admin) {
+      await this.createUser(admin.user, admin.password, 'admin');
+      this.log.info({ user: admin.user }, 'first admin created from RDMAQ_ADMIN_USER');
+      return undefined;
+    }
+    const setup = token('setup_');
+    this.store.setSetting('setup_token_hash', sha256(setup));
+    return setup;
+  }
+
+  async setupFirstAdmin(setupToken: string, name: string, password: string): Promise<SessionUser> {
+    if (this.userCount() > 0) {
+      throw new HubError('ERR_RDMAQ_SETUP_DONE', 'the first admin exists already; log in instead', 403);
+    }
+    const want = this.store.getSetting('setup_token_hash');
+    const got = sha256(String(setupToken));
+    if (!want || !timingSafeEqual(Buffer.from(want), Buffer.from(got))) {
+      throw new HubError(
+        'ERR_RDMAQ_BAD_SETUP_TOKEN',
+        'setup token is wrong; use the one the server printed at its first start',
+        403,
+      );
+    }
+    await this.createUser(name, password, 'admin');
+    this.store.destructive("DELETE FROM settings WHERE key = 'setup_token_hash'").run();
+    return { name, role: 'admin' };
+  }
+
+  async createUser(name: string, password: string, role: Role): Promise<void> {
+    if (typeof name !== 'string' || !NAME_RE.test(name)) {
+      throw badRequest('name: 1-64 letters, digits and . _ @ -');
+    }
+    validatePassword(password);
+    const hash = await hashPassword(password);
+    try {
+      this.store.db
+        .prepare('INSERT INTO users (name, role, hash, created_at) VALUES (?, ?, ?, ?)')
+        .run(name, role, hash, this.now());
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
+        throw conflict(`user ${name} exists`);
+      throw err;
+    }
+  }
+
+  listUsers(): Array<{ name: string; role: Role; createdAt: number }> {
+    return this.store.db
+      .prepare('SELECT name, role, created_at AS createdAt FROM users ORDER BY name')
+      .all() as Array<{ name: string; role: Role; createdAt: number }>;
+  }
+
+  private getUser(name: string) {
+    return this.store.db.prepare('SELECT name, role, hash FROM users WHERE name = ?').get(name) as
+      | { name: string; role: Role; hash: string }
+      | undefined;
+  }
+
+  async updateUser(name: string, patch: { role?: Role; password?: string }): Promise<void> {
+    const u = this.getUser(name);
+    if (!u) throw notFound(`no user ${name}`);
+    if (patch.role && patch.role !== 'admin' && u.role === 'admin') this.assertNotLastAdmin(name);
+    if (patch.role) this.store.destructive('UPDATE users SET role = ? WHERE name = ?').run(patch.role, name);
+    if (patch.password !== undefined) {
+      const hash = await hashPassword(validatePassword(patch.password));
+      this.store.destructive('UPDATE users SET hash = ? WHERE name = ?').run(hash, name);
+      this.store.destructive('DELETE FROM sessions WHERE user = ?').run(name);
+    }
+  }
+
+  deleteUser(name: string): void {
+    const u = this.getUser(name);
+    if (!u) throw notFound(`no user ${name}`);
+    if (u.role === 'admin') this.assertNotLastAdmin(name);
+    this.store.destructive('DELETE FROM users WHERE name = ?').run(name);
+  }
+
+  private assertNotLastAdmin(name: string): void {
+    const n = (
+      this.store.db
+        .prepare("SELECT count(*) AS n FROM users WHERE role = 'admin' AND name <> ?")
+        .get(name) as {
+        n: number;
+      }
+    ).n;
+    if (n === 0) throw conflict(`${name} is the last admin; make another admin first`);
+  }
+
+  /** Checks credentials; returns a new session token (for the cookie) or undefined. */
+  async login(name: string, password: string): Promise<{ token: string; user: SessionUser } | undefined> {
+    const u = typeof name === 'string' ? this.getUser(name) : undefined;
+    if (!u) {
+      this.dummyHash ??= await hashPassword('not-a-real-password');
+      await verifyPassword(String(password), this.dummyHash);
+      return undefined;
+    }
+    if (!(await verifyPassword(String(password), u.hash))) return undefined;
+    const t = token('');
+    const now = this.now();
+    this.store.db
+      .prepare('INSERT INTO sessions (id, user, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(sha256(t), u.name, now, now + this.sessionTtlMs);
+    return { token: t, user: { name: u.name, role: u.role } };
+  }
+
+  async changePassword(name: string, current: string, password: string): Promise<void> {
+    const u = this.getUser(name);
+    if (!u || !(await verifyPassword(String(current), u.hash))) {
+      throw new HubError('ERR_RDMAQ_BAD_CREDENTIALS', 'current password is wrong', 403);
+    }
+    await this.updateUser(name, { password });
+  }
+
+  /** The user of a session token, sliding its expiry; undefined when unknown or expired. */
+  session(t: string | undefined): SessionUser | undefined {
+    if (!t) return undefined;
+    const id = sha256(t);
+    const row = this.store.db
+      .prepare(
+        'SELECT u.name AS name, u.role AS role, s.expires_at AS exp FROM sessions s JOIN users u ON u.name = s.user WHERE s.id = ?',
+      )
+      .get(id) as { name: string; role: Role; exp: number } | undefined;
+    const now = this.now();
+    if (!row || row.exp < now) return undefined;
+    if (row.exp - now < this.sessionTtlMs / 2) {
+      this.store
+        .destructive('UPDATE sessions SET expires_at = ? WHERE id = ?')
+        .run(now + this.sessionTtlMs, id);
+    }
+    return { name: row.name, role: row.role };
+  }
+
+  logout(t: string | undefined): void {
+    if (t) this.store.destructive('DELETE FROM sessions WHERE id = ?').run(sha256(t));
+  }
+
+  expireSessions(): number {
+    return this.store.destructive('DELETE FROM sessions WHERE expires_at < ?').run(this.now()).changes;
+  }
+
+  createAgentToken(name: string, by: string): { id: string; name: string; token: string } {
+    if (typeof name !== 'string' || name.length < 1 || name.length > 128)
+      throw badRequest('name: 1-128 characters');
+    const t = token('rdmaq_');
+    const id = randomBytes(8).toString('hex');
+    const hash = sha256(t);
+    this.store.db
+      .prepare('INSERT INTO agent_tokens (id, name, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)')
+      .run(id, name, hash, this.now(), by);
+    this.agentTokens.set(hash, { id, name, revoked: false });
+    return { id, name, token: t };
+  }
+
+  listAgentTokens() {
+    for (const [id, at] of this.lastUsed) {
+      this.store.destructive('UPDATE agent_tokens SET last_used_at = ? WHERE id = ?').run(at, id);
+    }
+    this.lastUsed.clear();
+    return this.store.db
+      .prepare(
+        'SELECT id, name, created_at AS createdAt, created_by AS createdBy, last_used_at AS lastUsedAt, revoked_at AS revokedAt FROM agent_tokens ORDER BY created_at',
+      )
+      .all();
+  }
+
+  revokeAgentToken(id: string): void {
+    const r = this.store.destructive(
+      'UPDATE agent_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
+    );
+    if (r.run(this.now(), id).changes === 0) throw notFound(`no active agent token ${id}`);
+    for (const v of this.agentTokens.values()) if (v.id === id) v.revoked = true;
+  }
+
+  /** The token's id when it is a live agent token. Memory only (hot path at reconnect storms). */
+  checkAgentToken(t: string | undefined): { id: string; name: string } | undefined {
+    if (!t) return undefined;
+    const e = this.agentTokens.get(sha256(t));
+    if (!e || e.revoked) return undefined;
+    this.lastUsed.set(e.id, this.now());
+    return { id: e.id, name: e.name };
+  }
+}

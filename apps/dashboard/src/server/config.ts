@@ -1,0 +1,201 @@
+/**
+ * Hub configuration: defaults < optional JSON file (`--config`) < environment < command-line flags.
+ * Validated with zod; an invalid value stops the start with an error naming the key, the value and the fix.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { MAX_FRAME_BYTES } from '@rdmaq/shared';
+import { z } from 'zod';
+import { HubError } from './errors.js';
+
+const url = z.string().url('must be an absolute URL such as http://host:9093');
+
+export const ConfigSchema = z
+  .object({
+    port: z.number().int().min(0).max(65_535).default(8080),
+    host: z.string().min(1).default('0.0.0.0'),
+    /** Folder holding rdmaq.db and backups/. */
+    dataDir: z.string().min(1),
+    /** Serve HTTPS/WSS when both are given. */
+    tls: z.object({ certPath: z.string().min(1), keyPath: z.string().min(1) }).optional(),
+    /** Extra browser origins allowed on /ws/live and for cookie-authenticated writes (own host always is). */
+    allowedOrigins: z.array(z.string().url()).default([]),
+    /** URL browsers reach the dashboard at; used in alert links. */
+    externalUrl: z.string().url().optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    sessionTtlS: z
+      .number()
+      .int()
+      .min(60)
+      .default(12 * 3600),
+    admin: z
+      .object({ user: z.string().min(1).max(64), password: z.string().min(10, 'use at least 10 characters') })
+      .optional(),
+    history: z
+      .object({
+        memoryS: z.number().int().min(60).max(3600).default(900),
+        minuteRetentionDays: z.number().min(1).max(366).default(7),
+        hourRetentionDays: z.number().min(1).max(3660).default(90),
+        /** How often finished minutes are written to SQLite. */
+        flushIntervalMs: z.number().int().min(100).default(10_000),
+      })
+      .default({ memoryS: 900, minuteRetentionDays: 7, hourRetentionDays: 90, flushIntervalMs: 10_000 }),
+    backup: z
+      .object({
+        intervalS: z
+          .number()
+          .min(0.05)
+          .default(6 * 3600),
+        keep: z.number().int().min(1).max(1000).default(8),
+      })
+      .default({ intervalS: 6 * 3600, keep: 8 }),
+    ingest: z
+      .object({
+        maxFrameBytes: z.number().int().min(1024).max(MAX_FRAME_BYTES).default(MAX_FRAME_BYTES),
+        helloTimeoutMs: z.number().int().min(100).default(10_000),
+        maxAgents: z.number().int().min(1).default(20_000),
+      })
+      .default({ maxFrameBytes: MAX_FRAME_BYTES, helloTimeoutMs: 10_000, maxAgents: 20_000 }),
+    live: z
+      .object({
+        tickMs: z.number().int().min(50).default(1000),
+        /** A browser socket holding more than this many unsent bytes is slow: deltas are merged. */
+        maxBufferedBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(4 * 1024 * 1024),
+        maxClients: z.number().int().min(1).default(1000),
+      })
+      .default({ tickMs: 1000, maxBufferedBytes: 4 * 1024 * 1024, maxClients: 1000 }),
+    alerts: z
+      .object({
+        evalIntervalMs: z.number().int().min(50).default(1000),
+        webhooks: z.array(url).default([]),
+        webhookTimeoutMs: z.number().int().min(100).default(5000),
+        webhookRetries: z.number().int().min(0).max(20).default(5),
+        webhookRetryBaseMs: z.number().int().min(10).default(1000),
+        /** Base URL of an Alertmanager to push to (POST /api/v2/alerts), e.g. http://127.0.0.1:9093. */
+        alertmanagerUrl: url.optional(),
+        /** Firing alerts are re-sent this often (Alertmanager resolves alerts it stops hearing about). */
+        alertmanagerResendMs: z.number().int().min(100).default(30_000),
+      })
+      .default({
+        evalIntervalMs: 1000,
+        webhooks: [],
+        webhookTimeoutMs: 5000,
+        webhookRetries: 5,
+        webhookRetryBaseMs: 1000,
+        alertmanagerResendMs: 30_000,
+      }),
+  })
+  .strict();
+
+export type HubConfig = z.infer<typeof ConfigSchema>;
+export type HubConfigInput = z.input<typeof ConfigSchema>;
+
+const ENV_HINT: Record<string, string> = {
+  port: '--port or PORT',
+  dataDir: '--data or RDMAQ_DATA',
+  host: '--host or RDMAQ_HOST',
+  tls: 'RDMAQ_TLS_CERT and RDMAQ_TLS_KEY',
+  allowedOrigins: 'RDMAQ_ALLOWED_ORIGINS (comma-separated URLs)',
+  admin: 'RDMAQ_ADMIN_USER and RDMAQ_ADMIN_PASSWORD',
+  backup: 'RDMAQ_BACKUP_INTERVAL_S / RDMAQ_BACKUP_KEEP',
+  alerts: 'RDMAQ_WEBHOOK_URLS / RDMAQ_ALERTMANAGER_URL',
+};
+
+/** Validates a config object; throws ERR_RDMAQ_CONFIG naming every bad key. */
+export function parseConfig(input: unknown): HubConfig {
+  const r = ConfigSchema.safeParse(input);
+  if (r.success) return r.data;
+  const lines = r.error.issues.slice(0, 8).map((i) => {
+    const key = i.path.join('.') || '(config)';
+    const hint = ENV_HINT[String(i.path[0])];
+    return `  ${key}: ${i.message}${hint ? ` (set with ${hint})` : ''}`;
+  });
+  throw new HubError('ERR_RDMAQ_CONFIG', `invalid dashboard configuration:\n${lines.join('\n')}`);
+}
+
+function num(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n)) {
+    throw new HubError('ERR_RDMAQ_CONFIG', `${name}=${JSON.stringify(raw)} is not a number; set a number`);
+  }
+  return n;
+}
+
+type Obj = Record<string, unknown>;
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function deepMerge(a: Obj, b: Obj): Obj {
+  const out: Obj = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k] as Obj, v) : v;
+  }
+  return out;
+}
+
+export interface ConfigSources {
+  flags?: { port?: string; data?: string; config?: string; host?: string };
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Builds the config from a file, the environment and flags (later wins), then validates it. */
+export function loadConfig({ flags = {}, env = process.env }: ConfigSources = {}): HubConfig {
+  let file: Obj = {};
+  const configPath = flags.config ?? env.RDMAQ_CONFIG;
+  if (configPath) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(configPath, 'utf8'));
+      if (!isObj(parsed)) throw new Error('top level must be an object');
+      file = parsed;
+    } catch (err) {
+      throw new HubError(
+        'ERR_RDMAQ_CONFIG',
+        `cannot read config file ${configPath}: ${(err as Error).message}; give a JSON object (see README)`,
+      );
+    }
+  }
+  const fromEnv: Obj = {
+    port: num('PORT', env.PORT),
+    host: env.RDMAQ_HOST || undefined,
+    dataDir: env.RDMAQ_DATA || undefined,
+    logLevel: env.RDMAQ_LOG_LEVEL || undefined,
+    externalUrl: env.RDMAQ_EXTERNAL_URL || undefined,
+    allowedOrigins: env.RDMAQ_ALLOWED_ORIGINS
+      ? env.RDMAQ_ALLOWED_ORIGINS.split(',').map((s) => s.trim())
+      : undefined,
+    tls:
+      env.RDMAQ_TLS_CERT || env.RDMAQ_TLS_KEY
+        ? { certPath: env.RDMAQ_TLS_CERT ?? '', keyPath: env.RDMAQ_TLS_KEY ?? '' }
+        : undefined,
+    admin:
+      env.RDMAQ_ADMIN_USER || env.RDMAQ_ADMIN_PASSWORD
+        ? { user: env.RDMAQ_ADMIN_USER ?? '', password: env.RDMAQ_ADMIN_PASSWORD ?? '' }
+        : undefined,
+    backup: {
+      intervalS: num('RDMAQ_BACKUP_INTERVAL_S', env.RDMAQ_BACKUP_INTERVAL_S),
+      keep: num('RDMAQ_BACKUP_KEEP', env.RDMAQ_BACKUP_KEEP),
+    },
+    alerts: {
+      webhooks: env.RDMAQ_WEBHOOK_URLS ? env.RDMAQ_WEBHOOK_URLS.split(',').map((s) => s.trim()) : undefined,
+      alertmanagerUrl: env.RDMAQ_ALERTMANAGER_URL || undefined,
+    },
+  };
+  const fromFlags: Obj = {
+    port: num('--port', flags.port),
+    dataDir: flags.data,
+    host: flags.host,
+  };
+  let merged = deepMerge(deepMerge(file, fromEnv), fromFlags);
+  // Drop sub-objects that ended up empty so their defaults apply.
+  merged = Object.fromEntries(
+    Object.entries(merged).filter(([, v]) => !(isObj(v) && Object.keys(v).length === 0)),
+  );
+  if (typeof merged.dataDir === 'string') merged.dataDir = path.resolve(merged.dataDir);
+  return parseConfig(merged);
+}

@@ -1,0 +1,985 @@
+/**
+ * The fleet as the hub sees it: nodes, link ends, their latest figures, 1 s history in memory (typed-array
+ * rings, 15 minutes) and 1-minute accumulators written to SQLite, rolled up to hours there.
+ *
+ * Hot path: `applySample` runs for every agent sample (thousands per second). It does no allocation beyond
+ * the histogram maps and writes nothing to SQLite; `flush` batches finished minutes in one transaction.
+ */
+import {
+  type AgentEvent,
+  type Hello,
+  type HistoryPoint,
+  type HostPoint,
+  type Kpi,
+  type LinkCounters,
+  type LinkSample,
+  type LinkState,
+  type LinkSummary,
+  type LivePoint,
+  linkKey,
+  type NodeSummary,
+  type Sample,
+  sparseQuantile,
+} from '@rdmaq/shared';
+import type Database from 'better-sqlite3';
+import {
+  addSparse,
+  decodeInto,
+  encodeHist,
+  ensureSorted,
+  type HistAcc,
+  mergeBlobs,
+  quantiles,
+  toSorted,
+} from './hist.js';
+import type { Logger } from './log.js';
+import type { Store } from './store/store.js';
+
+/** Field offsets of a link's 1 s point in its ring. */
+const LF = {
+  records: 0,
+  bytes: 1,
+  completions: 2,
+  backpressure: 3,
+  errors: 4,
+  occ: 5,
+  p50: 6,
+  p99: 7,
+  p999: 8,
+  up: 9,
+} as const;
+const LINK_FIELDS = 10;
+const HOST_FIELDS = 3;
+
+/** Fixed-size ring of 1 s points: slot = second % size, `secs` tells which second a slot holds. */
+class Ring {
+  readonly secs: Uint32Array;
+  readonly vals: Float32Array;
+  constructor(
+    readonly size: number,
+    readonly fields: number,
+  ) {
+    this.secs = new Uint32Array(size);
+    this.vals = new Float32Array(size * fields);
+  }
+  put(sec: number, values: ArrayLike<number>): void {
+    const slot = sec % this.size;
+    this.secs[slot] = sec;
+    this.vals.set(values, slot * this.fields);
+  }
+  /** Calls `fn(sec, offset)` for each stored second in [fromSec, toSec], oldest first. */
+  each(fromSec: number, toSec: number, fn: (sec: number, offset: number) => void): void {
+    const lo = Math.max(fromSec, toSec - this.size + 1);
+    for (let s = lo; s <= toSec; s++) {
+      const slot = s % this.size;
+      if (this.secs[slot] === s) fn(s, slot * this.fields);
+    }
+  }
+}
+
+interface MinuteAcc {
+  seconds: number;
+  upS: number;
+  records: number;
+  bytes: number;
+  completions: number;
+  backpressure: number;
+  errors: number;
+  occSum: number;
+  occMax: number;
+  samples: number;
+  hist: HistAcc;
+}
+
+interface HostMinuteAcc {
+  samples: number;
+  cpu: number;
+  rss: number;
+  lag: number;
+}
+
+const newAcc = (): MinuteAcc => ({
+  seconds: 0,
+  upS: 0,
+  records: 0,
+  bytes: 0,
+  completions: 0,
+  backpressure: 0,
+  errors: 0,
+  occSum: 0,
+  occMax: 0,
+  samples: 0,
+  hist: new Map(),
+});
+
+export interface LinkEnd {
+  key: string;
+  node: string;
+  id: string;
+  peer: string;
+  direction: 'tx' | 'rx';
+  transport: LinkSample['transport'];
+  provider: string;
+  state: LinkState;
+  reason: string | undefined;
+  ts: number;
+  counters: LinkCounters;
+  /** Cumulative totals of the previous sample (this agent run), for rates. */
+  prev:
+    | {
+        ts: number;
+        records: number;
+        bytes: number;
+        completions: number;
+        backpressure: number;
+        errors: number;
+      }
+    | undefined;
+  recordsPerS: number;
+  bytesPerS: number;
+  completionsPerS: number;
+  backpressurePerS: number;
+  errorsPerS: number;
+  occupancyBytes: number;
+  capacityBytes: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  rttP50: number;
+  ring: Ring;
+  minutes: Map<number, MinuteAcc>;
+}
+
+export interface NodeEntry {
+  id: string;
+  hostname: string;
+  version: string;
+  providers: string[];
+  connected: boolean;
+  runId: string;
+  intervalMs: number;
+  lastSeq: number;
+  /** Hub clock (ms) of the last sample or connection change. */
+  lastSeen: number;
+  lastSampleTs: number | null;
+  host: Sample['host'] | undefined;
+  links: Map<string, LinkEnd>;
+  ring: Ring;
+  minutes: Map<number, HostMinuteAcc>;
+  events: AgentEvent[];
+  duplicatesDropped: number;
+  runDirty: boolean;
+}
+
+const nullable = (v: number): number | null => (Number.isFinite(v) ? v : null);
+const errorsTotal = (c: LinkCounters) => {
+  let t = 0;
+  for (const k in c.errors) t += c.errors[k]!;
+  return t;
+};
+
+export interface FleetOptions {
+  store: Store;
+  log: Logger;
+  memoryS: number;
+  minuteRetentionDays: number;
+  hourRetentionDays: number;
+  now: () => number;
+}
+
+export class Fleet {
+  readonly nodes = new Map<string, NodeEntry>();
+  readonly links = new Map<string, LinkEnd>();
+  /** Keys changed since the live hub last looked (it clears them). */
+  readonly changedLinks = new Set<string>();
+  readonly changedNodes = new Set<string>();
+  readonly removedLinks = new Set<string>();
+  samplesThisSecond = 0;
+  samplesLastSecond = 0;
+  private lastSecond = 0;
+  private readonly dirtyHours = new Set<number>();
+  private readonly db: Database.Database;
+  private readonly stmts;
+  private lastRetention = 0;
+
+  constructor(private readonly opts: FleetOptions) {
+    this.db = opts.store.db;
+    // Bucket-wise histogram merge inside SQLite: scalar for upserts, aggregate for hour roll-ups.
+    this.db.function('merge_hist', (a: unknown, b: unknown) =>
+      mergeBlobs(a as Buffer | null, b as Buffer | null),
+    );
+    this.db.aggregate('hist_sum', {
+      start: () => new Map<number, number>(),
+      step: (acc: HistAcc, blob: unknown) => {
+        decodeInto(acc, blob as Buffer | null);
+        return acc;
+      },
+      result: (acc: HistAcc) => encodeHist(acc),
+    });
+    const cols =
+      'seconds, up_s, records, bytes, completions, backpressure, errors, occ_sum, occ_max, samples, hist';
+    this.stmts = {
+      upsert1m: this.db.prepare(
+        `INSERT INTO rollup_1m (link_key, ts, ${cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(link_key, ts) DO UPDATE SET seconds = seconds + excluded.seconds, up_s = up_s + excluded.up_s,
+           records = records + excluded.records, bytes = bytes + excluded.bytes,
+           completions = completions + excluded.completions, backpressure = backpressure + excluded.backpressure,
+           errors = errors + excluded.errors, occ_sum = occ_sum + excluded.occ_sum,
+           occ_max = max(occ_max, excluded.occ_max), samples = samples + excluded.samples,
+           hist = merge_hist(hist, excluded.hist)`,
+      ),
+      upsertHost1m: this.db.prepare(
+        `INSERT INTO host_1m (node_id, ts, samples, cpu_sum, rss_sum, lag_sum) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(node_id, ts) DO UPDATE SET samples = samples + excluded.samples,
+           cpu_sum = cpu_sum + excluded.cpu_sum, rss_sum = rss_sum + excluded.rss_sum, lag_sum = lag_sum + excluded.lag_sum`,
+      ),
+      rollHour: this.db.prepare(
+        `INSERT OR REPLACE INTO rollup_1h (link_key, ts, ${cols})
+         SELECT link_key, @hour, sum(seconds), sum(up_s), sum(records), sum(bytes), sum(completions), sum(backpressure),
+                sum(errors), sum(occ_sum), max(occ_max), sum(samples), hist_sum(hist)
+         FROM rollup_1m WHERE ts >= @hour AND ts < @hour + 3600000 GROUP BY link_key`,
+      ),
+      rollHostHour: this.db.prepare(
+        `INSERT OR REPLACE INTO host_1h (node_id, ts, samples, cpu_sum, rss_sum, lag_sum)
+         SELECT node_id, @hour, sum(samples), sum(cpu_sum), sum(rss_sum), sum(lag_sum)
+         FROM host_1m WHERE ts >= @hour AND ts < @hour + 3600000 GROUP BY node_id`,
+      ),
+      minMinute: this.db.prepare('SELECT min(ts) AS ts FROM rollup_1m'),
+      upsertRun: this.db.prepare(
+        `INSERT INTO agent_runs (node_id, run_id, last_seq, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(node_id, run_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), updated_at = excluded.updated_at`,
+      ),
+      getRun: this.db.prepare('SELECT last_seq FROM agent_runs WHERE node_id = ? AND run_id = ?'),
+      upsertNode: this.db.prepare(
+        `INSERT INTO nodes (id, hostname, version, providers, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET hostname = excluded.hostname, version = excluded.version,
+           providers = excluded.providers, last_seen = excluded.last_seen`,
+      ),
+      allNodes: this.db.prepare('SELECT id, hostname, version, providers, last_seen FROM nodes'),
+    };
+    // Known nodes are listed (offline) after a restart until their agents reconnect.
+    for (const r of this.stmts.allNodes.all() as Array<{
+      id: string;
+      hostname: string;
+      version: string;
+      providers: string;
+      last_seen: number;
+    }>) {
+      const n = this.newNode(r.id, r.hostname, r.version, JSON.parse(r.providers) as string[], '', 1000);
+      n.lastSeen = r.last_seen;
+      this.nodes.set(r.id, n);
+    }
+  }
+
+  private newNode(
+    id: string,
+    hostname: string,
+    version: string,
+    providers: string[],
+    runId: string,
+    intervalMs: number,
+  ) {
+    const n: NodeEntry = {
+      id,
+      hostname,
+      version,
+      providers,
+      connected: false,
+      runId,
+      intervalMs,
+      lastSeq: 0,
+      lastSeen: this.opts.now(),
+      lastSampleTs: null,
+      host: undefined,
+      links: new Map(),
+      ring: new Ring(this.opts.memoryS, HOST_FIELDS),
+      minutes: new Map(),
+      events: [],
+      duplicatesDropped: 0,
+      runDirty: false,
+    };
+    return n;
+  }
+
+  /** An agent said hello: returns the highest seq already held for its (node, run). */
+  hello(h: Hello): number {
+    const now = this.opts.now();
+    let n = this.nodes.get(h.nodeId);
+    if (!n) {
+      n = this.newNode(h.nodeId, h.hostname, h.version, h.providers, h.runId, h.intervalMs);
+      this.nodes.set(h.nodeId, n);
+    }
+    if (n.runId !== h.runId) {
+      const row = this.stmts.getRun.get(h.nodeId, h.runId) as { last_seq: number } | undefined;
+      n.runId = h.runId;
+      n.lastSeq = row?.last_seq ?? 0;
+      // A new agent process: its cumulative counters restart, so rates start over.
+      for (const l of n.links.values()) l.prev = undefined;
+    }
+    n.hostname = h.hostname;
+    n.version = h.version;
+    n.providers = h.providers;
+    n.intervalMs = h.intervalMs;
+    n.connected = true;
+    n.lastSeen = now;
+    this.stmts.upsertNode.run(n.id, n.hostname, n.version, JSON.stringify(n.providers), now, now);
+    this.changedNodes.add(n.id);
+    return n.lastSeq;
+  }
+
+  disconnected(nodeId: string): void {
+    const n = this.nodes.get(nodeId);
+    if (!n) return;
+    n.connected = false;
+    n.lastSeen = this.opts.now();
+    this.changedNodes.add(nodeId);
+  }
+
+  event(nodeId: string, e: AgentEvent): void {
+    const n = this.nodes.get(nodeId);
+    if (!n) return;
+    n.events.push(e);
+    if (n.events.length > 50) n.events.shift();
+  }
+
+  /**
+   * Applies one validated sample. Returns false (and stores nothing) when its seq was already stored: a
+   * replay after reconnect.
+   */
+  applySample(nodeId: string, s: Sample): boolean {
+    const n = this.nodes.get(nodeId);
+    if (!n) return false;
+    if (s.seq <= n.lastSeq) {
+      n.duplicatesDropped++;
+      return false;
+    }
+    const now = this.opts.now();
+    n.lastSeq = s.seq;
+    n.runDirty = true;
+    n.lastSeen = now;
+    n.lastSampleTs = Math.max(n.lastSampleTs ?? 0, s.ts);
+    n.host = s.host;
+    const sec = Math.floor(s.ts / 1000);
+    const inMemory = sec > Math.floor(now / 1000) - this.opts.memoryS && sec <= Math.floor(now / 1000) + 60;
+    if (inMemory) n.ring.put(sec, [s.host.cpuPercent, s.host.rssBytes, s.host.eventLoopLagMs]);
+    const minute = Math.floor(s.ts / 60_000) * 60_000;
+    let hm = n.minutes.get(minute);
+    if (!hm) {
+      hm = { samples: 0, cpu: 0, rss: 0, lag: 0 };
+      n.minutes.set(minute, hm);
+    }
+    hm.samples++;
+    hm.cpu += s.host.cpuPercent;
+    hm.rss += s.host.rssBytes;
+    hm.lag += s.host.eventLoopLagMs;
+
+    const seen = new Set<string>();
+    const point = new Float32Array(LINK_FIELDS);
+    for (const ls of s.links) {
+      seen.add(ls.id);
+      const key = linkKey(nodeId, ls.id);
+      let l = n.links.get(ls.id);
+      if (!l) {
+        l = this.newLink(key, nodeId, ls);
+        n.links.set(ls.id, l);
+        this.links.set(key, l);
+        this.removedLinks.delete(key);
+      }
+      this.applyLink(l, ls, s.ts, n.intervalMs, minute, inMemory ? sec : -1, point);
+      this.changedLinks.add(key);
+    }
+    // Links the agent no longer reports were closed on it.
+    if (n.links.size !== seen.size) {
+      for (const [id, l] of n.links) {
+        if (!seen.has(id)) {
+          n.links.delete(id);
+          this.links.delete(l.key);
+          this.changedLinks.delete(l.key);
+          this.removedLinks.add(l.key);
+        }
+      }
+    }
+    this.changedNodes.add(nodeId);
+    const nowSec = Math.floor(now / 1000);
+    if (nowSec !== this.lastSecond) {
+      this.samplesLastSecond = nowSec === this.lastSecond + 1 ? this.samplesThisSecond : 0;
+      this.samplesThisSecond = 0;
+      this.lastSecond = nowSec;
+    }
+    this.samplesThisSecond++;
+    return true;
+  }
+
+  private newLink(key: string, node: string, ls: LinkSample): LinkEnd {
+    return {
+      key,
+      node,
+      id: ls.id,
+      peer: ls.peer,
+      direction: ls.direction,
+      transport: ls.transport,
+      provider: ls.provider,
+      state: ls.state,
+      reason: ls.reason,
+      ts: 0,
+      counters: ls.counters,
+      prev: undefined,
+      recordsPerS: Number.NaN,
+      bytesPerS: Number.NaN,
+      completionsPerS: Number.NaN,
+      backpressurePerS: Number.NaN,
+      errorsPerS: Number.NaN,
+      occupancyBytes: 0,
+      capacityBytes: 0,
+      p50: Number.NaN,
+      p99: Number.NaN,
+      p999: Number.NaN,
+      rttP50: Number.NaN,
+      ring: new Ring(this.opts.memoryS, LINK_FIELDS),
+      minutes: new Map(),
+    };
+  }
+
+  private applyLink(
+    l: LinkEnd,
+    ls: LinkSample,
+    ts: number,
+    intervalMs: number,
+    minute: number,
+    sec: number,
+    point: Float32Array,
+  ): void {
+    const c = ls.counters;
+    const errors = errorsTotal(c);
+    let dRecords = Number.NaN;
+    let dBytes = Number.NaN;
+    let dCompl = Number.NaN;
+    let dBp = Number.NaN;
+    let dErr = Number.NaN;
+    let dt = intervalMs / 1000;
+    const p = l.prev;
+    if (p) {
+      // A counter going backwards means the link object was recreated on the agent: count from zero.
+      const reset = c.records < p.records || c.bytes < p.bytes;
+      dRecords = reset ? c.records : c.records - p.records;
+      dBytes = reset ? c.bytes : c.bytes - p.bytes;
+      dCompl = Math.max(0, reset ? c.completions : c.completions - p.completions);
+      dBp = Math.max(0, reset ? c.backpressure : c.backpressure - p.backpressure);
+      dErr = Math.max(0, reset ? errors : errors - p.errors);
+      if (ts > p.ts) dt = (ts - p.ts) / 1000;
+    }
+    l.prev = {
+      ts,
+      records: c.records,
+      bytes: c.bytes,
+      completions: c.completions,
+      backpressure: c.backpressure,
+      errors,
+    };
+    l.counters = c;
+    l.peer = ls.peer;
+    l.direction = ls.direction;
+    l.transport = ls.transport;
+    l.provider = ls.provider;
+    l.state = ls.state;
+    l.reason = ls.reason;
+    l.ts = Math.max(l.ts, ts);
+    l.recordsPerS = dRecords / dt;
+    l.bytesPerS = dBytes / dt;
+    l.completionsPerS = dCompl / dt;
+    l.backpressurePerS = dBp / dt;
+    l.errorsPerS = dErr / dt;
+    l.occupancyBytes = ls.gauges.occupancyBytes;
+    l.capacityBytes = ls.gauges.capacityBytes;
+    const q = ensureSorted(ls.latency.queue);
+    if (q.length) {
+      const qs = quantiles(q);
+      l.p50 = qs.p50;
+      l.p99 = qs.p99;
+      l.p999 = qs.p999;
+    } else {
+      l.p50 = l.p99 = l.p999 = Number.NaN;
+    }
+    l.rttP50 = ls.latency.rtt.length ? sparseQuantile(ensureSorted(ls.latency.rtt), 0.5) : Number.NaN;
+    const up = ls.state === 'up' ? 1 : 0;
+    if (sec >= 0) {
+      point[LF.records] = l.recordsPerS;
+      point[LF.bytes] = l.bytesPerS;
+      point[LF.completions] = l.completionsPerS;
+      point[LF.backpressure] = l.backpressurePerS;
+      point[LF.errors] = l.errorsPerS;
+      point[LF.occ] = l.occupancyBytes;
+      point[LF.p50] = l.p50;
+      point[LF.p99] = l.p99;
+      point[LF.p999] = l.p999;
+      point[LF.up] = up;
+      l.ring.put(sec, point);
+    }
+    let acc = l.minutes.get(minute);
+    if (!acc) {
+      acc = newAcc();
+      l.minutes.set(minute, acc);
+    }
+    if (p) {
+      acc.seconds += dt;
+      acc.upS += up * dt;
+      acc.records += dRecords;
+      acc.bytes += dBytes;
+      acc.completions += dCompl;
+      acc.backpressure += dBp;
+      acc.errors += dErr;
+    }
+    acc.samples++;
+    acc.occSum += ls.gauges.occupancyBytes;
+    if (ls.gauges.occupancyBytes > acc.occMax) acc.occMax = ls.gauges.occupancyBytes;
+    addSparse(acc.hist, q);
+  }
+
+  /**
+   * Writes minutes that ended more than `graceMs` ago to SQLite (one transaction), persists replay
+   * positions, rolls finished hours up and applies retention. `force` flushes every open minute (shutdown).
+   */
+  flush(force = false, graceMs = 5000): { minutes: number; hours: number } {
+    const now = this.opts.now();
+    const cutoff = force ? Number.POSITIVE_INFINITY : now - 60_000 - graceMs;
+    let minutes = 0;
+    const hourOf = (t: number) => Math.floor(t / 3_600_000) * 3_600_000;
+    const rolledUntil = Number(this.opts.store.getSetting('rolled_hour_until') ?? 0);
+    this.db.transaction(() => {
+      for (const n of this.nodes.values()) {
+        for (const [m, acc] of n.minutes) {
+          if (m > cutoff) continue;
+          this.stmts.upsertHost1m.run(n.id, m, acc.samples, acc.cpu, acc.rss, acc.lag);
+          n.minutes.delete(m);
+          if (m < rolledUntil) this.dirtyHours.add(hourOf(m));
+        }
+        for (const l of n.links.values()) {
+          for (const [m, a] of l.minutes) {
+            if (m > cutoff) continue;
+            this.stmts.upsert1m.run(
+              l.key,
+              m,
+              a.seconds,
+              a.upS,
+              a.records,
+              a.bytes,
+              a.completions,
+              a.backpressure,
+              a.errors,
+              a.occSum,
+              a.occMax,
+              a.samples,
+              encodeHist(a.hist),
+            );
+            l.minutes.delete(m);
+            minutes++;
+            if (m < rolledUntil) this.dirtyHours.add(hourOf(m));
+          }
+        }
+        if (n.runDirty) {
+          this.stmts.upsertRun.run(n.id, n.runId, n.lastSeq, now);
+          n.runDirty = false;
+        }
+      }
+    })();
+    const hours = this.rollHours(force);
+    if (now - this.lastRetention > 600_000) {
+      this.lastRetention = now;
+      this.retention(now);
+    }
+    return { minutes, hours };
+  }
+
+  /** Rolls every finished hour (and hours that received late minutes) from rollup_1m into rollup_1h. */
+  private rollHours(force: boolean): number {
+    const now = this.opts.now();
+    let until = Number(this.opts.store.getSetting('rolled_hour_until') ?? 0);
+    const todo = new Set(this.dirtyHours);
+    this.dirtyHours.clear();
+    if (!until) {
+      const min = (this.stmts.minMinute.get() as { ts: number | null }).ts;
+      if (min === null) return 0;
+      until = Math.floor(min / 3_600_000) * 3_600_000;
+    }
+    // An hour is final once its last minute was flushed (minute end + grace), or at shutdown.
+    const limit = force ? now : now - 60_000 - 10_000;
+    while (until + 3_600_000 <= limit) {
+      todo.add(until);
+      until += 3_600_000;
+    }
+    if (force) todo.add(Math.floor(now / 3_600_000) * 3_600_000);
+    if (!todo.size) return 0;
+    this.db.transaction(() => {
+      for (const hour of todo) {
+        this.stmts.rollHour.run({ hour });
+        this.stmts.rollHostHour.run({ hour });
+      }
+      // Under `force`, the current hour is partial: it is rolled again when it completes.
+      this.opts.store.setSetting('rolled_hour_until', String(until));
+    })();
+    return todo.size;
+  }
+
+  /** Deletes roll-ups past retention, oldest first, in bounded slices. */
+  retention(now: number): number {
+    const day = 86_400_000;
+    let deleted = 0;
+    const plan: Array<[string, number]> = [
+      ['rollup_1m', now - this.opts.minuteRetentionDays * day],
+      ['host_1m', now - this.opts.minuteRetentionDays * day],
+      ['rollup_1h', now - this.opts.hourRetentionDays * day],
+      ['host_1h', now - this.opts.hourRetentionDays * day],
+      ['alert_events', now - this.opts.hourRetentionDays * day],
+    ];
+    for (const [table, before] of plan) {
+      const min = (this.db.prepare(`SELECT min(ts) AS ts FROM ${table}`).get() as { ts: number | null }).ts;
+      if (min === null || min >= before) continue;
+      const del = this.opts.store.destructive(`DELETE FROM ${table} WHERE ts >= ? AND ts < ?`);
+      // Slices of one hour keep each statement (and the time the event loop is held) short.
+      for (let lo = min; lo < before; lo += 3_600_000) {
+        deleted += del.run(lo, Math.min(lo + 3_600_000, before)).changes;
+      }
+    }
+    return deleted;
+  }
+
+  // ───────────────────────────── views ─────────────────────────────
+
+  linkSummary(l: LinkEnd): LinkSummary {
+    const s: LinkSummary = {
+      key: l.key,
+      id: l.id,
+      node: l.node,
+      peer: l.peer,
+      direction: l.direction,
+      transport: l.transport,
+      provider: l.provider,
+      state: l.state,
+      ts: l.ts,
+      recordsPerS: nullable(l.recordsPerS) ?? 0,
+      bytesPerS: nullable(l.bytesPerS) ?? 0,
+      completionsPerS: nullable(l.completionsPerS) ?? 0,
+      backpressurePerS: nullable(l.backpressurePerS) ?? 0,
+      errorsPerS: nullable(l.errorsPerS) ?? 0,
+      occupancy: l.capacityBytes > 0 ? l.occupancyBytes / l.capacityBytes : 0,
+      occupancyBytes: l.occupancyBytes,
+      capacityBytes: l.capacityBytes,
+      p50Ns: nullable(l.p50),
+      p99Ns: nullable(l.p99),
+      p999Ns: nullable(l.p999),
+      rttP50Ns: nullable(l.rttP50),
+    };
+    if (l.reason !== undefined) s.reason = l.reason;
+    return s;
+  }
+
+  nodeSummary(n: NodeEntry): NodeSummary {
+    let up = 0;
+    let worst: NodeSummary['health'] = 'ok';
+    for (const l of n.links.values()) {
+      if (l.state === 'up') up++;
+      else if (l.state === 'down') worst = 'down';
+      else if (worst === 'ok') worst = 'degraded';
+    }
+    return {
+      id: n.id,
+      hostname: n.hostname,
+      connected: n.connected,
+      version: n.version,
+      providers: n.providers,
+      lastSampleTs: n.lastSampleTs,
+      cpuPercent: n.host?.cpuPercent ?? null,
+      rssBytes: n.host?.rssBytes ?? null,
+      eventLoopLagMs: n.host?.eventLoopLagMs ?? null,
+      uptimeS: n.host?.uptimeS ?? null,
+      linkCount: n.links.size,
+      linksUp: up,
+      health: n.connected ? worst : 'offline',
+    };
+  }
+
+  kpi(alertsFiring: number, alertsPending: number): Kpi {
+    let connected = 0;
+    for (const n of this.nodes.values()) if (n.connected) connected++;
+    let up = 0;
+    let degraded = 0;
+    let down = 0;
+    let records = 0;
+    let bytes = 0;
+    let occMax = 0;
+    const p99s: number[] = [];
+    for (const l of this.links.values()) {
+      if (l.state === 'up') up++;
+      else if (l.state === 'down') down++;
+      else degraded++;
+      if (l.direction === 'rx') {
+        if (Number.isFinite(l.recordsPerS)) records += l.recordsPerS;
+        if (Number.isFinite(l.bytesPerS)) bytes += l.bytesPerS;
+      }
+      if (Number.isFinite(l.p99)) p99s.push(l.p99);
+      if (l.capacityBytes > 0) occMax = Math.max(occMax, l.occupancyBytes / l.capacityBytes);
+    }
+    p99s.sort((a, b) => a - b);
+    const nowSec = Math.floor(this.opts.now() / 1000);
+    return {
+      nodesTotal: this.nodes.size,
+      nodesConnected: connected,
+      linksTotal: this.links.size,
+      linksUp: up,
+      linksDegraded: degraded,
+      linksDown: down,
+      recordsPerS: records,
+      bytesPerS: bytes,
+      p99MaxNs: p99s.length ? p99s[p99s.length - 1]! : null,
+      p99MedianNs: p99s.length ? p99s[Math.floor(p99s.length / 2)]! : null,
+      occupancyMax: occMax,
+      alertsFiring,
+      alertsPending,
+      samplesPerS:
+        nowSec === this.lastSecond
+          ? this.samplesLastSecond
+          : nowSec === this.lastSecond + 1
+            ? this.samplesThisSecond
+            : 0,
+    };
+  }
+
+  health(): { status: 'ok'; agents: { connected: number }; links: { up: number; total: number } } {
+    let connected = 0;
+    for (const n of this.nodes.values()) if (n.connected) connected++;
+    let up = 0;
+    for (const l of this.links.values()) if (l.state === 'up') up++;
+    return { status: 'ok', agents: { connected }, links: { up, total: this.links.size } };
+  }
+
+  /** 1 s points of a link in (fromMs, toMs], from memory. */
+  recentLinkPoints(l: LinkEnd, fromMs: number, toMs: number): LivePoint[] {
+    const out: LivePoint[] = [];
+    const v = l.ring.vals;
+    l.ring.each(Math.floor(fromMs / 1000) + 1, Math.floor(toMs / 1000), (sec, o) => {
+      out.push({
+        ts: sec * 1000,
+        recordsPerS: nullable(v[o + LF.records]!),
+        bytesPerS: nullable(v[o + LF.bytes]!),
+        completionsPerS: nullable(v[o + LF.completions]!),
+        backpressurePerS: nullable(v[o + LF.backpressure]!),
+        errorsPerS: nullable(v[o + LF.errors]!),
+        occupancyBytes: nullable(v[o + LF.occ]!),
+        p50Ns: nullable(v[o + LF.p50]!),
+        p99Ns: nullable(v[o + LF.p99]!),
+        p999Ns: nullable(v[o + LF.p999]!),
+      });
+    });
+    return out;
+  }
+
+  recentHostPoints(n: NodeEntry, fromMs: number, toMs: number): HostPoint[] {
+    const out: HostPoint[] = [];
+    const v = n.ring.vals;
+    n.ring.each(Math.floor(fromMs / 1000) + 1, Math.floor(toMs / 1000), (sec, o) => {
+      out.push({
+        ts: sec * 1000,
+        cpuPercent: nullable(v[o]!),
+        rssBytes: nullable(v[o + 1]!),
+        eventLoopLagMs: nullable(v[o + 2]!),
+      });
+    });
+    return out;
+  }
+
+  // ───────────────────────────── history ─────────────────────────────
+
+  /**
+   * History of a link end, at most `points` buckets. Memory (1 s) when the range lies within it, else
+   * 1-minute roll-ups within their retention, else 1-hour roll-ups.
+   */
+  linkHistory(key: string, from: number, to: number, points: number) {
+    const now = this.opts.now();
+    const source = this.pickSource(from, now);
+    const l = this.links.get(key);
+    if (source === 1) {
+      const stepS = Math.max(1, Math.ceil((to - from) / 1000 / points));
+      const out: HistoryPoint[] = [];
+      if (l) {
+        const v = l.ring.vals;
+        let bucket = -1;
+        let acc: number[] = [];
+        let n = 0;
+        const emit = () => {
+          if (n === 0) return;
+          const avg = (i: number) => nullable(acc[i]! / acc[LINK_FIELDS + i]!);
+          out.push({
+            ts: bucket * stepS * 1000,
+            recordsPerS: avg(LF.records),
+            bytesPerS: avg(LF.bytes),
+            completionsPerS: avg(LF.completions),
+            backpressurePerS: avg(LF.backpressure),
+            errorsPerS: avg(LF.errors),
+            occupancyBytes: avg(LF.occ),
+            p50Ns: avg(LF.p50),
+            // No per-second histograms are kept in memory: tail quantiles take the bucket's worst second.
+            p99Ns: nullable(acc[2 * LINK_FIELDS + LF.p99]!),
+            p999Ns: nullable(acc[2 * LINK_FIELDS + LF.p999]!),
+            upRatio: avg(LF.up),
+          });
+        };
+        l.ring.each(Math.floor(from / 1000), Math.floor(to / 1000), (sec, o) => {
+          const b = Math.floor(sec / stepS);
+          if (b !== bucket) {
+            emit();
+            bucket = b;
+            acc = new Array(3 * LINK_FIELDS).fill(0);
+            acc.fill(Number.NaN, 2 * LINK_FIELDS);
+            n = 0;
+          }
+          n++;
+          for (let i = 0; i < LINK_FIELDS; i++) {
+            const x = v[o + i]!;
+            if (Number.isFinite(x)) {
+              acc[i]! += x;
+              acc[LINK_FIELDS + i]! += 1;
+              const mx = acc[2 * LINK_FIELDS + i]!;
+              acc[2 * LINK_FIELDS + i] = Number.isNaN(mx) ? x : Math.max(mx, x);
+            }
+          }
+        });
+        emit();
+      }
+      return { link: key, from, to, resolutionS: 1 as const, stepMs: stepS * 1000, points: out };
+    }
+    const table = source === 60 ? 'rollup_1m' : 'rollup_1h';
+    const res = source * 1000;
+    const stepMs = Math.max(1, Math.ceil((to - from) / res / points)) * res;
+    const rows = this.db
+      .prepare(
+        `SELECT ts, seconds, up_s, records, bytes, completions, backpressure, errors, occ_sum, occ_max, samples, hist
+         FROM ${table} WHERE link_key = ? AND ts >= ? AND ts < ? ORDER BY ts`,
+      )
+      .all(key, Math.floor(from / res) * res, to) as Array<{
+      ts: number;
+      seconds: number;
+      up_s: number;
+      records: number;
+      bytes: number;
+      completions: number;
+      backpressure: number;
+      errors: number;
+      occ_sum: number;
+      samples: number;
+      hist: Buffer | null;
+    }>;
+    const out: HistoryPoint[] = [];
+    let i = 0;
+    while (i < rows.length) {
+      const b = Math.floor(rows[i]!.ts / stepMs) * stepMs;
+      const sum = {
+        seconds: 0,
+        up: 0,
+        records: 0,
+        bytes: 0,
+        completions: 0,
+        bp: 0,
+        errors: 0,
+        occ: 0,
+        samples: 0,
+      };
+      const h: HistAcc = new Map();
+      while (i < rows.length && rows[i]!.ts < b + stepMs) {
+        const r = rows[i]!;
+        sum.seconds += r.seconds;
+        sum.up += r.up_s;
+        sum.records += r.records;
+        sum.bytes += r.bytes;
+        sum.completions += r.completions;
+        sum.bp += r.backpressure;
+        sum.errors += r.errors;
+        sum.occ += r.occ_sum;
+        sum.samples += r.samples;
+        decodeInto(h, r.hist);
+        i++;
+      }
+      const rate = (x: number) => (sum.seconds > 0 ? x / sum.seconds : null);
+      const q = quantiles(toSorted(h));
+      out.push({
+        ts: b,
+        recordsPerS: rate(sum.records),
+        bytesPerS: rate(sum.bytes),
+        completionsPerS: rate(sum.completions),
+        backpressurePerS: rate(sum.bp),
+        errorsPerS: rate(sum.errors),
+        occupancyBytes: sum.samples ? sum.occ / sum.samples : null,
+        p50Ns: nullable(q.p50),
+        p99Ns: nullable(q.p99),
+        p999Ns: nullable(q.p999),
+        upRatio: rate(sum.up),
+      });
+    }
+    return { link: key, from, to, resolutionS: source, stepMs, points: out };
+  }
+
+  nodeHistory(nodeId: string, from: number, to: number, points: number) {
+    const now = this.opts.now();
+    const source = this.pickSource(from, now);
+    const n = this.nodes.get(nodeId);
+    if (source === 1) {
+      const stepS = Math.max(1, Math.ceil((to - from) / 1000 / points));
+      const out: HostPoint[] = [];
+      if (n) {
+        const v = n.ring.vals;
+        const buckets = new Map<number, number[]>();
+        n.ring.each(Math.floor(from / 1000), Math.floor(to / 1000), (sec, o) => {
+          const b = Math.floor(sec / stepS);
+          const a = buckets.get(b) ?? [0, 0, 0, 0];
+          a[0]! += v[o]!;
+          a[1]! += v[o + 1]!;
+          a[2]! += v[o + 2]!;
+          a[3]! += 1;
+          buckets.set(b, a);
+        });
+        for (const [b, a] of buckets) {
+          out.push({
+            ts: b * stepS * 1000,
+            cpuPercent: a[0]! / a[3]!,
+            rssBytes: a[1]! / a[3]!,
+            eventLoopLagMs: a[2]! / a[3]!,
+          });
+        }
+      }
+      return { node: nodeId, from, to, resolutionS: 1 as const, stepMs: stepS * 1000, points: out };
+    }
+    const table = source === 60 ? 'host_1m' : 'host_1h';
+    const res = source * 1000;
+    const stepMs = Math.max(1, Math.ceil((to - from) / res / points)) * res;
+    const rows = this.db
+      .prepare(
+        `SELECT (ts / ?) * ? AS b, sum(samples) AS n, sum(cpu_sum) AS cpu, sum(rss_sum) AS rss, sum(lag_sum) AS lag
+         FROM ${table} WHERE node_id = ? AND ts >= ? AND ts < ? GROUP BY b ORDER BY b`,
+      )
+      .all(stepMs, stepMs, nodeId, Math.floor(from / res) * res, to) as Array<{
+      b: number;
+      n: number;
+      cpu: number;
+      rss: number;
+      lag: number;
+    }>;
+    return {
+      node: nodeId,
+      from,
+      to,
+      resolutionS: source,
+      stepMs,
+      points: rows.map((r) => ({
+        ts: r.b,
+        cpuPercent: r.cpu / r.n,
+        rssBytes: r.rss / r.n,
+        eventLoopLagMs: r.lag / r.n,
+      })),
+    };
+  }
+
+  private pickSource(from: number, now: number): 1 | 60 | 3600 {
+    if (from >= now - this.opts.memoryS * 1000) return 1;
+    if (from >= now - this.opts.minuteRetentionDays * 86_400_000) return 60;
+    return 3600;
+  }
+}

@@ -1,0 +1,279 @@
+/**
+ * `/ws/agent`: agent ingest. Every frame is size-limited (ws maxPayload → close 1009) and validated with the
+ * shared zod schemas before anything is applied; an invalid frame gets an `error` frame, a close code and a
+ * log line, and touches nothing. Replayed samples (seq ≤ the stored one for the agent's run) are dropped.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  AgentFrameSchema,
+  CloseCode,
+  decodeFrame,
+  type HubFrame,
+  PROTOCOL_VERSION,
+  type Sample,
+} from '@rdmaq/shared';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { Auth } from './auth.js';
+import type { Fleet } from './fleet.js';
+import type { Logger } from './log.js';
+
+export const HUB_VERSION = '0.1.0';
+
+/** Close reasons are limited to 123 bytes by the WebSocket protocol. */
+export function closeReason(s: string): string {
+  let r = s;
+  while (Buffer.byteLength(r) > 123) r = `${r.slice(0, Math.max(0, r.length - 4))}…`;
+  return r;
+}
+
+interface AgentConn {
+  ws: WebSocket;
+  remote: string;
+  token: string;
+  nodeId: string | undefined;
+  helloTimer: NodeJS.Timeout | undefined;
+  ackSeq: number;
+}
+
+export interface IngestOptions {
+  fleet: Fleet;
+  auth: Auth;
+  log: Logger;
+  maxFrameBytes: number;
+  helloTimeoutMs: number;
+  maxAgents: number;
+  originAllowed: (req: IncomingMessage) => boolean;
+  now: () => number;
+  /** Called after a sample was applied (the live hub and alerting read the fleet on their own tick). */
+  onSample?: (nodeId: string) => void;
+}
+
+export class Ingest {
+  readonly wss: WebSocketServer;
+  private readonly conns = new Map<string, AgentConn>();
+  private readonly all = new Set<AgentConn>();
+  private readonly ackDue = new Set<AgentConn>();
+  private readonly ackTimer: NodeJS.Timeout;
+  /** Frames refused since start, by close code (exposed for tests and /api/nodes). */
+  readonly refused = new Map<number, number>();
+
+  constructor(private readonly o: IngestOptions) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: o.maxFrameBytes, perMessageDeflate: false });
+    // Acks are coalesced: at most one per agent per 200 ms, however fast samples (or replays) arrive.
+    this.ackTimer = setInterval(() => this.flushAcks(), 200);
+    this.ackTimer.unref();
+  }
+
+  connectedCount(): number {
+    return this.conns.size;
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage): void {
+    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const c: AgentConn = { ws, remote, token: '', nodeId: undefined, helloTimer: undefined, ackSeq: 0 };
+    if (!this.o.originAllowed(req)) {
+      this.refuse(
+        c,
+        CloseCode.Forbidden,
+        'ERR_RDMAQ_ORIGIN',
+        `origin ${req.headers.origin} is not allowed on /ws/agent`,
+      );
+      return;
+    }
+    const authz = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(authz);
+    const tok = m ? this.o.auth.checkAgentToken(m[1]) : undefined;
+    if (!tok) {
+      this.refuse(
+        c,
+        CloseCode.Unauthorized,
+        'ERR_RDMAQ_AGENT_TOKEN',
+        m
+          ? 'unknown or revoked agent token; an admin creates one with POST /api/agent-tokens'
+          : 'missing "Authorization: Bearer <agent token>" header',
+      );
+      return;
+    }
+    if (this.all.size >= this.o.maxAgents) {
+      this.refuse(
+        c,
+        1013,
+        'ERR_RDMAQ_BUSY',
+        `hub is at its limit of ${this.o.maxAgents} agents; retry later`,
+      );
+      return;
+    }
+    c.token = tok.id;
+    this.all.add(c);
+    c.helloTimer = setTimeout(
+      () =>
+        this.refuse(
+          c,
+          CloseCode.BadFrame,
+          'ERR_RDMAQ_NO_HELLO',
+          `no hello within ${this.o.helloTimeoutMs} ms`,
+        ),
+      this.o.helloTimeoutMs,
+    );
+    ws.on('message', (data, isBinary) => {
+      try {
+        this.onMessage(c, data as Buffer, isBinary);
+      } catch (err) {
+        // A bug here must not take the hub down; the agent reconnects and replays.
+        this.o.log.error({ err, node: c.nodeId }, 'ingest failed on a frame');
+        this.refuse(c, 1011, 'ERR_RDMAQ_INTERNAL', 'hub error while applying the frame');
+      }
+    });
+    ws.on('error', (err) => {
+      this.count(
+        (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? CloseCode.TooBig : 1002,
+      );
+      this.o.log.warn({ node: c.nodeId, remote, err: err.message }, 'agent connection refused a frame');
+    });
+    ws.on('close', () => this.dropped(c));
+  }
+
+  private count(code: number): void {
+    this.refused.set(code, (this.refused.get(code) ?? 0) + 1);
+  }
+
+  private send(c: AgentConn, f: HubFrame): void {
+    if (c.ws.readyState === c.ws.OPEN) c.ws.send(JSON.stringify(f));
+  }
+
+  private refuse(c: AgentConn, code: number, errCode: string, reason: string): void {
+    this.count(code);
+    this.o.log.warn({ node: c.nodeId, remote: c.remote, code, reason }, 'agent frame refused');
+    this.send(c, { type: 'error', v: PROTOCOL_VERSION, code: errCode, message: reason });
+    if (c.ws.readyState === c.ws.OPEN || c.ws.readyState === c.ws.CONNECTING)
+      c.ws.close(code, closeReason(reason));
+    this.dropped(c);
+  }
+
+  private onMessage(c: AgentConn, data: Buffer, isBinary: boolean): void {
+    if (isBinary) {
+      this.refuse(
+        c,
+        CloseCode.BadFrame,
+        'ERR_RDMAQ_BAD_FRAME',
+        'binary frames are not part of the protocol; send JSON text',
+      );
+      return;
+    }
+    const d = decodeFrame(AgentFrameSchema, data);
+    if (!d.ok) {
+      this.refuse(c, d.closeCode, 'ERR_RDMAQ_BAD_FRAME', d.reason);
+      return;
+    }
+    const f = d.frame;
+    if (f.type === 'hello') {
+      if (c.nodeId) {
+        this.refuse(c, CloseCode.BadFrame, 'ERR_RDMAQ_BAD_FRAME', 'hello sent twice on one connection');
+        return;
+      }
+      clearTimeout(c.helloTimer);
+      const old = this.conns.get(f.nodeId);
+      if (old) {
+        this.refuse(
+          old,
+          CloseCode.Duplicate,
+          'ERR_RDMAQ_REPLACED',
+          `node ${f.nodeId} connected again from ${c.remote}; this older connection is closed`,
+        );
+      }
+      c.nodeId = f.nodeId;
+      this.conns.set(f.nodeId, c);
+      const lastSeq = this.o.fleet.hello(f);
+      c.ackSeq = lastSeq;
+      this.send(c, { type: 'welcome', v: PROTOCOL_VERSION, hubVersion: HUB_VERSION, lastSeq });
+      this.o.log.info({ node: f.nodeId, runId: f.runId, lastSeq, remote: c.remote }, 'agent connected');
+      return;
+    }
+    if (!c.nodeId) {
+      this.refuse(c, CloseCode.BadFrame, 'ERR_RDMAQ_BAD_FRAME', `${f.type} before hello; send hello first`);
+      return;
+    }
+    if (f.type === 'event') {
+      this.o.fleet.event(c.nodeId, f);
+      this.o.log.info(
+        { node: c.nodeId, kind: f.kind, link: f.link, severity: f.severity, msg2: f.message },
+        'agent event',
+      );
+      return;
+    }
+    const problem = this.checkSample(f);
+    if (problem) {
+      this.refuse(c, CloseCode.BadFrame, 'ERR_RDMAQ_BAD_FRAME', problem);
+      return;
+    }
+    if (!this.o.fleet.applySample(c.nodeId, f)) {
+      this.o.log.debug(
+        { node: c.nodeId, seq: f.seq, lastSeq: c.ackSeq },
+        'replayed sample already stored: dropped',
+      );
+    } else {
+      this.o.onSample?.(c.nodeId);
+    }
+    const n = this.o.fleet.nodes.get(c.nodeId);
+    if (n && n.lastSeq !== c.ackSeq) {
+      c.ackSeq = n.lastSeq;
+      this.ackDue.add(c);
+    } else if (n) this.ackDue.add(c);
+  }
+
+  /** Checks zod cannot express: unique link ids, a sane clock. Returns the problem or undefined. */
+  private checkSample(s: Sample): string | undefined {
+    const ids = new Set<string>();
+    for (const l of s.links) {
+      if (ids.has(l.id)) return `links: link id ${l.id} appears twice in sample ${s.seq}`;
+      ids.add(l.id);
+      if (l.gauges.occupancyBytes > l.gauges.capacityBytes && l.gauges.capacityBytes > 0) {
+        return `links.${l.id}.gauges: occupancyBytes ${l.gauges.occupancyBytes} exceeds capacityBytes ${l.gauges.capacityBytes}`;
+      }
+    }
+    const ahead = s.ts - this.o.now();
+    if (ahead > 5 * 60_000) {
+      return `sample ${s.seq} is timestamped ${Math.round(ahead / 1000)} s ahead of the hub clock; synchronise the agent's clock (NTP)`;
+    }
+    return undefined;
+  }
+
+  private flushAcks(): void {
+    for (const c of this.ackDue) this.send(c, { type: 'ack', v: PROTOCOL_VERSION, seq: c.ackSeq });
+    this.ackDue.clear();
+  }
+
+  private dropped(c: AgentConn): void {
+    clearTimeout(c.helloTimer);
+    this.ackDue.delete(c);
+    if (!this.all.delete(c)) return;
+    if (c.nodeId && this.conns.get(c.nodeId) === c) {
+      this.conns.delete(c.nodeId);
+      this.o.fleet.disconnected(c.nodeId);
+      this.o.log.info({ node: c.nodeId }, 'agent disconnected');
+    }
+  }
+
+  /** Disconnects agents that use a revoked token. */
+  revokeToken(tokenId: string): void {
+    for (const c of [...this.all]) {
+      if (c.token === tokenId)
+        this.refuse(c, CloseCode.Unauthorized, 'ERR_RDMAQ_AGENT_TOKEN', 'agent token revoked');
+    }
+  }
+
+  close(): void {
+    clearInterval(this.ackTimer);
+    this.flushAcks();
+    for (const c of [...this.all]) {
+      c.ws.close(CloseCode.GoingAway, 'hub shutting down');
+      this.dropped(c);
+    }
+    this.wss.close();
+  }
+}

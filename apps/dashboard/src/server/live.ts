@@ -1,0 +1,362 @@
+/**
+ * `/ws/live`: browser fan-out (protocol in packages/shared/src/live.ts).
+ *
+ * Once per tick each subscribed view's delta is built and serialised ONCE, then written to every subscriber
+ * with only the per-connection `seq` spliced in. A subscriber whose socket holds more than
+ * `maxBufferedBytes` unsent bytes gets nothing while behind (its deltas are merged: counted, not queued);
+ * once drained it receives `resync` and a fresh snapshot, which contains every change it missed.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  type Alert,
+  describeZodError,
+  LIVE_PROTOCOL_VERSION,
+  LiveClientFrameSchema,
+  LiveCloseCode,
+  type LiveServerFrame,
+  MAX_LIVE_CLIENT_FRAME_BYTES,
+  MAX_LIVE_SUBSCRIPTIONS,
+  parseLinkKey,
+  viewKind,
+} from '@rdmaq/shared';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { AlertEngine } from './alerts.js';
+import type { SessionUser } from './auth.js';
+import type { Fleet } from './fleet.js';
+import { closeReason, HUB_VERSION } from './ingest.js';
+import type { Logger } from './log.js';
+
+const RECENT_MS = 5 * 60_000;
+
+interface Sub {
+  seq: number;
+  /** Deltas skipped while the socket was backed up. */
+  merged: number;
+}
+
+interface Client {
+  ws: WebSocket;
+  user: SessionUser;
+  subs: Map<string, Sub>;
+}
+
+export interface LiveOptions {
+  fleet: Fleet;
+  alerts: AlertEngine;
+  log: Logger;
+  now: () => number;
+  maxBufferedBytes: number;
+  maxClients: number;
+}
+
+export class LiveHub {
+  readonly wss: WebSocketServer;
+  readonly clients = new Set<Client>();
+  private lastTick: number;
+  /** Frames sent / merged since start (tests and diagnostics). */
+  stats = { deltas: 0, snapshots: 0, resyncs: 0, merged: 0 };
+
+  constructor(private readonly o: LiveOptions) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: MAX_LIVE_CLIENT_FRAME_BYTES,
+      perMessageDeflate: false,
+    });
+    this.lastTick = o.now();
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, user: SessionUser): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      if (this.clients.size >= this.o.maxClients) {
+        ws.close(1013, 'too many live clients; retry later');
+        return;
+      }
+      const c: Client = { ws, user, subs: new Map() };
+      this.clients.add(c);
+      this.sendFrame(c, {
+        type: 'welcome',
+        v: LIVE_PROTOCOL_VERSION,
+        user: { name: user.name, role: user.role },
+        hubVersion: HUB_VERSION,
+        serverTime: this.o.now(),
+      });
+      ws.on('message', (data, isBinary) => {
+        try {
+          this.onMessage(c, data as Buffer, isBinary);
+        } catch (err) {
+          this.o.log.error({ err }, 'live frame handling failed');
+          ws.close(1011, 'hub error');
+        }
+      });
+      ws.on('error', (err) =>
+        this.o.log.warn({ err: err.message, user: user.name }, 'live connection error'),
+      );
+      ws.on('close', () => this.clients.delete(c));
+    });
+  }
+
+  private sendFrame(c: Client, f: LiveServerFrame): void {
+    if (c.ws.readyState === c.ws.OPEN) c.ws.send(JSON.stringify(f));
+  }
+
+  private fail(c: Client, code: number, reason: string): void {
+    this.sendFrame(c, { type: 'error', code: 'ERR_RDMAQ_BAD_FRAME', message: reason });
+    c.ws.close(code, closeReason(reason));
+  }
+
+  private onMessage(c: Client, data: Buffer, isBinary: boolean): void {
+    if (isBinary) {
+      this.fail(c, LiveCloseCode.BadFrame, 'binary frames are not part of the protocol');
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(data.toString('utf8'));
+    } catch (err) {
+      this.fail(c, LiveCloseCode.BadFrame, `frame is not JSON: ${(err as Error).message}`);
+      return;
+    }
+    const r = LiveClientFrameSchema.safeParse(json);
+    if (!r.success) {
+      this.fail(c, LiveCloseCode.BadFrame, describeZodError(r.error));
+      return;
+    }
+    const f = r.data;
+    if (f.type === 'ping') {
+      this.sendFrame(c, {
+        type: 'pong',
+        ...(f.id !== undefined ? { id: f.id } : {}),
+        serverTime: this.o.now(),
+      });
+      return;
+    }
+    if (f.type === 'unsubscribe') {
+      c.subs.delete(f.view);
+      return;
+    }
+    if (!c.subs.has(f.view) && c.subs.size >= MAX_LIVE_SUBSCRIPTIONS) {
+      this.fail(
+        c,
+        LiveCloseCode.TooManySubscriptions,
+        `at most ${MAX_LIVE_SUBSCRIPTIONS} views per connection`,
+      );
+      return;
+    }
+    if (!this.viewExists(f.view)) {
+      this.sendFrame(c, {
+        type: 'error',
+        code: 'ERR_RDMAQ_NO_VIEW',
+        message: `no such view: ${f.view}`,
+        view: f.view,
+      });
+      return;
+    }
+    const sub: Sub = { seq: 0, merged: 0 };
+    c.subs.set(f.view, sub);
+    this.sendSnapshot(c, f.view, sub, new Map());
+  }
+
+  private viewExists(view: string): boolean {
+    const k = viewKind(view);
+    if (k === 'node') return this.o.fleet.nodes.has(view.slice(5));
+    if (k === 'link') return this.o.fleet.links.has(view.slice(5));
+    return true;
+  }
+
+  // ───────────────────────────── payloads ─────────────────────────────
+
+  private alertsFor(pred: (a: Alert) => boolean): Alert[] {
+    return this.o.alerts.activeAlerts().filter(pred);
+  }
+
+  private snapshotData(view: string): { kind: string; data: unknown } | undefined {
+    const f = this.o.fleet;
+    const now = this.o.now();
+    const k = viewKind(view);
+    if (k === 'overview') {
+      const counts = this.o.alerts.counts();
+      return {
+        kind: k,
+        data: {
+          nodes: [...f.nodes.values()].map((n) => f.nodeSummary(n)),
+          links: [...f.links.values()].map((l) => f.linkSummary(l)),
+          kpi: f.kpi(counts.firing, counts.pending),
+          alerts: this.o.alerts.firing(),
+        },
+      };
+    }
+    if (k === 'alerts') {
+      return {
+        kind: k,
+        data: { active: this.o.alerts.activeAlerts(), recent: this.o.alerts.recentResolved() },
+      };
+    }
+    if (k === 'node') {
+      const n = f.nodes.get(view.slice(5));
+      if (!n) return undefined;
+      return {
+        kind: k,
+        data: {
+          node: f.nodeSummary(n),
+          links: [...n.links.values()].map((l) => f.linkSummary(l)),
+          points: f.recentHostPoints(n, now - RECENT_MS, now),
+          alerts: this.alertsFor((a) => a.labels.node === n.id),
+        },
+      };
+    }
+    const l = f.links.get(view.slice(5));
+    if (!l) return undefined;
+    return {
+      kind: k,
+      data: {
+        link: f.linkSummary(l),
+        counters: l.counters,
+        points: f.recentLinkPoints(l, now - RECENT_MS, now),
+        alerts: this.alertsFor((a) => a.labels.link_key === l.key),
+      },
+    };
+  }
+
+  /** Serialised frame with a `seq` placeholder spliced per client. */
+  private frame(type: 'snapshot' | 'delta', view: string, kind: string, data: unknown): [string, string] {
+    const head = `{"type":"${type}","kind":"${kind}","view":${JSON.stringify(view)},"ts":${this.o.now()},"seq":`;
+    return [head, `,"data":${JSON.stringify(data)}}`];
+  }
+
+  private sendSnapshot(c: Client, view: string, sub: Sub, cache: Map<string, [string, string] | null>): void {
+    let parts = cache.get(view);
+    if (parts === undefined) {
+      const s = this.snapshotData(view);
+      parts = s ? this.frame('snapshot', view, s.kind, s.data) : null;
+      cache.set(view, parts);
+    }
+    if (!parts) {
+      c.subs.delete(view);
+      this.sendFrame(c, { type: 'error', code: 'ERR_RDMAQ_NO_VIEW', message: `view ${view} is gone`, view });
+      return;
+    }
+    sub.seq++;
+    this.stats.snapshots++;
+    c.ws.send(parts[0] + sub.seq + parts[1]);
+  }
+
+  private deltaData(
+    view: string,
+    since: number,
+    now: number,
+    alertsDelta: unknown,
+  ): { kind: string; data: unknown } | null {
+    const f = this.o.fleet;
+    const k = viewKind(view);
+    if (k === 'overview') {
+      const counts = this.o.alerts.counts();
+      const nodes = [];
+      for (const id of f.changedNodes) {
+        const n = f.nodes.get(id);
+        if (n) nodes.push(f.nodeSummary(n));
+      }
+      const links = [];
+      for (const key of f.changedLinks) {
+        const l = f.links.get(key);
+        if (l) links.push(f.linkSummary(l));
+      }
+      return {
+        kind: k,
+        data: {
+          nodes,
+          links,
+          removedNodes: [],
+          removedLinks: [...f.removedLinks],
+          kpi: f.kpi(counts.firing, counts.pending),
+          alerts: this.o.alerts.firing(),
+        },
+      };
+    }
+    if (k === 'alerts') return alertsDelta ? { kind: k, data: alertsDelta } : null;
+    if (k === 'node') {
+      const n = f.nodes.get(view.slice(5));
+      if (!n || !f.changedNodes.has(n.id)) return null;
+      const links = [...n.links.values()]
+        .filter((l) => f.changedLinks.has(l.key))
+        .map((l) => f.linkSummary(l));
+      const removedLinks = [...f.removedLinks].filter((key) => parseLinkKey(key)?.nodeId === n.id);
+      return {
+        kind: k,
+        data: {
+          node: f.nodeSummary(n),
+          links,
+          removedLinks,
+          points: f.recentHostPoints(n, since, now),
+          alerts: this.alertsFor((a) => a.labels.node === n.id),
+        },
+      };
+    }
+    const l = f.links.get(view.slice(5));
+    if (!l || !f.changedLinks.has(l.key)) return null;
+    return {
+      kind: k,
+      data: {
+        link: f.linkSummary(l),
+        counters: l.counters,
+        points: f.recentLinkPoints(l, since, now),
+        alerts: this.alertsFor((a) => a.labels.link_key === l.key),
+      },
+    };
+  }
+
+  /** One fan-out round: at most one frame per view per client. */
+  tick(): void {
+    const now = this.o.now();
+    const since = this.lastTick;
+    this.lastTick = now;
+    const ch = this.o.alerts.takeChanges();
+    const alertsDelta =
+      ch.upserted.length || ch.removed.length || ch.resolved.length
+        ? { upserted: ch.upserted, removed: ch.removed, resolved: ch.resolved }
+        : null;
+    const deltas = new Map<string, [string, string] | null>();
+    const snaps = new Map<string, [string, string] | null>();
+    for (const c of this.clients) {
+      if (c.ws.readyState !== c.ws.OPEN) continue;
+      for (const [view, sub] of c.subs) {
+        // A backed-up socket gets nothing now; what it misses is merged into the snapshot it gets later.
+        if (c.ws.bufferedAmount > this.o.maxBufferedBytes) {
+          sub.merged++;
+          this.stats.merged++;
+          continue;
+        }
+        if (sub.merged > 0) {
+          this.sendFrame(c, {
+            type: 'resync',
+            view,
+            reason: `slow consumer: ${sub.merged} update(s) merged while the socket was backed up`,
+          });
+          this.stats.resyncs++;
+          sub.merged = 0;
+          this.sendSnapshot(c, view, sub, snaps);
+          continue;
+        }
+        let parts = deltas.get(view);
+        if (parts === undefined) {
+          const d = this.deltaData(view, since, now, alertsDelta);
+          parts = d ? this.frame('delta', view, d.kind, d.data) : null;
+          deltas.set(view, parts);
+        }
+        if (!parts) continue;
+        sub.seq++;
+        this.stats.deltas++;
+        c.ws.send(parts[0] + sub.seq + parts[1]);
+      }
+    }
+    this.o.fleet.changedLinks.clear();
+    this.o.fleet.changedNodes.clear();
+    this.o.fleet.removedLinks.clear();
+  }
+
+  close(): void {
+    for (const c of this.clients) c.ws.close(1001, 'hub shutting down');
+    this.clients.clear();
+    this.wss.close();
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Numbered schema migrations. Each runs in its own transaction, first on a staging copy of the database,
+ * and sets `PRAGMA user_version` to its number. Append new ones; never edit an applied one.
+ */
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  name: string;
+  up: (db: Database.Database) => void;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE users (
+          name TEXT PRIMARY KEY,
+          role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+          hash TEXT NOT NULL,
+          created_at INTEGER NOT NULL
+        );
+        CREATE TABLE sessions (
+          id TEXT PRIMARY KEY,
+          user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+          created_at INTEGER NOT NULL,
+          expires_at INTEGER NOT NULL
+        );
+        CREATE TABLE agent_tokens (
+          id TEXT PRIMARY KEY,
+          name TEXT NOT NULL,
+          hash TEXT NOT NULL UNIQUE,
+          created_at INTEGER NOT NULL,
+          created_by TEXT NOT NULL,
+          last_used_at INTEGER,
+          revoked_at INTEGER
+        );
+        CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE nodes (
+          id TEXT PRIMARY KEY,
+          hostname TEXT NOT NULL,
+          version TEXT NOT NULL,
+          providers TEXT NOT NULL,
+          first_seen INTEGER NOT NULL,
+          last_seen INTEGER NOT NULL
+        );
+        CREATE TABLE agent_runs (
+          node_id TEXT NOT NULL,
+          run_id TEXT NOT NULL,
+          last_seq INTEGER NOT NULL,
+          updated_at INTEGER NOT NULL,
+          PRIMARY KEY (node_id, run_id)
+        );
+        CREATE TABLE rollup_1m (
+          link_key TEXT NOT NULL,
+          ts INTEGER NOT NULL,
+          seconds REAL NOT NULL,
+          up_s REAL NOT NULL,
+          records REAL NOT NULL,
+          bytes REAL NOT NULL,
+          completions REAL NOT NULL,
+          backpressure REAL NOT NULL,
+          errors REAL NOT NULL,
+          occ_sum REAL NOT NULL,
+          occ_max REAL NOT NULL,
+          samples INTEGER NOT NULL,
+          hist BLOB,
+          PRIMARY KEY (link_key, ts)
+        ) WITHOUT ROWID;
+        CREATE TABLE rollup_1h (
+          link_key TEXT NOT NULL,
+          ts INTEGER NOT NULL,
+          seconds REAL NOT NULL,
+          up_s REAL NOT NULL,
+          records REAL NOT NULL,
+          bytes REAL NOT NULL,
+          completions REAL NOT NULL,
+          backpressure REAL NOT NULL,
+          errors REAL NOT NULL,
+          occ_sum REAL NOT NULL,
+          occ_max REAL NOT NULL,
+          samples INTEGER NOT NULL,
+          hist BLOB,
+          PRIMARY KEY (link_key, ts)
+        ) WITHOUT ROWID;
+        CREATE TABLE host_1m (
+          node_id TEXT NOT NULL,
+          ts INTEGER NOT NULL,
+          samples INTEGER NOT NULL,
+          cpu_sum REAL NOT NULL,
+          rss_sum REAL NOT NULL,
+          lag_sum REAL NOT NULL,
+          PRIMARY KEY (node_id, ts)
+        ) WITHOUT ROWID;
+        CREATE TABLE host_1h (
+          node_id TEXT NOT NULL,
+          ts INTEGER NOT NULL,
+          samples INTEGER NOT NULL,
+          cpu_sum REAL NOT NULL,
+          rss_sum REAL NOT NULL,
+          lag_sum REAL NOT NULL,
+          PRIMARY KEY (node_id, ts)
+        ) WITHOUT ROWID;
+        CREATE TABLE alert_rules (
+          id TEXT PRIMARY KEY,
+          json TEXT NOT NULL,
+          updated_at INTEGER NOT NULL,
+          updated_by TEXT NOT NULL
+        );
+        CREATE TABLE alert_events (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          ts INTEGER NOT NULL,
+          alert_id TEXT NOT NULL,
+          rule_id TEXT NOT NULL,
+          state TEXT NOT NULL,
+          severity TEXT NOT NULL,
+          labels TEXT NOT NULL,
+          value REAL,
+          by TEXT,
+          comment TEXT
+        );
+        CREATE TABLE silences (
+          id TEXT PRIMARY KEY,
+          matchers TEXT NOT NULL,
+          starts_at INTEGER NOT NULL,
+          ends_at INTEGER NOT NULL,
+          created_by TEXT NOT NULL,
+          comment TEXT NOT NULL,
+          created_at INTEGER NOT NULL
+        );
+      `);
+    },
+  },
+  {
+    version: 2,
+    name: 'indexes for retention and history',
+    up: (db) => {
+      db.exec(`
+        CREATE INDEX rollup_1m_ts ON rollup_1m(ts);
+        CREATE INDEX rollup_1h_ts ON rollup_1h(ts);
+        CREATE INDEX host_1m_ts ON host_1m(ts);
+        CREATE INDEX host_1h_ts ON host_1h(ts);
+        CREATE INDEX alert_events_ts ON alert_events(ts);
+        CREATE INDEX sessions_expires ON sessions(expires_at);
+      `);
+    },
+  },
+];
+
+/** Tables the application needs; checked on the staging copy after migrating. */
+export const REQUIRED_TABLES = [
+  'users',
+  'sessions',
+  'agent_tokens',
+  'settings',
+  'nodes',
+  'agent_runs',
+  'rollup_1m',
+  'rollup_1h',
+  'host_1m',
+  'host_1h',
+  'alert_rules',
+  'alert_events',
+  'silences',
+];
