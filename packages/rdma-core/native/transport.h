@@ -59,19 +59,19 @@ class TxTransport {
   // Consumer position as far as the producer knows (credit). Must be an acquire read: bytes below the
   // returned head may be overwritten. shm: acquire load of the shared head. fabric: the credit word.
   virtual uint64_t head() = 0;
-  // Sequence of the record at head() (shm keeps it in the control block; fabric may return 0 = unknown).
-  virtual uint64_t headSeq() = 0;
-
-  // Producer position at attach time (shm: the shared tail, so a restarted receiver's ring continues;
-  // fabric: 0 on a fresh ring).
+  // Producer position at attach time and the sequence the record there will carry (shm: tail and tailSeq
+  // from the control block, so a restarted sender continues the sequence; fabric: 0 and 1 on a fresh ring,
+  // or what the handshake says after a reconnect).
   virtual uint64_t initialTail() = 0;
+  virtual uint64_t initialSeq() = 0;
 
   // Makes the records in [oldTail, newTail) visible to the consumer. shm: release store of tail, then a
   // full fence and, only if the consumer is parked, one wake-up write. fabric: fi_writedata of those bytes
   // (split at the ring's end) with CQ data = newTail - oldTail. Returns false if the transport cannot take
   // it now (fabric: tx queue full — call again after progress()); the protocol then keeps the bytes
   // unpublished and retries.
-  virtual bool publish(uint64_t oldTail, uint64_t newTail) = 0;
+  // `nextSeq` is the sequence the record at newTail will carry (shm stores it beside tail).
+  virtual bool publish(uint64_t oldTail, uint64_t newTail, uint64_t nextSeq) = 0;
 
   // Drives the transport (fabric: read the tx CQ, reap credit). shm: nothing to do.
   virtual void progress() {}

@@ -11,7 +11,7 @@ import type { ListenOptions, ReceiverOptions } from './types.js';
 
 export const DEFAULT_CAPACITY = 4 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 5000;
-const LINK_ID = /^[A-Za-z0-9._:@/-]{1,128}$/;
+const LINK_ID = /^[A-Za-z0-9._:@/>-]{1,128}$/;
 
 /**
  * One per agent: accepts incoming senders by link id and hands out Receivers. shm senders come over the
@@ -59,7 +59,7 @@ export class Listener extends EventEmitter {
     if (!LINK_ID.test(linkId)) {
       throw new RdmaqError(
         'ERR_RDMAQ_ARG',
-        `link id ${JSON.stringify(linkId)} must be 1-128 of A-Z a-z 0-9 . _ : @ / -`,
+        `link id ${JSON.stringify(linkId)} must be 1-128 of A-Z a-z 0-9 . _ : @ / > -`,
       );
     }
     if (this.links.has(linkId))

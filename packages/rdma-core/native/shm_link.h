@@ -1,0 +1,517 @@
+// shm transport: the ring in a shared-memory file mapped by both processes (DESIGN §2).
+//
+// File layout (all little-endian, one 4 KiB header page then the data region):
+//   [0, 128)    ShmFileHeader: magic "RDMAQRNG", version, capacity, ring id, pids + start times of both ends
+//   [128, 192)  head, headSeq     — written by the consumer (release), read by the producer (acquire)
+//   [192, 256)  tail, tailSeq     — written by the producer (release), read by the consumer (acquire)
+//   [256, 320)  parked            — consumer sleeps on the .rxw FIFO while set
+//   [320, 384)  writerNeed        — producer sleeps on the .txw FIFO until head >= writerNeed (0 = not waiting)
+//   [4096, 4096 + capacity)       data region
+// Each counter sits on its own 64-byte line so the two cores do not false-share.
+//
+// Wake-ups use FIFOs opened O_RDWR|O_NONBLOCK by both ends: opening never blocks or fails with ENXIO, and a
+// write never raises EPIPE/SIGPIPE whichever side died. A wake-up byte is only a hint; the ring state is the
+// truth, so extra bytes (a restarted peer) are harmless and a full FIFO (EAGAIN) already guarantees a wake.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ring.h"
+#include "transport.h"
+
+namespace rdmaq {
+
+// An error with a stable code (ERR_RDMAQ_*) and an errno, turned into a JS Error by addon.cc.
+struct RdmaqException : std::runtime_error {
+  std::string code;
+  int err;
+  RdmaqException(std::string c, const std::string& msg, int e = 0) : std::runtime_error(msg), code(std::move(c)), err(e) {}
+};
+
+constexpr char kRingMagic[8] = {'R', 'D', 'M', 'A', 'Q', 'R', 'N', 'G'};
+constexpr uint32_t kRingVersion = 1;
+constexpr uint64_t kHeaderPage = 4096;
+constexpr uint64_t kMinCapacity = 64 * 1024;
+constexpr uint64_t kMaxCapacity = 1ull << 30;
+
+struct ShmFileHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t headerBytes;  // kHeaderPage
+  uint64_t capacity;
+  uint64_t ringId;
+  uint64_t createdNs;
+  std::atomic<int32_t> rxPid;
+  std::atomic<int32_t> txPid;
+  std::atomic<uint64_t> rxStart;  // /proc/<pid>/stat starttime, guards against pid reuse
+  std::atomic<uint64_t> txStart;
+};
+static_assert(sizeof(ShmFileHeader) <= 128, "header fits its two lines");
+
+struct alignas(64) ShmLine {
+  std::atomic<uint64_t> a;
+  std::atomic<uint64_t> b;
+  char pad[48];
+};
+static_assert(sizeof(ShmLine) == 64, "one cache line");
+
+struct ShmControl {
+  ShmLine head;        // a = head, b = headSeq
+  ShmLine tail;        // a = tail, b = tailSeq
+  ShmLine parked;      // a = consumer parked
+  ShmLine writerNeed;  // a = head the producer waits for (0 = not waiting)
+};
+
+inline std::string errnoText(int e) { return std::string(strerror(e)) + " (errno " + std::to_string(e) + ")"; }
+
+// Process start time (clock ticks since boot) from /proc/<pid>/stat field 22; 0 if the process is gone.
+inline uint64_t processStart(int pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE* f = fopen(path, "r");
+  if (!f) return 0;
+  char buf[1024];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char* p = strrchr(buf, ')');  // comm may contain spaces: fields count from the last ')'
+  if (!p) return 0;
+  int field = 2;
+  for (; *p && field < 22; ++p)
+    if (*p == ' ') ++field;
+  return strtoull(p, nullptr, 10);
+}
+
+inline bool processAlive(int pid, uint64_t start) {
+  if (pid <= 0) return false;
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  const uint64_t s = processStart(pid);
+  return s != 0 && (start == 0 || s == start);
+}
+
+inline int openFifo(const std::string& path) {
+  if (mkfifo(path.c_str(), 0600) != 0 && errno != EEXIST) {
+    int e = errno;
+    throw RdmaqException("ERR_RDMAQ_WAKE", "cannot create wake-up FIFO " + path + ": " + errnoText(e), e);
+  }
+  int fd = open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    throw RdmaqException("ERR_RDMAQ_WAKE", "cannot open wake-up FIFO " + path + ": " + errnoText(e), e);
+  }
+  return fd;
+}
+
+inline void drainFd(int fd) {
+  char buf[256];
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+}
+
+// The mapped ring file. Owned by ShmTx / ShmRx.
+class ShmRing {
+ public:
+  struct Info {
+    uint32_t version;
+    uint64_t capacity;
+    uint64_t ringId;
+    uint64_t head, tail;
+    int32_t rxPid, txPid;
+  };
+
+  // Opens (and with `create`, creates) the ring at `path`; validates magic, version and size.
+  ShmRing(const std::string& path, bool create, uint64_t capacity, bool receiver) : path_(path) {
+    if (create) {
+      if (capacity < kMinCapacity || capacity > kMaxCapacity || (capacity & (capacity - 1)) != 0) {
+        throw RdmaqException("ERR_RDMAQ_ARG", "ring capacity " + std::to_string(capacity) +
+                                                  " must be a power of two between 64 KiB and 1 GiB");
+      }
+      fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd_ >= 0) {
+        initNew(capacity);
+      } else if (errno != EEXIST) {
+        int e = errno;
+        throw RdmaqException("ERR_RDMAQ_RING_OPEN", "cannot create ring file " + path + ": " + errnoText(e), e);
+      }
+    }
+    if (fd_ < 0) {
+      fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+      if (fd_ < 0) {
+        int e = errno;
+        throw RdmaqException("ERR_RDMAQ_RING_OPEN", "cannot open ring file " + path + ": " + errnoText(e), e);
+      }
+      mapExisting();
+    }
+    // Claim our end; refuse a second live process on the same end.
+    std::atomic<int32_t>& pid = receiver ? hdr_->rxPid : hdr_->txPid;
+    std::atomic<uint64_t>& start = receiver ? hdr_->rxStart : hdr_->txStart;
+    const int32_t other = pid.load();
+    if (other != 0 && other != getpid() && processAlive(other, start.load())) {
+      unmap();
+      throw RdmaqException("ERR_RDMAQ_LINK_BUSY", std::string("ring ") + path + " is in use by live " +
+                                                      (receiver ? "receiver" : "sender") + " process " +
+                                                      std::to_string(other));
+    }
+    start.store(processStart(getpid()));
+    pid.store(getpid());
+    receiver_ = receiver;
+  }
+
+  ~ShmRing() { close(false); }
+  ShmRing(const ShmRing&) = delete;
+  ShmRing& operator=(const ShmRing&) = delete;
+
+  uint8_t* data() const { return base_ + kHeaderPage; }
+  uint64_t capacity() const { return cap_; }
+  ShmControl* ctl() const { return ctl_; }
+  ShmFileHeader* header() const { return hdr_; }
+  const std::string& path() const { return path_; }
+  bool isOpen() const { return base_ != nullptr; }
+
+  // Gives up our end (pid cleared so the sweep knows), unmaps; `unlinkFiles` removes ring + FIFOs.
+  void close(bool unlinkFiles) {
+    if (base_) {
+      std::atomic<int32_t>& pid = receiver_ ? hdr_->rxPid : hdr_->txPid;
+      int32_t me = getpid();
+      pid.compare_exchange_strong(me, 0);
+      unmap();
+    }
+    if (unlinkFiles) removeFiles(path_);
+  }
+
+  static void removeFiles(const std::string& ringPath) {
+    unlink(ringPath.c_str());
+    std::string stem = ringPath;
+    if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".ring") == 0) stem.resize(stem.size() - 5);
+    unlink((stem + ".rxw").c_str());
+    unlink((stem + ".txw").c_str());
+  }
+
+  // Reads and validates a ring file without claiming an end.
+  static Info inspect(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      throw RdmaqException("ERR_RDMAQ_RING_OPEN", "cannot open ring file " + path + ": " + errnoText(e), e);
+    }
+    struct stat st;
+    fstat(fd, &st);
+    if (static_cast<uint64_t>(st.st_size) < kHeaderPage) {
+      ::close(fd);
+      throw RdmaqException("ERR_RDMAQ_RING_SIZE", sizeMessage(path, st.st_size, 0));
+    }
+    void* p = mmap(nullptr, kHeaderPage, PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      throw RdmaqException("ERR_RDMAQ_RING_OPEN", "cannot map ring file " + path + ": " + errnoText(e), e);
+    }
+    auto* h = static_cast<ShmFileHeader*>(p);
+    auto* c = reinterpret_cast<ShmControl*>(static_cast<uint8_t*>(p) + 128);
+    try {
+      validate(path, h, st.st_size);
+    } catch (...) {
+      munmap(p, kHeaderPage);
+      throw;
+    }
+    Info i{h->version, h->capacity, h->ringId, c->head.a.load(), c->tail.a.load(), h->rxPid.load(), h->txPid.load()};
+    munmap(p, kHeaderPage);
+    return i;
+  }
+
+  // Removes ring files in `dir` whose recorded receiver and sender are both dead (or gone cleanly).
+  static std::vector<std::string> sweep(const std::string& dir) {
+    std::vector<std::string> removed;
+    DIR* d = opendir(dir.c_str());
+    if (!d) return removed;
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name.rfind("rdmaq-", 0) != 0 || name.size() < 11 || name.compare(name.size() - 5, 5, ".ring") != 0) continue;
+      std::string path = dir + "/" + name;
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      struct stat st;
+      if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) < kHeaderPage) {
+        ::close(fd);
+        continue;
+      }
+      void* p = mmap(nullptr, kHeaderPage, PROT_READ, MAP_SHARED, fd, 0);
+      ::close(fd);
+      if (p == MAP_FAILED) continue;
+      auto* h = static_cast<ShmFileHeader*>(p);
+      // Only files we understand: a ring of another version belongs to another build; leave it alone.
+      bool ours = std::memcmp(h->magic, kRingMagic, 8) == 0 && h->version == kRingVersion;
+      bool dead = ours && !processAlive(h->rxPid.load(), h->rxStart.load()) &&
+                  !processAlive(h->txPid.load(), h->txStart.load());
+      munmap(p, kHeaderPage);
+      if (dead) {
+        removeFiles(path);
+        removed.push_back(path);
+      }
+    }
+    closedir(d);
+    return removed;
+  }
+
+ private:
+  static std::string sizeMessage(const std::string& path, uint64_t size, uint64_t cap) {
+    return "ring file " + path + " has " + std::to_string(size) + " bytes" +
+           (cap ? ", its header says capacity " + std::to_string(cap) + " (expected " +
+                      std::to_string(kHeaderPage + cap) + " bytes)"
+                : " (too small for a ring header)") +
+           "; it is damaged or not an rdmaq ring: remove it";
+  }
+
+  static void validate(const std::string& path, const ShmFileHeader* h, uint64_t size) {
+    if (std::memcmp(h->magic, kRingMagic, 8) != 0) {
+      throw RdmaqException("ERR_RDMAQ_RING_MAGIC", "file " + path + " is not an rdmaq ring (bad magic); remove it");
+    }
+    if (h->version != kRingVersion) {
+      throw RdmaqException("ERR_RDMAQ_RING_VERSION", "ring file " + path + " has layout version " +
+                                                         std::to_string(h->version) + ", this build speaks " +
+                                                         std::to_string(kRingVersion) +
+                                                         "; stop the other rdmaq build or remove the file");
+    }
+    const uint64_t cap = h->capacity;
+    if (h->headerBytes != kHeaderPage || cap < kMinCapacity || cap > kMaxCapacity || (cap & (cap - 1)) != 0 ||
+        size != kHeaderPage + cap) {
+      throw RdmaqException("ERR_RDMAQ_RING_SIZE", sizeMessage(path, size, cap));
+    }
+  }
+
+  void initNew(uint64_t capacity) {
+    if (ftruncate(fd_, static_cast<off_t>(kHeaderPage + capacity)) != 0) {
+      int e = errno;
+      ::close(fd_);
+      fd_ = -1;
+      unlink(path_.c_str());
+      throw RdmaqException("ERR_RDMAQ_RING_OPEN", "cannot size ring file " + path_ + ": " + errnoText(e), e);
+    }
+    map(kHeaderPage + capacity);
+    cap_ = capacity;
+    hdr_->version = kRingVersion;
+    hdr_->headerBytes = kHeaderPage;
+    hdr_->capacity = capacity;
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != sizeof id) id = nowNs() ^ (static_cast<uint64_t>(getpid()) << 32);
+    hdr_->ringId = id;
+    hdr_->createdNs = nowNs();
+    ctl_->head.a.store(0);
+    ctl_->head.b.store(1);
+    ctl_->tail.a.store(0);
+    ctl_->tail.b.store(1);
+    // The magic last: a concurrent sweep/inspect sees either nothing or a complete header.
+    std::atomic_thread_fence(std::memory_order_release);
+    std::memcpy(hdr_->magic, kRingMagic, 8);
+  }
+
+  void mapExisting() {
+    struct stat st;
+    if (fstat(fd_, &st) != 0) {
+      int e = errno;
+      throw RdmaqException("ERR_RDMAQ_RING_OPEN", "cannot stat ring file " + path_ + ": " + errnoText(e), e);
+    }
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size < kHeaderPage) {
+      ::close(fd_);
+      fd_ = -1;
+      throw RdmaqException("ERR_RDMAQ_RING_SIZE", sizeMessage(path_, size, 0));
+    }
+    map(kHeaderPage);
+    try {
+      validate(path_, hdr_, size);
+    } catch (...) {
+      unmap();
+      throw;
+    }
+    cap_ = hdr_->capacity;
+    munmap(base_, kHeaderPage);
+    base_ = nullptr;
+    map(kHeaderPage + cap_);
+  }
+
+  void map(uint64_t len) {
+    // MAP_POPULATE: fault the ring in now, not on the data path.
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_, 0);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      ::close(fd_);
+      fd_ = -1;
+      throw RdmaqException("ERR_RDMAQ_RING_OPEN", "cannot map ring file " + path_ + ": " + errnoText(e), e);
+    }
+    base_ = static_cast<uint8_t*>(p);
+    len_ = len;
+    hdr_ = reinterpret_cast<ShmFileHeader*>(base_);
+    ctl_ = reinterpret_cast<ShmControl*>(base_ + 128);
+  }
+
+  void unmap() {
+    if (base_) munmap(base_, len_);
+    base_ = nullptr;
+    hdr_ = nullptr;
+    ctl_ = nullptr;
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  std::string path_;
+  int fd_ = -1;
+  uint8_t* base_ = nullptr;
+  uint64_t len_ = 0;
+  uint64_t cap_ = 0;
+  ShmFileHeader* hdr_ = nullptr;
+  ShmControl* ctl_ = nullptr;
+  bool receiver_ = false;
+};
+
+// Writes one wake-up byte. EAGAIN (FIFO full) means a wake-up is pending anyway.
+inline void wake(int fd, LinkCounters* c) {
+  static const char one = 1;
+  ++c->wakeups;
+  if (write(fd, &one, 1) < 0 && errno != EAGAIN && errno != EINTR) ++c->errors["wake"];
+}
+
+class ShmTx final : public TxTransport {
+ public:
+  ShmTx(const std::string& ringPath, const std::string& rxWake, const std::string& txWake, LinkCounters* c)
+      : ring_(ringPath, false, 0, false), c_(c) {
+    rxFd_ = openFifo(rxWake);
+    try {
+      txFd_ = openFifo(txWake);
+    } catch (...) {
+      ::close(rxFd_);
+      throw;
+    }
+  }
+  ~ShmTx() override { close(false); }
+
+  void close(bool unlinkFiles) {
+    if (rxFd_ >= 0) ::close(rxFd_);
+    if (txFd_ >= 0) ::close(txFd_);
+    rxFd_ = txFd_ = -1;
+    ring_.close(unlinkFiles);
+  }
+  ShmRing& ring() { return ring_; }
+
+  const char* transport() const override { return "shm"; }
+  std::string provider() const override { return "shm"; }
+  uint8_t* data() override { return ring_.data(); }
+  uint64_t capacity() const override { return ring_.capacity(); }
+  uint64_t head() override { return ring_.ctl()->head.a.load(std::memory_order_acquire); }
+  uint64_t initialTail() override { return ring_.ctl()->tail.a.load(std::memory_order_acquire); }
+  uint64_t initialSeq() override { return ring_.ctl()->tail.b.load(std::memory_order_acquire); }
+
+  bool publish(uint64_t, uint64_t newTail, uint64_t nextSeq) override {
+    ShmControl* ctl = ring_.ctl();
+    ctl->tail.b.store(nextSeq, std::memory_order_relaxed);
+    ctl->tail.a.store(newTail, std::memory_order_release);
+    // Dekker with park(): our tail store must be visible before we read `parked`, or a consumer that
+    // parked in between would sleep with data in the ring.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (ctl->parked.a.load(std::memory_order_relaxed)) wake(rxFd_, c_);
+    return true;
+  }
+
+  bool armWritable(uint64_t needHead) override {
+    ShmControl* ctl = ring_.ctl();
+    ctl->writerNeed.a.store(needHead == 0 ? 1 : needHead, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (ctl->head.a.load(std::memory_order_acquire) >= needHead) {
+      ctl->writerNeed.a.store(0, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void disarmWritable() override { ring_.ctl()->writerNeed.a.store(0, std::memory_order_relaxed); }
+  int writableFd() override { return txFd_; }
+  void drainWritable() override { drainFd(txFd_); }
+
+ private:
+  ShmRing ring_;
+  LinkCounters* c_;
+  int rxFd_ = -1, txFd_ = -1;
+};
+
+class ShmRx final : public RxTransport {
+ public:
+  ShmRx(const std::string& ringPath, const std::string& rxWake, const std::string& txWake, bool create,
+        uint64_t capacity, LinkCounters* c)
+      : ring_(ringPath, create, capacity, true), c_(c) {
+    try {
+      rxFd_ = openFifo(rxWake);
+      txFd_ = openFifo(txWake);
+    } catch (...) {
+      if (rxFd_ >= 0) ::close(rxFd_);
+      ring_.close(false);
+      throw;
+    }
+    // A previous receiver may have died parked: we are awake now.
+    ring_.ctl()->parked.a.store(0);
+  }
+  ~ShmRx() override { close(false); }
+
+  void close(bool unlinkFiles) {
+    if (rxFd_ >= 0) ::close(rxFd_);
+    if (txFd_ >= 0) ::close(txFd_);
+    rxFd_ = txFd_ = -1;
+    ring_.close(unlinkFiles);
+  }
+  ShmRing& ring() { return ring_; }
+
+  const char* transport() const override { return "shm"; }
+  std::string provider() const override { return "shm"; }
+  const uint8_t* data() override { return ring_.data(); }
+  uint64_t capacity() const override { return ring_.capacity(); }
+  uint64_t initialHead() override { return ring_.ctl()->head.a.load(std::memory_order_acquire); }
+  uint64_t initialSeq() override { return ring_.ctl()->head.b.load(std::memory_order_acquire); }
+  uint64_t tail() override { return ring_.ctl()->tail.a.load(std::memory_order_acquire); }
+
+  void release(uint64_t head, uint64_t nextSeq, bool) override {
+    ShmControl* ctl = ring_.ctl();
+    ctl->head.b.store(nextSeq, std::memory_order_relaxed);
+    ctl->head.a.store(head, std::memory_order_release);
+    // Dekker with armWritable(): head visible before we read writerNeed.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    uint64_t need = ctl->writerNeed.a.load(std::memory_order_relaxed);
+    if (need != 0 && head >= need && ctl->writerNeed.a.compare_exchange_strong(need, 0)) wake(txFd_, c_);
+  }
+
+  void wakeWriter() { wake(txFd_, c_); }
+
+  bool park(uint64_t head) override {
+    ShmControl* ctl = ring_.ctl();
+    ctl->parked.a.store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (ctl->tail.a.load(std::memory_order_acquire) != head) {
+      ctl->parked.a.store(0, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void unpark() override {
+    if (ring_.isOpen()) ring_.ctl()->parked.a.store(0, std::memory_order_relaxed);
+  }
+  int readableFd() override { return rxFd_; }
+  void drainReadable() override { drainFd(rxFd_); }
+
+ private:
+  ShmRing ring_;
+  LinkCounters* c_;
+  int rxFd_ = -1, txFd_ = -1;
+};
+
+}  // namespace rdmaq
