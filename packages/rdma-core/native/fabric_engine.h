@@ -615,6 +615,8 @@ class SenderCore {
 // Receiver: the ring (registered for remote write). Delivers views: poll() fills a descriptor list, the
 // caller reads the payloads, then Release() frees the bytes and maybe returns credit.
 struct Delivered {
+  uint64_t start;   // ring position of the record header
+  uint64_t end;     // ring position after the record
   uint64_t offset;  // payload offset in the ring
   uint32_t length;
   uint16_t type;
@@ -676,6 +678,7 @@ class ReceiverCore {
       if (room < kHeader) {  // implicit padding
         if (tail_ - pos < room) break;
         pos += room;
+        ++wraps_;
         continue;
       }
       if (tail_ - pos < kHeader) break;
@@ -709,9 +712,7 @@ class ReceiverCore {
         break;
       }
       ++expected_;
-      out.push_back({off + kHeader, h->length, h->type, h->seq, h->timestamp_ns});
-      ++records_;
-      bytes_ += h->length;
+      out.push_back({pos, pos + total, off + kHeader, h->length, h->type, h->seq, h->timestamp_ns});
       pos += total;
     }
     consumed_ = pos;
@@ -720,7 +721,16 @@ class ReceiverCore {
 
   // The caller is done with the views of the last poll: free the bytes; return credit every quarter ring or
   // when the ring ran empty (the sender may be waiting).
-  void Release() {
+  // The first k records of the last poll were consumed; the others are parsed again by the next poll.
+  void Release(size_t k, const std::vector<Delivered>& out) {
+    if (k < out.size()) {
+      consumed_ = out[k].start;
+      expected_ = out[k].seq;
+    }
+    for (size_t i = 0; i < k; ++i) {
+      ++records_;
+      bytes_ += out[i].length;
+    }
     head_ = consumed_;
     if (!connected_ || failed_) return;
     if (head_ != credited_ && (head_ - credited_ >= cap_ / 4 || head_ == tail_)) SendCredit();

@@ -160,7 +160,9 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
     Napi::Uint8Array data = ArgBytes(info, 0, "record");
     if (data.ByteLength() > 0xffffffffu) ArgError(info.Env(), "record too large");
     return Guard(info.Env(), [&]() -> Napi::Value {
-      return Napi::Boolean::New(info.Env(), core_->Send(data.Data(), uint32_t(data.ByteLength())));
+      uint16_t type = info.Length() > 1 && info[1].IsNumber() ? uint16_t(info[1].As<Napi::Number>().Uint32Value()) : uint16_t(kData);
+      if (type != kData && type != kProbe && type != kHeartbeat) ArgError(info.Env(), "record type must be DATA, PROBE or HEARTBEAT");
+      return Napi::Boolean::New(info.Env(), core_->Send(data.Data(), uint32_t(data.ByteLength()), type));
     });
   }
   Napi::Value Claim(const Napi::CallbackInfo& info) {
@@ -175,8 +177,13 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
   Napi::Value Mirror(const Napi::CallbackInfo& info) {
     return ExternalBuffer(info.Env(), core_, core_->mirror(), core_->capacity());
   }
+  // -1: the link failed (error() says why); 0: idle (nothing unsent, nothing in flight); 1: busy, nothing
+  // moved this call; 2: busy and something moved (posted, completed or credited).
   Napi::Value Progress(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), core_->Progress());
+    uint64_t s0 = core_->sent(), a0 = core_->acked(), c0 = core_->completions_;
+    bool ok = core_->Progress();
+    int r = !ok ? -1 : core_->idle() ? 0 : (core_->sent() != s0 || core_->acked() != a0 || core_->completions_ != c0) ? 2 : 1;
+    return Napi::Number::New(info.Env(), r);
   }
   Napi::Value State(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -280,8 +287,11 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     }
     return Napi::Number::New(info.Env(), double(n));
   }
+  // release(count?): the first `count` records of the last poll were consumed (default all); the rest are
+  // handed out again by the next poll (a handler threw).
   Napi::Value Release(const Napi::CallbackInfo& info) {
-    core_->Release();
+    uint64_t k = info.Length() > 0 && info[0].IsNumber() ? ArgU64(info, 0, "count") : out_.size();
+    core_->Release(std::min<uint64_t>(k, out_.size()), out_);
     return info.Env().Undefined();
   }
   Napi::Value Ring(const Napi::CallbackInfo& info) {

@@ -1,0 +1,113 @@
+/**
+ * Declarations of the fabric transport's native classes (native/fabric_napi.h, registered by native/addon.cc).
+ * Internal to src/fabric.
+ */
+import { createRequire } from 'node:module';
+
+/** What the fi_info an endpoint got says (read to adapt: CQ data size, inject size, tx depth, mr_mode …). */
+export interface FabricInfo {
+  provider: string;
+  fabric: string;
+  domain: string;
+  rxCqData: boolean;
+  mrVirtAddr: boolean;
+  mrLocal: boolean;
+  mrEndpoint: boolean;
+  mrMode: number;
+  cqDataSize: number;
+  injectSize: number;
+  txSize: number;
+  rxSize: number;
+  maxMsgSize: number;
+  mrKeySize: number;
+  addrFormat: number;
+  /** This endpoint's fabric address (fi_getname). */
+  address: Buffer;
+  addressText: string;
+}
+
+export interface FabricSenderState {
+  tail: number;
+  sent: number;
+  acked: number;
+  nextSeq: number;
+  free: number;
+  capacity: number;
+  maxPayload: number;
+  inflight: number;
+  idle: boolean;
+  streamId: number;
+  recovered: boolean;
+  records: number;
+  bytes: number;
+  writes: number;
+  completions: number;
+  credits: number;
+  backpressure: number;
+  wraps: number;
+  cqErrors: number;
+}
+
+export interface FabricReceiverState {
+  head: number;
+  tail: number;
+  expected: number;
+  hasExpected: boolean;
+  capacity: number;
+  empty: boolean;
+  records: number;
+  bytes: number;
+  completions: number;
+  credits: number;
+  wraps: number;
+  duplicates: number;
+  cqErrors: number;
+}
+
+export interface NativeFabricSender {
+  open(provider: string, node: string): FabricInfo & { creditAddr: bigint; creditKey: bigint };
+  /** [position, sequence] to resend from; wantSeq < 0: the oldest unacknowledged record. */
+  resendPoint(wantSeq: number): [number, number];
+  connect(peer: Uint8Array, ringAddr: bigint, ringKey: bigint, startPos: number): void;
+  /** type: 1 DATA (default), 3 PROBE, 5 HEARTBEAT. */
+  send(payload: Uint8Array, type?: number): boolean;
+  claim(length: number): number;
+  commit(): number;
+  mirror(): ArrayBuffer;
+  /** Reads the CQ, posts unsent bytes: -1 failed (see error()), 0 idle, 1 busy (nothing moved), 2 busy (moved). */
+  progress(): -1 | 0 | 1 | 2;
+  state(): FabricSenderState;
+  error(): (Error & { code: string }) | null;
+  closeFabric(): void;
+  /** Test hook: one write whose remote CQ data is `data` instead of its length. */
+  forgeWrite(length: number, data: number): void;
+}
+
+export interface NativeFabricReceiver {
+  open(provider: string, node: string): FabricInfo & { ringAddr: bigint; ringKey: bigint };
+  connect(peer: Uint8Array, creditAddr: bigint, creditKey: bigint, startPos: number, startSeq: number): void;
+  /** Fills descriptors() rows [offset, length, type, seq, queueLatencyNs]; returns the count. */
+  poll(limit: number): number;
+  /** The views of the last poll are no longer used: free them (credit every quarter ring or when empty). */
+  release(count?: number): void;
+  ring(): ArrayBuffer;
+  descriptors(): Float64Array;
+  state(): FabricReceiverState;
+  error(): (Error & { code: string }) | null;
+  closeFabric(): void;
+}
+
+export interface FabricAddon {
+  FabricSenderNative: new (capacity: number, journalPath: string) => NativeFabricSender;
+  FabricReceiverNative: new (capacity: number, maxBatch: number) => NativeFabricReceiver;
+  /** {ip, port} of an IP provider's fabric address; null for other address formats. */
+  fabricAddressIp(address: Uint8Array): { ip: string; port: number } | null;
+  /** Opens (and closes) an endpoint: what fi_info this provider gives here; throws the plain-words errors. */
+  fabricProbe(provider: string, node: string): FabricInfo;
+}
+
+const require = createRequire(import.meta.url);
+export const fabricNative: FabricAddon = require(process.env.RDMAQ_ADDON ?? '../../build/Release/rdmaq.node');
+
+/** Columns of one descriptors() row. */
+export const DESC_FIELDS = 5;

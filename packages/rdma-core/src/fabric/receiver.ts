@@ -1,0 +1,360 @@
+/**
+ * The receiving end of a fabric link: owns the ring (registered for remote write, in this process's memory).
+ * A sender attaches through the FabricListener's authenticated handshake, possibly many times (reconnects,
+ * restarts); each attach rebuilds the endpoint and restarts the stream at the sender's resend point, the
+ * receiver dropping what it already delivered.
+ *
+ * Idle strategies: progress is manual (incoming writes land only while we read the CQ) and the wait objects
+ * of these providers misbehave (net's fd is always readable, shm's sread spins), so nothing sleeps in
+ * libfabric: `busy-spin` polls on every event-loop turn; `backoff` polls on setImmediate, then on a 1 ms
+ * timer, then parks; `event` parks at once. Parking = telling the sender over the control connection
+ * ("park", with the tail seen); it answers "wake" as soon as it posted beyond that tail, so an idle link
+ * costs no CPU and no wake-up is lost. A 1 s safety poll bounds the damage of anything unforeseen.
+ */
+import { EventEmitter } from 'node:events';
+import { RdmaqError } from '../errors.js';
+import type { IdleStrategy, LinkState, LinkStats, RecordHandler, StateChange } from '../types.js';
+import type { ControlConn, ControlMsg } from './handshake.js';
+import { DESC_FIELDS, type FabricInfo, fabricNative, type NativeFabricReceiver } from './native.js';
+import { ErrorCounts, errorKind, SparseHistogram } from './stats.js';
+
+const BACKOFF_SPIN_TURNS = 64;
+const BACKOFF_TIMER_TURNS = 20;
+const SAFETY_POLL_MS = 1000;
+const RECORD_PROBE = 3;
+const RECORD_DATA = 1;
+
+export interface FabricReceiverOptions {
+  capacity?: number;
+  idle?: IdleStrategy;
+  /** Next sequence the application wants after a restart (its last delivered + 1). */
+  resumeFrom?: number;
+  /** Records per native poll in start(); default 256. */
+  batch?: number;
+  /** Accept only this provider (default: whatever the sender asks for). */
+  provider?: string;
+}
+
+export class FabricReceiver extends EventEmitter {
+  readonly linkId: string;
+  /** The one Buffer covering the ring; handler offsets index into it. */
+  readonly buffer: Buffer;
+  readonly capacity: number;
+  readonly maxPayload: number;
+  readonly idle: IdleStrategy;
+  readonly provider: string | undefined;
+  private readonly native: NativeFabricReceiver;
+  private readonly desc: Float64Array;
+  private readonly batch: number;
+  private stateNow: LinkState = 'connecting';
+  private epochNow = 0;
+  private conn: ControlConn | undefined;
+  private connected = false;
+  private closedFlag = false;
+  private resumeFrom: number | undefined;
+  /** Stream id of the sender we last served (a different one is a new stream: start at its oldest record). */
+  streamId: number | undefined;
+  private running:
+    | { handler: RecordHandler; timer: NodeJS.Immediate | NodeJS.Timeout | undefined; rounds: number; parked: boolean }
+    | undefined;
+  private safety: NodeJS.Timeout | undefined;
+  private readonly onClose: () => void;
+  private readonly errors = new ErrorCounts();
+  private readonly queueLat = new SparseHistogram();
+  private reconnects = 0;
+  private peak = 0;
+  private failure: Error | undefined;
+  info: FabricInfo | null = null;
+
+  /** @internal — use FabricListener.accept(). */
+  constructor(linkId: string, opts: FabricReceiverOptions, onClose: () => void) {
+    super();
+    this.linkId = linkId;
+    this.idle = opts.idle ?? 'backoff';
+    this.batch = opts.batch ?? 256;
+    this.provider = opts.provider;
+    this.resumeFrom = opts.resumeFrom;
+    this.native = new fabricNative.FabricReceiverNative(opts.capacity ?? 4 * 1024 * 1024, Math.max(this.batch, 1024));
+    this.buffer = Buffer.from(this.native.ring());
+    this.desc = this.native.descriptors();
+    this.capacity = this.buffer.length;
+    this.maxPayload = this.capacity / 2 - 24;
+    this.onClose = onClose;
+  }
+
+  get state(): LinkState {
+    return this.stateNow;
+  }
+  get epoch(): number {
+    return this.epochNow;
+  }
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+  get attached(): boolean {
+    return this.conn !== undefined;
+  }
+  /** Sequence of the next record this receiver will deliver (undefined before the first sender). */
+  get nextSeq(): number | undefined {
+    if (this.connected || this.epochNow > 0) return this.native.state().expected;
+    return this.resumeFrom;
+  }
+
+  /**
+   * Delivers up to `limit` records synchronously, in order, to `handler`, then releases them (credit).
+   * If the handler throws, the records from that one on are handed out again by the next poll.
+   */
+  poll(handler: RecordHandler, limit = 256): number {
+    if (this.failure) throw this.failure;
+    const n = this.native.poll(limit);
+    if (n === 0) {
+      this.native.release(0);
+      this.checkNative();
+      return 0;
+    }
+    const d = this.desc;
+    let i = 0;
+    let delivered = 0;
+    try {
+      for (; i < n; i++) {
+        const o = i * DESC_FIELDS;
+        const type = d[o + 2]!;
+        if (type === RECORD_DATA) {
+          handler(this.buffer, d[o]!, d[o + 1]!, d[o + 3]!);
+          this.queueLat.record(d[o + 4]!);
+          delivered++;
+        } else if (type === RECORD_PROBE) {
+          this.conn?.send({ t: 'probe_reply', seq: d[o + 3]! });
+          this.emit('probe', d[o + 3]!);
+        }
+      }
+    } finally {
+      this.native.release(i);
+    }
+    return delivered;
+  }
+
+  /** Consumes on the event loop following the idle strategy until stop() or close(). */
+  start(handler: RecordHandler): void {
+    if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', `receiver ${this.linkId} is closed`);
+    if (this.running) throw new RdmaqError('ERR_RDMAQ_STATE', `receiver ${this.linkId} is already started`);
+    this.running = { handler, timer: undefined, rounds: 0, parked: false };
+    this.schedule(0);
+  }
+
+  stop(): void {
+    const r = this.running;
+    if (!r) return;
+    this.clearTimer(r);
+    this.running = undefined;
+    if (this.safety) clearTimeout(this.safety);
+    this.safety = undefined;
+  }
+
+  stats(): LinkStats {
+    const s = this.native.state();
+    const occ = s.tail - s.head;
+    const peak = Math.max(this.peak, occ);
+    this.peak = occ;
+    return {
+      linkId: this.linkId,
+      role: 'receiver',
+      transport: 'fabric',
+      provider: this.info?.provider ?? this.provider ?? '',
+      state: this.stateNow,
+      epoch: this.epochNow,
+      counters: {
+        records: s.records,
+        bytes: s.bytes,
+        completions: s.completions,
+        creditUpdates: s.credits,
+        backpressure: 0,
+        wraps: s.wraps,
+        resends: s.duplicates,
+        reconnects: this.reconnects,
+        errors: this.errors.snapshot(),
+      },
+      gauges: { occupancyBytes: occ, peakOccupancyBytes: peak, capacityBytes: s.capacity },
+      latency: { queue: this.queueLat.toSparse(), rtt: [] },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closedFlag) return;
+    this.stop();
+    this.closedFlag = true;
+    const c = this.conn;
+    this.detach();
+    if (c) {
+      c.send({ t: 'bye' });
+      c.shut('receiver closed');
+    }
+    this.native.closeFabric();
+    this.setState('down', 'receiver closed');
+    this.onClose();
+  }
+
+  // ---- used by the listener ----
+
+  /** @internal Next sequence to ask the sender for, or null: start at its oldest unacknowledged record. */
+  resumePoint(senderStream: number): number | null {
+    if (this.epochNow > 0 && this.streamId === senderStream) return this.native.state().expected;
+    if (this.epochNow === 0 && this.resumeFrom !== undefined) return this.resumeFrom;
+    return null;
+  }
+
+  /** @internal Rebuilds the endpoint for a new sender connection. */
+  openFabric(provider: string, node: string): FabricInfo & { ringAddr: bigint; ringKey: bigint } {
+    this.detach();
+    this.native.closeFabric();
+    const info = this.native.open(provider, node);
+    this.info = info;
+    return info;
+  }
+
+  /** @internal The handshake finished: start the stream at (pos, seq) and follow the control connection. */
+  attach(
+    conn: ControlConn,
+    p: { address: Buffer; creditAddr: bigint; creditKey: bigint; pos: number; seq: number; epoch: number; streamId: number },
+  ): void {
+    this.native.connect(p.address, p.creditAddr, p.creditKey, p.pos, p.seq);
+    if (this.epochNow > 0) this.reconnects += 1;
+    this.epochNow = p.epoch;
+    this.streamId = p.streamId;
+    this.conn = conn;
+    this.connected = true;
+    this.failure = undefined;
+    conn.on('message', (m: ControlMsg) => this.onMessage(conn, m));
+    conn.once('close', (reason: string) => {
+      if (this.conn !== conn) return;
+      this.detach();
+      this.native.closeFabric();
+      if (this.closedFlag) return;
+      this.errors.add('peer_gone');
+      this.setState('down', `sender gone: ${reason}`, 'ERR_RDMAQ_PEER_GONE');
+    });
+    this.setState('up', `sender attached (epoch ${p.epoch})`);
+    const r = this.running;
+    if (r) {
+      r.parked = false;
+      r.rounds = 0;
+      this.schedule(0);
+    }
+  }
+
+  /** @internal */
+  countError(code: string | undefined): void {
+    this.errors.add(errorKind(code));
+  }
+
+  private detach(): void {
+    this.conn = undefined;
+    this.connected = false;
+  }
+
+  private onMessage(conn: ControlConn, m: ControlMsg): void {
+    if (conn !== this.conn) return;
+    if (m.t === 'wake') {
+      const r = this.running;
+      if (r?.parked) {
+        r.parked = false;
+        r.rounds = 0;
+        this.schedule(0);
+      }
+    } else if (m.t === 'bye') {
+      conn.shut('sender closed the link');
+    }
+  }
+
+  private checkNative(): void {
+    const e = this.native.error();
+    if (!e) return;
+    this.failure = e;
+    this.errors.add(errorKind(e.code));
+    this.setState('down', e.message, e.code);
+    // The stream is broken: drop the connection; the sender reconnects and resends from our next sequence.
+    const c = this.conn;
+    this.detach();
+    c?.send({ t: 'error', code: e.code, message: e.message });
+    c?.shut(e.message);
+    this.native.closeFabric();
+    throw e;
+  }
+
+  private clearTimer(r: NonNullable<typeof this.running>): void {
+    if (r.timer) {
+      clearImmediate(r.timer as NodeJS.Immediate);
+      clearTimeout(r.timer as NodeJS.Timeout);
+    }
+    r.timer = undefined;
+  }
+
+  private schedule(delayMs: number): void {
+    const r = this.running;
+    if (!r) return;
+    this.clearTimer(r);
+    r.timer = delayMs === 0 ? setImmediate(() => this.step()) : setTimeout(() => this.step(), delayMs);
+  }
+
+  private park(): void {
+    const r = this.running!;
+    r.parked = true;
+    this.conn!.send({ t: 'park', tail: this.native.state().tail });
+    this.armSafety();
+  }
+
+  private armSafety(): void {
+    if (this.safety) clearTimeout(this.safety);
+    this.safety = setTimeout(() => {
+      this.safety = undefined;
+      const r = this.running;
+      if (r?.parked) {
+        r.parked = false;
+        this.step();
+      }
+    }, SAFETY_POLL_MS);
+  }
+
+  private step(): void {
+    const r = this.running;
+    if (!r) return;
+    r.timer = undefined;
+    let n = 0;
+    try {
+      if (this.connected) {
+        for (let i = 0; i < 16 && this.running; i++) {
+          const k = this.poll(r.handler, this.batch);
+          n += k;
+          if (k === 0) break;
+        }
+      }
+    } catch (err) {
+      this.stop();
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      return;
+    }
+    if (!this.running) return;
+    if (!this.connected) {
+      r.parked = true; // attach() resumes us
+      this.armSafety();
+      return;
+    }
+    if (n > 0 || this.idle === 'busy-spin') {
+      r.rounds = 0;
+      this.schedule(0);
+      return;
+    }
+    r.rounds += 1;
+    if (this.idle === 'event' || r.rounds > BACKOFF_SPIN_TURNS + BACKOFF_TIMER_TURNS) {
+      this.park();
+      return;
+    }
+    this.schedule(r.rounds > BACKOFF_SPIN_TURNS ? 1 : 0);
+  }
+
+  private setState(state: LinkState, reason: string, code?: string): void {
+    this.stateNow = state;
+    const ev: StateChange = code ? { state, reason, code } : { state, reason };
+    this.emit('state', ev);
+  }
+}

@@ -1,0 +1,509 @@
+/**
+ * The sending end of a fabric link. Records are accepted into the registered mirror (optionally a journal
+ * file) and written to the receiver's ring with fi_writedata; the control connection (TCP, HMAC-authenticated)
+ * carries the handshake, heartbeats (the liveness signal) and park/wake. On any loss the sender reconnects
+ * with backoff and resends from the receiver's next expected sequence.
+ *
+ * Progress is manual on these providers: while anything is unsent, in flight or a writer waits for space, a
+ * pump polls the CQ — on setImmediate while it makes progress, then on a 1 ms timer; idle, nothing runs.
+ */
+import { EventEmitter } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import { RdmaqError } from '../errors.js';
+import type { LinkState, LinkStats, StateChange } from '../types.js';
+import {
+  addrField,
+  type ControlMsg,
+  ControlConn,
+  FABRIC_CONTROL_VERSION,
+  handshakeError,
+  intField,
+  LINK_ID_RE,
+  PROVIDER_RE,
+  plainIp,
+  remoteError,
+  u64Field,
+} from './handshake.js';
+import { fabricNative, type FabricInfo, type NativeFabricSender } from './native.js';
+import { ErrorCounts, errorKind, SparseHistogram } from './stats.js';
+
+export const FABRIC_DEFAULT_CAPACITY = 4 * 1024 * 1024;
+const HANDSHAKE_TIMEOUT_MS = 5000;
+/** Empty pump turns on setImmediate before falling back to the 1 ms timer. */
+const SPIN_TURNS = 32;
+const RECORD_PROBE = 3;
+
+export interface FabricSenderOptions {
+  linkId: string;
+  host: string;
+  port: number;
+  secret: string | Buffer;
+  /** libfabric provider, e.g. `net` (default) or `tcp;ofi_rxm`; `verbs;ofi_rxm` / `efa` where devices exist. */
+  provider?: string;
+  /** Ring capacity; must equal the receiver's (default 4 MiB). */
+  capacity?: number;
+  /** Journal file: the mirror is backed by it, so accepted records survive a sender crash and are resent. */
+  journal?: string;
+  /** Reconnect after losing the peer (default true). */
+  reconnect?: boolean;
+  /** How long the first connect may take (default 10 s). */
+  connectTimeoutMs?: number;
+  heartbeatMs?: number;
+  /** The peer is declared dead after this much silence on the control connection (default 2500 ms). */
+  deadAfterMs?: number;
+}
+
+function secretBuf(s: string | Buffer): Buffer {
+  const b = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
+  if (b.length < 8) throw new RdmaqError('ERR_RDMAQ_ARG', 'the cluster secret must have at least 8 bytes');
+  return b;
+}
+
+export class FabricSender extends EventEmitter {
+  readonly linkId: string;
+  readonly provider: string;
+  readonly capacity: number;
+  /** Buffer over the registered mirror; claim() offsets index into it. */
+  readonly buffer: Buffer;
+  readonly maxPayload: number;
+  private readonly native: NativeFabricSender;
+  private readonly opts: FabricSenderOptions;
+  private readonly secret: Buffer;
+  private stateNow: LinkState = 'connecting';
+  private epochNow = 0;
+  private conn: ControlConn | undefined;
+  private ready = false;
+  private closedFlag = false;
+  private pumpTimer: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  private pumping = false;
+  private emptyTurns = 0;
+  private peerParkedTail = -1;
+  private waiters: Array<{ need: number; resolve: () => void; reject: (e: Error) => void }> = [];
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private retryDelay = 100;
+  private readonly errors = new ErrorCounts();
+  private readonly rtt = new SparseHistogram();
+  private resends = 0;
+  private reconnects = 0;
+  private peak = 0;
+  private probes = new Map<number, { t0: bigint; resolve: (ns: number) => void }>();
+  /** What the fi_info of the current endpoint said (null before the first connect). */
+  info: FabricInfo | null = null;
+
+  constructor(opts: FabricSenderOptions) {
+    super();
+    if (!LINK_ID_RE.test(opts.linkId)) throw new RdmaqError('ERR_RDMAQ_ARG', `bad link id ${JSON.stringify(opts.linkId)}`);
+    this.provider = opts.provider ?? 'net';
+    if (!PROVIDER_RE.test(this.provider)) {
+      throw new RdmaqError('ERR_RDMAQ_ARG', `bad provider name ${JSON.stringify(this.provider)}`);
+    }
+    this.opts = opts;
+    this.secret = secretBuf(opts.secret);
+    this.linkId = opts.linkId;
+    this.native = new fabricNative.FabricSenderNative(opts.capacity ?? FABRIC_DEFAULT_CAPACITY, opts.journal ?? '');
+    this.buffer = Buffer.from(this.native.mirror());
+    const st = this.native.state();
+    this.capacity = st.capacity;
+    this.maxPayload = st.maxPayload;
+  }
+
+  get state(): LinkState {
+    return this.stateNow;
+  }
+  get epoch(): number {
+    return this.epochNow;
+  }
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+  /** Sequence the next accepted record gets. */
+  get nextSeq(): number {
+    return this.native.state().nextSeq;
+  }
+  /** True when this sender reopened a journal that held records of a previous run. */
+  get recovered(): boolean {
+    return this.native.state().recovered;
+  }
+
+  /** Copies `payload` into one record. false = ring full (back-pressure): await whenWritable(). */
+  send(payload: Uint8Array): boolean {
+    if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`);
+    if (!this.native.send(payload)) return false;
+    this.kick();
+    return true;
+  }
+
+  /** Zero copy: reserves a record of `length` bytes; write the payload at `buffer[offset…]`, then commit(). -1 = full. */
+  claim(length: number): number {
+    if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`);
+    return this.native.claim(length);
+  }
+
+  /** Publishes the claimed record; returns its sequence. */
+  commit(): number {
+    const seq = this.native.commit();
+    this.kick();
+    return seq;
+  }
+
+  /** Is there room for a record of `payload` bytes now? */
+  writable(payload = 0): boolean {
+    return this.native.state().free >= this.need(payload);
+  }
+
+  /** Resolves once a record of `payload` bytes fits (rejects if the sender is closed). */
+  whenWritable(payload = 0): Promise<void> {
+    if (this.closedFlag) return Promise.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`));
+    if (this.writable(payload)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ need: this.need(payload), resolve, reject });
+      this.kick();
+    });
+  }
+
+  /**
+   * Round trip through the ring: a PROBE record goes to the receiver, which answers on the control connection.
+   * Resolves with the RTT in ns (also recorded in stats().latency.rtt).
+   */
+  probe(timeoutMs = 5000): Promise<number> {
+    const seq = this.nextSeq;
+    const t0 = process.hrtime.bigint();
+    if (!this.native.send(new Uint8Array(0), RECORD_PROBE)) {
+      return Promise.reject(new RdmaqError('ERR_RDMAQ_RING_FULL', 'probe: the ring is full'));
+    }
+    this.kick();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.probes.delete(seq);
+        reject(new RdmaqError('ERR_RDMAQ_TIMEOUT', `probe ${seq} not answered within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.probes.set(seq, {
+        t0,
+        resolve: (ns) => {
+          clearTimeout(timer);
+          resolve(ns);
+        },
+      });
+    });
+  }
+
+  stats(): LinkStats {
+    const s = this.native.state();
+    const occ = s.tail - s.acked;
+    const peak = Math.max(this.peak, occ);
+    this.peak = occ;
+    return {
+      linkId: this.linkId,
+      role: 'sender',
+      transport: 'fabric',
+      provider: this.info?.provider ?? this.provider,
+      state: this.stateNow,
+      epoch: this.epochNow,
+      counters: {
+        records: s.records,
+        bytes: s.bytes,
+        completions: s.completions,
+        creditUpdates: s.credits,
+        backpressure: s.backpressure,
+        wraps: s.wraps,
+        resends: this.resends,
+        reconnects: this.reconnects,
+        errors: this.errors.snapshot(),
+      },
+      gauges: { occupancyBytes: occ, peakOccupancyBytes: peak, capacityBytes: s.capacity },
+      latency: { queue: [], rtt: this.rtt.toSparse() },
+    };
+  }
+
+  /** Waits (bounded) until every accepted record was acknowledged by the receiver. */
+  async drain(timeoutMs = 30_000): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      const s = this.native.state();
+      if (s.acked === s.tail) return true;
+      this.kick();
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return false;
+  }
+
+  async close(): Promise<void> {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.stopPump();
+    const c = this.conn;
+    this.conn = undefined;
+    if (c) {
+      c.send({ t: 'bye' });
+      c.shut('sender closed');
+    }
+    this.native.closeFabric();
+    for (const w of this.waiters.splice(0)) w.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} closed`));
+    this.setState('down', 'sender closed');
+  }
+
+  // ---- connection ----
+
+  /** First connect: resolves after the first handshake, rejects with its error (no retry). */
+  async start(): Promise<void> {
+    const timeout = this.opts.connectTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.connectOnce(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new RdmaqError(
+                  'ERR_RDMAQ_CONNECT',
+                  `no fabric handshake with ${this.opts.host}:${this.opts.port} within ${timeout} ms`,
+                ),
+              ),
+            timeout,
+          );
+        }),
+      ]);
+    } catch (err) {
+      this.conn?.shut('connect failed');
+      this.native.closeFabric();
+      this.closedFlag = true;
+      this.setState('down', (err as Error).message, (err as RdmaqError).code);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async connectOnce(): Promise<void> {
+    const sock = await new Promise<Socket>((resolve, reject) => {
+      const s = netConnect({ host: this.opts.host, port: this.opts.port });
+      // A cut network path would leave the SYN retrying for minutes: bound each attempt.
+      s.setTimeout(HANDSHAKE_TIMEOUT_MS, () => s.destroy(new Error(`no TCP connection within ${HANDSHAKE_TIMEOUT_MS} ms`)));
+      s.once('connect', () => {
+        s.setTimeout(0);
+        resolve(s);
+      });
+      s.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new RdmaqError('ERR_RDMAQ_CONNECT', `cannot reach the listener at ${this.opts.host}:${this.opts.port}: ${e.message}`, {
+            cause: e,
+          }),
+        ),
+      );
+    });
+    const conn = new ControlConn(sock, 'client');
+    try {
+      await conn.authenticateClient(this.secret, HANDSHAKE_TIMEOUT_MS);
+      // Only now (peer proved the secret) is anything about the fabric shared.
+      this.native.closeFabric();
+      const info = this.native.open(this.provider, plainIp(sock.localAddress));
+      this.info = info;
+      const epoch = this.epochNow + 1;
+      const st = this.native.state();
+      conn.send({
+        t: 'link',
+        v: FABRIC_CONTROL_VERSION,
+        linkId: this.linkId,
+        epoch,
+        provider: this.provider,
+        streamId: st.streamId,
+        address: info.address.toString('base64'),
+        creditAddr: info.creditAddr.toString(),
+        creditKey: info.creditKey.toString(),
+        capacity: this.capacity,
+        nextSeq: st.nextSeq,
+      });
+      const ring = await conn.next(HANDSHAKE_TIMEOUT_MS);
+      if (ring.t === 'error') throw remoteError(ring);
+      if (ring.t !== 'ring') throw handshakeError(`expected ring parameters, got ${ring.t}`);
+      if (ring.linkId !== this.linkId) throw handshakeError(`the listener answered for link ${String(ring.linkId)}`);
+      const cap = intField(ring, 'capacity', 4096, 2 ** 30);
+      if (cap !== this.capacity) {
+        throw handshakeError(`ring capacity mismatch: receiver ${cap}, sender ${this.capacity}; configure both the same`);
+      }
+      const peerAddr = addrField(ring, 'address');
+      checkPeerIp(peerAddr, sock.remoteAddress, 'receiver');
+      const ringAddr = u64Field(ring, 'ringAddr');
+      const ringKey = u64Field(ring, 'ringKey');
+      const want = ring.nextSeq === null ? -1 : intField(ring, 'nextSeq');
+      let point: [number, number];
+      try {
+        point = this.native.resendPoint(want);
+      } catch (err) {
+        conn.send({ t: 'error', code: (err as RdmaqError).code, message: (err as Error).message });
+        throw err;
+      }
+      const [pos, seq] = point;
+      this.native.connect(peerAddr, ringAddr, ringKey, pos);
+      conn.send({ t: 'start', pos, seq });
+      const ready = await conn.next(HANDSHAKE_TIMEOUT_MS);
+      if (ready.t === 'error') throw remoteError(ready);
+      if (ready.t !== 'ready') throw handshakeError(`expected ready, got ${ready.t}`);
+      const resent = st.nextSeq - seq;
+      if (this.epochNow > 0) {
+        this.reconnects += 1;
+        this.resends += resent;
+      }
+      this.epochNow = epoch;
+      this.conn = conn;
+      this.ready = true;
+      this.retryDelay = 100;
+      this.peerParkedTail = -1;
+      conn.on('message', (m: ControlMsg) => this.onMessage(m));
+      conn.once('close', (reason: string) => this.onLost(conn, reason));
+      conn.startStreaming(this.opts.heartbeatMs ?? 500, this.opts.deadAfterMs ?? 2500);
+      this.setState('up', resent > 0 ? `connected; resending ${resent} records from ${seq}` : 'connected');
+      this.kick();
+    } catch (err) {
+      conn.shut('handshake failed');
+      this.native.closeFabric();
+      this.errors.add(errorKind((err as RdmaqError).code));
+      throw err;
+    }
+  }
+
+  private onMessage(m: ControlMsg): void {
+    if (m.t === 'park') {
+      // The receiver is going to sleep with `tail` bytes seen: wake it at once if we posted more, else on the
+      // next post.
+      const tail = typeof m.tail === 'number' ? m.tail : 0;
+      this.peerParkedTail = tail;
+      this.kick();
+    } else if (m.t === 'probe_reply' && typeof m.seq === 'number') {
+      const p = this.probes.get(m.seq);
+      if (p) {
+        this.probes.delete(m.seq);
+        const ns = Number(process.hrtime.bigint() - p.t0);
+        this.rtt.record(ns);
+        p.resolve(ns);
+      }
+    } else if (m.t === 'bye') {
+      this.conn?.shut('receiver closed the link');
+    }
+  }
+
+  private onLost(conn: ControlConn, reason: string): void {
+    if (this.conn !== conn) return;
+    this.conn = undefined;
+    this.ready = false;
+    // Tear the endpoint down: nothing of the old connection may land after a reconnect.
+    this.native.closeFabric();
+    if (this.closedFlag) return;
+    this.errors.add('peer_gone');
+    this.setState('degraded', `lost the receiver: ${reason}`, 'ERR_RDMAQ_PEER_GONE');
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closedFlag || this.opts.reconnect === false) {
+      if (!this.closedFlag) this.setState('down', 'not reconnecting (reconnect: false)');
+      return;
+    }
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(1000, this.retryDelay * 2);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.closedFlag) return;
+      this.connectOnce().catch((err: Error & { code?: string }) => {
+        if (this.closedFlag) return;
+        this.setState('degraded', `reconnect failed: ${err.message}`, err.code);
+        this.scheduleReconnect();
+      });
+    }, delay);
+  }
+
+  // ---- pump (manual progress) ----
+
+  private need(payload: number): number {
+    // Worst case: padding up to the end of the ring before the record.
+    return Math.min(this.capacity, 2 * (Math.ceil((24 + payload) / 8) * 8));
+  }
+
+  /** Something to do: post at once when idle (latency), else let the running pump batch it. */
+  private kick(): void {
+    if (!this.ready) return;
+    if (!this.pumping) this.pump();
+    else if (this.emptyTurns >= SPIN_TURNS) this.emptyTurns = 0; // new data: back to setImmediate turns
+  }
+
+  private stopPump(): void {
+    if (this.pumpTimer) {
+      clearImmediate(this.pumpTimer as NodeJS.Immediate);
+      clearTimeout(this.pumpTimer as NodeJS.Timeout);
+    }
+    this.pumpTimer = undefined;
+    this.pumping = false;
+  }
+
+  private pump(): void {
+    this.pumpTimer = undefined;
+    if (!this.ready || this.closedFlag) {
+      this.pumping = false;
+      return;
+    }
+    const r = this.native.progress();
+    if (r < 0) {
+      const e = this.native.error();
+      const err = e ?? new RdmaqError('ERR_RDMAQ_FABRIC', 'fabric progress failed');
+      this.errors.add(errorKind(err.code));
+      this.pumping = false;
+      this.emitError(err);
+      this.conn?.shut(`fabric error: ${err.message}`);
+      return;
+    }
+    let progressed = r === 2;
+    if (this.peerParkedTail >= 0 || this.waiters.length) {
+      const s = this.native.state();
+      if (this.peerParkedTail >= 0 && s.sent > this.peerParkedTail) {
+        this.peerParkedTail = -1;
+        this.conn?.send({ t: 'wake' });
+      }
+      while (this.waiters.length && s.free >= this.waiters[0]!.need) {
+        this.waiters.shift()!.resolve();
+        progressed = true;
+      }
+    }
+    if (r === 0 && !this.waiters.length) {
+      this.pumping = false; // idle: no timer, no CPU
+      return;
+    }
+    this.pumping = true;
+    if (progressed) this.emptyTurns = 0;
+    else this.emptyTurns += 1;
+    if (this.emptyTurns < SPIN_TURNS) this.pumpTimer = setImmediate(() => this.pump());
+    else this.pumpTimer = setTimeout(() => this.pump(), 1);
+  }
+
+  private emitError(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  private setState(state: LinkState, reason: string, code?: string): void {
+    this.stateNow = state;
+    const ev: StateChange = code ? { state, reason, code } : { state, reason };
+    this.emit('state', ev);
+  }
+}
+
+/** For IP providers: the fabric address must be on the host the control connection comes from (anti-forgery). */
+export function checkPeerIp(addr: Buffer, controlIp: string | undefined, who: string): void {
+  const parsed = fabricNative.fabricAddressIp(addr);
+  if (!parsed) return; // not a sockaddr (verbs/efa): nothing to compare
+  const want = plainIp(controlIp);
+  const got = plainIp(parsed.ip);
+  if (got !== want) {
+    throw handshakeError(
+      `the ${who}'s fabric address ${got}:${parsed.port} is not the host of its control connection (${want}): forged or misconfigured address`,
+    );
+  }
+  if (parsed.port <= 0) throw handshakeError(`the ${who}'s fabric address has no port`);
+}
+
+/** Opens the sending end of a fabric link (resolves after the first handshake). */
+export async function connectFabric(opts: FabricSenderOptions): Promise<FabricSender> {
+  const s = new FabricSender(opts);
+  await s.start();
+  return s;
+}
