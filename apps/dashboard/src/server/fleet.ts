@@ -809,7 +809,7 @@ export class Fleet {
           if (n === 0) return;
           const avg = (i: number) => nullable(acc[i]! / acc[LINK_FIELDS + i]!);
           out.push({
-            ts: bucket * stepS * 1000,
+            ts: bucket * 1000,
             recordsPerS: avg(LF.records),
             bytesPerS: avg(LF.bytes),
             completionsPerS: avg(LF.completions),
@@ -823,8 +823,9 @@ export class Fleet {
             upRatio: avg(LF.up),
           });
         };
-        l.ring.each(Math.floor(from / 1000), Math.floor(to / 1000), (sec, o) => {
-          const b = Math.floor(sec / stepS);
+        const fromSec = Math.floor(from / 1000);
+        l.ring.each(fromSec, Math.floor(to / 1000), (sec, o) => {
+          const b = fromSec + Math.floor((sec - fromSec) / stepS) * stepS;
           if (b !== bucket) {
             emit();
             bucket = b;
@@ -869,9 +870,10 @@ export class Fleet {
       hist: Buffer | null;
     }>;
     const out: HistoryPoint[] = [];
+    const base = Math.floor(from / res) * res;
     let i = 0;
     while (i < rows.length) {
-      const b = Math.floor(rows[i]!.ts / stepMs) * stepMs;
+      const b = base + Math.floor((rows[i]!.ts - base) / stepMs) * stepMs;
       const sum = {
         seconds: 0,
         up: 0,
@@ -927,8 +929,9 @@ export class Fleet {
       if (n) {
         const v = n.ring.vals;
         const buckets = new Map<number, number[]>();
-        n.ring.each(Math.floor(from / 1000), Math.floor(to / 1000), (sec, o) => {
-          const b = Math.floor(sec / stepS);
+        const fromSec = Math.floor(from / 1000);
+        n.ring.each(fromSec, Math.floor(to / 1000), (sec, o) => {
+          const b = fromSec + Math.floor((sec - fromSec) / stepS) * stepS;
           const a = buckets.get(b) ?? [0, 0, 0, 0];
           a[0]! += v[o]!;
           a[1]! += v[o + 1]!;
@@ -950,12 +953,13 @@ export class Fleet {
     const table = source === 60 ? 'host_1m' : 'host_1h';
     const res = source * 1000;
     const stepMs = Math.max(1, Math.ceil((to - from) / res / points)) * res;
+    const base = Math.floor(from / res) * res;
     const rows = this.db
       .prepare(
-        `SELECT (ts / ?) * ? AS b, sum(samples) AS n, sum(cpu_sum) AS cpu, sum(rss_sum) AS rss, sum(lag_sum) AS lag
+        `SELECT ? + ((ts - ?) / ?) * ? AS b, sum(samples) AS n, sum(cpu_sum) AS cpu, sum(rss_sum) AS rss, sum(lag_sum) AS lag
          FROM ${table} WHERE node_id = ? AND ts >= ? AND ts < ? GROUP BY b ORDER BY b`,
       )
-      .all(stepMs, stepMs, nodeId, Math.floor(from / res) * res, to) as Array<{
+      .all(base, base, stepMs, stepMs, nodeId, base, to) as Array<{
       b: number;
       n: number;
       cpu: number;

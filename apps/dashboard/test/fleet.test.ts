@@ -1,0 +1,224 @@
+import type { Socket } from 'node:net';
+import { bucketOf, bucketValue, type HistoryResponse, type LinkSummary } from '@rdmaq/shared';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  TestAgent as Agent,
+  api,
+  type LinkSpec,
+  LiveClient,
+  sample,
+  startHub,
+  type TestAgent,
+  type TestHub,
+  until,
+} from './helpers.js';
+
+const AGENTS = 40;
+const LINKS = 4;
+const SECONDS = 180;
+
+const links = (node: number, i: number): LinkSpec[] =>
+  Array.from({ length: LINKS }, (_, l) => ({
+    id: `l${l}`,
+    peer: `n${(node + l + 1) % AGENTS}`,
+    records: i * 1000,
+    bytes: i * 64_000,
+    occupancy: 1024 * l,
+    latency: [
+      [1000, 99],
+      [100_000, 1],
+    ],
+  }));
+
+describe('simulated fleet: ingest, roll-ups, history, live', () => {
+  let hub: TestHub;
+  const agents: TestAgent[] = [];
+  let start: number;
+
+  beforeAll(async () => {
+    hub = await startHub({ live: { maxBufferedBytes: 1024, tickMs: 1000, maxClients: 10 } });
+    start = Math.floor((hub.clock.t - 10 * 60_000) / 60_000) * 60_000;
+    for (let n = 0; n < AGENTS; n++) {
+      const a = await Agent.connect(hub.wsUrl, hub.agentToken);
+      expect(await a.hello(`n${n}`)).toBe(0);
+      agents.push(a);
+    }
+    // Three minutes of 1 s samples per agent, sent as fast as the sockets take them.
+    for (let i = 0; i < SECONDS; i++) {
+      for (let n = 0; n < AGENTS; n++) agents[n]!.send(sample(i + 1, start + i * 1000, links(n, i)));
+    }
+    await Promise.all(agents.map((a) => a.acked(SECONDS)));
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const a of agents) a.close();
+    await hub?.close();
+  });
+
+  it('counts every agent and link in /api/health', async () => {
+    const r = await fetch(`${hub.url}/api/health`);
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({
+      status: 'ok',
+      agents: { connected: AGENTS },
+      links: { up: AGENTS * LINKS, total: AGENTS * LINKS },
+    });
+  });
+
+  it('serves 1 s history from memory, downsampled to the requested points', async () => {
+    const r = await api<HistoryResponse>(
+      hub,
+      'GET',
+      `/api/history?link=${encodeURIComponent('n3~l1')}&from=${start}&to=${start + SECONDS * 1000}&points=18`,
+    );
+    expect(r.status).toBe(200);
+    expect(r.body.resolutionS).toBe(1);
+    expect(r.body.stepMs).toBe(10_000);
+    expect(r.body.points.length).toBeLessThanOrEqual(19);
+    expect(r.body.points.length).toBeGreaterThanOrEqual(17);
+    const mid = r.body.points[5]!;
+    expect(mid.recordsPerS).toBeCloseTo(1000, 3);
+    expect(mid.bytesPerS).toBeCloseTo(64_000, 1);
+    expect(mid.occupancyBytes).toBe(1024);
+    expect(mid.upRatio).toBe(1);
+  });
+
+  it('writes 1-minute roll-ups with merged histograms and serves them', async () => {
+    const { minutes } = hub.app.fleet.flush();
+    expect(minutes).toBe(AGENTS * LINKS * 3);
+    const n = hub.app.store.db.prepare('SELECT count(*) AS n, sum(samples) AS s FROM rollup_1m').get() as {
+      n: number;
+      s: number;
+    };
+    expect(n).toEqual({ n: AGENTS * LINKS * 3, s: AGENTS * LINKS * SECONDS });
+    const r = await api<HistoryResponse>(
+      hub,
+      'GET',
+      `/api/history?link=${encodeURIComponent('n7~l2')}&from=${hub.clock.t - 20 * 60_000}&to=${hub.clock.t}&points=100`,
+    );
+    expect(r.body.resolutionS).toBe(60);
+    expect(r.body.points).toHaveLength(3);
+    for (const p of r.body.points) {
+      expect(p.recordsPerS).toBeCloseTo(1000, 3);
+      // 99 % of records at 1 µs, 1 % at 100 µs: bucket-wise merged quantiles, not averaged ones.
+      expect(p.p50Ns).toBe(bucketValue(bucketOf(1000)));
+      expect(p.p99Ns).toBe(bucketValue(bucketOf(1000)));
+      expect(p.p999Ns).toBe(bucketValue(bucketOf(100_000)));
+    }
+    // Downsampled to one point: the three minutes merge into one bucket.
+    const one = await api<HistoryResponse>(
+      hub,
+      'GET',
+      `/api/history?link=${encodeURIComponent('n7~l2')}&from=${hub.clock.t - 20 * 60_000}&to=${start + 180_000}&points=1`,
+    );
+    expect(one.body.resolutionS).toBe(60);
+    expect(one.body.points).toHaveLength(1);
+    expect(one.body.points[0]!.recordsPerS).toBeCloseTo(1000, 3);
+  });
+
+  it('rolls finished hours up to 1-hour rows (histograms merged bucket-wise)', async () => {
+    hub.clock.t += 2 * 3600_000;
+    const { hours } = hub.app.fleet.flush();
+    expect(hours).toBeGreaterThanOrEqual(1);
+    const rows = hub.app.store.db.prepare('SELECT sum(samples) AS s, count(*) AS n FROM rollup_1h').get() as {
+      s: number;
+      n: number;
+    };
+    expect(rows.s).toBe(AGENTS * LINKS * SECONDS);
+    const r = await api<HistoryResponse>(
+      hub,
+      'GET',
+      `/api/history?link=${encodeURIComponent('n7~l2')}&from=${hub.clock.t - 8 * 86_400_000}&to=${hub.clock.t}&points=50`,
+    );
+    expect(r.body.resolutionS).toBe(3600);
+    const total = r.body.points.reduce((s, p) => s + (p.recordsPerS ?? 0), 0);
+    expect(total).toBeGreaterThan(0);
+    expect(r.body.points.every((p) => p.p999Ns === bucketValue(bucketOf(100_000)))).toBe(true);
+    hub.clock.t -= 2 * 3600_000;
+  });
+
+  it('two live clients, one slow, end with the same state; the slow one is resynced', async () => {
+    const fast = await LiveClient.connect(hub);
+    const slow = await LiveClient.connect(hub);
+    fast.send({ type: 'subscribe', view: 'overview' });
+    slow.send({ type: 'subscribe', view: 'overview' });
+    await until(
+      () => fast.frames.some((f) => f.type === 'snapshot') && slow.frames.some((f) => f.type === 'snapshot'),
+    );
+    const socket = (slow.ws as unknown as { _socket: Socket })._socket;
+    socket.pause();
+    let seq = SECONDS;
+    const round = async () => {
+      seq++;
+      hub.clock.t += 1000;
+      for (let n = 0; n < AGENTS; n++) agents[n]!.send(sample(seq, hub.clock.t, links(n, seq)));
+      await Promise.all(agents.map((a) => a.acked(seq)));
+      hub.app.tick();
+    };
+    // Keep producing deltas until the paused client's socket backs up and the hub starts merging.
+    for (let i = 0; i < 2000 && hub.app.live.stats.merged < 3; i++) await round();
+    expect(hub.app.live.stats.merged).toBeGreaterThanOrEqual(3);
+    socket.resume();
+    await until(() => slow.ws.bufferedAmount === 0);
+    for (let i = 0; i < 50 && !slow.frames.some((f) => f.type === 'resync'); i++) {
+      await round();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await round();
+    const lastSeqOf = (c: LiveClient) =>
+      Math.max(
+        ...c.frames
+          .filter((f) => f.view === 'overview' && typeof f.seq === 'number')
+          .map((f) => f.seq as number),
+      );
+    const target = seq;
+    const state = (c: LiveClient) => {
+      const m = new Map<string, LinkSummary>();
+      let last = 0;
+      for (const f of c.frames) {
+        if (f.view !== 'overview' || (f.type !== 'snapshot' && f.type !== 'delta')) continue;
+        expect(f.seq).toBe(last + 1);
+        last = f.seq as number;
+        const data = f.data as { links: LinkSummary[] };
+        if (f.type === 'snapshot') m.clear();
+        for (const l of data.links) m.set(l.key, l);
+      }
+      return m;
+    };
+    await until(
+      () => {
+        const s = state(slow);
+        return [...s.values()].every((l) => l.ts === hub.clock.t) && s.size === AGENTS * LINKS;
+      },
+      20_000,
+      'slow client catching up',
+    );
+    await until(() => [...state(fast).values()].every((l) => l.ts === hub.clock.t));
+    expect(slow.frames.some((f) => f.type === 'resync')).toBe(true);
+    expect(fast.frames.some((f) => f.type === 'resync')).toBe(false);
+    const a = state(fast);
+    const b = state(slow);
+    expect(b.size).toBe(a.size);
+    for (const [k, v] of a) expect(b.get(k)).toEqual(v);
+    expect(lastSeqOf(slow)).toBeLessThan(lastSeqOf(fast));
+    expect(target).toBe(seq);
+    fast.close();
+    slow.close();
+  }, 120_000);
+
+  it('overview size depends on links, not on history length', async () => {
+    const c = await LiveClient.connect(hub);
+    c.send({ type: 'subscribe', view: 'overview' });
+    await until(() => c.frames.some((f) => f.type === 'snapshot'));
+    const snap = c.frames.find((f) => f.type === 'snapshot')!;
+    const data = snap.data as { links: unknown[]; nodes: unknown[] };
+    expect(data.links).toHaveLength(AGENTS * LINKS);
+    expect(data.nodes).toHaveLength(AGENTS);
+    expect(JSON.stringify(snap).length).toBeLessThan(AGENTS * LINKS * 1000 + AGENTS * 1000 + 10_000);
+    c.send({ type: 'subscribe', view: 'link:n1~l0' });
+    await until(() => c.frames.some((f) => f.type === 'snapshot' && f.view === 'link:n1~l0'));
+    c.send({ type: 'subscribe', view: 'node:nope' });
+    await until(() => c.frames.some((f) => f.type === 'error' && f.code === 'ERR_RDMAQ_NO_VIEW'));
+    c.close();
+  });
+});
