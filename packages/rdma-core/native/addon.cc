@@ -884,17 +884,14 @@ Napi::Value Checksum32(const Napi::CallbackInfo& info) {
 
 // Test payloads: [u64 checksum of the rest][pattern from seed]; short records are pattern only.
 inline void patternFill(uint8_t* p, uint64_t len, uint64_t seed) {
-  uint64_t x = seed * P1 + P3;
+  // Additive pattern: no dependency chain beyond one add, so the compiler vectorises it (tens of GB/s).
+  const uint64_t base = (seed + 1) * P1;
   uint64_t i = 0;
   for (; i + 8 <= len; i += 8) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
+    const uint64_t x = base + i * P3;
     std::memcpy(p + i, &x, 8);
   }
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
+  const uint64_t x = base + i * P3;
   for (uint64_t k = 0; i < len; ++i, ++k) p[i] = static_cast<uint8_t>(x >> (8 * k));
 }
 

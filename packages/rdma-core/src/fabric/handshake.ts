@@ -79,11 +79,15 @@ export class ControlConn extends EventEmitter {
   /** Client side of the mutual HMAC challenge. */
   async authenticateClient(secret: Buffer, timeoutMs: number): Promise<void> {
     const nc = randomBytes(NONCE_LEN);
-    this.writeFrame(Buffer.from(JSON.stringify({ t: 'hello', v: FABRIC_CONTROL_VERSION, nonce: nc.toString('hex') })));
+    this.writeFrame(
+      Buffer.from(JSON.stringify({ t: 'hello', v: FABRIC_CONTROL_VERSION, nonce: nc.toString('hex') })),
+    );
     const ch = await this.next(timeoutMs);
     if (ch.t === 'error') throw remoteError(ch);
     if (ch.t !== 'challenge' || ch.v !== FABRIC_CONTROL_VERSION) {
-      throw handshakeError(`expected a challenge of control version ${FABRIC_CONTROL_VERSION}, got ${String(ch.t)}`);
+      throw handshakeError(
+        `expected a challenge of control version ${FABRIC_CONTROL_VERSION}, got ${String(ch.t)}`,
+      );
     }
     const ns = hexField(ch, 'nonce', NONCE_LEN);
     const theirs = hexField(ch, 'proof', MAC_LEN);
@@ -94,7 +98,9 @@ export class ControlConn extends EventEmitter {
       );
     }
     this.writeFrame(
-      Buffer.from(JSON.stringify({ t: 'proof', proof: proof(secret, 'rdmaq-fabric-client', nc, ns).toString('hex') })),
+      Buffer.from(
+        JSON.stringify({ t: 'proof', proof: proof(secret, 'rdmaq-fabric-client', nc, ns).toString('hex') }),
+      ),
     );
     this.key = proof(secret, 'rdmaq-fabric-session', nc, ns);
     const ok = await this.next(timeoutMs);
@@ -211,7 +217,8 @@ export class ControlConn extends EventEmitter {
   }
 
   private writeFrame(body: Buffer): void {
-    if (body.length > MAX_FRAME) throw handshakeError(`control frame of ${body.length} bytes exceeds ${MAX_FRAME}`);
+    if (body.length > MAX_FRAME)
+      throw handshakeError(`control frame of ${body.length} bytes exceeds ${MAX_FRAME}`);
     const h = Buffer.alloc(4);
     h.writeUInt32BE(body.length);
     this.socket.write(Buffer.concat([h, body]));
@@ -259,7 +266,12 @@ export class ControlConn extends EventEmitter {
         this.fatal('control frame is not valid JSON');
         return;
       }
-      if (!msg || typeof msg !== 'object' || Array.isArray(msg) || typeof (msg as { t?: unknown }).t !== 'string') {
+      if (
+        !msg ||
+        typeof msg !== 'object' ||
+        Array.isArray(msg) ||
+        typeof (msg as { t?: unknown }).t !== 'string'
+      ) {
         this.fatal('control frame is not an object with a string type');
         return;
       }
@@ -277,10 +289,12 @@ export class ControlConn extends EventEmitter {
 }
 
 function remoteError(msg: ControlMsg): RdmaqError {
-  const code = typeof msg.code === 'string' && /^ERR_RDMAQ_[A-Z_]+$/.test(msg.code) ? msg.code : 'ERR_RDMAQ_HANDSHAKE';
+  const code =
+    typeof msg.code === 'string' && /^ERR_RDMAQ_[A-Z_]+$/.test(msg.code) ? msg.code : 'ERR_RDMAQ_HANDSHAKE';
   const text = typeof msg.message === 'string' ? msg.message.slice(0, 500) : 'refused';
   return new RdmaqError(code, `the peer refused the link: ${text}`);
 }
+
 export { remoteError };
 
 // ---- validation of the link parameters (everything a peer sends is checked) ----
@@ -289,7 +303,9 @@ export { remoteError };
 export function intField(msg: ControlMsg, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const v = msg[key];
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-    throw handshakeError(`control message ${msg.t}: ${key} must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+    throw handshakeError(
+      `control message ${msg.t}: ${key} must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`,
+    );
   }
   return v;
 }
@@ -298,7 +314,9 @@ export function intField(msg: ControlMsg, key: string, min = 0, max = Number.MAX
 export function u64Field(msg: ControlMsg, key: string): bigint {
   const v = msg[key];
   if (typeof v !== 'string' || !/^[0-9]{1,20}$/.test(v) || BigInt(v) > 0xffff_ffff_ffff_ffffn) {
-    throw handshakeError(`control message ${msg.t}: ${key} must be a u64 in decimal, got ${JSON.stringify(v)}`);
+    throw handshakeError(
+      `control message ${msg.t}: ${key} must be a u64 in decimal, got ${JSON.stringify(v)}`,
+    );
   }
   return BigInt(v);
 }
@@ -306,7 +324,9 @@ export function u64Field(msg: ControlMsg, key: string): bigint {
 export function strField(msg: ControlMsg, key: string, re: RegExp): string {
   const v = msg[key];
   if (typeof v !== 'string' || !re.test(v)) {
-    throw handshakeError(`control message ${msg.t}: ${key} is malformed (${JSON.stringify(v)?.slice(0, 80)})`);
+    throw handshakeError(
+      `control message ${msg.t}: ${key} is malformed (${JSON.stringify(v)?.slice(0, 80)})`,
+    );
   }
   return v;
 }
@@ -315,7 +335,8 @@ export function strField(msg: ControlMsg, key: string, re: RegExp): string {
 export function addrField(msg: ControlMsg, key: string): Buffer {
   const v = strField(msg, key, /^[A-Za-z0-9+/]{1,344}={0,2}$/);
   const b = Buffer.from(v, 'base64');
-  if (b.length === 0 || b.length > 256) throw handshakeError(`control message ${msg.t}: ${key} has ${b.length} bytes`);
+  if (b.length === 0 || b.length > 256)
+    throw handshakeError(`control message ${msg.t}: ${key} has ${b.length} bytes`);
   return b;
 }
 

@@ -7,7 +7,7 @@ export type { FabricInfo } from './native.js';
 export { FabricReceiver, type FabricReceiverOptions } from './receiver.js';
 export { connectFabric, FABRIC_DEFAULT_CAPACITY, FabricSender, type FabricSenderOptions } from './sender.js';
 
-import { fabricNative, type FabricInfo } from './native.js';
+import { type FabricInfo, fabricNative } from './native.js';
 
 /**
  * What an endpoint of `provider` gets on this host (fi_info read back: CQ data size, inject size, tx depth,

@@ -4,13 +4,14 @@
  *
  * Events: `receiver` (FabricReceiver created through acceptUnknown), `error` (failed handshakes; never thrown).
  */
+import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { RdmaqError } from '../errors.js';
 import {
   addrField,
-  type ControlMsg,
   ControlConn,
+  type ControlMsg,
   FABRIC_CONTROL_VERSION,
   handshakeError,
   intField,
@@ -63,9 +64,13 @@ export class FabricListener extends EventEmitter {
   /** Registers the receiving end of `linkId` (state `connecting` until a sender attaches). */
   accept(linkId: string, opts: FabricReceiverOptions = {}): FabricReceiver {
     if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', 'listener is closed');
-    if (!LINK_ID_RE.test(linkId)) throw new RdmaqError('ERR_RDMAQ_ARG', `bad link id ${JSON.stringify(linkId)}`);
-    if (this.links.has(linkId)) throw new RdmaqError('ERR_RDMAQ_LINK_BUSY', `link ${linkId} is already accepted here`);
-    const rx = new FabricReceiver(linkId, { ...this.opts.defaults, ...opts }, () => this.links.delete(linkId));
+    if (!LINK_ID_RE.test(linkId))
+      throw new RdmaqError('ERR_RDMAQ_ARG', `bad link id ${JSON.stringify(linkId)}`);
+    if (this.links.has(linkId))
+      throw new RdmaqError('ERR_RDMAQ_LINK_BUSY', `link ${linkId} is already accepted here`);
+    const rx = new FabricReceiver(linkId, { ...this.opts.defaults, ...opts }, () =>
+      this.links.delete(linkId),
+    );
     this.links.set(linkId, rx);
     return rx;
   }
@@ -96,7 +101,8 @@ export class FabricListener extends EventEmitter {
   private async handshake(conn: ControlConn, sock: Socket): Promise<void> {
     await conn.authenticateServer(this.secret, HANDSHAKE_TIMEOUT_MS);
     const link = await conn.next(HANDSHAKE_TIMEOUT_MS);
-    if (link.t !== 'link' || link.v !== FABRIC_CONTROL_VERSION) throw handshakeError(`expected link parameters, got ${link.t}`);
+    if (link.t !== 'link' || link.v !== FABRIC_CONTROL_VERSION)
+      throw handshakeError(`expected link parameters, got ${link.t}`);
     const linkId = strField(link, 'linkId', LINK_ID_RE);
     const provider = strField(link, 'provider', PROVIDER_RE);
     const epoch = intField(link, 'epoch', 1);
@@ -112,11 +118,14 @@ export class FabricListener extends EventEmitter {
       rx = this.accept(linkId);
       this.emit('receiver', rx);
     }
-    if (!rx) throw new RdmaqError('ERR_RDMAQ_UNKNOWN_LINK', `link ${linkId} is not accepted on port ${this.port}`);
+    if (!rx)
+      throw new RdmaqError('ERR_RDMAQ_UNKNOWN_LINK', `link ${linkId} is not accepted on port ${this.port}`);
     const receiver = rx;
     try {
       if (receiver.provider && receiver.provider !== provider) {
-        throw handshakeError(`link ${linkId} accepts provider ${receiver.provider} only, the sender asked for ${provider}`);
+        throw handshakeError(
+          `link ${linkId} accepts provider ${receiver.provider} only, the sender asked for ${provider}`,
+        );
       }
       if (capacity !== receiver.capacity) {
         throw handshakeError(
@@ -124,6 +133,7 @@ export class FabricListener extends EventEmitter {
         );
       }
       const nextSeq = receiver.resumePoint(streamId);
+      const check = randomInt(1, 2 ** 47);
       const info = receiver.openFabric(provider, plainIp(sock.localAddress));
       conn.send({
         t: 'ring',
@@ -136,11 +146,14 @@ export class FabricListener extends EventEmitter {
         ringKey: info.ringKey.toString(),
         capacity: receiver.capacity,
         nextSeq,
+        check,
       });
       const start: ControlMsg = await conn.next(HANDSHAKE_TIMEOUT_MS);
       if (start.t === 'error') {
         throw new RdmaqError(
-          typeof start.code === 'string' && /^ERR_RDMAQ_[A-Z_]+$/.test(start.code) ? start.code : 'ERR_RDMAQ_HANDSHAKE',
+          typeof start.code === 'string' && /^ERR_RDMAQ_[A-Z_]+$/.test(start.code)
+            ? start.code
+            : 'ERR_RDMAQ_HANDSHAKE',
           `sender refused: ${String(start.message).slice(0, 300)}`,
         );
       }
@@ -150,7 +163,13 @@ export class FabricListener extends EventEmitter {
       if (nextSeq !== null && seq !== nextSeq) {
         throw handshakeError(`sender wants to start at sequence ${seq}, this receiver expects ${nextSeq}`);
       }
-      receiver.attach(conn, { address, creditAddr, creditKey, pos, seq, epoch, streamId });
+      await receiver.verifyPath(
+        { address, creditAddr, creditKey, pos, seq },
+        check,
+        HANDSHAKE_TIMEOUT_MS,
+        () => conn.isClosed,
+      );
+      receiver.attach(conn, { epoch, streamId });
       conn.send({ t: 'ready' });
       conn.startStreaming(this.opts.heartbeatMs ?? 500, this.opts.deadAfterMs ?? 2500);
     } catch (err) {
@@ -167,10 +186,13 @@ export class FabricListener extends EventEmitter {
 /** Starts a fabric listener (TCP control port with HMAC authentication). */
 export async function listenFabric(opts: FabricListenOptions): Promise<FabricListener> {
   const secret = typeof opts.secret === 'string' ? Buffer.from(opts.secret, 'utf8') : opts.secret;
-  if (secret.length < 8) throw new RdmaqError('ERR_RDMAQ_ARG', 'the cluster secret must have at least 8 bytes');
+  if (secret.length < 8)
+    throw new RdmaqError('ERR_RDMAQ_ARG', 'the cluster secret must have at least 8 bytes');
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(new RdmaqError('ERR_RDMAQ_LISTEN', `cannot listen on port ${opts.port}: ${e.message}`)));
+    server.once('error', (e) =>
+      reject(new RdmaqError('ERR_RDMAQ_LISTEN', `cannot listen on port ${opts.port}: ${e.message}`)),
+    );
     server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve());
   });
   return new FabricListener(opts, server, secret);

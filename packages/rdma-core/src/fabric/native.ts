@@ -79,6 +79,8 @@ export interface NativeFabricSender {
   state(): FabricSenderState;
   error(): (Error & { code: string }) | null;
   closeFabric(): void;
+  /** The handshake's test write of `value` into the ring's free space (see receiver.expectCheck). */
+  writeCheck(value: number): void;
   /** Test hook: one write whose remote CQ data is `data` instead of its length. */
   forgeWrite(length: number, data: number): void;
 }
@@ -95,6 +97,9 @@ export interface NativeFabricReceiver {
   state(): FabricReceiverState;
   error(): (Error & { code: string }) | null;
   closeFabric(): void;
+  expectCheck(value: number): void;
+  /** 0: the test write has not arrived, 1: arrived intact, 2: arrived with other bytes. */
+  pollCheck(): 0 | 1 | 2;
 }
 
 export interface FabricAddon {

@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { RdmaqError } from '../errors.js';
 import type { IdleStrategy, LinkState, LinkStats, RecordHandler, StateChange } from '../types.js';
-import type { ControlConn, ControlMsg } from './handshake.js';
+import { type ControlConn, type ControlMsg, handshakeError } from './handshake.js';
 import { DESC_FIELDS, type FabricInfo, fabricNative, type NativeFabricReceiver } from './native.js';
 import { ErrorCounts, errorKind, SparseHistogram } from './stats.js';
 
@@ -55,7 +55,12 @@ export class FabricReceiver extends EventEmitter {
   /** Stream id of the sender we last served (a different one is a new stream: start at its oldest record). */
   streamId: number | undefined;
   private running:
-    | { handler: RecordHandler; timer: NodeJS.Immediate | NodeJS.Timeout | undefined; rounds: number; parked: boolean }
+    | {
+        handler: RecordHandler;
+        timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
+        rounds: number;
+        parked: boolean;
+      }
     | undefined;
   private safety: NodeJS.Timeout | undefined;
   private readonly onClose: () => void;
@@ -74,7 +79,10 @@ export class FabricReceiver extends EventEmitter {
     this.batch = opts.batch ?? 256;
     this.provider = opts.provider;
     this.resumeFrom = opts.resumeFrom;
-    this.native = new fabricNative.FabricReceiverNative(opts.capacity ?? 4 * 1024 * 1024, Math.max(this.batch, 1024));
+    this.native = new fabricNative.FabricReceiverNative(
+      opts.capacity ?? 4 * 1024 * 1024,
+      Math.max(this.batch, 1024),
+    );
     this.buffer = Buffer.from(this.native.ring());
     this.desc = this.native.descriptors();
     this.capacity = this.buffer.length;
@@ -212,12 +220,39 @@ export class FabricReceiver extends EventEmitter {
     return info;
   }
 
-  /** @internal The handshake finished: start the stream at (pos, seq) and follow the control connection. */
-  attach(
-    conn: ControlConn,
-    p: { address: Buffer; creditAddr: bigint; creditKey: bigint; pos: number; seq: number; epoch: number; streamId: number },
-  ): void {
+  /**
+   * @internal Points the endpoint at the sender and waits for its test write (`check`) to land in the ring:
+   * these providers drop writes with a wrong key or address silently, so this is where a forged or stale
+   * key/address is caught (ERR_RDMAQ_HANDSHAKE) instead of a link that stalls.
+   */
+  async verifyPath(
+    p: { address: Buffer; creditAddr: bigint; creditKey: bigint; pos: number; seq: number },
+    check: number,
+    timeoutMs: number,
+    isClosed: () => boolean,
+  ): Promise<void> {
     this.native.connect(p.address, p.creditAddr, p.creditKey, p.pos, p.seq);
+    this.native.expectCheck(check);
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const st = this.native.pollCheck();
+      if (st === 1) return;
+      if (st === 2)
+        throw handshakeError("the sender's test write arrived with other bytes: wrong ring address");
+      const e = this.native.error();
+      if (e) throw e;
+      if (isClosed()) throw handshakeError('control connection closed during the test write');
+      if (Date.now() > end) {
+        throw handshakeError(
+          `the sender's test write did not arrive within ${timeoutMs} ms: wrong ring key/address in the handshake, or the fabric path is blocked`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** @internal The handshake finished: follow the control connection. */
+  attach(conn: ControlConn, p: { epoch: number; streamId: number }): void {
     if (this.epochNow > 0) this.reconnects += 1;
     this.epochNow = p.epoch;
     this.streamId = p.streamId;

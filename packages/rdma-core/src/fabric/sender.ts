@@ -13,8 +13,8 @@ import { RdmaqError } from '../errors.js';
 import type { LinkState, LinkStats, StateChange } from '../types.js';
 import {
   addrField,
-  type ControlMsg,
   ControlConn,
+  type ControlMsg,
   FABRIC_CONTROL_VERSION,
   handshakeError,
   intField,
@@ -24,7 +24,7 @@ import {
   remoteError,
   u64Field,
 } from './handshake.js';
-import { fabricNative, type FabricInfo, type NativeFabricSender } from './native.js';
+import { type FabricInfo, fabricNative, type NativeFabricSender } from './native.js';
 import { ErrorCounts, errorKind, SparseHistogram } from './stats.js';
 
 export const FABRIC_DEFAULT_CAPACITY = 4 * 1024 * 1024;
@@ -92,7 +92,8 @@ export class FabricSender extends EventEmitter {
 
   constructor(opts: FabricSenderOptions) {
     super();
-    if (!LINK_ID_RE.test(opts.linkId)) throw new RdmaqError('ERR_RDMAQ_ARG', `bad link id ${JSON.stringify(opts.linkId)}`);
+    if (!LINK_ID_RE.test(opts.linkId))
+      throw new RdmaqError('ERR_RDMAQ_ARG', `bad link id ${JSON.stringify(opts.linkId)}`);
     this.provider = opts.provider ?? 'net';
     if (!PROVIDER_RE.test(this.provider)) {
       throw new RdmaqError('ERR_RDMAQ_ARG', `bad provider name ${JSON.stringify(this.provider)}`);
@@ -100,7 +101,10 @@ export class FabricSender extends EventEmitter {
     this.opts = opts;
     this.secret = secretBuf(opts.secret);
     this.linkId = opts.linkId;
-    this.native = new fabricNative.FabricSenderNative(opts.capacity ?? FABRIC_DEFAULT_CAPACITY, opts.journal ?? '');
+    this.native = new fabricNative.FabricSenderNative(
+      opts.capacity ?? FABRIC_DEFAULT_CAPACITY,
+      opts.journal ?? '',
+    );
     this.buffer = Buffer.from(this.native.mirror());
     const st = this.native.state();
     this.capacity = st.capacity;
@@ -153,7 +157,8 @@ export class FabricSender extends EventEmitter {
 
   /** Resolves once a record of `payload` bytes fits (rejects if the sender is closed). */
   whenWritable(payload = 0): Promise<void> {
-    if (this.closedFlag) return Promise.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`));
+    if (this.closedFlag)
+      return Promise.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`));
     if (this.writable(payload)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiters.push({ need: this.need(payload), resolve, reject });
@@ -239,7 +244,8 @@ export class FabricSender extends EventEmitter {
       c.shut('sender closed');
     }
     this.native.closeFabric();
-    for (const w of this.waiters.splice(0)) w.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} closed`));
+    for (const w of this.waiters.splice(0))
+      w.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} closed`));
     this.setState('down', 'sender closed');
   }
 
@@ -280,16 +286,22 @@ export class FabricSender extends EventEmitter {
     const sock = await new Promise<Socket>((resolve, reject) => {
       const s = netConnect({ host: this.opts.host, port: this.opts.port });
       // A cut network path would leave the SYN retrying for minutes: bound each attempt.
-      s.setTimeout(HANDSHAKE_TIMEOUT_MS, () => s.destroy(new Error(`no TCP connection within ${HANDSHAKE_TIMEOUT_MS} ms`)));
+      s.setTimeout(HANDSHAKE_TIMEOUT_MS, () =>
+        s.destroy(new Error(`no TCP connection within ${HANDSHAKE_TIMEOUT_MS} ms`)),
+      );
       s.once('connect', () => {
         s.setTimeout(0);
         resolve(s);
       });
       s.once('error', (e: NodeJS.ErrnoException) =>
         reject(
-          new RdmaqError('ERR_RDMAQ_CONNECT', `cannot reach the listener at ${this.opts.host}:${this.opts.port}: ${e.message}`, {
-            cause: e,
-          }),
+          new RdmaqError(
+            'ERR_RDMAQ_CONNECT',
+            `cannot reach the listener at ${this.opts.host}:${this.opts.port}: ${e.message}`,
+            {
+              cause: e,
+            },
+          ),
         ),
       );
     });
@@ -318,10 +330,13 @@ export class FabricSender extends EventEmitter {
       const ring = await conn.next(HANDSHAKE_TIMEOUT_MS);
       if (ring.t === 'error') throw remoteError(ring);
       if (ring.t !== 'ring') throw handshakeError(`expected ring parameters, got ${ring.t}`);
-      if (ring.linkId !== this.linkId) throw handshakeError(`the listener answered for link ${String(ring.linkId)}`);
+      if (ring.linkId !== this.linkId)
+        throw handshakeError(`the listener answered for link ${String(ring.linkId)}`);
       const cap = intField(ring, 'capacity', 4096, 2 ** 30);
       if (cap !== this.capacity) {
-        throw handshakeError(`ring capacity mismatch: receiver ${cap}, sender ${this.capacity}; configure both the same`);
+        throw handshakeError(
+          `ring capacity mismatch: receiver ${cap}, sender ${this.capacity}; configure both the same`,
+        );
       }
       const peerAddr = addrField(ring, 'address');
       checkPeerIp(peerAddr, sock.remoteAddress, 'receiver');
@@ -336,9 +351,18 @@ export class FabricSender extends EventEmitter {
         throw err;
       }
       const [pos, seq] = point;
+      const check = intField(ring, 'check', 1);
       this.native.connect(peerAddr, ringAddr, ringKey, pos);
+      this.native.writeCheck(check);
       conn.send({ t: 'start', pos, seq });
-      const ready = await conn.next(HANDSHAKE_TIMEOUT_MS);
+      // Progress is manual: keep polling our CQ while the receiver looks for the test write.
+      const spin = setInterval(() => this.native.progress(), 1);
+      let ready: ControlMsg;
+      try {
+        ready = await conn.next(HANDSHAKE_TIMEOUT_MS + 1000);
+      } finally {
+        clearInterval(spin);
+      }
       if (ready.t === 'error') throw remoteError(ready);
       if (ready.t !== 'ready') throw handshakeError(`expected ready, got ${ready.t}`);
       const resent = st.nextSeq - seq;
