@@ -31,8 +31,13 @@ export function LinkView({ linkKey }: { linkKey: string }) {
   // Two charts per row on wide screens; the Y axis takes ~80 px.
   const plotWidth = width > 1100 ? width / 2 - 110 : width - 110;
   const span = rangeMs(range);
-  const history = useHistory<HistoryPoint>({ link: linkKey }, span, pointsForWidth(plotWidth));
   const skew = useClockSkew();
+  const history = useHistory<HistoryPoint>(
+    { link: linkKey },
+    span,
+    width ? pointsForWidth(plotWidth) : 0,
+    skew,
+  );
   const live = state?.points;
   const data = useMemo(() => {
     const now = Date.now() + skew;

@@ -28,12 +28,13 @@ export function NodeView({ nodeId }: { nodeId: string }) {
   const boxRef = useRef<HTMLDivElement>(null);
   const width = useWidth(boxRef);
   const span = rangeMs(range);
+  const skew = useClockSkew();
   const history = useHistory<HostPoint>(
     { node: nodeId },
     span,
-    pointsForWidth(width > 1100 ? width / 3 - 110 : width - 110),
+    width ? pointsForWidth(width > 1100 ? width / 3 - 110 : width - 110) : 0,
+    skew,
   );
-  const skew = useClockSkew();
   const live = state?.points;
   const data = useMemo(
     () => clipFrom(joinHistory<HostPoint>(history.points ?? [], live ?? []), Date.now() + skew - span),

@@ -26,17 +26,17 @@ export const OccupancyHeatmap = memo(function OccupancyHeatmap({
   const router = useRouter();
   const boxRef = useRef<HTMLDivElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
-  const size = useCanvasSize(boxRef, canvasRef, height);
+  const size = useCanvasSize(boxRef, canvasRef, 0);
   const ordered = useMemo(() => ringEnds(links), [links]);
+  // The grid depends on the width and the height budget only (never on the measured height, which follows
+  // from it): cells at most 28 px, the box as tall as the rows need.
   const shape = useMemo(() => {
-    const s = gridShape(ordered.length, size);
-    // Cap cells at 28 px so a handful of links does not become a few giant tiles.
-    return {
-      ...s,
-      cell: Math.min(28, s.cell),
-      cols: s.cell > 28 ? Math.max(1, Math.floor(size.width / 28)) : s.cols,
-    };
-  }, [ordered.length, size]);
+    const s = gridShape(ordered.length, { width: size.width, height });
+    if (s.cell <= 28) return s;
+    const cols = Math.max(1, Math.floor(size.width / 28));
+    return { cols, rows: Math.ceil(ordered.length / cols), cell: 28 };
+  }, [ordered.length, size.width, height]);
+  const boxHeight = Math.max(28, Math.ceil(shape.rows * shape.cell));
   const [hover, setHover] = useState<{ i: number; x: number; y: number } | null>(null);
   const [focusIdx, setFocusIdx] = useState(-1);
 
@@ -93,7 +93,7 @@ export const OccupancyHeatmap = memo(function OccupancyHeatmap({
 
   return (
     <div>
-      <div ref={boxRef} className="heatmap" style={{ height }}>
+      <div ref={boxRef} className="heatmap" style={{ height: boxHeight }}>
         <canvas
           ref={canvasRef}
           tabIndex={0}

@@ -1,5 +1,5 @@
 'use client';
-import { memo } from 'react';
+import { memo, useMemo } from 'react';
 import {
   CartesianGrid,
   Legend,
@@ -11,7 +11,8 @@ import {
   XAxis,
   YAxis,
 } from 'recharts';
-import { formatClock, formatTimestamp } from '../lib/ui/format';
+import { formatTimestamp } from '../lib/ui/format';
+import { timeTicks } from '../lib/ui/range';
 
 export interface Series<P> {
   key: keyof P & string;
@@ -46,6 +47,7 @@ function TimeChartInner<P extends { ts: number }>({
   testId,
 }: TimeChartProps<P>) {
   const hasData = data.length > 0;
+  const axis = useMemo(() => timeTicks(domain), [domain]);
   return (
     <figure className="panel" style={{ margin: 0 }} data-testid={testId} data-points={data.length}>
       <figcaption className="chart-title">
@@ -67,12 +69,12 @@ function TimeChartInner<P extends { ts: number }>({
                 scale="time"
                 domain={domain}
                 allowDataOverflow
-                tickFormatter={formatClock}
+                ticks={axis.ticks}
+                tickFormatter={axis.format}
                 stroke="#8b949e"
                 fontSize={11}
-                minTickGap={40}
               />
-              <YAxis stroke="#8b949e" fontSize={11} width={72} tickFormatter={(v: number) => format(v)} />
+              <YAxis stroke="#8b949e" fontSize={11} width={86} tickFormatter={(v: number) => format(v)} />
               <Tooltip
                 contentStyle={{ background: '#010409', border: '1px solid #30363d', fontSize: 12 }}
                 labelFormatter={(v) => formatTimestamp(Number(v))}

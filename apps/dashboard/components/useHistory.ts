@@ -18,6 +18,7 @@ export function useHistory<P>(
   query: { link: string } | { node: string },
   range: number,
   points: number,
+  clockSkewMs = 0,
 ): HistoryResult<P> {
   const [r, setR] = useState<HistoryResult<P>>({
     points: undefined,
@@ -29,11 +30,16 @@ export function useHistory<P>(
   const subject =
     'link' in query ? `link=${encodeURIComponent(query.link)}` : `node=${encodeURIComponent(query.node)}`;
   useEffect(() => {
+    // 0 points: the chart has not been measured yet; fetching now would be thrown away.
+    if (points <= 0) return;
     const ctl = new AbortController();
-    const to = Date.now();
+    // Hub clock, and a few seconds' slack on the 15-minute range so the hub still serves it from its 1 s
+    // memory (it falls back to minute roll-ups once `from` is older than its memory window).
+    const to = Date.now() + clockSkewMs;
+    const from = to - range + (range <= 15 * 60_000 ? 5_000 : 0);
     setR((prev) => ({ ...prev, loading: true, error: undefined }));
     api<{ points: P[]; stepMs: number; resolutionS: number }>(
-      `/api/history?${subject}&from=${to - range}&to=${to}&points=${points}`,
+      `/api/history?${subject}&from=${from}&to=${to}&points=${points}`,
       { signal: ctl.signal },
     )
       .then((res) =>
@@ -57,7 +63,7 @@ export function useHistory<P>(
         });
       });
     return () => ctl.abort();
-  }, [subject, range, points]);
+  }, [subject, range, points, clockSkewMs]);
   return r;
 }
 

@@ -54,7 +54,7 @@ export function worseHealth(a: Health, b: Health): Health {
  * Stops are picked so 0.5 (amber) and 0.8+ (red) match the default ring-occupancy alert levels visually.
  */
 const OCC_STOPS: Array<[number, [number, number, number]]> = [
-  [0, [22, 27, 34]],
+  [0, [45, 51, 59]],
   [0.05, [14, 68, 41]],
   [0.25, [38, 166, 65]],
   [0.5, [210, 153, 34]],

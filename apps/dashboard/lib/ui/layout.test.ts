@@ -104,7 +104,7 @@ describe('layout', () => {
   });
 
   it('colours occupancy from dark to hot and handles missing values', () => {
-    expect(occupancyColor(0)).toBe('rgb(22, 27, 34)');
+    expect(occupancyColor(0)).toBe('rgb(45, 51, 59)');
     expect(occupancyColor(1)).toBe('rgb(255, 123, 218)');
     expect(occupancyColor(2)).toBe(occupancyColor(1));
     expect(occupancyColor(Number.NaN)).toBe('#30363d');

@@ -27,3 +27,33 @@ export function clipFrom<P extends { ts: number }>(points: readonly P[], from: n
   while (i < points.length && points[i]!.ts < from) i++;
   return i === 0 ? (points as P[]) : points.slice(i);
 }
+
+const TICK_STEPS_MS = [
+  1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800,
+].map((s) => s * 1000);
+
+/**
+ * Round-time ticks for a time axis: the smallest "nice" step giving at most `count` ticks, every tick a
+ * multiple of the step (so 16:35, 16:40, … not 16:36:17), plus a label format fit for the step.
+ */
+export function timeTicks(
+  domain: [number, number],
+  count = 6,
+): { ticks: number[]; format: (ts: number) => string } {
+  const [a, b] = domain;
+  const span = b - a;
+  if (!(span > 0)) return { ticks: [], format: () => '' };
+  const step = TICK_STEPS_MS.find((s) => span / s <= count) ?? TICK_STEPS_MS[TICK_STEPS_MS.length - 1]!;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(a / step) * step; t <= b; t += step) ticks.push(t);
+  const iso = (ts: number) => new Date(ts).toISOString();
+  const format =
+    step >= 86_400_000
+      ? (ts: number) => iso(ts).slice(5, 10)
+      : span > 86_400_000
+        ? (ts: number) => `${iso(ts).slice(5, 10)} ${iso(ts).slice(11, 16)}`
+        : step >= 60_000
+          ? (ts: number) => iso(ts).slice(11, 16)
+          : (ts: number) => iso(ts).slice(11, 19);
+  return { ticks, format };
+}
