@@ -60,8 +60,8 @@ export class Ingest {
 
   constructor(private readonly o: IngestOptions) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: o.maxFrameBytes, perMessageDeflate: false });
-    // Acks are coalesced: at most one per agent per 200 ms, however fast samples (or replays) arrive.
-    this.ackTimer = setInterval(() => this.flushAcks(), 200);
+    // Acks are coalesced: at most one per agent per 50 ms, however fast samples (or replays) arrive.
+    this.ackTimer = setInterval(() => this.flushAcks(), 50);
     this.ackTimer.unref();
   }
 

@@ -1,0 +1,118 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sample, startHub, TestAgent, type TestHub, tempDir, until } from './helpers.js';
+
+const AM_BIN = '/usr/bin/prometheus-alertmanager';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('a real Alertmanager receives the hub’s alerts (API v2)', () => {
+  let am: ChildProcess | undefined;
+  let amUrl = '';
+  let dir = '';
+  let hub: TestHub;
+  let log = '';
+
+  beforeAll(async () => {
+    dir = tempDir('rdmaq-am-');
+    writeFileSync(
+      path.join(dir, 'alertmanager.yml'),
+      'route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n',
+    );
+    const port = await freePort();
+    amUrl = `http://127.0.0.1:${port}`;
+    am = spawn(
+      AM_BIN,
+      [
+        `--config.file=${path.join(dir, 'alertmanager.yml')}`,
+        `--storage.path=${path.join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--cluster.listen-address=',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    am.stdout?.on('data', (d) => {
+      log += String(d);
+    });
+    am.stderr?.on('data', (d) => {
+      log += String(d);
+    });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        if ((await fetch(`${amUrl}/-/ready`)).ok) break;
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline || am.exitCode !== null)
+        throw new Error(`alertmanager did not start:\n${log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    hub = await startHub({ alerts: { alertmanagerUrl: amUrl, webhookRetryBaseMs: 100 } });
+  });
+
+  afterAll(async () => {
+    await hub?.close();
+    if (am && am.exitCode === null) {
+      const exited = new Promise((r) => am!.once('exit', r));
+      am.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (am.exitCode === null) am.kill('SIGKILL');
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a firing LinkDown alert is listed by Alertmanager’s own API', async () => {
+    const agent = await TestAgent.connect(hub.wsUrl, hub.agentToken);
+    await agent.hello('am-node');
+    let seq = 0;
+    for (const dt of [0, 6]) {
+      hub.clock.t += dt * 1000;
+      seq++;
+      agent.send(sample(seq, hub.clock.t, [{ id: 'l9', peer: 'far', state: 'down' }]));
+      await agent.acked(seq);
+      hub.app.tick();
+    }
+    expect(hub.app.alerts.firing().map((a) => a.ruleId)).toContain('link-down');
+    type AmAlert = {
+      labels: Record<string, string>;
+      status: { state: string };
+      annotations: Record<string, string>;
+    };
+    let listed: AmAlert | undefined;
+    await until(
+      () => {
+        void fetch(`${amUrl}/api/v2/alerts`)
+          .then((r) => r.json() as Promise<AmAlert[]>)
+          .then((list) => {
+            listed = list.find((a) => a.labels.alertname === 'LinkDown' && a.labels.node === 'am-node');
+          })
+          .catch(() => undefined);
+        return listed !== undefined;
+      },
+      30_000,
+      'Alertmanager listing the alert',
+    );
+    expect(listed!.labels).toMatchObject({
+      link: 'l9',
+      peer: 'far',
+      severity: 'critical',
+      rule: 'link-down',
+    });
+    expect(listed!.status.state).toBe('active');
+    expect(listed!.annotations.summary).toMatch(/LinkDown/);
+    agent.close();
+  });
+});
