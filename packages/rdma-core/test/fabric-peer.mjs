@@ -67,7 +67,8 @@ if (mode === 'send') {
     const got = s.commit();
     if (got !== seq) throw new Error(`commit gave seq ${got}, expected ${seq}`);
     seq++;
-    if (o.throttleEvery && seq % o.throttleEvery === 0) await new Promise((r) => setTimeout(r, o.throttleMs ?? 1));
+    if (o.throttleEvery && seq % o.throttleEvery === 0)
+      await new Promise((r) => setTimeout(r, o.throttleMs ?? 1));
     if (seq % 4096 === 0) await new Promise((r) => setImmediate(r)); // let heartbeats and the pump run
   }
   out({ ev: 'sent', nextSeq: seq });
@@ -85,7 +86,11 @@ if (mode === 'recv') {
     deadAfterMs: o.deadAfterMs,
   });
   l.on('error', (e) => out({ ev: 'listenerError', code: e.code, message: e.message }));
-  const rx = l.accept(o.linkId, { idle: o.idle ?? 'backoff', resumeFrom: o.resumeFrom, capacity: o.capacity });
+  const rx = l.accept(o.linkId, {
+    idle: o.idle ?? 'backoff',
+    resumeFrom: o.resumeFrom,
+    capacity: o.capacity,
+  });
   rx.on('state', (e) => out({ ev: 'state', ...e }));
   const minSize = o.minSize ?? 8;
   const maxSize = o.maxSize ?? 4096;
@@ -120,7 +125,11 @@ if (mode === 'recv') {
     const size = sizeOf(seq, minSize, maxSize);
     if (len !== size) bad++;
     else if (len >= 8) {
-      if (buf.readUInt32LE(off) !== seq >>> 0 || buf.readUInt32LE(off + 4) !== crc32(buf.subarray(off + 8, off + len))) bad++;
+      if (
+        buf.readUInt32LE(off) !== seq >>> 0 ||
+        buf.readUInt32LE(off + 4) !== crc32(buf.subarray(off + 8, off + len))
+      )
+        bad++;
     } else {
       for (let i = 0; i < len; i++) if (buf[off + i] !== (seq & 0xff)) bad++;
     }
