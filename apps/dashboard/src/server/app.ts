@@ -170,7 +170,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     originAllowed,
   });
 
-  const nextUi = opts.next === false ? undefined : await loadNext(log);
+  const nextUi = opts.next === false || !config.ui ? undefined : await loadNext(log);
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';

@@ -22,6 +22,8 @@ export const ConfigSchema = z
     allowedOrigins: z.array(z.string().url()).default([]),
     /** URL browsers reach the dashboard at; used in alert links. */
     externalUrl: z.string().url().optional(),
+    /** Host the Next.js UI; false serves the hub (API + WebSockets) only. */
+    ui: z.boolean().default(true),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     sessionTtlS: z
       .number()
@@ -141,7 +143,7 @@ function deepMerge(a: Obj, b: Obj): Obj {
 
 export interface ConfigSources {
   flags?: { port?: string; data?: string; config?: string; host?: string };
-  env?: NodeJS.ProcessEnv;
+  env?: Record<string, string | undefined>;
 }
 
 /** Builds the config from a file, the environment and flags (later wins), then validates it. */
@@ -165,6 +167,7 @@ export function loadConfig({ flags = {}, env = process.env }: ConfigSources = {}
     host: env.RDMAQ_HOST || undefined,
     dataDir: env.RDMAQ_DATA || undefined,
     logLevel: env.RDMAQ_LOG_LEVEL || undefined,
+    ui: env.RDMAQ_UI === undefined || env.RDMAQ_UI === '' ? undefined : !['0', 'false', 'off', 'no'].includes(env.RDMAQ_UI),
     externalUrl: env.RDMAQ_EXTERNAL_URL || undefined,
     allowedOrigins: env.RDMAQ_ALLOWED_ORIGINS
       ? env.RDMAQ_ALLOWED_ORIGINS.split(',').map((s) => s.trim())
