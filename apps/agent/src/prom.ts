@@ -259,7 +259,18 @@ export class AgentMetrics {
         this.inc(lastSeq());
       },
     });
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: r });
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: r });
+      // These three are gauges named like counters; promtool (rightly) rejects them. The handle counts stay
+      // visible through nodejs_active_handles.
+      for (const name of [
+        'nodejs_active_handles_total',
+        'nodejs_active_requests_total',
+        'nodejs_active_resources_total',
+      ]) {
+        r.removeSingleMetric(name);
+      }
+    }
   }
 
   /** Takes a new sample: counters and gauges are replaced, histogram deltas added. */

@@ -77,6 +77,8 @@ export interface HubConnection {
  */
 export class TestHub {
   readonly samples: Sample[] = [];
+  /** Every stored sample with the node and run it came from. */
+  readonly received: Array<{ nodeId: string; runId: string; sample: Sample }> = [];
   readonly events: AgentEvent[] = [];
   readonly invalid: string[] = [];
   readonly connections: HubConnection[] = [];
@@ -145,6 +147,7 @@ export class TestHub {
         // Like the real hub: keep only what comes after what is stored (dedup of replays).
         if (f.seq > last) {
           this.samples.push(f);
+          this.received.push({ nodeId: conn.hello.nodeId, runId, sample: f });
           this.lastSeq.set(runId, f.seq);
         }
         ws.send(JSON.stringify({ type: 'ack', v: PROTOCOL_VERSION, seq: this.lastSeq.get(runId) }));
@@ -152,6 +155,13 @@ export class TestHub {
         this.events.push(f);
       }
     });
+  }
+
+  /** Samples of the latest run of a node (a restarted agent starts a new run at seq 1). */
+  samplesOf(nodeId: string): Sample[] {
+    const runs = this.received.filter((r) => r.nodeId === nodeId);
+    const runId = runs.at(-1)?.runId;
+    return runs.filter((r) => r.runId === runId).map((r) => r.sample);
   }
 
   /** Stops listening and drops every connection (the hub "goes away"). */
@@ -170,12 +180,12 @@ export class TestHub {
 /** Polls `fn` until it returns a truthy value or the timeout passes (then throws with `what`). */
 export async function waitFor<T>(
   what: string,
-  fn: () => T | undefined | false,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 20_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));

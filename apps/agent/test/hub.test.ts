@@ -35,7 +35,8 @@ async function startAgent(hub: TestHub, extra: Record<string, unknown> = {}, spe
 function expectContiguous(seqs: number[], from = 1): void {
   expect(seqs.length).toBeGreaterThan(0);
   seqs.forEach((s, i) => {
-    if (s !== from + i) throw new Error(`sample ${i} has seq ${s}, expected ${from + i} (all: ${seqs.join(',')})`);
+    if (s !== from + i)
+      throw new Error(`sample ${i} has seq ${s}, expected ${from + i} (all: ${seqs.join(',')})`);
   });
 }
 
@@ -146,7 +147,9 @@ describe('hub stream', () => {
     cleanups.push(() => hub.stop());
     const { agent, lines } = await startAgent(hub);
     await waitFor('two refused attempts', () => hub.upgradeAttempts.length >= 2, 20_000);
-    await waitFor('the log line', () => lines.find((l) => /refused the connection: hub answered HTTP 401/.test(l.msg)));
+    await waitFor('the log line', () =>
+      lines.find((l) => /refused the connection: hub answered HTTP 401/.test(l.msg)),
+    );
     const refused = lines.find((l) => /refused the connection/.test(l.msg))!;
     expect(refused.hint).toMatch(/hub\.token/);
     expect(refused.msg).toMatch(/token not accepted/);
