@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { LinkSample, Sample } from '@rdmaq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET, TestHub, TOKEN, waitFor } from './helpers.js';
-import { type AgentProc, getText, shmScratch, spawnAgent, stopAgent } from './procs.js';
+import { type AgentProc, getText, shmScratch, spawnAgent, startPrometheus, stopAgent } from './procs.js';
 
 const INTERVAL_MS = 200;
 const A_RATE = 400;
@@ -216,6 +216,46 @@ describe.sequential('two agents linked both ways (shm)', () => {
       pair.a.lines.some((l) => l.msg === 'hub welcomed us' && (l.replay as number) > 0),
     );
   }, 60_000);
+
+  it('a real Prometheus scrapes both agents and PromQL gives the link throughput that was sent', async () => {
+    const prom = await startPrometheus(scratch.dir, [pair.a.httpPort, pair.b.httpPort]);
+    try {
+      const q = (expr: string, time?: number) => prom.query(expr, time);
+      // Both ends of A→B are scraped (tx on node-a, rx on node-b) and up.
+      await waitFor(
+        'both ends scraped',
+        async () => (await q(`rdmaq_link_up{link="${AB}"} == 1`)).length === 2,
+        30_000,
+      );
+      // Let 10 s of scrapes accumulate, then ask for the throughput over them.
+      await new Promise((r) => setTimeout(r, 11_000));
+      const evalAt = Date.now() / 1000;
+      const rates = await q(`rate(rdmaq_link_bytes_total{link="${AB}"}[10s])`, evalAt);
+      expect(rates.length).toBe(2);
+      // What was sent over the same 10 s, from the samples the hub received from node-a.
+      const ss = samplesOf(hub, 'node-a').filter(
+        (s) => s.ts >= (evalAt - 10) * 1000 && s.ts <= evalAt * 1000,
+      );
+      const first = link(ss[0]!, AB)!;
+      const last = link(ss.at(-1)!, AB)!;
+      const sentRate = (last.counters.bytes - first.counters.bytes) / ((ss.at(-1)!.ts - ss[0]!.ts) / 1000);
+      expect(sentRate).toBeGreaterThan(0);
+      for (const r of rates) {
+        // Same counter, two samplings (1 s scrapes vs 200 ms samples): agree within 25 %.
+        expect(r.value / sentRate).toBeGreaterThan(0.75);
+        expect(r.value / sentRate).toBeLessThan(1.25);
+      }
+      // Histograms are real Prometheus histograms: quantiles come out in seconds.
+      const p50 = await q(
+        `histogram_quantile(0.5, sum by (le) (rate(rdmaq_link_probe_rtt_seconds_bucket{link="${AB}"}[10s])))`,
+      );
+      expect(p50.length).toBe(1);
+      expect(p50[0]!.value).toBeGreaterThan(0);
+      expect(p50[0]!.value).toBeLessThan(1);
+    } finally {
+      await prom.stop();
+    }
+  }, 90_000);
 
   it('SIGTERM drains: the final sample of the sender equals what the receiver delivered', async () => {
     pair.a.kill('SIGTERM');

@@ -1,6 +1,7 @@
 /** Runs real agents as child processes (dist/bin.js), the way systemd runs them. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { waitFor } from './helpers.js';
 
@@ -93,4 +94,95 @@ export async function stopAgent(a: AgentProc | undefined): Promise<void> {
 export async function getText(url: string): Promise<{ status: number; text: string }> {
   const res = await fetch(url);
   return { status: res.status, text: await res.text() };
+}
+
+/** A free TCP port on loopback (bound then released; good enough for a test). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+export interface PromServer {
+  url: string;
+  query(expr: string, time?: number): Promise<Array<{ labels: Record<string, string>; value: number }>>;
+  stop(): Promise<void>;
+}
+
+/** Starts the Debian Prometheus on loopback with a temporary config and data dir, scraping every second. */
+export async function startPrometheus(dir: string, targets: number[]): Promise<PromServer> {
+  const home = join(dir, `prometheus-${Date.now()}`);
+  mkdirSync(home, { recursive: true });
+  const config = join(home, 'prometheus.yml');
+  writeFileSync(
+    config,
+    [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      'scrape_configs:',
+      '  - job_name: rdmaq',
+      '    scrape_interval: 1s',
+      '    scrape_timeout: 900ms',
+      `    static_configs: [{ targets: [${targets.map((p) => `'127.0.0.1:${p}'`).join(', ')}] }]`,
+      '',
+    ].join('\n'),
+  );
+  const port = await freePort();
+  const proc = spawn(
+    '/usr/bin/prometheus',
+    [
+      `--config.file=${config}`,
+      `--storage.tsdb.path=${join(home, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString('utf8');
+  });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(t);
+    rmSync(home, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(
+      'prometheus to be ready',
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`prometheus exited: ${stderr}`);
+        try {
+          return (await fetch(`${url}/-/ready`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    url,
+    async query(expr, time) {
+      const u = new URL('/api/v1/query', url);
+      u.searchParams.set('query', expr);
+      if (time !== undefined) u.searchParams.set('time', String(time));
+      const body = (await (await fetch(u)).json()) as {
+        status: string;
+        error?: string;
+        data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+      };
+      if (body.status !== 'success') throw new Error(`PromQL ${expr}: ${body.error}`);
+      return (body.data?.result ?? []).map((r) => ({ labels: r.metric, value: Number(r.value[1]) }));
+    },
+    stop,
+  };
 }
