@@ -38,7 +38,7 @@ function agentConfig(
     http: { host: '127.0.0.1', port: 0 },
     listen: { socket: join(dir, `${name}.sock`), shmDir: dir, fabric: false, idle: 'backoff' },
     sampling: { intervalMs: INTERVAL_MS },
-    probe: { intervalMs: 200, timeoutMs: 3000 },
+    probe: { intervalMs: 200, timeoutMs: 1000 },
     reconnect: { initialMs: 50, maxMs: 500 },
     log: { level: 'info' },
     links: [{ peer, address: join(dir, `${peer}.sock`), transport: 'shm', traffic }],
@@ -256,6 +256,33 @@ describe.sequential('two agents linked both ways (shm)', () => {
       await prom.stop();
     }
   }, 90_000);
+
+  it('a peer that stops consuming makes the link degraded (probes unanswered), and up again', async () => {
+    const status = async () => (await getText(pair.a.url('/healthz'))).status;
+    await waitFor('node-a healthy', async () => (await status()) === 200, 20_000);
+    // A stopped process keeps its sockets open (not "down") but polls nothing: probes go unanswered.
+    pair.b.kill('SIGSTOP');
+    try {
+      const body = await waitFor<string>(
+        'node-a degraded',
+        async () => {
+          const r = await getText(pair.a.url('/healthz'));
+          return r.status === 503 ? r.text : undefined;
+        },
+        20_000,
+      );
+      const h = JSON.parse(body) as { links: Array<{ id: string; state: string; reason: string }> };
+      const ab = h.links.find((l) => l.id === AB)!;
+      expect(ab.state).toBe('degraded');
+      expect(ab.reason).toMatch(/no probe reply/);
+    } finally {
+      pair.b.kill('SIGCONT');
+    }
+    await waitFor('node-a healthy again', async () => (await status()) === 200, 20_000);
+    expect(hub.events.some((e) => e.kind === 'link_state' && e.link === AB && e.state === 'degraded')).toBe(
+      true,
+    );
+  }, 60_000);
 
   it('SIGTERM drains: the final sample of the sender equals what the receiver delivered', async () => {
     pair.a.kill('SIGTERM');

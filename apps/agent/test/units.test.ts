@@ -1,0 +1,181 @@
+/** Pure pieces: bucket conversion for Prometheus, histogram deltas, backoff, size distributions. */
+import { spawnSync } from 'node:child_process';
+import { bucketOf, type LinkSample, PROTOCOL_VERSION, type Sample } from '@rdmaq/shared';
+import { describe, expect, it } from 'vitest';
+import { Backoff } from '../src/backoff.js';
+import { peerFromLinkId, sparseDelta } from '../src/links.js';
+import { AgentMetrics, LATENCY_BOUNDS_S } from '../src/prom.js';
+import { sizePicker } from '../src/traffic.js';
+
+function linkSample(id: string, queue: Array<[number, number]>, records: number): LinkSample {
+  return {
+    id,
+    peer: 'p',
+    direction: 'rx',
+    transport: 'shm',
+    provider: 'shm',
+    state: 'up',
+    counters: {
+      records,
+      bytes: records * 10,
+      completions: 0,
+      creditUpdates: 0,
+      backpressure: 0,
+      wraps: 0,
+      resends: 0,
+      reconnects: 0,
+      errors: { peer_gone: 2 },
+    },
+    gauges: { occupancyBytes: 5, peakOccupancyBytes: 9, capacityBytes: 65536 },
+    latency: { queue, rtt: [] },
+  };
+}
+
+function sample(seq: number, links: LinkSample[]): Sample {
+  return {
+    type: 'sample',
+    v: PROTOCOL_VERSION,
+    seq,
+    ts: 1_700_000_000_000 + seq,
+    host: { cpuPercent: 1, rssBytes: 1, eventLoopLagMs: 0, uptimeS: 1 },
+    links,
+  };
+}
+
+function value(text: string, prefix: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(prefix));
+  if (!line) throw new Error(`no line starting with ${prefix}`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+describe('prometheus conversion', () => {
+  it('bounds run from 100 ns to 10 s in 1-2.5-5 steps', () => {
+    expect(LATENCY_BOUNDS_S[0]).toBe(1e-7);
+    expect(LATENCY_BOUNDS_S.at(-1)).toBe(10);
+    expect(LATENCY_BOUNDS_S).toContain(2.5e-6);
+    expect([...LATENCY_BOUNDS_S].sort((a, b) => a - b)).toEqual(LATENCY_BOUNDS_S);
+  });
+
+  it('places native buckets under the right le, cumulatively, with sum and count', async () => {
+    const m = new AgentMetrics({ nodeId: 'n', version: '0', defaultMetrics: false });
+    // 1000 ns exactly (on the 1 µs bound), 1500 ns, 30 s (beyond every bound).
+    const b1 = bucketOf(1000);
+    const b2 = bucketOf(1500);
+    const b3 = bucketOf(30e9);
+    m.ingest(sample(1, [linkSample('x', [[b1, 3]], 3)]));
+    m.ingest(
+      sample(2, [
+        linkSample(
+          'x',
+          [
+            [b2, 2],
+            [b3, 1],
+          ],
+          6,
+        ),
+      ]),
+    );
+    const text = await m.text();
+    const base = 'rdmaq_link_queue_latency_seconds';
+    const l = 'link="x",peer="p",transport="shm",provider="shm"';
+    expect(value(text, `${base}_bucket{${l},le="5e-7"}`)).toBe(0);
+    expect(value(text, `${base}_bucket{${l},le="0.000001"}`)).toBe(3);
+    expect(value(text, `${base}_bucket{${l},le="0.0000025"}`)).toBe(5);
+    expect(value(text, `${base}_bucket{${l},le="10"}`)).toBe(5);
+    expect(value(text, `${base}_bucket{${l},le="+Inf"}`)).toBe(6);
+    expect(value(text, `${base}_count{${l}}`)).toBe(6);
+    const sum = value(text, `${base}_sum{${l}}`);
+    expect(sum).toBeGreaterThan(30 * 0.99);
+    expect(sum).toBeLessThan(30 * 1.01 + 1e-5);
+    // Counters are the latest cumulative values, errors by kind.
+    expect(value(text, `rdmaq_link_records_total{${l}}`)).toBe(6);
+    expect(value(text, `rdmaq_link_errors_total{${l},kind="peer_gone"}`)).toBe(2);
+    expect(value(text, `rdmaq_link_ring_peak_occupancy_bytes{${l}}`)).toBe(9);
+    expect(value(text, 'rdmaq_agent_samples_total')).toBe(2);
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.status).toBe(0);
+  });
+
+  it('drops a link that is no longer sampled', async () => {
+    const m = new AgentMetrics({ nodeId: 'n', version: '0', defaultMetrics: false });
+    m.ingest(sample(1, [linkSample('gone', [], 1)]));
+    m.ingest(sample(2, []));
+    expect(await m.text()).not.toContain('link="gone"');
+  });
+});
+
+describe('histogram deltas', () => {
+  it('subtracts cumulative sparse histograms', () => {
+    expect(
+      sparseDelta(
+        [
+          [1, 5],
+          [4, 2],
+          [9, 1],
+        ],
+        [
+          [1, 3],
+          [4, 2],
+        ],
+      ),
+    ).toEqual([
+      [1, 2],
+      [9, 1],
+    ]);
+    expect(sparseDelta([], [])).toEqual([]);
+  });
+
+  it('treats a histogram that went down as recreated (the whole of it is new)', () => {
+    expect(sparseDelta([[2, 1]], [[2, 5]])).toEqual([[2, 1]]);
+    expect(sparseDelta([[3, 1]], [[2, 5]])).toEqual([[3, 1]]);
+  });
+});
+
+describe('backoff', () => {
+  it('doubles up to the cap with jitter in [cap/2, cap]', () => {
+    const lo = new Backoff(100, 1000, () => 0);
+    expect([lo.next(), lo.next(), lo.next(), lo.next(), lo.next()]).toEqual([50, 100, 200, 400, 500]);
+    const hi = new Backoff(100, 1000, () => 1);
+    expect([hi.next(), hi.next(), hi.next(), hi.next(), hi.next()]).toEqual([100, 200, 400, 800, 1000]);
+    hi.reset();
+    expect(hi.next()).toBe(100);
+  });
+});
+
+describe('traffic sizes and link ids', () => {
+  it('draws sizes from each distribution within the ring limit', () => {
+    let r = 0;
+    const seq = () => {
+      r = (r + 0.37) % 1;
+      return r;
+    };
+    expect(sizePicker(64, 1000)()).toBe(64);
+    expect(sizePicker(5000, 1000)()).toBe(1000);
+    const u = sizePicker({ dist: 'uniform', min: 10, max: 20 }, 1000, seq);
+    for (let i = 0; i < 100; i++) {
+      const n = u();
+      expect(n).toBeGreaterThanOrEqual(10);
+      expect(n).toBeLessThanOrEqual(20);
+    }
+    const c = sizePicker(
+      {
+        dist: 'choice',
+        choices: [
+          { bytes: 1, weight: 1 },
+          { bytes: 2, weight: 3 },
+        ],
+      },
+      1000,
+      seq,
+    );
+    const counts = new Map<number, number>();
+    for (let i = 0; i < 1000; i++) counts.set(c(), (counts.get(c()) ?? 0) + 1);
+    expect([...counts.keys()].sort()).toEqual([1, 2]);
+  });
+
+  it('reads the sending node from a default link id', () => {
+    expect(peerFromLinkId('gpu-1->gpu-2')).toBe('gpu-1');
+    expect(peerFromLinkId('custom')).toBe('unknown');
+  });
+});
