@@ -181,7 +181,7 @@ function agentConfig(i, hubUrl) {
       idle: 'backoff',
     },
     journalDir: join(dataDir, me, 'journal'),
-    log: { level: 'info', pretty: false },
+    log: { level: 'info', pretty: 'auto' },
     links,
   };
 }
