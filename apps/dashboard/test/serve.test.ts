@@ -19,7 +19,13 @@ describe('rdmaq-dashboard serve (built bin, UI off)', () => {
     if (!existsSync(BIN)) throw new Error(`build the package first: ${BIN} is missing`);
     let out = '';
     child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data', dir], {
-      env: { ...process.env, RDMAQ_UI: '0', RDMAQ_LOG_LEVEL: 'info', RDMAQ_ADMIN_USER: '', RDMAQ_ADMIN_PASSWORD: '' },
+      env: {
+        ...process.env,
+        RDMAQ_UI: '0',
+        RDMAQ_LOG_LEVEL: 'info',
+        RDMAQ_ADMIN_USER: '',
+        RDMAQ_ADMIN_PASSWORD: '',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout?.on('data', (d) => {
@@ -32,15 +38,28 @@ describe('rdmaq-dashboard serve (built bin, UI off)', () => {
     const url = /"url":"(http:\/\/[^"]+)"/.exec(out)![1]!;
     const token = /"token":"(setup_[A-Za-z0-9_-]+)"/.exec(out)![1]!;
     const health = await fetch(`${url}/api/health`);
-    expect(await health.json()).toEqual({ status: 'ok', agents: { connected: 0 }, links: { up: 0, total: 0 } });
+    expect(await health.json()).toEqual({
+      status: 'ok',
+      agents: { connected: 0 },
+      links: { up: 0, total: 0 },
+    });
     expect(await (await fetch(`${url}/api/auth/setup`)).json()).toEqual({ needed: true });
     const setup = (body: unknown) =>
-      fetch(`${url}/api/auth/setup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    expect((await setup({ token: 'setup_wrong', name: 'root', password: 'a long password' })).status).toBe(403);
+      fetch(`${url}/api/auth/setup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    expect((await setup({ token: 'setup_wrong', name: 'root', password: 'a long password' })).status).toBe(
+      403,
+    );
     const ok = await setup({ token, name: 'root', password: 'a long password' });
     expect(ok.status).toBe(200);
     const cookie = (ok.headers.get('set-cookie') ?? '').split(';')[0]!;
-    expect(await (await fetch(`${url}/api/auth/me`, { headers: { cookie } })).json()).toEqual({ name: 'root', role: 'admin' });
+    expect(await (await fetch(`${url}/api/auth/me`, { headers: { cookie } })).json()).toEqual({
+      name: 'root',
+      role: 'admin',
+    });
     // The token works once.
     expect((await setup({ token, name: 'root2', password: 'a long password' })).status).toBe(403);
     const page = await fetch(`${url}/`);

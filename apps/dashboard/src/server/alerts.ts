@@ -17,7 +17,7 @@ import {
 } from '@rdmaq/shared';
 import { z } from 'zod';
 import { badRequest, conflict, notFound } from './errors.js';
-import type { Fleet } from './fleet.js';
+import type { Fleet, LinkEnd } from './fleet.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
 
@@ -98,7 +98,9 @@ const cmp = (op: AlertRule['comparison'], v: number, t: number) =>
   op === '>' ? v > t : op === '>=' ? v >= t : op === '<' ? v < t : v <= t;
 
 interface SeriesValue {
-  labels: Record<string, string>;
+  /** Link key or node id. */
+  key: string;
+  labels: () => Record<string, string>;
   value: number | null;
 }
 
@@ -108,6 +110,7 @@ interface ActiveAlert {
   /** A firing notification went out (so a resolved one must follow). */
   notified: boolean;
   sig: string;
+  seriesKey: string;
 }
 
 export interface AlertChanges {
@@ -150,6 +153,8 @@ function matcherMatches(m: Matcher, labels: Record<string, string>): boolean {
 export class AlertEngine {
   private rules: AlertRule[] = [];
   private readonly active = new Map<string, ActiveAlert>();
+  /** rule id → series key → alert id, so unchanged healthy series cost no hashing. */
+  private readonly bySeries = new Map<string, Map<string, string>>();
   private readonly recent: Alert[] = [];
   private silences: Silence[] = [];
   private pendingChanges: AlertChanges = { upserted: [], removed: [], resolved: [], notify: [] };
@@ -247,17 +252,35 @@ export class AlertEngine {
 
   // ───────────────────────────── evaluation ─────────────────────────────
 
+  private static linkLabels(l: LinkEnd): Record<string, string> {
+    return {
+      node: l.node,
+      link: l.id,
+      link_key: l.key,
+      peer: l.peer,
+      direction: l.direction,
+      transport: l.transport,
+      provider: l.provider,
+    };
+  }
+
+  /**
+   * The rule's series: one per link end (or node). Labels are built lazily: evaluation touches every link
+   * every second, but labels and fingerprints are needed only for series that are or become active.
+   */
   private series(rule: AlertRule, now: number): SeriesValue[] {
     const out: SeriesValue[] = [];
+    const filtered = Object.keys(rule.match).length > 0;
     const matchOk = (labels: Record<string, string>) => {
       for (const k in rule.match) if (labels[k] !== rule.match[k]) return false;
       return true;
     };
     if (rule.metric === 'agent_offline') {
       for (const n of this.fleet.nodes.values()) {
-        const labels = { node: n.id, hostname: n.hostname };
-        if (!matchOk(labels)) continue;
+        const labels = () => ({ node: n.id, hostname: n.hostname });
+        if (filtered && !matchOk(labels())) continue;
         out.push({
+          key: n.id,
           labels,
           value: n.connected && now - n.lastSeen < 3 * n.intervalMs + 1000 ? 0 : (now - n.lastSeen) / 1000,
         });
@@ -268,16 +291,7 @@ export class AlertEngine {
       const n = this.fleet.nodes.get(l.node);
       // Figures of an offline agent are stale; agent-offline speaks for it.
       if (!n?.connected) continue;
-      const labels = {
-        node: l.node,
-        link: l.id,
-        link_key: l.key,
-        peer: l.peer,
-        direction: l.direction,
-        transport: l.transport,
-        provider: l.provider,
-      };
-      if (!matchOk(labels)) continue;
+      if (filtered && !matchOk(AlertEngine.linkLabels(l))) continue;
       let v: number;
       switch (rule.metric) {
         case 'latency_p50':
@@ -313,7 +327,7 @@ export class AlertEngine {
         default:
           v = Number.NaN;
       }
-      out.push({ labels, value: Number.isFinite(v) ? v : null });
+      out.push({ key: l.key, labels: () => AlertEngine.linkLabels(l), value: Number.isFinite(v) ? v : null });
     }
     return out;
   }
@@ -356,23 +370,29 @@ export class AlertEngine {
     store.transaction(() => {
       for (const rule of this.rules) {
         if (!rule.enabled) continue;
+        let byKey = this.bySeries.get(rule.id);
+        if (!byKey) {
+          byKey = new Map();
+          this.bySeries.set(rule.id, byKey);
+        }
         for (const s of this.series(rule, now)) {
-          const labels = {
-            alertname: rule.name,
-            rule: rule.id,
-            severity: rule.severity,
-            ...rule.labels,
-            ...s.labels,
-          };
-          const id = this.fingerprint(rule.id, labels);
           const cond = s.value !== null && cmp(rule.comparison, s.value, rule.threshold);
           const still = s.value !== null && cmp(rule.comparison, s.value, rule.clear);
-          let a = this.active.get(id);
+          const known = byKey.get(s.key);
+          let a = known === undefined ? undefined : this.active.get(known);
           if (!a) {
             if (!cond) continue;
+            const labels = {
+              alertname: rule.name,
+              rule: rule.id,
+              severity: rule.severity,
+              ...rule.labels,
+              ...s.labels(),
+            };
+            const fp = this.fingerprint(rule.id, labels);
             a = {
               alert: {
-                id,
+                id: fp,
                 ruleId: rule.id,
                 ruleName: rule.name,
                 state: 'pending',
@@ -390,17 +410,20 @@ export class AlertEngine {
               keepUntil: null,
               notified: false,
               sig: '',
+              seriesKey: s.key,
             };
-            this.active.set(id, a);
+            this.active.set(fp, a);
+            byKey.set(s.key, fp);
             this.event(a.alert, 'pending');
           }
+          const id = a.alert.id;
           seen.add(id);
           const al = a.alert;
           al.value = s.value;
-          al.summary = this.summary(rule, labels, s.value);
+          al.summary = this.summary(rule, al.labels, s.value);
           if (al.state === 'pending') {
             if (!cond) {
-              this.active.delete(id);
+              this.forget(a);
               ch.removed.push(id);
               this.event(al, 'inactive');
               continue;
@@ -429,7 +452,7 @@ export class AlertEngine {
       for (const [id, a] of this.active) {
         if (seen.has(id)) continue;
         if (a.alert.state === 'pending') {
-          this.active.delete(id);
+          this.forget(a);
           ch.removed.push(id);
           this.event(a.alert, 'inactive');
         } else this.resolve(a, now, ch);
@@ -457,11 +480,16 @@ export class AlertEngine {
     return ch;
   }
 
+  private forget(a: ActiveAlert): void {
+    this.active.delete(a.alert.id);
+    this.bySeries.get(a.alert.ruleId)?.delete(a.seriesKey);
+  }
+
   private resolve(a: ActiveAlert, now: number, ch: AlertChanges): void {
     const al = a.alert;
     al.state = 'resolved';
     al.resolvedAt = now;
-    this.active.delete(al.id);
+    this.forget(a);
     this.event(al, 'resolved');
     const copy = structuredClone(al);
     ch.removed.push(al.id);

@@ -167,7 +167,10 @@ export function loadConfig({ flags = {}, env = process.env }: ConfigSources = {}
     host: env.RDMAQ_HOST || undefined,
     dataDir: env.RDMAQ_DATA || undefined,
     logLevel: env.RDMAQ_LOG_LEVEL || undefined,
-    ui: env.RDMAQ_UI === undefined || env.RDMAQ_UI === '' ? undefined : !['0', 'false', 'off', 'no'].includes(env.RDMAQ_UI),
+    ui:
+      env.RDMAQ_UI === undefined || env.RDMAQ_UI === ''
+        ? undefined
+        : !['0', 'false', 'off', 'no'].includes(env.RDMAQ_UI),
     externalUrl: env.RDMAQ_EXTERNAL_URL || undefined,
     allowedOrigins: env.RDMAQ_ALLOWED_ORIGINS
       ? env.RDMAQ_ALLOWED_ORIGINS.split(',').map((s) => s.trim())

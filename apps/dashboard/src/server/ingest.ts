@@ -15,6 +15,7 @@ import {
 } from '@rdmaq/shared';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Auth } from './auth.js';
+import { decodeAgentFrame } from './decode.js';
 import type { Fleet } from './fleet.js';
 import type { Logger } from './log.js';
 
@@ -165,7 +166,7 @@ export class Ingest {
       );
       return;
     }
-    const d = decodeFrame(AgentFrameSchema, data);
+    const d = decodeAgentFrame(data);
     if (!d.ok) {
       this.refuse(c, d.closeCode, 'ERR_RDMAQ_BAD_FRAME', d.reason);
       return;
