@@ -47,6 +47,9 @@ struct RecordHeader {
 };
 static_assert(sizeof(RecordHeader) == 24, "record header is 24 bytes");
 constexpr uint64_t kHeader = sizeof(RecordHeader);
+// Remote CQ data: the low 31 bits are the tail delta (capacity ≤ 1 GiB); this bit marks the handshake's test
+// write, which carries no records.
+constexpr uint64_t kCheckFlag = 1ull << 31;
 inline uint64_t Align8(uint64_t v) { return (v + 7) & ~uint64_t(7); }
 inline uint64_t NowNs() {
   timespec ts;
@@ -321,6 +324,7 @@ struct JournalHeader {
   uint64_t first_seq;  // sequence of the record at the oldest position the journal may still hold
   uint8_t pad0[64 - 48];
   alignas(64) volatile uint64_t credit;  // receiver's head, written remotely (fi_inject_writedata)
+  alignas(64) uint64_t check;            // source of the handshake's test write (not persisted meaning)
 };
 static_assert(sizeof(JournalHeader) <= 4096, "header fits the control page");
 
@@ -428,6 +432,8 @@ class SenderCore {
     fid_mr* mm = ep_.Register(mirror_, cap_, FI_WRITE, &k);
     mirror_desc_ = fi_mr_desc(mm);
     credit_mr_ = ep_.Register(const_cast<uint64_t*>(&hdr_->credit), 8, FI_REMOTE_WRITE, &credit_key_);
+    uint64_t ck = 0;
+    check_desc_ = fi_mr_desc(ep_.Register(&hdr_->check, 8, FI_WRITE, &ck));
     credit_addr_ = ep_.RemoteBase(const_cast<uint64_t*>(&hdr_->credit));
     max_inflight_ = std::max<size_t>(1, std::min<size_t>(ep_.summary().tx_size ? ep_.summary().tx_size : 64, 64));
     max_chunk_ = std::min<uint64_t>(ep_.summary().max_msg_size ? ep_.summary().max_msg_size : cap_, 1ull << 20);
@@ -439,6 +445,7 @@ class SenderCore {
     ep_.Close();
     inflight_ = 0;
     connected_ = false;
+    check_pending_ = false;
   }
 
   // Where to resend from, given the receiver's next expected sequence: walks the unacknowledged records.
@@ -490,6 +497,16 @@ class SenderCore {
     ReadCq();
     RefreshCredit();
     if (!connected_ || failed_) return !failed_;
+    if (check_pending_) {
+      ssize_t rc = fi_writedata(ep_.ep(), &hdr_->check, 8, check_desc_, kCheckFlag, peer_,
+                                ring_base_ + (sent_ & mask_), ring_key_, &check_ctx_);
+      if (rc == -FI_EAGAIN) return true;  // data waits behind the test write
+      if (rc != 0) {
+        SetFailed("the handshake's test write failed", int(rc));
+        return false;
+      }
+      check_pending_ = false;
+    }
     uint64_t tail = hdr_->tail;
     while (sent_ < tail && inflight_ < max_inflight_) {
       uint64_t off = sent_ & mask_;
@@ -509,6 +526,15 @@ class SenderCore {
       sent_ += len;
     }
     return !failed_;
+  }
+
+  // The handshake's test write: 8 bytes (value) into the free ring space at the start position, CQ data with
+  // kCheckFlag. The receiver answers "ready" only when it arrived intact, so a wrong ring key or address
+  // (which these providers drop silently) fails the handshake instead of stalling the link.
+  void WriteCheck(uint64_t value) {
+    hdr_->check = value;
+    check_pending_ = true;  // posted by Progress(): rxm answers -FI_EAGAIN until its connection is up
+    Progress();
   }
 
   // Test hook: a write whose remote CQ data lies (out-of-range tail delta).
@@ -533,7 +559,7 @@ class SenderCore {
   uint8_t* mirror() const { return mirror_; }
   uint64_t credit_key() const { return credit_key_; }
   uint64_t credit_addr() const { return credit_addr_; }
-  bool idle() const { return sent_ == hdr_->tail && inflight_ == 0; }
+  bool idle() const { return sent_ == hdr_->tail && inflight_ == 0 && !check_pending_; }
 
   uint64_t records_ = 0, bytes_ = 0, writes_ = 0, completions_ = 0, credits_ = 0, backpressure_ = 0,
            wraps_ = 0, cq_errors_ = 0;
@@ -562,6 +588,10 @@ class SenderCore {
         fi_cq_readerr(ep_.cq(), &err, 0);
         ++cq_errors_;
         if (err.op_context == &write_ctx_ && inflight_) --inflight_;
+        if (err.op_context == &check_ctx_) {
+          SetFailed("the handshake's test write failed", -int(err.err));
+          continue;
+        }
         char buf[256];
         const char* pe = fi_cq_strerror(ep_.cq(), err.prov_errno, err.err_data, buf, sizeof(buf));
         SetFailed(std::string("write completed with an error (") + (pe ? pe : "?") + ")", -int(err.err));
@@ -573,6 +603,7 @@ class SenderCore {
       }
       for (ssize_t i = 0; i < n; ++i) {
         // Sort by op_context / FI_REMOTE_WRITE (sockets sets FI_REMOTE_CQ_DATA on our own completions too).
+        if (e[i].op_context == &check_ctx_ && !(e[i].flags & FI_REMOTE_WRITE)) continue;
         if (e[i].op_context == &write_ctx_ && !(e[i].flags & FI_REMOTE_WRITE)) {
           if (inflight_) --inflight_;
           ++completions_;
@@ -609,6 +640,9 @@ class SenderCore {
   bool connected_ = false, failed_ = false;
   FabricError error_;
   int write_ctx_ = 0;  // its address tags our own write completions
+  int check_ctx_ = 0;
+  void* check_desc_ = nullptr;
+  bool check_pending_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -662,6 +696,16 @@ class ReceiverCore {
     have_expected_ = true;
     if (rx_cq_data_) PostReceives();
     connected_ = true;
+  }
+
+  // Handshake test write: 0 = not arrived yet, 1 = arrived intact, 2 = arrived with other bytes.
+  int PollCheck() {
+    if (!failed_) ReadCq();
+    return check_state_;
+  }
+  void ExpectCheck(uint64_t v) {
+    check_value_ = v;
+    check_state_ = 0;
   }
 
   // Reads the CQ (this is also what makes incoming writes land: progress is manual), then parses up to
@@ -797,6 +841,13 @@ class ReceiverCore {
         ++completions_;
         // verbs carries 4 bytes of CQ data: the delta is defined as 32 bits everywhere.
         uint64_t delta = e[i].data & 0xffffffffull;
+        if (delta == kCheckFlag) {
+          uint64_t got;
+          memcpy(&got, ring_.base + (tail_ & mask_), 8);
+          check_state_ = got == check_value_ ? 1 : 2;
+          if (rx_cq_data_) fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, &recv_ctx_);
+          continue;
+        }
         if (delta == 0 || (delta & 7) || tail_ + delta - head_ > cap_) {
           SetFailed("out-of-range remote CQ data: tail delta " + std::to_string(e[i].data) + " with " +
                         std::to_string(cap_ - (tail_ - head_)) + " bytes free in the ring",
@@ -830,6 +881,8 @@ class ReceiverCore {
   bool rx_cq_data_ = false, connected_ = false, failed_ = false;
   FabricError error_;
   int recv_ctx_ = 0;
+  uint64_t check_value_ = 0;
+  int check_state_ = 0;
 };
 
 // Parses an IP provider's fabric address (sockaddr_in / sockaddr_in6) into "ip" and port; "" if another format.

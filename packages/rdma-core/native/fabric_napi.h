@@ -117,7 +117,8 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
                         InstanceMethod("state", &FabricSenderNative::State),
                         InstanceMethod("error", &FabricSenderNative::Error),
                         InstanceMethod("closeFabric", &FabricSenderNative::CloseFabric),
-                        InstanceMethod("forgeWrite", &FabricSenderNative::ForgeWrite)});
+                        InstanceMethod("forgeWrite", &FabricSenderNative::ForgeWrite),
+                        InstanceMethod("writeCheck", &FabricSenderNative::WriteCheck)});
   }
   FabricSenderNative(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FabricSenderNative>(info) {
     uint64_t cap = ArgU64(info, 0, "capacity");
@@ -217,6 +218,14 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
     core_->CloseFabric();
     return info.Env().Undefined();
   }
+  Napi::Value WriteCheck(const Napi::CallbackInfo& info) {
+    uint64_t v = ArgU64(info, 0, "check value");
+    Guard(info.Env(), [&] {
+      core_->WriteCheck(v);
+      return 0;
+    });
+    return info.Env().Undefined();
+  }
   Napi::Value ForgeWrite(const Napi::CallbackInfo& info) {
     core_->ForgeWrite(ArgU64(info, 0, "length"), ArgU64(info, 1, "data"));
     return info.Env().Undefined();
@@ -238,7 +247,9 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
                         InstanceMethod("descriptors", &FabricReceiverNative::Descriptors),
                         InstanceMethod("state", &FabricReceiverNative::State),
                         InstanceMethod("error", &FabricReceiverNative::Error),
-                        InstanceMethod("closeFabric", &FabricReceiverNative::CloseFabric)});
+                        InstanceMethod("closeFabric", &FabricReceiverNative::CloseFabric),
+                        InstanceMethod("expectCheck", &FabricReceiverNative::ExpectCheck),
+                        InstanceMethod("pollCheck", &FabricReceiverNative::PollCheck)});
   }
   FabricReceiverNative(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FabricReceiverNative>(info) {
     uint64_t cap = ArgU64(info, 0, "capacity");
@@ -328,6 +339,13 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
   Napi::Value CloseFabric(const Napi::CallbackInfo& info) {
     core_->CloseFabric();
     return info.Env().Undefined();
+  }
+  Napi::Value ExpectCheck(const Napi::CallbackInfo& info) {
+    core_->ExpectCheck(ArgU64(info, 0, "check value"));
+    return info.Env().Undefined();
+  }
+  Napi::Value PollCheck(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), core_->PollCheck());
   }
 
   std::shared_ptr<ReceiverCore> core_;

@@ -353,8 +353,8 @@ export class FabricSender extends EventEmitter {
       const [pos, seq] = point;
       const check = intField(ring, 'check', 1);
       this.native.connect(peerAddr, ringAddr, ringKey, pos);
-      this.native.writeCheck(check);
       conn.send({ t: 'start', pos, seq });
+      this.native.writeCheck(check);
       // Progress is manual: keep polling our CQ while the receiver looks for the test write.
       const spin = setInterval(() => this.native.progress(), 1);
       let ready: ControlMsg;

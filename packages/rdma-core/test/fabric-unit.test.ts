@@ -1,0 +1,363 @@
+/**
+ * Fabric transport in one process: provider errors, the authenticated handshake against bad input, the
+ * idle strategies, probes and out-of-range remote CQ data. Both ends run on loopback (net / tcp;ofi_rxm).
+ */
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ControlConn, type ControlMsg } from '../src/fabric/handshake.js';
+import {
+  connectFabric,
+  type FabricListener,
+  type FabricReceiver,
+  type FabricSender,
+  fabricProbe,
+  listenFabric,
+} from '../src/fabric/index.js';
+import { fabricNative, type NativeFabricSender } from '../src/fabric/native.js';
+import { SECRET } from './fabric-helpers.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function listener(extra: Partial<Parameters<typeof listenFabric>[0]> = {}): Promise<FabricListener> {
+  const l = await listenFabric({ port: 0, host: '127.0.0.1', secret: SECRET, ...extra });
+  l.on('error', () => {}); // asserted explicitly where it matters
+  cleanups.push(() => l.close());
+  return l;
+}
+
+async function pair(
+  provider: string,
+  rxOpts: Parameters<FabricListener['accept']>[1] = {},
+): Promise<{ l: FabricListener; rx: FabricReceiver; tx: FabricSender }> {
+  const l = await listener();
+  const rx = l.accept('unit', { capacity: 1 << 16, ...rxOpts });
+  const tx = await connectFabric({ linkId: 'unit', host: '127.0.0.1', port: l.port, secret: SECRET, provider, capacity: 1 << 16 });
+  cleanups.push(() => tx.close());
+  return { l, rx, tx };
+}
+
+function errorOf(p: Promise<unknown>): Promise<Error & { code?: string }> {
+  return p.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: Error & { code?: string }) => e,
+  );
+}
+
+function nextError(l: FabricListener, timeoutMs = 15_000): Promise<Error & { code?: string }> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('listener reported no error')), timeoutMs);
+    l.once('error', (e: Error & { code?: string }) => {
+      clearTimeout(t);
+      resolve(e);
+    });
+  });
+}
+
+/** A raw client that passes authentication and then says whatever the test wants. */
+async function rawClient(port: number, secret = SECRET): Promise<ControlConn> {
+  const sock = await new Promise<Socket>((resolve, reject) => {
+    const s = netConnect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const c = new ControlConn(sock, 'client');
+  cleanups.push(() => c.shut('test done'));
+  await c.authenticateClient(Buffer.from(secret), 5000);
+  return c;
+}
+
+function linkMsg(sender: NativeFabricSender, over: Partial<ControlMsg> = {}): ControlMsg {
+  const info = sender.open('net', '127.0.0.1');
+  cleanups.push(() => sender.closeFabric());
+  return {
+    t: 'link',
+    v: 1,
+    linkId: 'unit',
+    epoch: 1,
+    provider: 'net',
+    streamId: 42,
+    address: info.address.toString('base64'),
+    creditAddr: info.creditAddr.toString(),
+    creditKey: info.creditKey.toString(),
+    capacity: 1 << 16,
+    nextSeq: 0,
+    ...over,
+  };
+}
+
+describe('fabric providers', () => {
+  it('reads the fi_info of net and tcp;ofi_rxm (CQ data, inject size, tx depth, mr_mode)', () => {
+    for (const p of ['net', 'tcp;ofi_rxm']) {
+      const info = fabricProbe(p);
+      expect(info.provider).toBe(p);
+      expect(info.cqDataSize).toBeGreaterThanOrEqual(4);
+      expect(info.injectSize).toBeGreaterThan(0);
+      expect(info.txSize).toBeGreaterThan(0);
+      expect(info.address.length).toBeGreaterThan(0);
+      expect(info.addressText).toMatch(/127\.0\.0\.1/);
+    }
+  });
+
+  it('an unknown provider is ERR_RDMAQ_NO_PROVIDER naming the ones that exist', async () => {
+    expect(() => fabricProbe('nosuchprov')).toThrow(
+      expect.objectContaining({ code: 'ERR_RDMAQ_NO_PROVIDER', message: expect.stringMatching(/nosuchprov.*net.*tcp/) }),
+    );
+    const l = await listener();
+    l.accept('unit', { capacity: 1 << 16 });
+    const err = await errorOf(
+      connectFabric({ linkId: 'unit', host: '127.0.0.1', port: l.port, secret: SECRET, provider: 'nosuchprov', capacity: 1 << 16 }),
+    );
+    expect(err.code).toBe('ERR_RDMAQ_NO_PROVIDER');
+    expect(err.message).toMatch(/available here.*net/);
+  });
+
+  it('verbs and efa without a device: "no RDMA device found"', () => {
+    for (const p of ['verbs', 'verbs;ofi_rxm', 'efa']) {
+      expect(() => fabricProbe(p)).toThrow(
+        expect.objectContaining({
+          code: 'ERR_RDMAQ_NO_DEVICE',
+          message: expect.stringContaining(`no RDMA device found (${p.split(';')[0]})`),
+        }),
+      );
+    }
+  });
+});
+
+describe('fabric handshake', () => {
+  it('a sender with the wrong secret is refused before anything is shared', async () => {
+    const l = await listener();
+    const rx = l.accept('unit', { capacity: 1 << 16 });
+    const err = await errorOf(
+      connectFabric({ linkId: 'unit', host: '127.0.0.1', port: l.port, secret: 'not-the-secret', capacity: 1 << 16 }),
+    );
+    expect(err.code).toBe('ERR_RDMAQ_AUTH');
+    expect(err.message).toMatch(/cluster secret/);
+    expect(rx.state).toBe('connecting');
+    expect(rx.info).toBeNull(); // the receiver never opened an endpoint: no address or key left the host
+  });
+
+  it('a client that fails the challenge is reported by the listener as ERR_RDMAQ_AUTH', async () => {
+    const l = await listener();
+    l.accept('unit', { capacity: 1 << 16 });
+    const reported = nextError(l);
+    // A client that skips verifying the server and answers with a made-up proof.
+    const sock = await new Promise<Socket>((resolve) => {
+      const s = netConnect({ host: '127.0.0.1', port: l.port }, () => resolve(s));
+    });
+    cleanups.push(() => sock.destroy());
+    const frame = (o: object): Buffer => {
+      const b = Buffer.from(JSON.stringify(o));
+      const h = Buffer.alloc(4);
+      h.writeUInt32BE(b.length);
+      return Buffer.concat([h, b]);
+    };
+    sock.write(frame({ t: 'hello', v: 1, nonce: '00'.repeat(32) }));
+    await new Promise((r) => sock.once('data', r));
+    sock.write(frame({ t: 'proof', proof: 'ab'.repeat(32) }));
+    const e = await reported;
+    expect(e.code).toBe('ERR_RDMAQ_AUTH');
+  });
+
+  it('a tampered frame (forged ring key) fails the HMAC check: ERR_RDMAQ_HANDSHAKE', async () => {
+    const l = await listener();
+    l.accept('unit', { capacity: 1 << 16 });
+    // Man in the middle: forwards everything, but rewrites the digits of ringKey in the listener's answer.
+    const proxy: Server = createServer((client) => {
+      const up = netConnect({ host: '127.0.0.1', port: l.port });
+      client.pipe(up);
+      up.on('data', (d: Buffer) => {
+        const s = d.toString('latin1');
+        const i = s.indexOf('"ringKey":"');
+        if (i >= 0) {
+          const j = i + '"ringKey":"'.length;
+          const c = s.charCodeAt(j) === 0x31 ? '2' : '1';
+          client.write(Buffer.from(s.slice(0, j) + c + s.slice(j + 1), 'latin1'));
+        } else client.write(d);
+      });
+      up.on('close', () => client.destroy());
+      client.on('close', () => up.destroy());
+      client.on('error', () => up.destroy());
+      up.on('error', () => client.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => proxy.close(() => r())));
+    const port = (proxy.address() as { port: number }).port;
+    const err = await errorOf(connectFabric({ linkId: 'unit', host: '127.0.0.1', port, secret: SECRET, capacity: 1 << 16 }));
+    expect(err.code).toBe('ERR_RDMAQ_HANDSHAKE');
+    expect(err.message).toMatch(/HMAC/);
+  });
+
+  it('a forged fabric address (another host than the control connection) is refused', async () => {
+    const l = await listener();
+    const rx = l.accept('unit', { capacity: 1 << 16 });
+    const reported = nextError(l);
+    const c = await rawClient(l.port);
+    const s = new fabricNative.FabricSenderNative(1 << 16, '');
+    const msg = linkMsg(s);
+    const forged = Buffer.from(msg.address as string, 'base64');
+    forged.set([10, 1, 2, 3], 4); // sockaddr_in: the IPv4 address sits at bytes 4..7
+    c.send({ ...msg, address: forged.toString('base64') });
+    const e = await reported;
+    expect(e.code).toBe('ERR_RDMAQ_HANDSHAKE');
+    expect(e.message).toMatch(/10\.1\.2\.3.*not the host of its control connection/);
+    expect(rx.state).toBe('connecting');
+  });
+
+  it('a forged ring key (authenticated peer) is caught by the test write, not a silent stall', async () => {
+    const l = await listener();
+    l.accept('unit', { capacity: 1 << 16 });
+    const reported = nextError(l);
+    const c = await rawClient(l.port);
+    const s = new fabricNative.FabricSenderNative(1 << 16, '');
+    c.send(linkMsg(s));
+    const ring = await c.next(5000);
+    expect(ring.t).toBe('ring');
+    const [pos, seq] = s.resendPoint(-1);
+    s.connect(Buffer.from(ring.address as string, 'base64'), BigInt(ring.ringAddr as string), BigInt(ring.ringKey as string) + 7n, pos);
+    c.send({ t: 'start', pos, seq });
+    s.writeCheck(ring.check as number);
+    const spin = setInterval(() => s.progress(), 1);
+    cleanups.push(() => clearInterval(spin));
+    const e = await reported;
+    expect(e.code).toBe('ERR_RDMAQ_HANDSHAKE');
+    expect(e.message).toMatch(/test write did not arrive.*wrong ring key/);
+  });
+
+  it('out-of-range and malformed link parameters are ERR_RDMAQ_HANDSHAKE', async () => {
+    const l = await listener();
+    l.accept('unit', { capacity: 1 << 16 });
+    const cases: Array<[Partial<ControlMsg>, RegExp]> = [
+      [{ capacity: 12_345 }, /capacity mismatch/],
+      [{ capacity: 2 ** 40 }, /capacity must be an integer/],
+      [{ epoch: -1 }, /epoch must be an integer/],
+      [{ creditKey: '-5' }, /creditKey must be a u64/],
+      [{ creditKey: '99999999999999999999999' }, /creditKey must be a u64/],
+      [{ nextSeq: 1.5 }, /nextSeq must be an integer/],
+      [{ linkId: 'bad id with spaces' }, /linkId is malformed/],
+      [{ provider: 'net; rm -rf /' }, /provider is malformed/],
+      [{ address: '' }, /address is malformed/],
+    ];
+    for (const [over, re] of cases) {
+      const reported = nextError(l);
+      const c = await rawClient(l.port);
+      const s = new fabricNative.FabricSenderNative(1 << 16, '');
+      c.send(linkMsg(s, over));
+      const e = await reported;
+      expect(e.code, JSON.stringify(over)).toBe('ERR_RDMAQ_HANDSHAKE');
+      expect(e.message, JSON.stringify(over)).toMatch(re);
+      const answer = await c.next(5000).catch((x: Error) => ({ t: 'closed', message: x.message }) as ControlMsg);
+      expect(answer.t).toMatch(/error|closed/);
+    }
+  });
+
+  it('an oversized frame is refused without reading it', async () => {
+    const l = await listener();
+    const reported = nextError(l);
+    const sock = await new Promise<Socket>((resolve) => {
+      const s = netConnect({ host: '127.0.0.1', port: l.port }, () => resolve(s));
+    });
+    cleanups.push(() => sock.destroy());
+    const h = Buffer.alloc(4);
+    h.writeUInt32BE(64 * 1024 * 1024);
+    sock.write(h);
+    const e = await reported;
+    expect(e.code).toBe('ERR_RDMAQ_HANDSHAKE');
+    expect(e.message).toMatch(/out of range/);
+  });
+
+  it('an unknown link id is ERR_RDMAQ_UNKNOWN_LINK', async () => {
+    const l = await listener();
+    const err = await errorOf(connectFabric({ linkId: 'nobody', host: '127.0.0.1', port: l.port, secret: SECRET, capacity: 1 << 16 }));
+    expect(err.code).toBe('ERR_RDMAQ_UNKNOWN_LINK');
+  });
+});
+
+describe('fabric link in one process', () => {
+  for (const provider of ['net', 'tcp;ofi_rxm']) {
+    for (const idle of ['event', 'backoff', 'busy-spin'] as const) {
+      it(`${provider}, ${idle}: delivers in order after idle periods (parked receiver is woken)`, async () => {
+        const { rx, tx } = await pair(provider, { idle });
+        const got: number[] = [];
+        rx.start((buf, off, len) => got.push(buf.readUInt32LE(off) + len * 0));
+        for (let round = 0; round < 3; round++) {
+          for (let i = 0; i < 100; i++) {
+            const b = Buffer.alloc(4 + (i % 50));
+            b.writeUInt32LE(round * 100 + i);
+            while (!tx.send(b)) await tx.whenWritable(b.length);
+          }
+          const want = (round + 1) * 100;
+          const end = Date.now() + 20_000;
+          while (got.length < want && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+          expect(got.length).toBe(want);
+          await new Promise((r) => setTimeout(r, 300)); // idle long enough to park in backoff mode
+        }
+        expect(got).toEqual(Array.from({ length: 300 }, (_, i) => i));
+        expect(rx.stats().counters.records).toBe(300);
+        expect(tx.stats().counters.records).toBe(300);
+        rx.stop();
+      });
+    }
+  }
+
+  it('probe() measures a round trip through the ring', async () => {
+    const { rx, tx } = await pair('net', { idle: 'event' });
+    rx.start(() => {});
+    const rtt = await tx.probe(10_000);
+    expect(rtt).toBeGreaterThan(0);
+    expect(tx.stats().latency.rtt.reduce((a, [, n]) => a + n, 0)).toBe(1);
+    rx.stop();
+  });
+
+  it('a full ring is back-pressure: send() false, whenWritable() resolves once the receiver consumes', async () => {
+    const { rx, tx } = await pair('net');
+    const rec = Buffer.alloc(1000);
+    let accepted = 0;
+    while (tx.send(rec)) accepted++;
+    expect(accepted).toBeGreaterThan(30);
+    expect(accepted).toBeLessThan(70); // 64 KiB ring, 1024-byte records
+    expect(tx.stats().counters.backpressure).toBeGreaterThan(0);
+    const w = tx.whenWritable(1000);
+    let n = 0;
+    const end = Date.now() + 20_000;
+    while (n < accepted && Date.now() < end) {
+      n += rx.poll(() => {}, 256);
+      await new Promise((r) => setImmediate(r));
+    }
+    await w;
+    expect(n).toBe(accepted);
+    expect(tx.send(rec)).toBe(true);
+  });
+
+  it('out-of-range remote CQ data breaks the stream with ERR_RDMAQ_PROTOCOL, then the link recovers', async () => {
+    const { rx, tx } = await pair('net');
+    const errors: Array<Error & { code?: string }> = [];
+    rx.on('error', (e) => errors.push(e));
+    const got: number[] = [];
+    rx.start((buf, off) => got.push(buf.readUInt32LE(off)));
+    const native = (tx as unknown as { native: NativeFabricSender }).native;
+    native.forgeWrite(64, (1 << 16) * 4); // claims the tail moved by 4 rings
+    const end = Date.now() + 15_000;
+    while (!errors.length && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    expect(errors[0]?.code).toBe('ERR_RDMAQ_PROTOCOL');
+    expect(errors[0]?.message).toMatch(/out-of-range remote CQ data/);
+    expect(rx.stats().counters.errors.bad_header).toBe(1);
+    // The receiver dropped the connection; the sender reconnects and the stream goes on.
+    const until = Date.now() + 20_000;
+    while ((tx.state !== 'up' || tx.epoch < 2) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(tx.epoch).toBe(2);
+    rx.start((buf, off) => got.push(buf.readUInt32LE(off)));
+    for (let i = 0; i < 10; i++) {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(i);
+      expect(tx.send(b)).toBe(true);
+    }
+    const t2 = Date.now() + 20_000;
+    while (got.length < 10 && Date.now() < t2) await new Promise((r) => setTimeout(r, 5));
+    expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    rx.stop();
+  });
+});
