@@ -68,6 +68,11 @@ export interface Agent {
   health(): Health;
   /** Called after every sample (tests, bench). */
   onSample(fn: (s: Sample) => void): () => void;
+  /** Stops periodic sampling (benchmark baseline); resumeSampling restarts it, optionally at another interval. */
+  pauseSampling(): void;
+  resumeSampling(intervalMs?: number): void;
+  /** What sampling has cost so far: samples taken and CPU time spent taking them. */
+  samplingCost(): { samples: number; busyMs: number };
 }
 
 /** A run id: unique per agent process, so the hub can tell a restart from a reconnect. */
@@ -150,8 +155,11 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   });
 
   let seq = 0;
+  let busyMs = 0;
   const sampleListeners = new Set<(s: Sample) => void>();
   const sampleNow = (): Sample => {
+    // CPU time, not wall time: on a busy host the thread may be preempted mid-sample, which costs no CPU.
+    const cpu0 = process.cpuUsage();
     const linkSamples = links.sample();
     if (linkSamples.length > MAX_LINKS_PER_SAMPLE) {
       log.error(
@@ -171,10 +179,13 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     metrics.ingest(sample);
     hub?.pushSample(sample);
     const hs = hub?.stats;
+    const cpu = process.cpuUsage(cpu0);
+    busyMs += (cpu.user + cpu.system) / 1000;
     metrics.setSide({
       hubConnected: hs?.state === 'live',
       bufferedSamples: hs?.bufferedSamples ?? 0,
       droppedSamples: hs?.droppedSamples ?? 0,
+      samplingSeconds: busyMs / 1000,
     });
     for (const fn of sampleListeners) {
       try {
@@ -188,7 +199,7 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
   let stopping = false;
   let sampleTimer: TimerHandle | undefined;
-  const interval = config.sampling.intervalMs;
+  let interval = config.sampling.intervalMs;
   let nextAt = 0;
   const scheduleSample = (): void => {
     if (stopping) return;
@@ -343,5 +354,17 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       sampleListeners.add(fn);
       return () => sampleListeners.delete(fn);
     },
+    pauseSampling() {
+      sampleTimer?.cancel();
+      sampleTimer = undefined;
+    },
+    resumeSampling(intervalMs) {
+      if (stopping) return;
+      sampleTimer?.cancel();
+      if (intervalMs !== undefined) interval = intervalMs;
+      nextAt = clock.now();
+      scheduleSample();
+    },
+    samplingCost: () => ({ samples: seq, busyMs }),
   };
 }

@@ -439,6 +439,15 @@ export class LinkManager extends EventEmitter {
     return out;
   }
 
+  /** Raw cumulative native statistics of one link (benchmarks); does not advance the sample deltas. */
+  rawStats(id: string): LinkStats | undefined {
+    try {
+      return this.links.get(id)?.end?.stats();
+    } catch {
+      return undefined;
+    }
+  }
+
   views(): LinkView[] {
     return [...this.links.values()].map((l) => ({
       id: l.id,

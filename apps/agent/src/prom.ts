@@ -127,13 +127,20 @@ export interface AgentSideFigures {
   hubConnected: boolean;
   bufferedSamples: number;
   droppedSamples: number;
+  /** CPU time spent taking samples. */
+  samplingSeconds: number;
 }
 
 export class AgentMetrics {
   readonly registry = new Registry();
   private readonly links = new Map<string, LinkEntry>();
   private last: Sample | undefined;
-  private side: AgentSideFigures = { hubConnected: false, bufferedSamples: 0, droppedSamples: 0 };
+  private side: AgentSideFigures = {
+    hubConnected: false,
+    bufferedSamples: 0,
+    droppedSamples: 0,
+    samplingSeconds: 0,
+  };
 
   constructor(opts: AgentMetricsOptions) {
     const r = this.registry;
@@ -247,6 +254,15 @@ export class AgentMetrics {
       collect() {
         this.reset();
         this.inc(side().droppedSamples);
+      },
+    });
+    new Counter({
+      name: 'rdmaq_agent_sampling_seconds_total',
+      help: 'CPU time spent reading link statistics and building samples.',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(side().samplingSeconds);
       },
     });
     const lastSeq = () => this.last?.seq ?? 0;
