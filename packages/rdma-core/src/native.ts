@@ -133,12 +133,16 @@ export interface NativeAddon {
   bucketOf(valueNs: number): number;
   /** CLOCK_MONOTONIC in ns (the clock record timestamps use). */
   nowNs(): number;
-  /** 64-bit FNV-1a over buffer[offset, offset+length), returned as a hex string. */
-  checksum(buffer: Uint8Array, offset: number, length: number): string;
-  /** 32-bit FNV-1a (fast path for tests) as a number. */
+  /** 64-bit hash (xxh64 style) of buffer[offset, offset+length), top 53 bits as a number. */
+  checksum(buffer: Uint8Array, offset: number, length: number): number;
+  /** Low 32 bits of the same hash. */
   checksum32(buffer: Uint8Array, offset: number, length: number): number;
-  /** memcpy bandwidth of `size`-byte copies repeated for about `ms` milliseconds, GB/s. */
-  memcpyBandwidth(size: number, ms: number): number;
+  /** Test payloads: writes a pattern from `seed` with its checksum in the first 8 bytes. */
+  testSeal(buffer: Uint8Array, offset: number, length: number, seed: number): void;
+  /** Verifies a payload written by testSeal with the same seed. */
+  testCheck(buffer: Uint8Array, offset: number, length: number, seed: number): boolean;
+  /** memcpy bandwidth (GB/s) of `size`-byte copies into destinations rotating over `span` bytes for ~`ms` ms. */
+  memcpyBandwidth(size: number, ms: number, span?: number): number;
   /** Removes ring files in `dir` whose receiver and sender processes are both dead; returns removed paths. */
   sweepStale(dir: string): string[];
   /** Reads the header of a ring file (for diagnostics and tests); throws ERR_RDMAQ_RING_* if invalid. */

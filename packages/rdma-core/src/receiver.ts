@@ -61,6 +61,11 @@ export class Receiver extends EventEmitter {
     });
   }
 
+  /** @internal The native end (benchmark engine loops). */
+  get nativeHandle(): NativeReceiver {
+    return this.native;
+  }
+
   get state(): LinkState {
     return this.stateNow;
   }

@@ -50,6 +50,11 @@ export class Sender extends EventEmitter {
     return this.nativeEnd;
   }
 
+  /** @internal The native end (benchmark engine loops). */
+  get nativeHandle(): NativeSender {
+    return this.n;
+  }
+
   get state(): LinkState {
     return this.stateNow;
   }

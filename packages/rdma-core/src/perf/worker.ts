@@ -1,0 +1,314 @@
+/**
+ * One end of an rdmaq-perf case, run in its own process pinned to a core (started by cli.ts through taskset).
+ * Talks to the orchestrator over the fork IPC channel: listening → connect → connected → run → result.
+ */
+import { createServer, connect as netConnect, type Socket } from 'node:net';
+import { connect, listen, type Receiver, type Sender } from '../index.js';
+import { native } from '../native.js';
+import type { IdleStrategy } from '../types.js';
+import { samplePercentiles } from './stats.js';
+
+export interface WorkerConfig {
+  role: 'lat-init' | 'lat-pong' | 'bw-send' | 'bw-recv' | 'tcp-echo' | 'tcp-ping' | 'idle-rx' | 'idle-tx';
+  /** Listener socket of this worker (receiving end), and of the peer. */
+  sockSelf?: string;
+  sockPeer?: string;
+  size: number;
+  iters: number;
+  warmup: number;
+  idle: IdleStrategy;
+  engine: boolean;
+  capacity: number;
+  port?: number;
+  seconds?: number;
+}
+
+type Msg = { t: string; [k: string]: unknown };
+
+const send = (m: Msg) => process.send?.(m);
+function next(t: string): Promise<Msg> {
+  return new Promise((resolve) => {
+    const on = (m: Msg) => {
+      if (m.t !== t) return;
+      process.off('message', on);
+      resolve(m);
+    };
+    process.on('message', on);
+  });
+}
+
+/** Sends the result, then waits for the orchestrator's exit (both ends report before either closes). */
+async function report(res: Msg): Promise<void> {
+  send(res);
+  await next('exit');
+}
+
+/** Common choreography: listen (if receiving), wait, connect (if sending), wait, run. */
+async function setup(cfg: WorkerConfig, inLink: string | undefined, outLink: string | undefined) {
+  let rx: Receiver | undefined;
+  let tx: Sender | undefined;
+  const l = cfg.sockSelf ? await listen({ socketPath: cfg.sockSelf, capacity: cfg.capacity }) : undefined;
+  if (l && inLink) rx = l.accept(inLink, { idle: cfg.idle, batch: 1024 });
+  send({ t: 'listening' });
+  await next('connect');
+  if (outLink && cfg.sockPeer) tx = await connect({ linkId: outLink, socketPath: cfg.sockPeer });
+  send({ t: 'connected' });
+  await next('run');
+  return { l, rx, tx };
+}
+
+function spinUntil(pred: () => boolean): void {
+  while (!pred()) {}
+}
+
+async function latInit(cfg: WorkerConfig): Promise<void> {
+  const { l, rx, tx } = await setup(cfg, 'pong', 'ping');
+  const total = cfg.warmup + cfg.iters;
+  const samples = new Float64Array(cfg.iters);
+  const payload = Buffer.alloc(cfg.size, 0x5a);
+  let elapsed = 0;
+  if (cfg.engine) {
+    const r = native.engineLatPing(tx!.nativeHandle, rx!.nativeHandle, cfg.size, cfg.iters, cfg.warmup);
+    await report({ t: 'result', buckets: r.buckets, maxNs: r.maxNs, count: r.count, elapsedNs: r.elapsedNs });
+    await tx!.close();
+    await l!.close();
+    return;
+  }
+  if (cfg.idle === 'busy-spin') {
+    // JS to JS: a synchronous loop, send then spin on a batched poll of one record.
+    const out = new Float64Array(3);
+    const t0 = native.nowNs();
+    for (let i = 0; i < total; i++) {
+      const s = native.nowNs();
+      spinUntil(() => tx!.send(payload));
+      while (rx!.pollBatch(out, 1) === 0) {}
+      const e = native.nowNs();
+      if (i >= cfg.warmup) samples[i - cfg.warmup] = (e - s) / 2;
+    }
+    rx!.release();
+    elapsed = native.nowNs() - t0;
+  } else {
+    // backoff / event: driven by the event loop through start(); the echo handler sends the next ping.
+    const t0 = native.nowNs();
+    await new Promise<void>((resolve) => {
+      let i = 0;
+      let s = native.nowNs();
+      rx!.start(() => {
+        const e = native.nowNs();
+        if (i >= cfg.warmup) samples[i - cfg.warmup] = (e - s) / 2;
+        i += 1;
+        if (i === total) {
+          rx!.stop();
+          resolve();
+          return;
+        }
+        s = native.nowNs();
+        tx!.send(payload);
+      });
+      tx!.send(payload);
+    });
+    elapsed = native.nowNs() - t0;
+  }
+  const p = samplePercentiles(samples);
+  await report({ t: 'result', ...p, count: cfg.iters, elapsedNs: elapsed });
+  await tx!.close();
+  await l!.close();
+}
+
+async function latPong(cfg: WorkerConfig): Promise<void> {
+  const { l, rx, tx } = await setup(cfg, 'ping', 'pong');
+  const total = cfg.warmup + cfg.iters;
+  if (cfg.engine) {
+    native.engineLatPong(tx!.nativeHandle, rx!.nativeHandle, total);
+  } else {
+    const echo = (buf: Buffer, off: number, len: number) => {
+      let o = tx!.claim(len);
+      while (o < 0) o = tx!.claim(len);
+      buf.copy(tx!.buffer, o, off, off + len);
+      tx!.commit();
+    };
+    if (cfg.idle === 'busy-spin') {
+      const out = new Float64Array(3 * 64);
+      let done = 0;
+      while (done < total) {
+        const n = rx!.pollBatch(out, 64);
+        for (let k = 0; k < n; k++) echo(rx!.buffer, out[3 * k]!, out[3 * k + 1]!);
+        done += n;
+      }
+      rx!.release();
+    } else {
+      await new Promise<void>((resolve) => {
+        let done = 0;
+        rx!.start((buf, off, len) => {
+          echo(buf, off, len);
+          done += 1;
+          if (done === total) {
+            rx!.stop();
+            resolve();
+          }
+        });
+      });
+    }
+  }
+  await report({ t: 'result' });
+  await tx!.close();
+  await l!.close();
+}
+
+async function bwSend(cfg: WorkerConfig): Promise<void> {
+  const { tx } = await setup(cfg, undefined, 'stream');
+  const t0 = native.nowNs();
+  if (cfg.engine) {
+    native.engineBwSend(tx!.nativeHandle, cfg.size, cfg.iters);
+  } else {
+    // Batched zero-copy claims straight into the ring: one N-API call per batch, not per record.
+    const payload = Buffer.alloc(cfg.size, 0xa5);
+    const buf = tx!.buffer;
+    const offs = tx!.batchOffsets;
+    let sent = 0;
+    while (sent < cfg.iters) {
+      const n = tx!.claimBatch(Math.min(1024, cfg.iters - sent), cfg.size);
+      if (n === 0) {
+        if (cfg.idle === 'busy-spin') continue;
+        await tx!.whenWritable(cfg.size);
+        continue;
+      }
+      for (let k = 0; k < n; k++) payload.copy(buf, offs[k]!);
+      tx!.commit();
+      sent += n;
+    }
+  }
+  const elapsed = native.nowNs() - t0;
+  await report({ t: 'result', elapsedNs: elapsed });
+  await tx!.close();
+}
+
+async function bwRecv(cfg: WorkerConfig): Promise<void> {
+  const { l, rx } = await setup(cfg, 'stream', undefined);
+  let first = 0;
+  let last = 0;
+  let bytes = 0;
+  if (cfg.engine) {
+    const r = native.engineBwRecv(rx!.nativeHandle, cfg.iters);
+    const stats = rx!.stats();
+    await report({
+      t: 'result',
+      elapsedNs: r.elapsedNs,
+      bytes: r.bytes,
+      count: cfg.iters,
+      queue: stats.latency.queue,
+    });
+    await l!.close();
+    return;
+  }
+  if (cfg.idle === 'busy-spin') {
+    const out = new Float64Array(3 * 1024);
+    let got = 0;
+    while (got < cfg.iters) {
+      const n = rx!.pollBatch(out, 1024);
+      if (n === 0) continue;
+      if (got === 0) first = native.nowNs();
+      for (let k = 0; k < n; k++) bytes += out[3 * k + 1]!;
+      got += n;
+    }
+    rx!.release();
+    last = native.nowNs();
+  } else {
+    await new Promise<void>((resolve) => {
+      let got = 0;
+      rx!.start((_b, _o, len) => {
+        if (got === 0) first = native.nowNs();
+        bytes += len;
+        got += 1;
+        if (got === cfg.iters) {
+          last = native.nowNs();
+          rx!.stop();
+          resolve();
+        }
+      });
+    });
+  }
+  const stats = rx!.stats();
+  await report({ t: 'result', elapsedNs: last - first, bytes, count: cfg.iters, queue: stats.latency.queue });
+  await l!.close();
+}
+
+async function tcpEcho(_cfg: WorkerConfig): Promise<void> {
+  const server = createServer((sock) => {
+    sock.setNoDelay(true);
+    sock.on('data', (d) => sock.write(d));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const addr = server.address();
+  send({ t: 'listening', port: typeof addr === 'object' && addr ? addr.port : 0 });
+  await next('exit');
+  server.close();
+}
+
+async function tcpPing(cfg: WorkerConfig): Promise<void> {
+  const sock: Socket = await new Promise((resolve, reject) => {
+    const s = netConnect(cfg.port!, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+  sock.setNoDelay(true);
+  const total = cfg.warmup + cfg.iters;
+  const samples = new Float64Array(cfg.iters);
+  const payload = Buffer.alloc(cfg.size, 1);
+  await new Promise<void>((resolve) => {
+    let i = 0;
+    let got = 0;
+    let s = native.nowNs();
+    sock.on('data', (d) => {
+      got += d.length;
+      if (got < cfg.size) return; // a ping-pong message may arrive in pieces
+      got -= cfg.size;
+      const e = native.nowNs();
+      if (i >= cfg.warmup) samples[i - cfg.warmup] = (e - s) / 2;
+      i += 1;
+      if (i === total) {
+        resolve();
+        return;
+      }
+      s = native.nowNs();
+      sock.write(payload);
+    });
+    sock.write(payload);
+  });
+  sock.destroy();
+  send({ t: 'result', ...samplePercentiles(samples) });
+}
+
+/** Idle link: connect, then do nothing for `seconds` (the orchestrator measures CPU time). */
+async function idleEnd(cfg: WorkerConfig): Promise<void> {
+  const { l, rx, tx } = await setup(
+    cfg,
+    cfg.role === 'idle-rx' ? 'idle' : undefined,
+    cfg.role === 'idle-tx' ? 'idle' : undefined,
+  );
+  rx?.start(() => {});
+  await new Promise((r) => setTimeout(r, (cfg.seconds ?? 3) * 1000));
+  rx?.stop();
+  await report({ t: 'result' });
+  await tx?.close();
+  await l?.close();
+}
+
+export async function runWorker(cfg: WorkerConfig): Promise<void> {
+  const roles = {
+    'lat-init': latInit,
+    'lat-pong': latPong,
+    'bw-send': bwSend,
+    'bw-recv': bwRecv,
+    'tcp-echo': tcpEcho,
+    'tcp-ping': tcpPing,
+    'idle-rx': idleEnd,
+    'idle-tx': idleEnd,
+  } as const;
+  try {
+    await roles[cfg.role](cfg);
+  } catch (err) {
+    send({ t: 'fatal', code: (err as { code?: string }).code, message: (err as Error).message });
+  }
+  // Leave once the orchestrator got the result (IPC flushes on disconnect).
+  process.disconnect?.();
+}
