@@ -313,6 +313,14 @@ function crossChecks(raw: Record<string, unknown>): CrossIssue[] {
         });
       }
     }
+    if (transport === 'shm' && l.journal === true) {
+      out.push({
+        path: ['links', i, 'journal'],
+        message:
+          'journal applies to fabric links (an shm ring already lives in a file that survives a sender crash)',
+        fix: 'remove journal from this shm link, or use transport: fabric',
+      });
+    }
     if (transport === 'shm' && l.provider !== undefined && l.provider !== 'shm') {
       out.push({ path: ['links', i, 'provider'], message: 'shm links do not use a libfabric provider' });
     }

@@ -70,7 +70,7 @@ describe('config', () => {
   const cases: Array<[string, string, string, RegExp]> = [
     ['nodeId', 'nodeId: "bad id!"', 'nodeId', /letters, digits/],
     ['missing nodeId', 'nodeId: null', 'nodeId', /must be a string/],
-    ['hub.url', 'hub: { url: "http://x", token: ' + TOKEN + ' }', 'hub.url', /ws:\/\/ or wss:\/\//],
+    ['hub.url', `hub: { url: "http://x", token: ${TOKEN} }`, 'hub.url', /ws:\/\/ or wss:\/\//],
     ['hub.token', 'hub: { url: "ws://h:1", token: short }', 'hub.token', /at least 8/],
     [
       'hub.bufferSeconds',
@@ -138,6 +138,12 @@ describe('config', () => {
       'links: [{ peer: b, address: "h:1", journal: maybe }]',
       'links.0.journal',
       /true or false/,
+    ],
+    [
+      'journal on shm',
+      'links: [{ peer: b, address: "/x.sock", transport: shm, journal: true }]',
+      'links.0.journal',
+      /applies to fabric links/,
     ],
     ['link self', 'nodeId: a\nlinks: [{ peer: a, address: "h:1" }]', 'links.0.peer', /own node/],
     [
