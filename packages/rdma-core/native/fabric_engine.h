@@ -446,6 +446,7 @@ class SenderCore {
     inflight_ = 0;
     connected_ = false;
     check_pending_ = false;
+    hold_ = false;
   }
 
   // Where to resend from, given the receiver's next expected sequence: walks the unacknowledged records.
@@ -507,6 +508,8 @@ class SenderCore {
       }
       check_pending_ = false;
     }
+    // Until the receiver confirmed the test write ("ready"), no data: it would land on the same bytes.
+    if (hold_) return true;
     uint64_t tail = hdr_->tail;
     while (sent_ < tail && inflight_ < max_inflight_) {
       uint64_t off = sent_ & mask_;
@@ -533,7 +536,8 @@ class SenderCore {
   // (which these providers drop silently) fails the handshake instead of stalling the link.
   void WriteCheck(uint64_t value) {
     hdr_->check = value;
-    check_pending_ = true;  // posted by Progress(): rxm answers -FI_EAGAIN until its connection is up
+    check_pending_ = true;
+    hold_ = true;  // posted by Progress(): rxm answers -FI_EAGAIN until its connection is up
     Progress();
   }
 
@@ -643,6 +647,13 @@ class SenderCore {
   int check_ctx_ = 0;
   void* check_desc_ = nullptr;
   bool check_pending_ = false;
+  bool hold_ = false;
+
+ public:
+  // The receiver confirmed the test write: data may flow.
+  void StartData() { hold_ = false; }
+
+ private:
 };
 
 // ---------------------------------------------------------------------------------------------------------

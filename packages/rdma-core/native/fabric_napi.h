@@ -118,7 +118,8 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
                         InstanceMethod("error", &FabricSenderNative::Error),
                         InstanceMethod("closeFabric", &FabricSenderNative::CloseFabric),
                         InstanceMethod("forgeWrite", &FabricSenderNative::ForgeWrite),
-                        InstanceMethod("writeCheck", &FabricSenderNative::WriteCheck)});
+                        InstanceMethod("writeCheck", &FabricSenderNative::WriteCheck),
+                        InstanceMethod("startData", &FabricSenderNative::StartData)});
   }
   FabricSenderNative(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FabricSenderNative>(info) {
     uint64_t cap = ArgU64(info, 0, "capacity");
@@ -224,6 +225,10 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
       core_->WriteCheck(v);
       return 0;
     });
+    return info.Env().Undefined();
+  }
+  Napi::Value StartData(const Napi::CallbackInfo& info) {
+    core_->StartData();
     return info.Env().Undefined();
   }
   Napi::Value ForgeWrite(const Napi::CallbackInfo& info) {

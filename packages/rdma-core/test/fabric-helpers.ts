@@ -56,10 +56,15 @@ export class Peer {
       const hit = this.events.find(pred);
       if (hit) return hit;
       if (this.exited) {
-        throw new Error(`${what}: peer exited (${this.exitCode}) first; stderr: ${this.stderr.slice(-5).join(' | ')}`);
+        throw new Error(
+          `${what}: peer exited (${this.exitCode}) first; stderr: ${this.stderr.slice(-5).join(' | ')}`,
+        );
       }
       const left = end - Date.now();
-      if (left <= 0) throw new Error(`${what}: timeout after ${timeoutMs} ms; last events: ${JSON.stringify(this.events.slice(-3))}`);
+      if (left <= 0)
+        throw new Error(
+          `${what}: timeout after ${timeoutMs} ms; last events: ${JSON.stringify(this.events.slice(-3))}`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 500));
         this.waiters.push(() => {
@@ -107,7 +112,10 @@ export async function killAll(): Promise<void> {
   live.clear();
 }
 
-export async function startReceiver(opts: Record<string, unknown>, netns?: string): Promise<{ peer: Peer; port: number }> {
+export async function startReceiver(
+  opts: Record<string, unknown>,
+  netns?: string,
+): Promise<{ peer: Peer; port: number }> {
   const peer = startPeer('recv', opts, netns);
   const ready = await peer.waitFor((e) => e.ev === 'ready', 15_000, 'receiver ready');
   return { peer, port: ready.port as number };
@@ -133,7 +141,14 @@ export function sh(cmd: string, args: string[]): string {
 }
 
 /** Two network namespaces joined by a veth pair; remove() deletes both (and with them the pair). */
-export function makeNetns(tag: string): { a: string; b: string; ipA: string; ipB: string; vethA: string; remove: () => void } {
+export function makeNetns(tag: string): {
+  a: string;
+  b: string;
+  ipA: string;
+  ipB: string;
+  vethA: string;
+  remove: () => void;
+} {
   const id = `${process.pid % 10000}${tag}`;
   const a = `rdmaq-${id}-a`;
   const b = `rdmaq-${id}-b`;

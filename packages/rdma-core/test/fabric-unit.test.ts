@@ -2,7 +2,7 @@
  * Fabric transport in one process: provider errors, the authenticated handshake against bad input, the
  * idle strategies, probes and out-of-range remote CQ data. Both ends run on loopback (net / tcp;ofi_rxm).
  */
-import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ControlConn, type ControlMsg } from '../src/fabric/handshake.js';
 import {
@@ -34,7 +34,14 @@ async function pair(
 ): Promise<{ l: FabricListener; rx: FabricReceiver; tx: FabricSender }> {
   const l = await listener();
   const rx = l.accept('unit', { capacity: 1 << 16, ...rxOpts });
-  const tx = await connectFabric({ linkId: 'unit', host: '127.0.0.1', port: l.port, secret: SECRET, provider, capacity: 1 << 16 });
+  const tx = await connectFabric({
+    linkId: 'unit',
+    host: '127.0.0.1',
+    port: l.port,
+    secret: SECRET,
+    provider,
+    capacity: 1 << 16,
+  });
   cleanups.push(() => tx.close());
   return { l, rx, tx };
 }
@@ -104,12 +111,22 @@ describe('fabric providers', () => {
 
   it('an unknown provider is ERR_RDMAQ_NO_PROVIDER naming the ones that exist', async () => {
     expect(() => fabricProbe('nosuchprov')).toThrow(
-      expect.objectContaining({ code: 'ERR_RDMAQ_NO_PROVIDER', message: expect.stringMatching(/nosuchprov.*net.*tcp/) }),
+      expect.objectContaining({
+        code: 'ERR_RDMAQ_NO_PROVIDER',
+        message: expect.stringMatching(/nosuchprov.*net.*tcp/),
+      }),
     );
     const l = await listener();
     l.accept('unit', { capacity: 1 << 16 });
     const err = await errorOf(
-      connectFabric({ linkId: 'unit', host: '127.0.0.1', port: l.port, secret: SECRET, provider: 'nosuchprov', capacity: 1 << 16 }),
+      connectFabric({
+        linkId: 'unit',
+        host: '127.0.0.1',
+        port: l.port,
+        secret: SECRET,
+        provider: 'nosuchprov',
+        capacity: 1 << 16,
+      }),
     );
     expect(err.code).toBe('ERR_RDMAQ_NO_PROVIDER');
     expect(err.message).toMatch(/available here.*net/);
@@ -132,7 +149,13 @@ describe('fabric handshake', () => {
     const l = await listener();
     const rx = l.accept('unit', { capacity: 1 << 16 });
     const err = await errorOf(
-      connectFabric({ linkId: 'unit', host: '127.0.0.1', port: l.port, secret: 'not-the-secret', capacity: 1 << 16 }),
+      connectFabric({
+        linkId: 'unit',
+        host: '127.0.0.1',
+        port: l.port,
+        secret: 'not-the-secret',
+        capacity: 1 << 16,
+      }),
     );
     expect(err.code).toBe('ERR_RDMAQ_AUTH');
     expect(err.message).toMatch(/cluster secret/);
@@ -186,7 +209,9 @@ describe('fabric handshake', () => {
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
     cleanups.push(() => new Promise<void>((r) => proxy.close(() => r())));
     const port = (proxy.address() as { port: number }).port;
-    const err = await errorOf(connectFabric({ linkId: 'unit', host: '127.0.0.1', port, secret: SECRET, capacity: 1 << 16 }));
+    const err = await errorOf(
+      connectFabric({ linkId: 'unit', host: '127.0.0.1', port, secret: SECRET, capacity: 1 << 16 }),
+    );
     expect(err.code).toBe('ERR_RDMAQ_HANDSHAKE');
     expect(err.message).toMatch(/HMAC/);
   });
@@ -217,7 +242,12 @@ describe('fabric handshake', () => {
     const ring = await c.next(5000);
     expect(ring.t).toBe('ring');
     const [pos, seq] = s.resendPoint(-1);
-    s.connect(Buffer.from(ring.address as string, 'base64'), BigInt(ring.ringAddr as string), BigInt(ring.ringKey as string) + 7n, pos);
+    s.connect(
+      Buffer.from(ring.address as string, 'base64'),
+      BigInt(ring.ringAddr as string),
+      BigInt(ring.ringKey as string) + 7n,
+      pos,
+    );
     c.send({ t: 'start', pos, seq });
     s.writeCheck(ring.check as number);
     const spin = setInterval(() => s.progress(), 1);
@@ -249,7 +279,9 @@ describe('fabric handshake', () => {
       const e = await reported;
       expect(e.code, JSON.stringify(over)).toBe('ERR_RDMAQ_HANDSHAKE');
       expect(e.message, JSON.stringify(over)).toMatch(re);
-      const answer = await c.next(5000).catch((x: Error) => ({ t: 'closed', message: x.message }) as ControlMsg);
+      const answer = await c
+        .next(5000)
+        .catch((x: Error) => ({ t: 'closed', message: x.message }) as ControlMsg);
       expect(answer.t).toMatch(/error|closed/);
     }
   });
@@ -271,7 +303,9 @@ describe('fabric handshake', () => {
 
   it('an unknown link id is ERR_RDMAQ_UNKNOWN_LINK', async () => {
     const l = await listener();
-    const err = await errorOf(connectFabric({ linkId: 'nobody', host: '127.0.0.1', port: l.port, secret: SECRET, capacity: 1 << 16 }));
+    const err = await errorOf(
+      connectFabric({ linkId: 'nobody', host: '127.0.0.1', port: l.port, secret: SECRET, capacity: 1 << 16 }),
+    );
     expect(err.code).toBe('ERR_RDMAQ_UNKNOWN_LINK');
   });
 });
@@ -347,7 +381,8 @@ describe('fabric link in one process', () => {
     expect(rx.stats().counters.errors.bad_header).toBe(1);
     // The receiver dropped the connection; the sender reconnects and the stream goes on.
     const until = Date.now() + 20_000;
-    while ((tx.state !== 'up' || tx.epoch < 2) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    while ((tx.state !== 'up' || tx.epoch < 2) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 10));
     expect(tx.epoch).toBe(2);
     rx.start((buf, off) => got.push(buf.readUInt32LE(off)));
     for (let i = 0; i < 10; i++) {

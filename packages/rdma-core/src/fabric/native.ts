@@ -81,6 +81,8 @@ export interface NativeFabricSender {
   closeFabric(): void;
   /** The handshake's test write of `value` into the ring's free space (see receiver.expectCheck). */
   writeCheck(value: number): void;
+  /** The receiver confirmed the test write ("ready"): data may be posted. */
+  startData(): void;
   /** Test hook: one write whose remote CQ data is `data` instead of its length. */
   forgeWrite(length: number, data: number): void;
 }

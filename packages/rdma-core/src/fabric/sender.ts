@@ -365,6 +365,7 @@ export class FabricSender extends EventEmitter {
       }
       if (ready.t === 'error') throw remoteError(ready);
       if (ready.t !== 'ready') throw handshakeError(`expected ready, got ${ready.t}`);
+      this.native.startData();
       const resent = st.nextSeq - seq;
       if (this.epochNow > 0) {
         this.reconnects += 1;
