@@ -27,7 +27,7 @@ interface Edge {
   links: LinkSummary[];
 }
 
-interface Scene {
+interface Layout {
   mode: 'graph' | 'grouped';
   order: string[];
   pos: Map<string, Point>;
@@ -35,6 +35,9 @@ interface Scene {
   /** grouped mode: cell rectangles and group label positions */
   cells: Map<string, { x: number; y: number; s: number }>;
   labels: Array<{ text: string; x: number; y: number; w: number }>;
+}
+
+interface Scene extends Layout {
   edges: Edge[];
   busiest: number;
   /** Worst of the host's links (the hub's node health): the filled dot / the grouped cell. */
@@ -43,19 +46,56 @@ interface Scene {
   agentHealth: Map<string, Health>;
 }
 
-function buildScene(nodes: readonly NodeSummary[], links: readonly LinkSummary[], size: Size): Scene {
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  // Links may name peers the hub has not heard from (yet): draw them as unknown nodes.
-  const ids = new Set(byId.keys());
+/** Every node id, sorted: reporting nodes and the peers their links name (drawn as unknown until they report). */
+function nodeOrder(nodes: readonly NodeSummary[], links: readonly LinkSummary[]): string[] {
+  const ids = new Set<string>();
+  for (const n of nodes) ids.add(n.id);
   for (const l of links) {
     ids.add(l.node);
     ids.add(l.peer);
   }
-  const order = sortIds(ids);
-  const ownHealth = (id: string): Health => {
-    const n = byId.get(id);
-    return n ? (n.connected ? 'up' : 'offline') : 'unknown';
-  };
+  return sortIds(ids);
+}
+
+/** Positions depend only on the sorted ids and the box, so they are computed once, not per hub frame. */
+function buildLayout(order: string[], size: Size): Layout {
+  const cells = new Map<string, { x: number; y: number; s: number }>();
+  const labels: Layout['labels'] = [];
+  if (order.length <= GRAPH_MAX_NODES) {
+    const pos = topologyLayout(order, size);
+    const radius =
+      order.length <= CIRCLE_MAX_NODES
+        ? Math.max(6, Math.min(16, 180 / Math.max(1, order.length)))
+        : Math.max(3, Math.min(10, gridShape(order.length, size).cell / 4));
+    return { mode: 'graph', order, pos, radius, cells, labels };
+  }
+  // Grouped view: one block per group (rack, name prefix), one small cell per host. Thousands of hosts fit
+  // on one screen and stay clickable.
+  const groups = groupIds(order);
+  const pos = new Map<string, Point>();
+  const shape = gridShape(groups.length, size);
+  const pad = 6;
+  const labelH = 14;
+  groups.forEach((g, gi) => {
+    const bx = (gi % shape.cols) * shape.cell;
+    const by = Math.floor(gi / shape.cols) * shape.cell;
+    const inner = { width: shape.cell - 2 * pad, height: shape.cell - 2 * pad - labelH };
+    const sub = gridShape(g.ids.length, inner);
+    labels.push({ text: g.key, x: bx + pad, y: by + pad + 10, w: shape.cell - 2 * pad });
+    g.ids.forEach((id, i) => {
+      const s = sub.cell;
+      const x = bx + pad + (i % sub.cols) * s;
+      const y = by + pad + labelH + Math.floor(i / sub.cols) * s;
+      cells.set(id, { x, y, s });
+      pos.set(id, { x: x + s / 2, y: y + s / 2 });
+    });
+  });
+  return { mode: 'grouped', order, pos, radius: 0, cells, labels };
+}
+
+/** Per hub frame: edge aggregation and colours on top of the (cached) layout. */
+function buildScene(layout: Layout, nodes: readonly NodeSummary[], links: readonly LinkSummary[]): Scene {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
   const edgeMap = new Map<string, Edge & { rx: number; tx: number; hasRx: boolean }>();
   for (const l of links) {
     const k = pairKey(l.node, l.peer);
@@ -78,71 +118,27 @@ function buildScene(nodes: readonly NodeSummary[], links: readonly LinkSummary[]
     a: e.a,
     b: e.b,
     health: e.health,
-    links: e.links.sort((x, y) => (x.key < y.key ? -1 : 1)),
+    links: e.links,
     bytesPerS: e.hasRx ? e.rx : e.tx,
   }));
   const busiest = edges.reduce((m, e) => Math.max(m, e.bytesPerS), 0);
-  const agentHealth = new Map(order.map((id) => [id, ownHealth(id)]));
+  const agentHealth = new Map<string, Health>();
   const nodeHealthMap = new Map<string, Health>();
-  for (const id of order) {
+  for (const id of layout.order) {
     const n = byId.get(id);
+    agentHealth.set(id, n ? (n.connected ? 'up' : 'offline') : 'unknown');
     nodeHealthMap.set(id, n ? nodeHealth(n.health) : 'unknown');
   }
-  const cells = new Map<string, { x: number; y: number; s: number }>();
-  const labels: Scene['labels'] = [];
-  if (order.length <= GRAPH_MAX_NODES) {
-    const pos = topologyLayout(order, size);
-    const radius =
-      order.length <= CIRCLE_MAX_NODES
-        ? Math.max(6, Math.min(16, 180 / Math.max(1, order.length)))
-        : Math.max(3, Math.min(10, gridShape(order.length, size).cell / 4));
-    return {
-      mode: 'graph',
-      order,
-      pos,
-      radius,
-      cells,
-      labels,
-      edges,
-      busiest,
-      nodeHealth: nodeHealthMap,
-      agentHealth,
-    };
-  }
-  // Grouped view: one block per group (rack, name prefix), one small cell per host, coloured by the worst
-  // of the host's own state and its links'. Thousands of hosts fit on one screen and stay clickable.
-  const groups = groupIds(order);
-  const pos = new Map<string, Point>();
-  const shape = gridShape(groups.length, size);
-  const pad = 6;
-  const labelH = 14;
-  groups.forEach((g, gi) => {
-    const bx = (gi % shape.cols) * shape.cell;
-    const by = Math.floor(gi / shape.cols) * shape.cell;
-    const inner = { width: shape.cell - 2 * pad, height: shape.cell - 2 * pad - labelH };
-    const sub = gridShape(g.ids.length, inner);
-    labels.push({ text: g.key, x: bx + pad, y: by + pad + 10, w: shape.cell - 2 * pad });
-    g.ids.forEach((id, i) => {
-      const s = sub.cell;
-      const x = bx + pad + (i % sub.cols) * s;
-      const y = by + pad + labelH + Math.floor(i / sub.cols) * s;
-      cells.set(id, { x, y, s });
-      pos.set(id, { x: x + s / 2, y: y + s / 2 });
-    });
-  });
-  // Grouped cells show the hub's node health: the worst of its links, or offline (edges are not drawn).
-  return {
-    mode: 'grouped',
-    order,
-    pos,
-    radius: 0,
-    cells,
-    labels,
-    edges,
-    busiest,
-    nodeHealth: nodeHealthMap,
-    agentHealth,
-  };
+  return { ...layout, edges, busiest, nodeHealth: nodeHealthMap, agentHealth };
+}
+
+/** The previous array while the contents are equal, so memos keyed on it survive hub frames. */
+function useStable(next: string[]): string[] {
+  const ref = useRef(next);
+  const prev = ref.current;
+  if (prev !== next && (prev.length !== next.length || prev.some((v, i) => v !== next[i])))
+    ref.current = next;
+  return ref.current;
 }
 
 function distToSegment(p: Point, a: Point, b: Point): number {
@@ -171,7 +167,9 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
   const boxRef = useRef<HTMLDivElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const size = useCanvasSize(boxRef, canvasRef, height);
-  const scene = useMemo(() => buildScene(nodes, links, size), [nodes, links, size]);
+  const order = useStable(useMemo(() => nodeOrder(nodes, links), [nodes, links]));
+  const layout = useMemo(() => buildLayout(order, size), [order, size]);
+  const scene = useMemo(() => buildScene(layout, nodes, links), [layout, nodes, links]);
   const [hover, setHover] = useState<Hover>(null);
   const [focusIdx, setFocusIdx] = useState(-1);
   const focused = focusIdx >= 0 ? scene.order[focusIdx] : undefined;
