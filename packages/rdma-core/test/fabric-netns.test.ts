@@ -26,8 +26,16 @@ describe.skipIf(!root)('fabric link across network namespaces (veth)', () => {
     const common = { linkId: 'veth', provider: 'net', count, maxSize: 4096 };
     const rx = await startReceiver({ ...common, host: ns.ipB }, ns.b);
     // Throttled so the stream is still running when the cut comes and after it ends.
-    const tx = startPeer('send', { ...common, host: ns.ipB, port: rx.port, throttleEvery: 100, throttleMs: 2 }, ns.a);
-    await rx.peer.waitFor((e) => e.ev === 'progress' && (e.next as number) > 10_000, 60_000, 'progress before the cut');
+    const tx = startPeer(
+      'send',
+      { ...common, host: ns.ipB, port: rx.port, throttleEvery: 100, throttleMs: 2 },
+      ns.a,
+    );
+    await rx.peer.waitFor(
+      (e) => e.ev === 'progress' && (e.next as number) > 10_000,
+      60_000,
+      'progress before the cut',
+    );
     sh('ip', ['-n', ns.a, 'link', 'set', ns.vethA, 'down']);
     await new Promise((r) => setTimeout(r, 5000));
     sh('ip', ['-n', ns.a, 'link', 'set', ns.vethA, 'up']);

@@ -171,7 +171,9 @@ describe('fabric handshake', () => {
     const sock = await new Promise<Socket>((resolve) => {
       const s = netConnect({ host: '127.0.0.1', port: l.port }, () => resolve(s));
     });
-    cleanups.push(() => sock.destroy());
+    cleanups.push(() => {
+      sock.destroy();
+    });
     const frame = (o: object): Buffer => {
       const b = Buffer.from(JSON.stringify(o));
       const h = Buffer.alloc(4);
@@ -292,7 +294,9 @@ describe('fabric handshake', () => {
     const sock = await new Promise<Socket>((resolve) => {
       const s = netConnect({ host: '127.0.0.1', port: l.port }, () => resolve(s));
     });
-    cleanups.push(() => sock.destroy());
+    cleanups.push(() => {
+      sock.destroy();
+    });
     const h = Buffer.alloc(4);
     h.writeUInt32BE(64 * 1024 * 1024);
     sock.write(h);
