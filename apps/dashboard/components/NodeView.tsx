@@ -1,7 +1,8 @@
 'use client';
-import type { HostPoint } from '@rdmaq/shared';
+import type { AgentEvent, HostPoint } from '@rdmaq/shared';
 import Link from 'next/link';
-import { useMemo, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { api } from '../lib/ui/api';
 import {
   formatBitRate,
   formatBytes,
@@ -181,6 +182,7 @@ export function NodeView({ nodeId }: { nodeId: string }) {
           </div>
         </section>
       )}
+      <NodeEvents nodeId={nodeId} />
       <div className="panel-head">
         <h2>Host over time</h2>
         <div className="tabs" role="tablist" aria-label="Time range">
@@ -228,5 +230,70 @@ export function NodeView({ nodeId }: { nodeId: string }) {
         />
       </div>
     </>
+  );
+}
+
+/** The agent's recent events (link state changes, errors), newest first, refreshed every 10 s over REST. */
+function NodeEvents({ nodeId }: { nodeId: string }) {
+  const [events, setEvents] = useState<AgentEvent[] | null>(null);
+  const [err, setErr] = useState<string | null>(null);
+  useEffect(() => {
+    const ctl = new AbortController();
+    const load = () =>
+      api<{ events?: AgentEvent[] }>(`/api/nodes/${encodeURIComponent(nodeId)}`, { signal: ctl.signal })
+        .then((r) => {
+          setEvents([...(r.events ?? [])].sort((a, b) => b.ts - a.ts));
+          setErr(null);
+        })
+        .catch((e: Error) => {
+          if (e.name !== 'AbortError') setErr(e.message);
+        });
+    load();
+    const t = setInterval(load, 10_000);
+    return () => {
+      clearInterval(t);
+      ctl.abort();
+    };
+  }, [nodeId]);
+  return (
+    <section className="panel" aria-labelledby="ev-h">
+      <h2 id="ev-h">Recent agent events</h2>
+      {err && <p className="error">{err}</p>}
+      {events && events.length === 0 && <p className="muted">No events reported.</p>}
+      {events && events.length > 0 && (
+        <div className="table-wrap" style={{ maxHeight: 260, overflowY: 'auto' }}>
+          <table data-testid="node-events">
+            <thead>
+              <tr>
+                <th scope="col">Time (UTC)</th>
+                <th scope="col">Severity</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Link</th>
+                <th scope="col">Message</th>
+              </tr>
+            </thead>
+            <tbody>
+              {events.slice(0, 50).map((e, i) => (
+                <tr key={`${e.ts}-${i}`}>
+                  <td className="mono">{formatTimestamp(e.ts)}</td>
+                  <td>
+                    <span className={`sev sev-${e.severity}`}>{e.severity}</span>
+                  </td>
+                  <td>
+                    {e.kind}
+                    {e.state ? ` → ${e.state}` : ''}
+                  </td>
+                  <td>{e.link ?? '—'}</td>
+                  <td>
+                    {e.message}
+                    {e.code && <span className="muted mono"> {e.code}</span>}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
   );
 }
