@@ -119,6 +119,19 @@ describe('dashboard in a browser', () => {
     expect(kpi).toBeLessThan(1200);
   });
 
+  it('lets the keyboard walk the topology and open a node', async () => {
+    const topo = page.getByTestId('topology-canvas');
+    await topo.focus();
+    await page.keyboard.press('ArrowRight'); // first node in id order
+    await page.keyboard.press('ArrowRight');
+    await expect.poll(text(page.locator('.topology [aria-live]')), POLL).toMatch(/^e2e-b: agent connected/);
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/nodes\/e2e-b$/);
+    await expect.poll(count(page.getByTestId('node-links').locator('tbody tr')), POLL).toBe(2);
+    await page.goBack();
+    await page.waitForURL(`${hub!.url}/`);
+  });
+
   it('renders the link page charts from history and live data', async () => {
     const key = `e2e-b~${linkId('e2e-a', 'e2e-b')}`;
     // open it the way an operator does: from the overview's link table
@@ -169,6 +182,23 @@ describe('dashboard in a browser', () => {
     const { active } = await rest<{ active: Alert[] }>(base, cookie, 'GET', '/api/alerts');
     const a = active.find((x) => x.ruleId === RULE.id);
     expect(a?.ack).toMatchObject({ by: ADMIN.name, comment: 'e2e: draining the ring' });
+  });
+
+  it('creates and expires a silence from the alert', async () => {
+    const row = page.getByTestId('alerts-firing').locator('tr', { hasText: 'E2eRingNearlyFull' });
+    await row.getByRole('button', { name: /^Silence/ }).click();
+    const form = page.getByTestId('silence-form');
+    // prefilled from the alert's labels: rule id, node, link
+    await expect.poll(() => form.getByLabel('Value').first().inputValue(), POLL).toBe(RULE.id);
+    await form.getByLabel('Comment').fill('e2e maintenance');
+    await form.getByRole('button', { name: 'Create silence' }).click();
+    const silences = page.getByTestId('silences');
+    const srow = silences.locator('tr', { hasText: 'e2e maintenance' });
+    await expect.poll(text(srow), POLL).toContain('active');
+    await expect.poll(text(srow), POLL).toContain(`rule="${RULE.id}"`);
+    await expect.poll(text(row), POLL).toContain('silenced');
+    await srow.getByRole('button', { name: 'Expire' }).click();
+    await expect.poll(text(srow), POLL).toContain('expired');
   });
 
   it('does not let a viewer act on alerts', async () => {
