@@ -243,11 +243,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     }
     intervals.push(
       setInterval(() => {
-        try {
-          fleet.flush();
-        } catch (err) {
-          log.error({ err }, 'history flush failed');
-        }
+        fleet.flushIncremental().catch((err: Error) => log.error({ err }, 'history flush failed'));
       }, config.history.flushIntervalMs),
     );
     intervals.push(setInterval(() => auth.expireSessions(), 600_000));

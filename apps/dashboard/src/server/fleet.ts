@@ -46,12 +46,17 @@ const LF = {
   p50: 6,
   p99: 7,
   p999: 8,
-  up: 9,
 } as const;
-const LINK_FIELDS = 10;
+const LINK_FIELDS = 9;
+const FLAG = 0x8000_0000;
+const SEC_MASK = 0x7fff_ffff;
 const HOST_FIELDS = 3;
 
-/** Fixed-size ring of 1 s points: slot = second % size, `secs` tells which second a slot holds. */
+/**
+ * Fixed-size ring of 1 s points: slot = second % size, `secs` tells which second a slot holds; its top bit
+ * carries one flag (link up), saving a float column (the rings are most of the hub's memory: 8,000 links ×
+ * 900 s × 9 floats ≈ 260 MB).
+ */
 class Ring {
   readonly secs: Uint32Array;
   readonly vals: Float32Array;
@@ -62,17 +67,18 @@ class Ring {
     this.secs = new Uint32Array(size);
     this.vals = new Float32Array(size * fields);
   }
-  put(sec: number, values: ArrayLike<number>): void {
+  put(sec: number, values: ArrayLike<number>, flag = false): void {
     const slot = sec % this.size;
-    this.secs[slot] = sec;
+    this.secs[slot] = flag ? (sec | FLAG) >>> 0 : sec;
     this.vals.set(values, slot * this.fields);
   }
-  /** Calls `fn(sec, offset)` for each stored second in [fromSec, toSec], oldest first. */
-  each(fromSec: number, toSec: number, fn: (sec: number, offset: number) => void): void {
+  /** Calls `fn(sec, offset, flag)` for each stored second in [fromSec, toSec], oldest first. */
+  each(fromSec: number, toSec: number, fn: (sec: number, offset: number, flag: boolean) => void): void {
     const lo = Math.max(fromSec, toSec - this.size + 1);
     for (let s = lo; s <= toSec; s++) {
       const slot = s % this.size;
-      if (this.secs[slot] === s) fn(s, slot * this.fields);
+      const v = this.secs[slot]!;
+      if ((v & SEC_MASK) === s) fn(s, slot * this.fields, v >= FLAG);
     }
   }
 }
@@ -172,6 +178,8 @@ export interface NodeEntry {
 }
 
 const nullable = (v: number): number | null => (Number.isFinite(v) ? v : null);
+/** Rates to 0.01/s: enough for any chart, and it keeps 8,000-link overview frames ~10 % smaller. */
+const r2 = (v: number): number => (Number.isFinite(v) ? Math.round(v * 100) / 100 : 0);
 const errorsTotal = (c: LinkCounters) => {
   let t = 0;
   for (const k in c.errors) t += c.errors[k]!;
@@ -238,6 +246,13 @@ export class Fleet {
          SELECT link_key, @hour, sum(seconds), sum(up_s), sum(records), sum(bytes), sum(completions), sum(backpressure),
                 sum(errors), sum(occ_sum), max(occ_max), sum(samples), hist_sum(hist)
          FROM rollup_1m WHERE ts >= @hour AND ts < @hour + 3600000 GROUP BY link_key`,
+      ),
+      rollHourRange: this.db.prepare(
+        `INSERT OR REPLACE INTO rollup_1h (link_key, ts, ${cols})
+         SELECT link_key, @hour, sum(seconds), sum(up_s), sum(records), sum(bytes), sum(completions), sum(backpressure),
+                sum(errors), sum(occ_sum), max(occ_max), sum(samples), hist_sum(hist)
+         FROM rollup_1m WHERE link_key >= @lo AND link_key <= @hi AND ts >= @hour AND ts < @hour + 3600000
+         GROUP BY link_key`,
       ),
       rollHostHour: this.db.prepare(
         `INSERT OR REPLACE INTO host_1h (node_id, ts, samples, cpu_sum, rss_sum, lag_sum)
@@ -512,8 +527,7 @@ export class Fleet {
       point[LF.p50] = l.p50;
       point[LF.p99] = l.p99;
       point[LF.p999] = l.p999;
-      point[LF.up] = up;
-      l.ring.put(sec, point);
+      l.ring.put(sec, point, up === 1);
     }
     let acc = l.minutes.get(minute);
     if (!acc) {
@@ -539,7 +553,11 @@ export class Fleet {
    * Writes minutes that ended more than `graceMs` ago to SQLite (one transaction), persists replay
    * positions, rolls finished hours up and applies retention. `force` flushes every open minute (shutdown).
    */
-  flush(force = false, graceMs = 5000): { minutes: number; hours: number } {
+  flush(
+    force = false,
+    graceMs = 5000,
+    opts: { rollHours?: boolean } = {},
+  ): { minutes: number; hours: number } {
     const now = this.opts.now();
     const cutoff = force ? Number.POSITIVE_INFINITY : now - 60_000 - graceMs;
     let minutes = 0;
@@ -582,7 +600,7 @@ export class Fleet {
         }
       }
     })();
-    const hours = this.rollHours(force);
+    const hours = opts.rollHours === false ? 0 : this.rollHoursNow(force);
     if (now - this.lastRetention > 600_000) {
       this.lastRetention = now;
       this.retention(now);
@@ -590,15 +608,15 @@ export class Fleet {
     return { minutes, hours };
   }
 
-  /** Rolls every finished hour (and hours that received late minutes) from rollup_1m into rollup_1h. */
-  private rollHours(force: boolean): number {
+  /** Hours to roll: finished ones since the last roll, hours that got late minutes, and (force) the current. */
+  private hoursDue(force: boolean): { todo: number[]; until: number } {
     const now = this.opts.now();
     let until = Number(this.opts.store.getSetting('rolled_hour_until') ?? 0);
     const todo = new Set(this.dirtyHours);
     this.dirtyHours.clear();
     if (!until) {
       const min = (this.stmts.minMinute.get() as { ts: number | null }).ts;
-      if (min === null) return 0;
+      if (min === null) return { todo: [], until: 0 };
       until = Math.floor(min / 3_600_000) * 3_600_000;
     }
     // An hour is final once its last minute was flushed (minute end + grace), or at shutdown.
@@ -608,7 +626,13 @@ export class Fleet {
       until += 3_600_000;
     }
     if (force) todo.add(Math.floor(now / 3_600_000) * 3_600_000);
-    if (!todo.size) return 0;
+    return { todo: [...todo].sort((a, b) => a - b), until };
+  }
+
+  /** Rolls due hours from rollup_1m into rollup_1h in one go (tests, shutdown). */
+  private rollHoursNow(force: boolean): number {
+    const { todo, until } = this.hoursDue(force);
+    if (!todo.length) return 0;
     this.db.transaction(() => {
       for (const hour of todo) {
         this.stmts.rollHour.run({ hour });
@@ -617,7 +641,40 @@ export class Fleet {
       // Under `force`, the current hour is partial: it is rolled again when it completes.
       this.opts.store.setSetting('rolled_hour_until', String(until));
     })();
-    return todo.size;
+    return todo.length;
+  }
+
+  private rolling = false;
+
+  /**
+   * The timer's flush: minutes at once (a few thousand rows), then each due hour in slices of `sliceKeys`
+   * link keys per transaction, yielding to the event loop between slices — an hour of 8,000 links is
+   * 480,000 minute rows whose histograms are merged, too long to hold the loop in one piece.
+   */
+  async flushIncremental(sliceKeys = 250): Promise<{ minutes: number; hours: number }> {
+    const { minutes } = this.flush(false, 5000, { rollHours: false });
+    if (this.rolling) return { minutes, hours: 0 };
+    this.rolling = true;
+    try {
+      const { todo, until } = this.hoursDue(false);
+      for (const hour of todo) {
+        const keys = (
+          this.db
+            .prepare('SELECT DISTINCT link_key FROM rollup_1m WHERE ts >= ? AND ts < ? ORDER BY link_key')
+            .all(hour, hour + 3_600_000) as Array<{ link_key: string }>
+        ).map((r) => r.link_key);
+        for (let i = 0; i < keys.length; i += sliceKeys) {
+          const slice = keys.slice(i, i + sliceKeys);
+          this.stmts.rollHourRange.run({ hour, lo: slice[0], hi: slice[slice.length - 1] });
+          await new Promise((r) => setImmediate(r));
+        }
+        this.stmts.rollHostHour.run({ hour });
+      }
+      if (todo.length) this.opts.store.setSetting('rolled_hour_until', String(until));
+      return { minutes, hours: todo.length };
+    } finally {
+      this.rolling = false;
+    }
   }
 
   /** Deletes roll-ups past retention, oldest first, in bounded slices. */
@@ -656,12 +713,12 @@ export class Fleet {
       provider: l.provider,
       state: l.state,
       ts: l.ts,
-      recordsPerS: nullable(l.recordsPerS) ?? 0,
-      bytesPerS: nullable(l.bytesPerS) ?? 0,
-      completionsPerS: nullable(l.completionsPerS) ?? 0,
-      backpressurePerS: nullable(l.backpressurePerS) ?? 0,
-      errorsPerS: nullable(l.errorsPerS) ?? 0,
-      occupancy: l.capacityBytes > 0 ? l.occupancyBytes / l.capacityBytes : 0,
+      recordsPerS: r2(l.recordsPerS),
+      bytesPerS: r2(l.bytesPerS),
+      completionsPerS: r2(l.completionsPerS),
+      backpressurePerS: r2(l.backpressurePerS),
+      errorsPerS: r2(l.errorsPerS),
+      occupancy: l.capacityBytes > 0 ? Math.round((l.occupancyBytes / l.capacityBytes) * 1e4) / 1e4 : 0,
       occupancyBytes: l.occupancyBytes,
       capacityBytes: l.capacityBytes,
       p50Ns: nullable(l.p50),
@@ -805,6 +862,7 @@ export class Fleet {
         let bucket = -1;
         let acc: number[] = [];
         let n = 0;
+        let upSum = 0;
         const emit = () => {
           if (n === 0) return;
           const avg = (i: number) => nullable(acc[i]! / acc[LINK_FIELDS + i]!);
@@ -820,11 +878,11 @@ export class Fleet {
             // No per-second histograms are kept in memory: tail quantiles take the bucket's worst second.
             p99Ns: nullable(acc[2 * LINK_FIELDS + LF.p99]!),
             p999Ns: nullable(acc[2 * LINK_FIELDS + LF.p999]!),
-            upRatio: avg(LF.up),
+            upRatio: upSum / n,
           });
         };
         const fromSec = Math.floor(from / 1000);
-        l.ring.each(fromSec, Math.floor(to / 1000), (sec, o) => {
+        l.ring.each(fromSec, Math.floor(to / 1000), (sec, o, up) => {
           const b = fromSec + Math.floor((sec - fromSec) / stepS) * stepS;
           if (b !== bucket) {
             emit();
@@ -832,8 +890,10 @@ export class Fleet {
             acc = new Array(3 * LINK_FIELDS).fill(0);
             acc.fill(Number.NaN, 2 * LINK_FIELDS);
             n = 0;
+            upSum = 0;
           }
           n++;
+          if (up) upSum++;
           for (let i = 0; i < LINK_FIELDS; i++) {
             const x = v[o + i]!;
             if (Number.isFinite(x)) {
