@@ -5,6 +5,7 @@ import { ApiError, api } from '../lib/ui/api';
 import { formatAgo, formatDurationS, formatTimestamp } from '../lib/ui/format';
 import { hasRole, useConnection, useLiveView } from './LiveProvider';
 import { StatePill } from './StatePill';
+import { useNow } from './useNow';
 
 const SEV: Record<string, number> = { critical: 2, warning: 1, info: 0 };
 
@@ -16,7 +17,7 @@ export function AlertsView() {
   const [acking, setAcking] = useState<Alert | null>(null);
   const [silenceFor, setSilenceFor] = useState<Matcher[] | null>(null);
   const [silencesVersion, setSilencesVersion] = useState(0);
-  const now = Date.now();
+  const now = useNow();
 
   const { firing, pending } = useMemo(() => {
     const act = [...(state?.active ?? [])].sort(
@@ -322,7 +323,7 @@ function Silences({
       ),
     [list],
   );
-  const now = Date.now();
+  const now = useNow();
   return (
     <section className="panel" aria-labelledby="sil-h">
       <h2 id="sil-h">Silences</h2>

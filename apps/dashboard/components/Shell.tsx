@@ -6,6 +6,7 @@ import { type ReactNode, useMemo } from 'react';
 import { api } from '../lib/ui/api';
 import { formatAgo } from '../lib/ui/format';
 import { useConnection, useLiveView } from './LiveProvider';
+import { useNow } from './useNow';
 
 const NAV = [
   { href: '/', label: 'Overview' },
@@ -102,10 +103,10 @@ function FiringBadge() {
 /** Firing alerts on every page: the worst first, unacknowledged ones highlighted. */
 function AlertBanner() {
   const { firing } = useFiring();
+  const now = useNow();
   if (firing.length === 0) return null;
   const unacked = firing.filter((a) => !a.ack).length;
   const worst = firing[0]!;
-  const now = Date.now();
   return (
     <section
       className={`banner banner-${worst.severity}`}
