@@ -44,7 +44,7 @@ export interface Health {
   node: string;
   /** One line per link that is not up. */
   problems: string[];
-  links: Array<Pick<LinkView, 'id' | 'peer' | 'direction' | 'state' | 'reason'>>;
+  links: Array<Pick<LinkView, 'id' | 'peer' | 'direction' | 'state' | 'reason' | 'required'>>;
   hub: { state: string; bufferedSamples: number; lastError: string | undefined } | null;
 }
 
@@ -220,7 +220,7 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const health = (): Health => {
     const views = links.views();
     const problems = views
-      .filter((l) => l.state !== 'up')
+      .filter((l) => l.state !== 'up' && l.required)
       .map((l) => `link ${l.id} (${l.direction} ${l.peer}) is ${l.state}${l.reason ? `: ${l.reason}` : ''}`);
     if (links.fabricListenerMissing)
       problems.push(`incoming fabric links refused: ${links.fabricListenerMissing}`);
@@ -237,6 +237,7 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         direction: l.direction,
         state: l.state,
         reason: l.reason,
+        required: l.required,
       })),
       hub: hs ? { state: hs.state, bufferedSamples: hs.bufferedSamples, lastError: hs.lastError } : null,
     };

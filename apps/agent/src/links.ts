@@ -112,9 +112,18 @@ export interface LinkView {
   provider: string;
   state: LinkState;
   reason: string | undefined;
+  /**
+   * Whether this link's health is this node's concern: outgoing links and expected incoming ones always;
+   * an unexpected incoming link only until its sender closes it on purpose (a peer that was reconfigured or
+   * decommissioned must not leave this node unhealthy forever).
+   */
+  required: boolean;
 }
 
 interface ManagedLink extends LinkView {
+  expected: boolean;
+  /** Error code of the last state change (none = a deliberate close). */
+  lastCode: string | undefined;
   cfg: LinkConfig | undefined;
   end: Sender | Receiver | undefined;
   tracker: StatsTracker;
@@ -168,7 +177,7 @@ export class LinkManager extends EventEmitter {
   /** Starts the listener, then the outgoing links (their first connection continues in the background). */
   async start(): Promise<void> {
     const c = this.cfg;
-    for (const e of c.listen.expect) this.ensureRx(e.id, e.peer);
+    for (const e of c.listen.expect) this.ensureRx(e.id, e.peer, true);
     if (c.listen.enabled) await this.startListener();
     for (const l of c.links) this.addTx(l);
   }
@@ -226,7 +235,7 @@ export class LinkManager extends EventEmitter {
     );
   }
 
-  private ensureRx(id: string, peer?: string): ManagedLink {
+  private ensureRx(id: string, peer?: string, expected = false): ManagedLink {
     let l = this.links.get(id);
     if (!l) {
       l = newLink({
@@ -236,6 +245,7 @@ export class LinkManager extends EventEmitter {
         transport: 'shm',
         provider: 'shm',
         cfg: undefined,
+        expected,
       });
       this.links.set(id, l);
     }
@@ -269,6 +279,7 @@ export class LinkManager extends EventEmitter {
       transport: cfg.transport,
       provider: cfg.transport === 'shm' ? 'shm' : (cfg.provider ?? 'tcp;ofi_rxm'),
       cfg,
+      expected: true,
     });
     this.links.set(cfg.id, l);
     const backoff = new Backoff(this.cfg.reconnect.initialMs, this.cfg.reconnect.maxMs);
@@ -377,6 +388,7 @@ export class LinkManager extends EventEmitter {
   private setEndState(l: ManagedLink, state: LinkState, reason: string | undefined, code?: string): void {
     l.endState = state;
     l.endReason = reason;
+    l.lastCode = code;
     if (state !== 'up') l.degradedReason = undefined;
     if (state === 'up') l.lastProbeOk = performance.now();
     this.publish(l, reason, code);
@@ -450,6 +462,7 @@ export class LinkManager extends EventEmitter {
 
   views(): LinkView[] {
     return [...this.links.values()].map((l) => ({
+      required: l.expected || !(l.state === 'down' && l.lastCode === undefined && l.end !== undefined),
       id: l.id,
       peer: l.peer,
       direction: l.direction,
@@ -523,10 +536,12 @@ function consume(): void {
 }
 
 function newLink(
-  init: Pick<ManagedLink, 'id' | 'peer' | 'direction' | 'transport' | 'provider' | 'cfg'>,
+  init: Pick<ManagedLink, 'id' | 'peer' | 'direction' | 'transport' | 'provider' | 'cfg' | 'expected'>,
 ): ManagedLink {
   return {
     ...init,
+    required: true,
+    lastCode: undefined,
     state: 'connecting',
     reason: undefined,
     end: undefined,

@@ -284,28 +284,6 @@ describe.sequential('two agents linked both ways (shm)', () => {
     );
   }, 60_000);
 
-  it('SIGTERM drains: the final sample of the sender equals what the receiver delivered', async () => {
-    pair.a.kill('SIGTERM');
-    expect(await pair.a.exited).toBe(0);
-    const finalA = samplesOf(hub, 'node-a').at(-1)!;
-    const sent = link(finalA, AB)!;
-    expect(sent.state).toBe('down');
-    expect(sent.reason).toMatch(/SIGTERM/);
-    expect(sent.counters.records).toBeGreaterThan(0);
-    expect(hub.events.some((e) => e.kind === 'agent' && /stopping: received SIGTERM/.test(e.message))).toBe(
-      true,
-    );
-    // Both ends count from the start of their runs, and node-a closed only once its ring was empty.
-    const rx = await waitFor('node-b to see the sender leave', () => {
-      const l = link(samplesOf(hub, 'node-b').at(-1)!, AB);
-      return l && l.state === 'down' ? l : undefined;
-    });
-    expect(rx.counters.records).toBe(sent.counters.records);
-    expect(rx.counters.bytes).toBe(sent.counters.bytes);
-    expect(rx.gauges.occupancyBytes).toBe(0);
-    pair.a = await spawnAgent('node-a', scratch.dir, pair.configA);
-  }, 60_000);
-
   it('/healthz flips to 503 when the peer is killed and back to 200 when it returns', async () => {
     const status = async () => (await getText(pair.a.url('/healthz'))).status;
     await waitFor('node-a healthy', async () => (await status()) === 200, 20_000);
@@ -342,4 +320,70 @@ describe.sequential('two agents linked both ways (shm)', () => {
       `${JSON.stringify(again)}\n${linkLog}`,
     ).toBe(true);
   }, 90_000);
+});
+
+// A pair of its own: both ends count from the start of their runs, so the drained totals must be equal.
+describe.sequential('graceful stop (shm)', () => {
+  const scratch = shmScratch('drain');
+  const hub = new TestHub();
+  const pair: { c?: AgentProc; d?: AgentProc } = {};
+  const CD = 'node-c->node-d';
+
+  beforeAll(async () => {
+    await hub.start();
+    pair.d = await spawnAgent(
+      'node-d',
+      scratch.dir,
+      agentConfig('node-d', 'node-c', scratch.dir, hub, { rate: 100, size: 10 }),
+    );
+    pair.c = await spawnAgent(
+      'node-c',
+      scratch.dir,
+      agentConfig('node-c', 'node-d', scratch.dir, hub, { rate: A_RATE, size: A_SIZE }),
+    );
+    await waitFor(
+      'traffic on c->d',
+      () => {
+        const last = samplesOf(hub, 'node-d').at(-1);
+        return last !== undefined && (link(last, CD)?.counters.records ?? 0) > 200;
+      },
+      30_000,
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAgent(pair.c);
+    await stopAgent(pair.d);
+    await hub.stop();
+    scratch.cleanup();
+  });
+
+  it('SIGTERM drains: the final sample of the sender equals what the receiver delivered', async () => {
+    pair.c!.kill('SIGTERM');
+    expect(await pair.c!.exited).toBe(0);
+    const finalC = samplesOf(hub, 'node-c').at(-1)!;
+    const sent = link(finalC, CD)!;
+    expect(sent.state).toBe('down');
+    expect(sent.reason).toMatch(/SIGTERM/);
+    expect(sent.counters.records).toBeGreaterThan(0);
+    expect(hub.events.some((e) => e.kind === 'agent' && /stopping: received SIGTERM/.test(e.message))).toBe(
+      true,
+    );
+    // Both ends count from the start of their runs, and node-c closed only once its ring was empty.
+    const rx = await waitFor('node-d to see the sender leave', () => {
+      const l = link(samplesOf(hub, 'node-d').at(-1)!, CD);
+      return l && l.state === 'down' ? l : undefined;
+    });
+    expect(rx.counters.records).toBe(sent.counters.records);
+    expect(rx.counters.bytes).toBe(sent.counters.bytes);
+    expect(rx.gauges.occupancyBytes).toBe(0);
+    // A sender that left on purpose does not make the receiving node unhealthy; its own outgoing link does.
+    const hb = JSON.parse((await getText(pair.d!.url('/healthz'))).text) as {
+      problems: string[];
+      links: Array<{ id: string; required: boolean }>;
+    };
+    expect(hb.links.find((l) => l.id === CD)!.required).toBe(false);
+    expect(hb.problems.join('\n')).toMatch(/node-d->node-c \(tx node-c\) is down/);
+    expect(hb.problems.join('\n')).not.toMatch(/node-c->node-d/);
+  }, 60_000);
 });

@@ -193,7 +193,9 @@ async function main(): Promise<void> {
           cpuPhaseMs += performance.now() - t0;
           cpuPhaseBusy += a.samplingCost().busyMs - busy0;
         }
-        after.forEach((cum, i) => c.hist.addSparse(sparseDelta(cum, before[i]!)));
+        after.forEach((cum, i) => {
+          c.hist.addSparse(sparseDelta(cum, before[i]!));
+        });
       }
     }
     a.resumeSampling(1000);
