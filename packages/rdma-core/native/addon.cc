@@ -191,10 +191,14 @@ struct LinkInfo {
   }
 };
 
-Napi::Value bufferOver(Napi::Env env, uint8_t* data, uint64_t len) {
-  // External buffer over the mapping: created once per link end; the mapping outlives it (closed links keep
-  // the JS object but are unmapped only after every view is dropped — see close()).
-  return Napi::Buffer<uint8_t>::New(env, data, len);
+// The one Buffer over a ring data region, created once per link end. For shm it owns the mapping (unmapped
+// by its finalizer), so a Buffer a user keeps after close() stays valid memory instead of a crash.
+Napi::Value bufferOver(Napi::Env env, uint8_t* data, uint64_t len, ShmRing* owned) {
+  if (!owned) return Napi::Buffer<uint8_t>::New(env, data, len);
+  auto [base, mapLen] = owned->detachMapping();
+  return Napi::Buffer<uint8_t>::New(env, data, len, [base = base, mapLen = mapLen](Napi::Env, uint8_t*) {
+    munmap(base, mapLen);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -257,7 +261,8 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
     link_.transport = tx_->transport();
     link_.provider = tx_->provider();
     writer_ = std::make_unique<RingWriter>(tx_.get(), &link_.counters);
-    buffer_ = Napi::Persistent(bufferOver(env, tx_->data(), tx_->capacity()).As<Napi::Object>());
+    buffer_ = Napi::Persistent(
+        bufferOver(env, tx_->data(), tx_->capacity(), shm_ ? &shm_->ring() : nullptr).As<Napi::Object>());
   }
 
   ~NativeSender() override { closeNow(false); }
@@ -559,7 +564,8 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
     }
     skipBelow_ = resume;
     buffer_ = Napi::Persistent(
-        bufferOver(env, const_cast<uint8_t*>(rx_->data()), rx_->capacity()).As<Napi::Object>());
+        bufferOver(env, const_cast<uint8_t*>(rx_->data()), rx_->capacity(), shm_ ? &shm_->ring() : nullptr)
+            .As<Napi::Object>());
   }
 
   ~NativeReceiver() override { closeNow(false); }

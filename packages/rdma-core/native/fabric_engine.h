@@ -777,7 +777,9 @@ class ReceiverCore {
   // The caller is done with the views of the last poll: free the bytes; return credit every quarter ring or
   // when the ring ran empty (the sender may be waiting).
   // The first k records of the last poll were consumed; the others are parsed again by the next poll.
-  void Release(size_t k, const std::vector<Delivered>& out) {
+  // Credit is batched: every quarter ring, or at once when `flush` (the consumer goes idle, or the sender
+  // said it waits for space) — not on every empty poll, which would add a write per record to a ping-pong.
+  void Release(size_t k, const std::vector<Delivered>& out, bool flush) {
     if (k < out.size()) {
       consumed_ = out[k].start;
       expected_ = out[k].seq;
@@ -788,7 +790,7 @@ class ReceiverCore {
     }
     head_ = consumed_;
     if (!connected_ || failed_) return;
-    if (head_ != credited_ && (head_ - credited_ >= cap_ / 4 || head_ == tail_)) SendCredit();
+    if (head_ != credited_ && (head_ - credited_ >= cap_ / 4 || flush)) SendCredit();
   }
 
   // Test hook for bad input. Exposed so a test can check the receiver rejects an out-of-range tail delta.

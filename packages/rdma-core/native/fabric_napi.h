@@ -303,11 +303,12 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     }
     return Napi::Number::New(info.Env(), double(n));
   }
-  // release(count?): the first `count` records of the last poll were consumed (default all); the rest are
-  // handed out again by the next poll (a handler threw).
+  // release(count?, flush?): the first `count` records of the last poll were consumed (default all); the
+  // rest are handed out again by the next poll (a handler threw). flush: return credit now.
   Napi::Value Release(const Napi::CallbackInfo& info) {
     uint64_t k = info.Length() > 0 && info[0].IsNumber() ? ArgU64(info, 0, "count") : out_.size();
-    core_->Release(std::min<uint64_t>(k, out_.size()), out_);
+    bool flush = info.Length() > 1 && info[1].ToBoolean();
+    core_->Release(std::min<uint64_t>(k, out_.size()), out_, flush);
     return info.Env().Undefined();
   }
   Napi::Value Ring(const Napi::CallbackInfo& info) {

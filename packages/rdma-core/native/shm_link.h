@@ -118,8 +118,11 @@ inline int openFifo(const std::string& path) {
 
 inline void drainFd(int fd) {
   char buf[256];
-  while (read(fd, buf, sizeof buf) > 0) {
-  }
+  // A short read means the FIFO is empty: saves the second (EAGAIN) syscall on every wake-up.
+  ssize_t n;
+  do {
+    n = read(fd, buf, sizeof buf);
+  } while (n == static_cast<ssize_t>(sizeof buf) || (n < 0 && errno == EINTR));
 }
 
 // The mapped ring file. Owned by ShmTx / ShmRx.
@@ -191,6 +194,13 @@ class ShmRing {
       unmap();
     }
     if (unlinkFiles) removeFiles(path_);
+  }
+
+  // Hands the mapping's lifetime to the caller (the JS Buffer over the ring unmaps it when collected), so
+  // a Buffer kept after close() never points at unmapped memory. close() then only releases fds and files.
+  std::pair<uint8_t*, uint64_t> detachMapping() {
+    detached_ = true;
+    return {base_, len_};
   }
 
   static void removeFiles(const std::string& ringPath) {
@@ -360,7 +370,7 @@ class ShmRing {
   }
 
   void unmap() {
-    if (base_) munmap(base_, len_);
+    if (base_ && !detached_) munmap(base_, len_);
     base_ = nullptr;
     hdr_ = nullptr;
     ctl_ = nullptr;
@@ -376,6 +386,7 @@ class ShmRing {
   ShmFileHeader* hdr_ = nullptr;
   ShmControl* ctl_ = nullptr;
   bool receiver_ = false;
+  bool detached_ = false;
 };
 
 // Writes one wake-up byte. EAGAIN (FIFO full) means a wake-up is pending anyway.

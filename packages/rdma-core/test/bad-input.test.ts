@@ -220,8 +220,13 @@ describe('bad input', () => {
     expect(s.code).toBeUndefined();
     expect(s.reason).toMatch(/receiver closed/);
     expect(() => rx.poll(() => {})).toThrow(expect.objectContaining({ code: 'ERR_RDMAQ_CLOSED' }));
+    const kept = tx.buffer;
     await tx.close();
     expect(() => tx.send(Buffer.alloc(1))).toThrow(expect.objectContaining({ code: 'ERR_RDMAQ_CLOSED' }));
+    // A Buffer over the ring kept after close stays valid memory (the mapping lives as long as the Buffer).
+    kept[100] = 7;
+    expect(kept[100]).toBe(7);
+    expect(rx.buffer.length).toBe(65_536);
     await expect(tx.whenWritable()).rejects.toMatchObject({ code: 'ERR_RDMAQ_CLOSED' });
     expect(shmFiles(linkId)).toEqual([]);
   });
