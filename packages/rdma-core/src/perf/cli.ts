@@ -49,7 +49,7 @@ function parse(argv: string[]): Options {
   const o: Options = {
     cmd,
     transport: 'shm',
-    provider: 'shm',
+    provider: 'shm', // shm transport; for --transport fabric the default provider is net
     size: 64,
     idle: 'busy-spin',
     engine: false,
@@ -84,9 +84,6 @@ function parse(argv: string[]): Options {
     else if (a === '--json') o.json = true;
     else if (a === '--no-baselines') o.baselines = false;
     else fail(`unknown option ${a}`);
-  }
-  if (o.transport === 'fabric') {
-    fail('--transport fabric is wired by the fabric transport (issue 4); this build measures shm');
   }
   if (o.size > CAPACITY / 2 - 24)
     fail(`--size must be at most ${CAPACITY / 2 - 24} for the ${CAPACITY}-byte ring`);
@@ -430,6 +427,20 @@ async function main(): Promise<void> {
     return;
   }
   const o = parse(process.argv.slice(2));
+  if (o.transport === 'fabric') {
+    // The fabric cases (issue 4) live in src/fabric/perf.ts, same rows and JSON fields.
+    const { runFabricPerf } = await import('../fabric/perf.js');
+    await runFabricPerf({
+      cmd: o.cmd,
+      provider: o.provider === 'shm' ? 'net' : o.provider,
+      size: o.size,
+      ...(o.iters === undefined ? {} : { iters: o.iters }),
+      idle: o.idle,
+      json: o.json,
+      baselines: o.baselines,
+    });
+    return;
+  }
   const log = (s: string) => process.stderr.write(`rdmaq-perf: ${s}\n`);
   const rows: CaseRow[] = [];
   const run = async (c: Promise<CaseRow>) => {
