@@ -3,6 +3,7 @@
  * full ring, zero-copy claims, header validation, probes and batched polling.
  */
 import { join } from 'node:path';
+import { LinkCountersSchema, SparseBucketsSchema } from '@rdmaq/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Listener, listen, type Receiver, type Sender } from '../src/index.js';
 import { removeDir, shmFiles, tempDir, uniqueLinkId } from './helpers.js';
@@ -49,6 +50,17 @@ describe('ring protocol', () => {
     expect(s.gauges.occupancyBytes).toBe(0);
     expect(s.gauges.capacityBytes).toBe(65_536);
     expect(s.latency.queue.reduce((a, [, n]) => a + n, 0)).toBe(100);
+    // The shape the agent forwards to the hub unchanged.
+    expect(() => LinkCountersSchema.parse(s.counters)).not.toThrow();
+    expect(() => SparseBucketsSchema.parse(s.latency.queue)).not.toThrow();
+    expect(s).toMatchObject({
+      linkId: expect.any(String),
+      role: 'receiver',
+      transport: 'shm',
+      provider: 'shm',
+      state: 'up',
+      epoch: 1,
+    });
   });
 
   it('pads at the wrap (PADDING record) and never splits a record across the end', async () => {

@@ -113,6 +113,29 @@ describe('two processes over shm', () => {
     expect(shmFiles(linkId)).toEqual([]);
   }, 120_000);
 
+  it('kill -9 of the sender mid-stream: a restarted sender continues the sequence, nothing lost or duplicated', async () => {
+    const { socketPath, linkId } = setup('txrestart');
+    const count = 150_000;
+    const common = { socketPath, linkId, count, maxSize: 4096, salt: 13, idle: 'event' };
+    const rx = spawn({ role: 'receiver', ...common, progressEvery: 5000 });
+    await rx.waitFor((m) => m.t === 'ready');
+    const tx1 = spawn({ role: 'sender', ...common });
+    await rx.waitFor((m) => m.t === 'progress' && (m.received as number) >= 30_000);
+    await tx1.kill('SIGKILL');
+    await rx.waitFor((m) => m.t === 'state' && m.state === 'down' && m.code === 'ERR_RDMAQ_PEER_GONE');
+    // The new sender takes tail and sequence from the ring's control block.
+    const tx2 = spawn({ role: 'sender', ...common });
+    const done = (await rx.waitFor((m) => m.t === 'done', 100_000)) as unknown as Done;
+    expect(done.bad, done.badMsg).toBe(0);
+    expect(done.first).toBe(1);
+    expect(done.last).toBe(count);
+    expect(done.received).toBe(count);
+    await tx2.waitFor((m) => m.t === 'done');
+    tx2.send({ t: 'close' });
+    await Promise.all([rx.waitExit(), tx2.waitExit()]);
+    expect(shmFiles(linkId)).toEqual([]);
+  }, 120_000);
+
   it('a slow consumer makes the producer see back-pressure, never corruption', async () => {
     const { socketPath, linkId } = setup('slow');
     const count = 3000;
