@@ -89,6 +89,9 @@ class RingWriter {
     const uint64_t n = need(len);
     if (cap_ - (tail_ - head_) >= n) return true;
     head_ = t_->head();  // acquire: bytes below it were released by the consumer
+    // Occupancy is only known exactly right after a head refresh (the cached head is stale otherwise);
+    // the consumer's own gauge is the authoritative one.
+    if (tail_ - head_ > peak_) peak_ = tail_ - head_;
     return cap_ - (tail_ - head_) >= n;
   }
 
@@ -135,8 +138,6 @@ class RingWriter {
     if (!t_->publish(pubTail_, tail_, nextSeq_)) return false;
     pubTail_ = tail_;
     lastClaim_ = UINT64_MAX;
-    const uint64_t occ = tail_ - head_;
-    if (occ > peak_) peak_ = occ;
     return true;
   }
 
