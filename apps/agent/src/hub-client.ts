@@ -135,7 +135,8 @@ export class HubClient {
 
   pushEvent(event: AgentEvent): void {
     const text = JSON.stringify(event);
-    if (this.state === 'live' && this.ws && this.ws.bufferedAmount < HIGH_WATER) {
+    // Events are small and rare: while live they go straight out (the socket queues them behind samples).
+    if (this.state === 'live' && this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(text);
       return;
     }
@@ -285,6 +286,9 @@ export class HubClient {
     this.state = 'live';
     this.lastError = undefined;
     if (lastSeq > this.ackedSeq) this.ackedSeq = lastSeq;
+    // The hub already stores these: free them now.
+    while (this.ring.length > 0 && this.ring[0]!.seq <= lastSeq)
+      this.ringBytes -= this.ring.shift()!.text.length;
     const oldest = this.ring[0]?.seq ?? this.lastPushed + 1;
     this.nextToSend = lastSeq + 1;
     if (this.nextToSend < oldest) {

@@ -84,6 +84,8 @@ describe('hub stream', () => {
     expect([...ts].sort((a, b) => a - b)).toEqual(ts);
     expect(hub.invalid).toEqual([]);
     expect(agent.hub!.stats.droppedSamples).toBe(0);
+    // Acknowledged samples are freed: the buffer empties once the hub has them.
+    await waitFor('the buffer to drain', () => agent.hub!.stats.bufferedSamples <= 2);
     // The outage was logged with the reason and retried with growing delays.
     const retries = lines.filter((l) => /hub connection lost/.test(l.msg));
     expect(retries.length).toBeGreaterThanOrEqual(3);
