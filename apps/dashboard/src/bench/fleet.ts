@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -246,7 +246,7 @@ async function main(): Promise<void> {
   live.postMessage('start');
   const busy = await measure(pid, SECONDS);
   live.postMessage('stop');
-  const { lat, deltas, deltaBytes } = await liveResult;
+  const { lat, wait, deliver, deltas, deltaBytes } = await liveResult;
   running = false;
   await loop;
 
@@ -284,6 +284,8 @@ async function main(): Promise<void> {
     busy.rssMb <= TARGET.rssMb,
   );
   row('sample → browser p50 (ms)', '-', p50.toFixed(0), '', true);
+  row('  of which sample → frame p99', '-', pct(wait, 0.99).toFixed(0), '', true);
+  row('  of which frame → client p99', '-', pct(deliver, 0.99).toFixed(0), '', true);
   row('sample → browser p99 (ms)', '-', p99.toFixed(0), `≤ ${TARGET.p99Ms}`, p99 <= TARGET.p99Ms);
 
   for (const a of agents) a.ws.close();
@@ -297,6 +299,10 @@ async function main(): Promise<void> {
 
 interface LiveResult {
   lat: number[];
+  /** Sample time → the hub built the delta (tick wait + ingest). */
+  wait: number[];
+  /** Delta built → received by the client (serialise, send, transfer), per frame. */
+  deliver: number[];
   deltas: number;
   deltaBytes: number;
 }
@@ -305,6 +311,8 @@ interface LiveResult {
 function liveClient(): void {
   const { wsUrl, cookie, origin } = workerData as { wsUrl: string; cookie: string; origin: string };
   const lat: number[] = [];
+  const wait: number[] = [];
+  const deliver: number[] = [];
   let measuring = false;
   let deltas = 0;
   let deltaBytes = 0;
@@ -316,18 +324,23 @@ function liveClient(): void {
   ws.on('message', (data) => {
     const now = Date.now();
     const text = String(data);
-    const f = JSON.parse(text) as { type: string; data?: { links?: Array<{ ts: number }> } };
+    const f = JSON.parse(text) as { type: string; ts: number; data?: { links?: Array<{ ts: number }> } };
     if (f.type !== 'delta' || !measuring) return;
     deltas++;
     deltaBytes += text.length;
-    for (const l of f.data?.links ?? []) lat.push(now - l.ts);
+    // Split: sample → hub builds the frame (waiting for the 1 s tick), frame built → received here.
+    deliver.push(now - f.ts);
+    for (const l of f.data?.links ?? []) {
+      lat.push(now - l.ts);
+      wait.push(f.ts - l.ts);
+    }
   });
   parentPort!.on('message', (m: string) => {
     if (m === 'start') measuring = true;
     if (m === 'stop') {
       measuring = false;
-      lat.sort((a, b) => a - b);
-      parentPort!.postMessage({ lat, deltas, deltaBytes } satisfies LiveResult);
+      for (const a of [lat, wait, deliver]) a.sort((x, y) => x - y);
+      parentPort!.postMessage({ lat, wait, deliver, deltas, deltaBytes } satisfies LiveResult);
     }
   });
 }

@@ -221,17 +221,19 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     rejectUpgrade(socket, 404, 'Not Found');
   });
 
+  // Fan-out first (it is what browsers wait for), then evaluation; alert changes reach browsers on the
+  // next round, at most a second later.
   const tick = () => {
+    try {
+      live.tick();
+    } catch (err) {
+      log.error({ err }, 'live fan-out failed');
+    }
     try {
       alerts.evaluate();
       notifier.tick(now(), alerts.firing());
     } catch (err) {
       log.error({ err }, 'alert evaluation failed');
-    }
-    try {
-      live.tick();
-    } catch (err) {
-      log.error({ err }, 'live fan-out failed');
     }
   };
 
