@@ -12,11 +12,21 @@
  * See ARCHITECTURE.md for the classes, threads and the transport seam.
  */
 import { RdmaqError } from './errors.js';
+import { connectFabric, type FabricSender } from './fabric/index.js';
 import { native } from './native.js';
 import { connectShm, type Sender } from './sender.js';
 import type { SenderOptions } from './types.js';
 
 export { errorCode, RdmaqError } from './errors.js';
+export {
+  FabricListener,
+  type FabricListenOptions,
+  FabricReceiver,
+  type FabricReceiverOptions,
+  FabricSender,
+  type FabricSenderOptions,
+  fabricProbe,
+} from './fabric/index.js';
 export { DEFAULT_CAPACITY, Listener, listen } from './listener.js';
 export { RecordType } from './native.js';
 export { Receiver } from './receiver.js';
@@ -49,13 +59,27 @@ export function fabricVersion(): string {
  * Opens the sending end of a link to a peer's listener. Resolves once the handshake is done and the ring is
  * mapped; rejects with ERR_RDMAQ_CONNECT (nobody listening), ERR_RDMAQ_UNKNOWN_LINK, ERR_RDMAQ_LINK_BUSY, ...
  */
-export async function connect(opts: SenderOptions): Promise<Sender> {
+export async function connect(opts: SenderOptions & { transport: 'fabric' }): Promise<FabricSender>;
+export async function connect(opts: SenderOptions): Promise<Sender>;
+export async function connect(opts: SenderOptions): Promise<Sender | FabricSender> {
   const transport = opts.transport ?? 'shm';
   if (transport === 'shm') return connectShm(opts);
-  throw new RdmaqError(
-    'ERR_RDMAQ_NO_TRANSPORT',
-    `transport ${transport} is provided by src/fabric (issue 4) and is not available in this build`,
-  );
+  if (opts.host === undefined || opts.port === undefined || opts.secret === undefined) {
+    throw new RdmaqError(
+      'ERR_RDMAQ_ARG',
+      'connect: the fabric transport needs host, port and secret of the peer listener',
+    );
+  }
+  return connectFabric({
+    linkId: opts.linkId,
+    host: opts.host,
+    port: opts.port,
+    secret: opts.secret,
+    ...(opts.provider === undefined ? {} : { provider: opts.provider }),
+    ...(opts.capacity === undefined ? {} : { capacity: opts.capacity }),
+    ...(opts.reconnect === undefined ? {} : { reconnect: opts.reconnect }),
+    ...(opts.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: opts.connectTimeoutMs }),
+  });
 }
 
 /** CLOCK_MONOTONIC in ns, the clock record timestamps use (same-host latency maths). */

@@ -5,6 +5,7 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import { join } from 'node:path';
 import { CONTROL_VERSION, ControlChannel, type ControlMessage } from './control.js';
 import { RdmaqError } from './errors.js';
+import { type FabricListener, type FabricReceiver, listenFabric } from './fabric/index.js';
 import { native } from './native.js';
 import { Receiver } from './receiver.js';
 import type { ListenOptions, ReceiverOptions } from './types.js';
@@ -29,9 +30,10 @@ export class Listener extends EventEmitter {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private closedFlag = false;
+  private readonly fabric: FabricListener | undefined;
 
   /** @internal — use listen(). */
-  constructor(opts: ListenOptions, server: Server) {
+  constructor(opts: ListenOptions, server: Server, fabric?: FabricListener) {
     super();
     this.socketPath = opts.socketPath;
     this.shmDir = opts.shmDir ?? '/dev/shm';
@@ -39,6 +41,15 @@ export class Listener extends EventEmitter {
     this.acceptUnknown = opts.acceptUnknown ?? false;
     this.server = server;
     server.on('connection', (sock) => this.onConnection(sock));
+    this.fabric = fabric;
+    // Fabric links arrive on the TCP acceptor of the same listener: forward its events.
+    fabric?.on('receiver', (rx: FabricReceiver) => this.emit('receiver', rx));
+    fabric?.on('error', (err: Error) => this.emitError(err));
+  }
+
+  /** TCP port of the fabric acceptor (listen({ tcp })), undefined without one. */
+  get port(): number | undefined {
+    return this.fabric?.port;
   }
 
   /** Path of the ring file of a link on this listener (stable across restarts, so a receiver reattaches). */
@@ -54,8 +65,20 @@ export class Listener extends EventEmitter {
    * Throws ERR_RDMAQ_RING_VERSION / _RING_SIZE / _RING_MAGIC for an incompatible ring file,
    * ERR_RDMAQ_RESUME_GAP when `resumeFrom` asks for records the ring no longer holds.
    */
-  accept(linkId: string, opts: ReceiverOptions = {}): Receiver {
+  accept(linkId: string, opts: ReceiverOptions & { transport: 'fabric' }): FabricReceiver;
+  accept(linkId: string, opts?: ReceiverOptions): Receiver;
+  accept(linkId: string, opts: ReceiverOptions = {}): Receiver | FabricReceiver {
     if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', 'listener is closed');
+    if (opts.transport === 'fabric') {
+      if (!this.fabric) {
+        throw new RdmaqError(
+          'ERR_RDMAQ_NO_TRANSPORT',
+          `link ${linkId} expects a fabric sender, but this listener has no TCP acceptor: listen({ tcp: { port, secret } })`,
+        );
+      }
+      const { transport: _t, ...rest } = opts;
+      return this.fabric.accept(linkId, rest);
+    }
     if (!LINK_ID.test(linkId)) {
       throw new RdmaqError(
         'ERR_RDMAQ_ARG',
@@ -80,9 +103,9 @@ export class Listener extends EventEmitter {
     return rx;
   }
 
-  /** The Receiver of a link accepted on this listener, if any. */
-  receiver(linkId: string): Receiver | undefined {
-    return this.links.get(linkId);
+  /** The Receiver of a link accepted on this listener (either acceptor), if any. */
+  receiver(linkId: string): Receiver | FabricReceiver | undefined {
+    return this.links.get(linkId) ?? this.fabric?.receiver(linkId);
   }
 
   /** Stops accepting, closes every Receiver (removing its ring) and the socket. */
@@ -90,6 +113,7 @@ export class Listener extends EventEmitter {
     if (this.closedFlag) return;
     this.closedFlag = true;
     for (const rx of [...this.links.values()]) await rx.close();
+    await this.fabric?.close();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     try {
@@ -175,12 +199,6 @@ export class Listener extends EventEmitter {
  * socket file of a dead listener is replaced; a live one makes this throw ERR_RDMAQ_LISTEN_BUSY.
  */
 export async function listen(opts: ListenOptions): Promise<Listener> {
-  if (opts.tcp) {
-    throw new RdmaqError(
-      'ERR_RDMAQ_NO_TRANSPORT',
-      'listen: the TCP (fabric) acceptor is provided by the fabric transport (src/fabric), not built in this version',
-    );
-  }
   native.sweepStale(opts.shmDir ?? '/dev/shm');
   if (existsSync(opts.socketPath)) {
     const alive = await new Promise<boolean>((resolve) => {
@@ -211,5 +229,23 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
     );
     server.listen(opts.socketPath, () => resolve());
   });
-  return new Listener(opts, server);
+  let fabric: FabricListener | undefined;
+  if (opts.tcp) {
+    try {
+      fabric = await listenFabric({
+        ...(opts.tcp.host === undefined ? {} : { host: opts.tcp.host }),
+        port: opts.tcp.port,
+        secret: opts.tcp.secret,
+        acceptUnknown: opts.acceptUnknown ?? false,
+        defaults: {
+          ...(opts.capacity === undefined ? {} : { capacity: opts.capacity }),
+          ...(opts.tcp.provider === undefined ? {} : { provider: opts.tcp.provider }),
+        },
+      });
+    } catch (err) {
+      server.close();
+      throw err;
+    }
+  }
+  return new Listener(opts, server, fabric);
 }

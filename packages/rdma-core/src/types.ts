@@ -114,6 +114,13 @@ export interface ReceiverOptions {
   resumeFrom?: number;
   /** Records per native poll call in `start()`; default 256. */
   batch?: number;
+  /**
+   * Which acceptor the sender arrives on: `shm` (default, the unix socket) or `fabric` (the TCP port of
+   * `ListenOptions.tcp`; the Receiver is then a FabricReceiver with the same surface).
+   */
+  transport?: Transport;
+  /** fabric: accept only this provider (default: whatever the sender asks for). */
+  provider?: string;
 }
 
 /** Options of `connect()`, opening the sending end of a link to a peer's listener. */
@@ -128,6 +135,8 @@ export interface SenderOptions {
   port?: number;
   secret?: string | Buffer;
   provider?: string;
+  /** fabric: ring capacity, must equal the receiver's (default 4 MiB). shm takes the receiver's. */
+  capacity?: number;
   /** Reconnect after the peer dies or restarts (default true), retrying with backoff up to 1 s. */
   reconnect?: boolean;
   /** How long connect() waits for the first handshake; default 10 000 ms. */
