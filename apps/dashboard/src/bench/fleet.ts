@@ -261,7 +261,12 @@ async function main(): Promise<void> {
       `${name.padEnd(30)} ${base.padStart(14)} ${val.padStart(14)} ${target.padStart(10)}  ${ok ? 'PASS' : 'FAIL'}`,
     );
   console.log(
-    `\nfleet: ${health.agents.connected} agents connected, ${health.links.total} links, ${SECONDS} s measured`,
+    `\nmachine: ${cpus().length} cores, load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} (other work on the machine competes with the hub, the fleet and the client)`,
+  );
+  console.log(
+    `fleet: ${health.agents.connected} agents connected, ${health.links.total} links, ${SECONDS} s measured`,
   );
   console.log(
     `live client: ${deltas} overview deltas, avg ${(deltaBytes / Math.max(1, deltas) / 1024).toFixed(0)} KiB, ${lat.length} link updates timed`,
