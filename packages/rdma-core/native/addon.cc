@@ -511,6 +511,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
                            InstanceMethod<&NativeReceiver::PollBatch>("pollBatch"),
                            InstanceMethod<&NativeReceiver::Release>("release"),
                            InstanceMethod<&NativeReceiver::Park>("park"),
+                           InstanceMethod<&NativeReceiver::PollOrPark>("pollOrPark"),
                            InstanceMethod<&NativeReceiver::Unpark>("unpark"),
                            InstanceMethod<&NativeReceiver::SetProbeHandler>("setProbeHandler"),
                            InstanceMethod<&NativeReceiver::WakeWriter>("wakeWriter"),
@@ -733,6 +734,19 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
     return info.Env().Undefined();
   }
 
+  // Event strategy in one call: deliver up to `limit`; if the ring ran dry, release and park. Returns the
+  // count delivered, or -(count + 1) when parked (sleep on the fd).
+  Napi::Value PollOrPark(const Napi::CallbackInfo& info) {
+    ensureOpen(info.Env());
+    if (!info[0].IsFunction()) throwError(info.Env(), "ERR_RDMAQ_ARG", "pollOrPark: handler must be a function");
+    uint64_t limit = toU64(info[1], "limit");
+    uint64_t n = pollWith(info, info[0].As<Napi::Function>(), limit);
+    if (!rx_ || n >= limit) return Napi::Number::New(info.Env(), static_cast<double>(n));
+    reader_->release(true);
+    if (rx_->park(reader_->head())) return Napi::Number::New(info.Env(), -static_cast<double>(n) - 1);
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+
   Napi::Value Park(const Napi::CallbackInfo& info) {
     ensureOpen(info.Env());
     settleBatch();
@@ -779,7 +793,11 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
   Napi::Value Watch(const Napi::CallbackInfo& info) {
     if (!rx_) throwError(info.Env(), "ERR_RDMAQ_CLOSED", "link " + link_.linkId + " is closed");
     RxTransport* t = rx_.get();
-    waker_.start(info.Env(), t->readableFd(), info[0].As<Napi::Function>(), [t] { t->drainReadable(); });
+    // Woken = no longer parked: unpark here, before JS runs, so the producer stops signalling at once.
+    waker_.start(info.Env(), t->readableFd(), info[0].As<Napi::Function>(), [t] {
+      t->drainReadable();
+      t->unpark();
+    });
     return info.Env().Undefined();
   }
   Napi::Value Unwatch(const Napi::CallbackInfo& info) {

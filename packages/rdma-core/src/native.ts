@@ -48,7 +48,10 @@ interface NativeLinkEnd {
   /** Counts an error detected outside the native code (handshake, peer_gone…). */
   countError(kind: string): void;
   countReconnect(): void;
-  /** Starts/stops a uv_poll watcher on the wake-up fd; cb runs on the event loop after the signal was drained. */
+  /**
+   * Starts/stops a uv_poll watcher on the wake-up fd; cb runs on the event loop after the signal was drained
+   * (receiver: and after it was unparked).
+   */
   watch(cb: () => void): void;
   unwatch(): void;
   /** Unmaps, closes fds; `unlink` also removes the ring file and FIFOs (receiver on close). Idempotent. */
@@ -91,6 +94,8 @@ export interface NativeReceiver extends NativeLinkEnd {
    */
   pollBatch(out: Float64Array, limit: number): number;
   release(): void;
+  /** Event strategy in one call: poll; if the ring ran dry, release and park. Returns n, or -(n + 1) if parked. */
+  pollOrPark(handler: RecordHandler, limit: number): number;
   /** Sets parked, fences, re-checks tail: true = parked (sleep on watch), false = data arrived. */
   park(): boolean;
   unpark(): void;

@@ -203,8 +203,7 @@ export class Receiver extends EventEmitter {
   }
 
   private onWake(): void {
-    // The fd was drained natively; we are no longer parked.
-    this.native.unpark();
+    // The fd was drained and the parked flag cleared natively.
     if (this.running) {
       this.running.rounds = 0;
       this.step();
@@ -236,14 +235,14 @@ export class Receiver extends EventEmitter {
       }
       if (this.idle === 'event') {
         // Drain what is there, then park at once.
-        let n = 0;
+        // Drain what is there, park as soon as the ring runs dry (one native call per batch).
         for (let i = 0; i < 64 && this.running; i++) {
-          n = this.native.poll(r.handler, this.batch);
-          if (n === 0) break;
+          if (this.native.pollOrPark(r.handler, this.batch) < 0) {
+            if (!this.running && !this.closedFlag) this.native.unpark(); // the handler stopped us meanwhile
+            return; // parked: onWake resumes
+          }
         }
-        if (!this.running) return;
-        if (n === 0 && this.native.park()) return; // sleeping on the fd: onWake resumes
-        this.schedule();
+        if (this.running) this.schedule(); // a long burst: give the event loop a turn
         return;
       }
       // backoff: spin briefly per turn; after BACKOFF_ROUNDS empty turns, park.

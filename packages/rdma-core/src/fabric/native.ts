@@ -92,8 +92,11 @@ export interface NativeFabricReceiver {
   connect(peer: Uint8Array, creditAddr: bigint, creditKey: bigint, startPos: number, startSeq: number): void;
   /** Fills descriptors() rows [offset, length, type, seq, queueLatencyNs]; returns the count. */
   poll(limit: number): number;
-  /** The views of the last poll are no longer used: free them (credit every quarter ring or when empty). */
-  release(count?: number): void;
+  /**
+   * The first `count` views of the last poll are no longer used: free them. Credit goes back every quarter
+   * ring, or now when `flush` (going idle, or the sender asked).
+   */
+  release(count?: number, flush?: boolean): void;
   ring(): ArrayBuffer;
   descriptors(): Float64Array;
   state(): FabricReceiverState;

@@ -69,6 +69,8 @@ export class FabricReceiver extends EventEmitter {
   private reconnects = 0;
   private peak = 0;
   private failure: Error | undefined;
+  /** The sender waits for space (or we go idle): return credit at the next release. */
+  private creditWanted = false;
   info: FabricInfo | null = null;
 
   /** @internal — use FabricListener.accept(). */
@@ -115,8 +117,10 @@ export class FabricReceiver extends EventEmitter {
   poll(handler: RecordHandler, limit = 256): number {
     if (this.failure) throw this.failure;
     const n = this.native.poll(limit);
+    const flush = this.creditWanted;
+    this.creditWanted = false;
     if (n === 0) {
-      this.native.release(0);
+      this.native.release(0, flush);
       this.checkNative();
       return 0;
     }
@@ -137,7 +141,7 @@ export class FabricReceiver extends EventEmitter {
         }
       }
     } finally {
-      this.native.release(i);
+      this.native.release(i, flush);
     }
     return delivered;
   }
@@ -296,6 +300,13 @@ export class FabricReceiver extends EventEmitter {
         r.rounds = 0;
         this.schedule(0);
       }
+    } else if (m.t === 'need') {
+      // The sender waits for space: credit now (also when nobody is polling: a parked or stopped consumer).
+      this.creditWanted = true;
+      if (!this.running || this.running.parked) {
+        this.native.release(0, true);
+        this.creditWanted = false;
+      }
     } else if (m.t === 'bye') {
       conn.shut('sender closed the link');
     }
@@ -333,6 +344,7 @@ export class FabricReceiver extends EventEmitter {
 
   private park(): void {
     const r = this.running!;
+    this.native.release(0, true); // going idle: whatever was consumed goes back as credit now
     r.parked = true;
     this.conn!.send({ t: 'park', tail: this.native.state().tail });
     this.armSafety();

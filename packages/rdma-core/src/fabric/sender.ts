@@ -150,6 +150,15 @@ export class FabricSender extends EventEmitter {
     return seq;
   }
 
+  /**
+   * Drives the link synchronously once: reads the CQ (manual progress, credit) and posts what is pending.
+   * For busy-spin loops that never yield to the event loop; otherwise the pump does this on its own.
+   */
+  flush(): void {
+    if (!this.ready || this.closedFlag) return;
+    this.turn();
+  }
+
   /** Is there room for a record of `payload` bytes now? */
   writable(payload = 0): boolean {
     return this.native.state().free >= this.need(payload);
@@ -162,6 +171,8 @@ export class FabricSender extends EventEmitter {
     if (this.writable(payload)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiters.push({ need: this.need(payload), resolve, reject });
+      // Credit is batched by the receiver; tell it we are waiting so it flushes what it consumed.
+      this.conn?.send({ t: 'need' });
       this.kick();
     });
   }
@@ -462,21 +473,16 @@ export class FabricSender extends EventEmitter {
     this.pumping = false;
   }
 
-  private pump(): void {
-    this.pumpTimer = undefined;
-    if (!this.ready || this.closedFlag) {
-      this.pumping = false;
-      return;
-    }
+  /** One progress call: -1 failed (handled), 0 idle, 1 busy, 2 busy and something moved. */
+  private turn(): number {
     const r = this.native.progress();
     if (r < 0) {
       const e = this.native.error();
       const err = e ?? new RdmaqError('ERR_RDMAQ_FABRIC', 'fabric progress failed');
       this.errors.add(errorKind(err.code));
-      this.pumping = false;
       this.emitError(err);
       this.conn?.shut(`fabric error: ${err.message}`);
-      return;
+      return -1;
     }
     let progressed = r === 2;
     if (this.peerParkedTail >= 0 || this.waiters.length) {
@@ -490,12 +496,22 @@ export class FabricSender extends EventEmitter {
         progressed = true;
       }
     }
-    if (r === 0 && !this.waiters.length) {
-      this.pumping = false; // idle: no timer, no CPU
+    return r === 0 ? 0 : progressed ? 2 : 1;
+  }
+
+  private pump(): void {
+    this.pumpTimer = undefined;
+    if (!this.ready || this.closedFlag) {
+      this.pumping = false;
+      return;
+    }
+    const r = this.turn();
+    if (r < 0 || (r === 0 && !this.waiters.length)) {
+      this.pumping = false; // idle (or failed): no timer, no CPU
       return;
     }
     this.pumping = true;
-    if (progressed) this.emptyTurns = 0;
+    if (r === 2) this.emptyTurns = 0;
     else this.emptyTurns += 1;
     if (this.emptyTurns < SPIN_TURNS) this.pumpTimer = setImmediate(() => this.pump());
     else this.pumpTimer = setTimeout(() => this.pump(), 1);
