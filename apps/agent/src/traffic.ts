@@ -66,6 +66,19 @@ export function sizePicker(
   }
 }
 
+/** The largest message a distribution can produce. */
+export function largestSize(dist: SizeDist): number {
+  if (typeof dist === 'number') return dist;
+  switch (dist.dist) {
+    case 'fixed':
+      return dist.bytes;
+    case 'uniform':
+      return dist.max;
+    case 'choice':
+      return Math.max(...dist.choices.map((c) => c.bytes));
+  }
+}
+
 export class TrafficGenerator {
   readonly stats: TrafficStats = { sent: 0, bytes: 0, skipped: 0, waits: 0 };
   private timer: NodeJS.Timeout | undefined;
@@ -84,7 +97,8 @@ export class TrafficGenerator {
   ) {
     this.pick = sizePicker(cfg.size, sink.maxPayload, random);
     // Filled once with a recognisable pattern; each message is a prefix of it (send copies it into the ring).
-    this.payload = Buffer.alloc(sink.maxPayload);
+    // Only as large as the largest message: maxPayload is half the ring (MiBs per link otherwise).
+    this.payload = Buffer.alloc(Math.min(sink.maxPayload, largestSize(cfg.size)));
     for (let i = 0; i < this.payload.length; i++) this.payload[i] = i & 0xff;
     // Fast rates tick every ms; slow ones tick once per message (but at least every 100 ms).
     this.tickMs = Math.max(1, Math.min(100, Math.floor(1000 / cfg.rate)));
