@@ -86,11 +86,13 @@ describe('two processes over shm', () => {
     const positionFile = join(dir, 'position');
     const count = 150_000;
     const common = { socketPath, linkId, count, maxSize: 4096, salt: 11, positionFile, idle: 'backoff' };
-    const rx1 = spawn({ role: 'receiver', ...common, progressEvery: 5000 });
+    // rx1 spends 20 µs per record, so the kill surely lands mid-stream (≥ 2 s of records still to go).
+    const rx1 = spawn({ role: 'receiver', ...common, progressEvery: 5000, slowNs: 20_000 });
     await rx1.waitFor((m) => m.t === 'ready');
     const tx = spawn({ role: 'sender', ...common });
     await rx1.waitFor((m) => m.t === 'progress' && (m.received as number) >= 40_000);
     await rx1.kill('SIGKILL');
+    expect(rx1.messages.some((m) => m.t === 'done')).toBe(false);
     // The sender learns of the death through the control socket.
     await tx.waitFor((m) => m.t === 'state' && m.state === 'down' && m.code === 'ERR_RDMAQ_PEER_GONE');
     expect(shmFiles(linkId).filter((f) => f.endsWith('.ring'))).toHaveLength(1); // sender alive: not swept
@@ -117,11 +119,14 @@ describe('two processes over shm', () => {
     const { socketPath, linkId } = setup('txrestart');
     const count = 150_000;
     const common = { socketPath, linkId, count, maxSize: 4096, salt: 13, idle: 'event' };
-    const rx = spawn({ role: 'receiver', ...common, progressEvery: 5000 });
+    // The receiver spends 10 µs per record and the sender is at most a ring ahead of it: the kill lands
+    // mid-stream with more than a second of records to go.
+    const rx = spawn({ role: 'receiver', ...common, progressEvery: 5000, slowNs: 10_000 });
     await rx.waitFor((m) => m.t === 'ready');
     const tx1 = spawn({ role: 'sender', ...common });
     await rx.waitFor((m) => m.t === 'progress' && (m.received as number) >= 30_000);
     await tx1.kill('SIGKILL');
+    expect(tx1.messages.some((m) => m.t === 'done')).toBe(false);
     await rx.waitFor((m) => m.t === 'state' && m.state === 'down' && m.code === 'ERR_RDMAQ_PEER_GONE');
     // The new sender takes tail and sequence from the ring's control block.
     const tx2 = spawn({ role: 'sender', ...common });
