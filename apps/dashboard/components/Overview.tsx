@@ -41,7 +41,7 @@ export function Overview() {
             </div>
             <OccupancyHeatmap links={state?.links ?? EMPTY_LINKS} />
           </section>
-          <div className="grid-2">
+          <div className="grid-2 offscreen-lazy">
             <NodesTable nodes={state?.nodes ?? EMPTY_NODES} />
             <LinksTable links={state?.links ?? EMPTY_LINKS} />
           </div>
