@@ -203,3 +203,28 @@ describe('ingest refuses bad input with clear reasons, stores nothing, stays ali
     expect(status).toBe(404);
   });
 });
+
+describe('agents that go away', () => {
+  it('their links stop counting as up at once and leave memory after the memory window', async () => {
+    const hub = await startHub({
+      history: { memoryS: 60, minuteRetentionDays: 7, hourRetentionDays: 90, flushIntervalMs: 1000 },
+    });
+    try {
+      const a = await TestAgent.connect(hub.wsUrl, hub.agentToken);
+      await a.hello('gone');
+      a.send(sample(1, hub.clock.t, L));
+      await a.acked(1);
+      expect(hub.app.fleet.health().links).toEqual({ up: 1, total: 1 });
+      a.close();
+      await a.closed;
+      await new Promise((r) => setTimeout(r, 50));
+      expect(hub.app.fleet.health().links).toEqual({ up: 0, total: 1 });
+      hub.clock.t += 5 * 60_000;
+      hub.app.fleet.flush();
+      expect(hub.app.fleet.health().links).toEqual({ up: 0, total: 0 });
+      expect(hub.app.fleet.nodes.get('gone')?.connected).toBe(false);
+    } finally {
+      await hub.close();
+    }
+  });
+});

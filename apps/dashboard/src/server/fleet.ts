@@ -600,12 +600,30 @@ export class Fleet {
         }
       }
     })();
+    this.forgetAway(now);
     const hours = opts.rollHours === false ? 0 : this.rollHoursNow(force);
     if (now - this.lastRetention > 600_000) {
       this.lastRetention = now;
       this.retention(now);
     }
     return { minutes, hours };
+  }
+
+  /**
+   * Link ends of agents away for longer than the memory window are dropped from memory (their 1 s history
+   * has aged out; roll-ups stay in SQLite), so agent churn does not grow the hub. The node stays listed.
+   */
+  private forgetAway(now: number): void {
+    for (const n of this.nodes.values()) {
+      if (n.connected || n.links.size === 0 || now - n.lastSeen < this.opts.memoryS * 1000) continue;
+      for (const l of n.links.values()) {
+        if (l.minutes.size) continue; // not flushed yet
+        n.links.delete(l.id);
+        this.links.delete(l.key);
+        this.removedLinks.add(l.key);
+      }
+      this.changedNodes.add(n.id);
+    }
   }
 
   /** Hours to roll: finished ones since the last roll, hours that got late minutes, and (force) the current. */
@@ -766,7 +784,7 @@ export class Fleet {
     let occMax = 0;
     const p99s: number[] = [];
     for (const l of this.links.values()) {
-      if (l.state === 'up') up++;
+      if (l.state === 'up' && this.nodes.get(l.node)?.connected) up++;
       else if (l.state === 'down') down++;
       else degraded++;
       if (l.direction === 'rx') {
@@ -805,7 +823,8 @@ export class Fleet {
     let connected = 0;
     for (const n of this.nodes.values()) if (n.connected) connected++;
     let up = 0;
-    for (const l of this.links.values()) if (l.state === 'up') up++;
+    // A link of an agent that is away is not known to be up.
+    for (const l of this.links.values()) if (l.state === 'up' && this.nodes.get(l.node)?.connected) up++;
     return { status: 'ok', agents: { connected }, links: { up, total: this.links.size } };
   }
 
