@@ -286,9 +286,13 @@ async function idleEnd(cfg: WorkerConfig): Promise<void> {
     cfg.role === 'idle-tx' ? 'idle' : undefined,
   );
   rx?.start(() => {});
+  // CPU used by this process during the idle window only (start-up excluded); /usr/bin/time gives the total.
+  await new Promise((r) => setTimeout(r, 200));
+  const c0 = process.cpuUsage();
   await new Promise((r) => setTimeout(r, (cfg.seconds ?? 3) * 1000));
+  const c = process.cpuUsage(c0);
   rx?.stop();
-  await report({ t: 'result' });
+  await report({ t: 'result', idleCpuS: (c.user + c.system) / 1e6 });
   await tx?.close();
   await l?.close();
 }
