@@ -156,6 +156,15 @@ describe('dashboard in a browser', () => {
     await expect
       .poll(text(page.getByTestId('chart-latency').locator('figcaption .now')), POLL)
       .toMatch(/p99 (39\.\d|40(\.\d)?) µs/);
+
+    // the sender's end of the same link: latency comes from the receiving end, back-pressure is its own
+    await page.goto(`${hub!.url}/links/${encodeURIComponent(`e2e-a~${linkId('e2e-a', 'e2e-b')}`)}`);
+    const txLatency = page.getByTestId('chart-latency');
+    await expect.poll(text(txLatency.locator('figcaption')), POLL).toContain('from the receiving end');
+    await expect.poll(text(txLatency.locator('figcaption .now')), POLL).toMatch(/p99 (39\.\d|40(\.\d)?) µs/);
+    await expect
+      .poll(text(page.getByTestId('chart-backpressure').locator('figcaption')), POLL)
+      .toMatch(/^Back-pressure events/);
   });
 
   it('fires an alert, shows it on every page, and lets an operator acknowledge it', async () => {
@@ -182,6 +191,8 @@ describe('dashboard in a browser', () => {
     const { active } = await rest<{ active: Alert[] }>(base, cookie, 'GET', '/api/alerts');
     const a = active.find((x) => x.ruleId === RULE.id);
     expect(a?.ack).toMatchObject({ by: ADMIN.name, comment: 'e2e: draining the ring' });
+    const ackEvent = page.getByTestId('alert-history').locator('tr', { hasText: 'e2e: draining the ring' });
+    await expect.poll(text(ackEvent), POLL).toContain('ack');
   });
 
   it('creates and expires a silence from the alert', async () => {

@@ -77,7 +77,8 @@ export function AlertsView() {
           setSilencesVersion((v) => v + 1);
         }}
       />
-      <Rules />
+      <Rules canAct={canAct} />
+      <History version={state} />
       {acking && <AckDialog alert={acking} onClose={() => setAcking(null)} />}
     </>
   );
@@ -505,14 +506,19 @@ function SilenceForm({ prefill, onDone }: { prefill: Matcher[] | null; onDone: (
   );
 }
 
-function Rules() {
+function Rules({ canAct }: { canAct: boolean }) {
   const [rules, setRules] = useState<AlertRule[] | null>(null);
   const [err, setErr] = useState<string | null>(null);
-  useEffect(() => {
+  const load = useCallback(() => {
     api<{ rules: AlertRule[] }>('/api/rules')
       .then((r) => setRules(r.rules))
       .catch((e: Error) => setErr(e.message));
   }, []);
+  useEffect(load, [load]);
+  const toggle = (r: AlertRule) =>
+    api(`/api/rules/${encodeURIComponent(r.id)}`, { method: 'PUT', body: { ...r, enabled: !r.enabled } })
+      .then(load)
+      .catch((e: Error) => setErr(e.message));
   return (
     <section className="panel" aria-labelledby="rules-h">
       <h2 id="rules-h">Rules</h2>
@@ -555,7 +561,89 @@ function Rules() {
                   <td>
                     <span className={`sev sev-${r.severity}`}>{r.severity}</span>
                   </td>
-                  <td>{r.enabled ? 'yes' : 'no'}</td>
+                  <td>
+                    {r.enabled ? 'yes' : 'no'}{' '}
+                    <button
+                      type="button"
+                      className="btn btn-small btn-ghost"
+                      disabled={!canAct}
+                      onClick={() => toggle(r)}
+                      aria-label={`${r.enabled ? 'Disable' : 'Enable'} rule ${r.name}`}
+                    >
+                      {r.enabled ? 'Disable' : 'Enable'}
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+interface AlertEvent {
+  ts: number;
+  alertId: string;
+  ruleId: string;
+  state: string;
+  severity: string;
+  labels: Record<string, string>;
+  value: number | null;
+  by?: string;
+  comment?: string;
+}
+
+/** Every transition (pending, firing, resolved, ack, unack), newest first; reloaded when alerts change. */
+function History({ version }: { version: unknown }) {
+  const [events, setEvents] = useState<AlertEvent[] | null>(null);
+  const [err, setErr] = useState<string | null>(null);
+  useEffect(() => {
+    const ctl = new AbortController();
+    api<{ events: AlertEvent[] }>('/api/alerts/history?limit=50', { signal: ctl.signal })
+      .then((r) => setEvents(r.events))
+      .catch((e: Error) => {
+        if (e.name !== 'AbortError') setErr(e.message);
+      });
+    return () => ctl.abort();
+  }, [version]);
+  return (
+    <section className="panel" aria-labelledby="hist-h">
+      <h2 id="hist-h">History</h2>
+      {err && <p className="error">{err}</p>}
+      {events && events.length === 0 && <p className="muted">No alert has changed state yet.</p>}
+      {events && events.length > 0 && (
+        <div className="table-wrap" style={{ maxHeight: 320, overflowY: 'auto' }}>
+          <table data-testid="alert-history">
+            <thead>
+              <tr>
+                <th scope="col">Time (UTC)</th>
+                <th scope="col">Event</th>
+                <th scope="col">Alert</th>
+                <th scope="col">Subject</th>
+                <th scope="col">By / comment</th>
+              </tr>
+            </thead>
+            <tbody>
+              {events.map((e, i) => (
+                <tr key={`${e.ts}-${e.alertId}-${i}`}>
+                  <td className="mono">{formatTimestamp(e.ts)}</td>
+                  <td>
+                    <StatePill state={e.state} />
+                  </td>
+                  <td>
+                    <span className={`sev sev-${e.severity}`}>{e.severity}</span>{' '}
+                    {e.labels.alertname ?? e.ruleId}
+                  </td>
+                  <td>
+                    {[e.labels.node, e.labels.link && `link ${e.labels.link}`].filter(Boolean).join(' · ') ||
+                      '—'}
+                  </td>
+                  <td>
+                    {e.by ?? ''}
+                    {e.comment && <div className="muted">{e.comment}</div>}
+                  </td>
                 </tr>
               ))}
             </tbody>

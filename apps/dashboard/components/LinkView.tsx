@@ -22,33 +22,55 @@ type P = LivePoint & { bitsPerS: number | null };
 
 const withBits = (p: LivePoint): P => ({ ...p, bitsPerS: p.bytesPerS === null ? null : p.bytesPerS * 8 });
 
-/** Link page: latest figures, cumulative counters and the time series (REST history + live 1 s tail). */
+/** One link end's time series: REST history sized to the chart, then the live 1 s tail of its view. */
+function useEndSeries(
+  key: string | null,
+  livePoints: LivePoint[] | undefined,
+  enabled: boolean,
+  span: number,
+  points: number,
+  skew: number,
+) {
+  const history = useHistory<HistoryPoint>({ link: key ?? '' }, span, enabled && key ? points : 0, skew);
+  const data = useMemo(() => {
+    const now = Date.now() + skew;
+    const joined = joinHistory<LivePoint>(history.points ?? [], livePoints ?? []);
+    return clipFrom(joined, now - span).map(withBits);
+  }, [history.points, livePoints, span, skew]);
+  return { history, data };
+}
+
+/**
+ * Link page: latest figures, cumulative counters and the time series (REST history + live 1 s tail).
+ * A link has two ends reporting different things (the receiver: queue latency and its ring; the sender:
+ * back-pressure), so the page also follows the other end, `<peer>~<id>`, when the hub knows it, and draws
+ * each chart from the end that measures it.
+ */
 export function LinkView({ linkKey }: { linkKey: string }) {
   const { state, stale, error } = useLiveView<'link'>(`link:${linkKey}`);
+  const l0 = state?.link;
+  const otherKey = l0 ? `${l0.peer}~${l0.id}` : null;
+  const other = useLiveView<'link'>(otherKey ? `link:${otherKey}` : null);
   const [range, setRange] = useState<RangeId>('15m');
   const boxRef = useRef<HTMLDivElement>(null);
   const width = useWidth(boxRef);
   // Two charts per row on wide screens; the Y axis takes ~80 px.
   const plotWidth = width > 1100 ? width / 2 - 110 : width - 110;
+  const points = width ? pointsForWidth(plotWidth) : 0;
   const span = rangeMs(range);
   const skew = useClockSkew();
-  const history = useHistory<HistoryPoint>(
-    { link: linkKey },
-    span,
-    width ? pointsForWidth(plotWidth) : 0,
-    skew,
-  );
-  const live = state?.points;
-  const data = useMemo(() => {
-    const now = Date.now() + skew;
-    const joined = joinHistory<LivePoint>(history.points ?? [], live ?? []);
-    return clipFrom(joined, now - span).map(withBits);
-  }, [history.points, live, span, skew]);
+  const mine = useEndSeries(linkKey, state?.points, true, span, points, skew);
+  const theirs = useEndSeries(otherKey, other.state?.points, other.state !== undefined, span, points, skew);
+  const history = mine.history;
+  const data = mine.data;
   const last = data.length ? data[data.length - 1]! : undefined;
   const domain = useMemo<[number, number]>(() => {
     const end = Math.max(Date.now() + skew, last?.ts ?? 0);
     return [end - span, end];
   }, [last, span, skew]);
+  const hasOther = other.state !== undefined;
+  const latencyData = l0?.direction === 'tx' && hasOther ? theirs.data : data;
+  const backpressureData = l0?.direction === 'rx' && hasOther ? theirs.data : data;
 
   if (error && !state) {
     return (
@@ -63,6 +85,8 @@ export function LinkView({ linkKey }: { linkKey: string }) {
   }
   const l = state?.link;
   const otherEnd = l ? `${l.peer}~${l.id}` : undefined;
+  // The receiver measures queue latency; on the sender's page show its figures.
+  const lat = l && l.direction === 'tx' && other.state ? other.state.link : l;
   return (
     <>
       <div className="crumbs">
@@ -104,9 +128,9 @@ export function LinkView({ linkKey }: { linkKey: string }) {
               <dd>{formatRate(l.recordsPerS)}</dd>
             </div>
             <div>
-              <dt>Queue latency p50 / p99 / p99.9</dt>
+              <dt>Queue latency p50 / p99 / p99.9{lat && lat !== l ? ' (receiver)' : ''}</dt>
               <dd>
-                {formatNs(l.p50Ns)} / {formatNs(l.p99Ns)} / {formatNs(l.p999Ns)}
+                {formatNs(lat?.p50Ns)} / {formatNs(lat?.p99Ns)} / {formatNs(lat?.p999Ns)}
               </dd>
             </div>
             <div>
@@ -128,7 +152,11 @@ export function LinkView({ linkKey }: { linkKey: string }) {
               <div>
                 <dt>Other end</dt>
                 <dd>
-                  <Link href={`/links/${encodeURIComponent(otherEnd)}`}>{otherEnd}</Link>
+                  {hasOther ? (
+                    <Link href={`/links/${encodeURIComponent(otherEnd)}`}>{otherEnd}</Link>
+                  ) : (
+                    <span className="muted">{l.peer} does not report this link</span>
+                  )}
                 </dd>
               </div>
             )}
@@ -155,7 +183,15 @@ export function LinkView({ linkKey }: { linkKey: string }) {
       </div>
       {history.error && <p className="error">History: {history.error}</p>}
       <div ref={boxRef}>
-        <Charts data={data} domain={domain} capacity={l?.capacityBytes} direction={l?.direction} />
+        <Charts
+          data={data}
+          latency={latencyData}
+          backpressure={backpressureData}
+          latencyFrom={latencyData === data ? undefined : 'the receiving end'}
+          backpressureFrom={backpressureData === data ? undefined : 'the sending end'}
+          domain={domain}
+          capacity={l?.capacityBytes}
+        />
       </div>
       {history.stepMs !== undefined && (
         <p className="muted" style={{ fontSize: 12 }}>
@@ -169,22 +205,30 @@ export function LinkView({ linkKey }: { linkKey: string }) {
 
 const Charts = memo(function Charts({
   data,
+  latency,
+  backpressure,
+  latencyFrom,
+  backpressureFrom,
   domain,
   capacity,
-  direction,
 }: {
   data: P[];
+  latency: P[];
+  backpressure: P[];
+  latencyFrom: string | undefined;
+  backpressureFrom: string | undefined;
   domain: [number, number];
   capacity: number | undefined;
-  direction: 'tx' | 'rx' | undefined;
 }) {
   const last = data.length ? data[data.length - 1] : undefined;
+  const lastLat = latency.length ? latency[latency.length - 1] : undefined;
+  const lastBp = backpressure.length ? backpressure[backpressure.length - 1] : undefined;
   return (
     <div className="grid-2">
       <TimeChart<P>
         testId="chart-latency"
-        title={direction === 'tx' ? 'Queue latency (reported by the receiving end)' : 'Queue latency'}
-        data={data}
+        title={latencyFrom ? `Queue latency (from ${latencyFrom})` : 'Queue latency'}
+        data={latency}
         series={[
           { key: 'p50Ns', name: 'p50', color: '#3fb950' },
           { key: 'p99Ns', name: 'p99', color: '#d29922' },
@@ -192,7 +236,7 @@ const Charts = memo(function Charts({
         ]}
         format={formatNs}
         domain={domain}
-        current={last ? `p99 ${formatNs(last.p99Ns)}` : undefined}
+        current={lastLat ? `p99 ${formatNs(lastLat.p99Ns)}` : undefined}
       />
       <TimeChart<P>
         testId="chart-throughput"
@@ -227,12 +271,12 @@ const Charts = memo(function Charts({
       />
       <TimeChart<P>
         testId="chart-backpressure"
-        title={direction === 'rx' ? 'Back-pressure (reported by the sending end)' : 'Back-pressure events'}
-        data={data}
+        title={backpressureFrom ? `Back-pressure (from ${backpressureFrom})` : 'Back-pressure events'}
+        data={backpressure}
         series={[{ key: 'backpressurePerS', name: 'back-pressure/s', color: '#d29922' }]}
         format={formatRate}
         domain={domain}
-        current={last ? formatRate(last.backpressurePerS) : undefined}
+        current={lastBp ? formatRate(lastBp.backpressurePerS) : undefined}
       />
       <TimeChart<P>
         testId="chart-errors"
