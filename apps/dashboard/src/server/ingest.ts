@@ -5,14 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import {
-  AgentFrameSchema,
-  CloseCode,
-  decodeFrame,
-  type HubFrame,
-  PROTOCOL_VERSION,
-  type Sample,
-} from '@rdmaq/shared';
+import { CloseCode, type HubFrame, PROTOCOL_VERSION, type Sample } from '@rdmaq/shared';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Auth } from './auth.js';
 import { decodeAgentFrame } from './decode.js';
