@@ -32,10 +32,12 @@ interface Options {
   engine: boolean;
   json: boolean;
   baselines: boolean;
+  /** Runs per case and baseline; the median run is reported (default 3 for `all`, else 1). */
+  repeat?: number;
 }
 
 const USAGE = `usage: rdmaq-perf lat|bw|idle|all [--transport shm] [--provider P] [--size N] [--iters N]
-                  [--idle busy-spin|backoff|event] [--engine] [--json] [--no-baselines]`;
+                  [--idle busy-spin|backoff|event] [--engine] [--json] [--no-baselines] [--repeat N]`;
 
 function fail(msg: string): never {
   process.stderr.write(`rdmaq-perf: ${msg}\n${USAGE}\n`);
@@ -83,6 +85,7 @@ function parse(argv: string[]): Options {
     } else if (a === '--engine') o.engine = true;
     else if (a === '--json') o.json = true;
     else if (a === '--no-baselines') o.baselines = false;
+    else if (a === '--repeat') o.repeat = Math.max(1, int());
     else fail(`unknown option ${a}`);
   }
   if (o.size > CAPACITY / 2 - 24)
@@ -458,54 +461,71 @@ async function main(): Promise<void> {
     return;
   }
   const log = (s: string) => process.stderr.write(`rdmaq-perf: ${s}\n`);
-  const rows: CaseRow[] = [];
-  const run = async (c: Promise<CaseRow>) => {
-    const r = await c;
-    rows.push(r);
+  const repeat = o.repeat ?? (o.cmd === 'all' ? 3 : 1);
+  /** Middle element by `key` (the median run; this VM's speed jumps between runs). */
+  const median = <T>(items: T[], key: (t: T) => number): T => {
+    const sorted = [...items].sort((a, b) => key(a) - key(b));
+    return sorted[Math.floor((sorted.length - 1) / 2)]!;
+  };
+  const run = async (c: () => Promise<CaseRow>) => {
+    const runs: CaseRow[] = [];
+    for (let i = 0; i < repeat; i++) runs.push(await c());
+    const r = median(runs, (x) => (x.bench === 'lat' ? x.p50_us : -x.msgs_per_s));
     printRow(o, r);
     return r;
   };
   const baselines: Baseline[] = [];
+  const keep = (rows: Baseline[]) => {
+    const b = median(rows, (x) =>
+      typeof x.one_way_us === 'number' ? x.one_way_us : -Number(x.msgs_per_s ?? x.gb_per_s ?? 0),
+    );
+    const out = repeat > 1 ? { ...b, runs: rows.length } : b;
+    baselines.push(out);
+    printRow(o, out);
+  };
   const addBaselines = async (size: number) => {
     if (!o.baselines) return;
-    for (const b of await scriptBaselines(size, size >= 4096 ? 5000 : 20_000, log)) {
-      baselines.push(b);
-      printRow(o, b);
+    const byName = new Map<string, Baseline[]>();
+    for (let i = 0; i < repeat; i++) {
+      for (const b of await scriptBaselines(size, size >= 4096 ? 5000 : 20_000, log)) {
+        if ('error' in b) continue;
+        byName.set(b.baseline, [...(byName.get(b.baseline) ?? []), b]);
+      }
     }
-    const tcp = await nodeTcpBaseline(size);
-    baselines.push(tcp);
-    printRow(o, tcp);
-    const m = memcpyBaseline(size);
-    baselines.push(m);
-    printRow(o, m);
+    for (const rows of byName.values()) keep(rows);
+    const tcp: Baseline[] = [];
+    for (let i = 0; i < repeat; i++) tcp.push(await nodeTcpBaseline(size));
+    keep(tcp);
+    addMemcpy(size);
+  };
+  const addMemcpy = (size: number) => {
+    const m: Baseline[] = [];
+    for (let i = 0; i < repeat; i++) m.push(memcpyBaseline(size));
+    keep(m);
   };
 
   if (o.cmd === 'lat') {
-    await run(latCase(o, o.size, o.idle, o.engine, o.iters));
+    await run(() => latCase(o, o.size, o.idle, o.engine, o.iters));
     await addBaselines(o.size);
   } else if (o.cmd === 'bw') {
-    await run(bwCase(o, o.size, o.idle, o.engine, o.iters));
+    await run(() => bwCase(o, o.size, o.idle, o.engine, o.iters));
     await addBaselines(o.size);
   } else if (o.cmd === 'idle') {
     printRow(o, await idleCase());
   } else {
     // The issue's targets, all in one run (64-byte records unless said).
-    const latJs = await run(latCase(o, 64, 'busy-spin', false));
-    const latEng = await run(latCase(o, 64, 'busy-spin', true));
-    const latBackoff = await run(latCase(o, 64, 'backoff', false));
-    const latEvent = await run(latCase(o, 64, 'event', false));
-    const bw64 = await run(bwCase(o, 64, 'busy-spin', false));
-    await run(bwCase(o, 64, 'busy-spin', true));
-    const bw64k = await run(bwCase(o, 65_536, 'busy-spin', false));
-    await run(bwCase(o, 65_536, 'busy-spin', true));
+    const latJs = await run(() => latCase(o, 64, 'busy-spin', false));
+    const latEng = await run(() => latCase(o, 64, 'busy-spin', true));
+    const latBackoff = await run(() => latCase(o, 64, 'backoff', false));
+    const latEvent = await run(() => latCase(o, 64, 'event', false));
+    const bw64 = await run(() => bwCase(o, 64, 'busy-spin', false));
+    await run(() => bwCase(o, 64, 'busy-spin', true));
+    const bw64k = await run(() => bwCase(o, 65_536, 'busy-spin', false));
+    await run(() => bwCase(o, 65_536, 'busy-spin', true));
     const idle = await idleCase();
     printRow(o, idle);
     await addBaselines(64);
-    if (o.baselines) {
-      const m = memcpyBaseline(65_536);
-      baselines.push(m);
-      printRow(o, m);
-    }
+    if (o.baselines) addMemcpy(65_536);
     const v = (b: Baseline | undefined, k: string) => (b ? Number(b[k]) : Number.NaN);
     const fi = v(find(baselines, 'fi_pingpong_shm', 64), 'one_way_us');
     const ucxLat = v(find(baselines, 'ucx_am_lat_posix', 64), 'one_way_us');
