@@ -69,6 +69,12 @@ export function LinkView({ linkKey }: { linkKey: string }) {
     return [end - span, end];
   }, [last, span, skew]);
   const hasOther = other.state !== undefined;
+  // Alerts on either end concern this link (a full ring fires on the receiver, back-pressure on the sender).
+  const linkAlerts = useMemo(() => {
+    const byId = new Map<string, Alert>();
+    for (const a of [...(state?.alerts ?? []), ...(other.state?.alerts ?? [])]) byId.set(a.id, a);
+    return [...byId.values()];
+  }, [state?.alerts, other.state?.alerts]);
   const latencyData = l0?.direction === 'tx' && hasOther ? theirs.data : data;
   const backpressureData = l0?.direction === 'rx' && hasOther ? theirs.data : data;
 
@@ -164,7 +170,7 @@ export function LinkView({ linkKey }: { linkKey: string }) {
         </section>
       )}
       {state && <Counters counters={state.counters} />}
-      {state && state.alerts.length > 0 && <AlertList alerts={state.alerts} />}
+      {linkAlerts.length > 0 && <AlertList alerts={linkAlerts} />}
       <div className="panel-head">
         <h2>Over time</h2>
         <div className="tabs" role="tablist" aria-label="Time range">
