@@ -8,7 +8,15 @@
  */
 import { EventEmitter } from 'node:events';
 import type * as Rdma from '@rdmaq/rdma-core';
-import type { LinkStats, Listener, Receiver, Sender, StateChange } from '@rdmaq/rdma-core';
+import type {
+  FabricReceiver,
+  FabricSender,
+  LinkStats,
+  Listener,
+  Receiver,
+  Sender,
+  StateChange,
+} from '@rdmaq/rdma-core';
 import type { LinkSample, LinkState, SparseBuckets } from '@rdmaq/shared';
 import { Backoff } from './backoff.js';
 import type { Clock, TimerHandle } from './clock.js';
@@ -21,6 +29,10 @@ import { TrafficGenerator } from './traffic.js';
 export type RdmaApi = Pick<typeof Rdma, 'listen' | 'connect' | 'providers'>;
 
 type Counters = LinkSample['counters'];
+/** The sending end of a link, whichever transport carries it. */
+type TxEnd = Sender | FabricSender;
+/** The receiving end of a link, whichever transport carries it. */
+type RxEnd = Receiver | FabricReceiver;
 
 /** Cumulative native figures → wire figures: carries counters over native-object replacement, diffs histograms. */
 class StatsTracker {
@@ -125,7 +137,7 @@ interface ManagedLink extends LinkView {
   /** Error code of the last state change (none = a deliberate close). */
   lastCode: string | undefined;
   cfg: LinkConfig | undefined;
-  end: Sender | Receiver | undefined;
+  end: TxEnd | RxEnd | undefined;
   tracker: StatsTracker;
   /** Last stats read (shown while the native end is gone). */
   last: LinkStats | undefined;
@@ -205,7 +217,7 @@ export class LinkManager extends EventEmitter {
       listener = await this.opts.rdma.listen(base);
     }
     this.listener = listener;
-    listener.on('receiver', (rx: Receiver) => this.onReceiver(rx));
+    listener.on('receiver', (rx: RxEnd) => this.onReceiver(rx));
     listener.on('error', (err: Error) => {
       this.log.warn({ code: errorCode(err) }, `refused an incoming link: ${err.message}`);
     });
@@ -252,7 +264,7 @@ export class LinkManager extends EventEmitter {
     return l;
   }
 
-  private onReceiver(rx: Receiver): void {
+  private onReceiver(rx: RxEnd): void {
     const l = this.ensureRx(rx.linkId);
     l.end = rx;
     rx.on('state', (ev: StateChange) => this.setEndState(l, ev.state, ev.reason, ev.code));
@@ -311,7 +323,7 @@ export class LinkManager extends EventEmitter {
     void attempt();
   }
 
-  private onSender(l: ManagedLink, tx: Sender): void {
+  private onSender(l: ManagedLink, tx: TxEnd): void {
     l.end = tx;
     tx.on('state', (ev: StateChange) => this.setEndState(l, ev.state, ev.reason, ev.code));
     this.refreshIdentity(l);
@@ -336,7 +348,7 @@ export class LinkManager extends EventEmitter {
 
   /** One PROBE round trip; its RTT is recorded natively. Unanswered probes make an up link degraded. */
   private probe(l: ManagedLink): void {
-    const tx = l.end as Sender | undefined;
+    const tx = l.end as TxEnd | undefined;
     if (this.stopping || !tx || tx.closed) return;
     if (l.probeInFlight || tx.state !== 'up') {
       this.checkProbeAge(l);
@@ -385,7 +397,11 @@ export class LinkManager extends EventEmitter {
     }
   }
 
-  private setEndState(l: ManagedLink, state: LinkState, reason: string | undefined, code?: string): void {
+  private setEndState(l: ManagedLink, reported: LinkState, reason: string | undefined, code?: string): void {
+    // rdma-core's fabric sender says `degraded` while it has lost its receiver and reconnects; the shm sender
+    // says `down` for the same situation. The agent reports both as `down` (the peer is not receiving) and
+    // keeps `degraded` for its own verdict: connected, but probes go unanswered.
+    const state: LinkState = reported === 'degraded' ? 'down' : reported;
     l.endState = state;
     l.endReason = reason;
     l.lastCode = code;
@@ -578,6 +594,8 @@ function senderOptions(cfg: LinkConfig, secret: string): Rdma.SenderOptions {
     port,
     secret,
     provider: cfg.provider ?? 'tcp;ofi_rxm',
+    // The receiver decides the ring; the sender's mirror must match, so a mismatch is refused at handshake.
+    capacity: cfg.ringBytes,
     connectTimeoutMs: 5000,
   };
 }
