@@ -2,7 +2,7 @@
 import type { Alert, AlertRule, Matcher, Silence } from '@rdmaq/shared';
 import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api } from '../lib/ui/api';
-import { formatAgo, formatDurationS, formatTimestamp } from '../lib/ui/format';
+import { formatAgo, formatDurationS, formatMetric, formatTimestamp } from '../lib/ui/format';
 import { hasRole, useConnection, useLiveView } from './LiveProvider';
 import { StatePill } from './StatePill';
 import { useNow } from './useNow';
@@ -544,7 +544,7 @@ function Rules({ canAct }: { canAct: boolean }) {
                     <div className="muted mono">{r.id}</div>
                   </td>
                   <td className="mono">
-                    {r.metric} {r.comparison} {r.threshold}
+                    {r.metric} {r.comparison} {formatMetric(r.metric, r.threshold)}
                     {Object.keys(r.match).length > 0 && (
                       <div className="muted">
                         where{' '}
@@ -554,7 +554,7 @@ function Rules({ canAct }: { canAct: boolean }) {
                       </div>
                     )}
                   </td>
-                  <td className="mono">{r.clear}</td>
+                  <td className="mono">{formatMetric(r.metric, r.clear)}</td>
                   <td>
                     {formatDurationS(r.forS)} / {formatDurationS(r.keepFiringForS)}
                   </td>

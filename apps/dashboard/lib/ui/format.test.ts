@@ -5,6 +5,7 @@ import {
   formatBytes,
   formatCount,
   formatDurationS,
+  formatMetric,
   formatNs,
   formatPercent,
   formatRate,
@@ -60,5 +61,15 @@ describe('format', () => {
     expect(formatDurationS(2 * 86400 + 4 * 3600)).toBe('2 d 4 h');
     expect(formatAgo(10_000, 15_000)).toBe('5 s ago');
     expect(formatTimestamp(Date.UTC(2026, 10, 25, 16, 47, 11))).toBe('2026-11-25 16:47:11Z');
+  });
+
+  it('formats rule thresholds in the unit of their metric', () => {
+    expect(formatMetric('latency_p99', 1_000_000)).toBe('1 ms');
+    expect(formatMetric('occupancy_ratio', 0.9)).toBe('90 %');
+    expect(formatMetric('errors_rate', 0.1)).toBe('0.1/s');
+    expect(formatMetric('bytes_rate', 12.5e9)).toBe('100 Gbit/s');
+    expect(formatMetric('agent_offline', 30)).toBe('30 s offline');
+    expect(formatMetric('link_down', 1)).toBe('down');
+    expect(formatMetric('latency_p50', null)).toBe(MISSING);
   });
 });

@@ -108,3 +108,15 @@ export function formatClock(tsMs: number): string {
   if (!finite(tsMs)) return '';
   return new Date(tsMs).toISOString().slice(11, 19);
 }
+
+/** A rule threshold or alert value in the unit of its metric (`MetricName` in @rdmaq/shared live.ts). */
+export function formatMetric(metric: string, v: number | null | undefined): string {
+  if (!finite(v)) return MISSING;
+  if (metric.startsWith('latency_')) return formatNs(v);
+  if (metric === 'occupancy_ratio') return formatPercent(v);
+  if (metric === 'bytes_rate') return formatBitRate(v);
+  if (metric.endsWith('_rate')) return formatRate(v);
+  if (metric === 'agent_offline') return `${formatDurationS(v)} offline`;
+  if (metric === 'link_down') return v >= 1 ? 'down' : 'up';
+  return String(v);
+}
