@@ -10,8 +10,9 @@
  * hub tracks each link END: the tx side reports back-pressure, the rx side queue latency), `~` being a
  * character that node and link ids cannot contain.
  *
- * Every server frame for a view carries `seq` (per connection and view, +1 per frame). A browser applies a
- * delta only on top of the frame with seq − 1; on a gap it unsubscribes and subscribes again. A slow browser
+ * Every snapshot and delta carries `seq`, counted per view on the hub (all subscribers of a view get the
+ * same frame): a snapshot carries the view's current seq, each later delta seq + 1. A browser applies a delta
+ * only on top of the frame with seq − 1; on a gap it unsubscribes and subscribes again. A slow browser
  * (its socket's `bufferedAmount` over the hub's limit) gets no deltas while behind; its pending changes are
  * merged on the hub and, once it has drained, it receives `resync` then a fresh `snapshot`.
  *

@@ -1,8 +1,8 @@
 /**
  * `/ws/live`: browser fan-out (protocol in packages/shared/src/live.ts).
  *
- * Once per tick each subscribed view's delta is built and serialised ONCE, then written to every subscriber
- * with only the per-connection `seq` spliced in. A subscriber whose socket holds more than
+ * Once per tick each subscribed view's delta is built and serialised ONCE into a Buffer that is written
+ * unchanged to every subscriber (seq is per view, shared), so a thousand browsers cost one serialisation. A subscriber whose socket holds more than
  * `maxBufferedBytes` unsent bytes gets nothing while behind (its deltas are merged: counted, not queued);
  * once drained it receives `resync` and a fresh snapshot, which contains every change it missed.
  */
@@ -30,7 +30,6 @@ import type { Logger } from './log.js';
 const RECENT_MS = 5 * 60_000;
 
 interface Sub {
-  seq: number;
   /** Deltas skipped while the socket was backed up. */
   merged: number;
 }
@@ -54,6 +53,8 @@ export class LiveHub {
   readonly wss: WebSocketServer;
   readonly clients = new Set<Client>();
   private lastTick: number;
+  /** Per view: seq of the last frame built (all subscribers of a view share one frame and one seq). */
+  private readonly viewSeq = new Map<string, number>();
   /** Frames sent / merged since start (tests and diagnostics). */
   stats = { deltas: 0, snapshots: 0, resyncs: 0, merged: 0 };
 
@@ -152,9 +153,8 @@ export class LiveHub {
       });
       return;
     }
-    const sub: Sub = { seq: 0, merged: 0 };
-    c.subs.set(f.view, sub);
-    this.sendSnapshot(c, f.view, sub, new Map());
+    c.subs.set(f.view, { merged: 0 });
+    this.sendSnapshot(c, f.view, new Map());
   }
 
   private viewExists(view: string): boolean {
@@ -218,27 +218,37 @@ export class LiveHub {
     };
   }
 
-  /** Serialised frame with a `seq` placeholder spliced per client. */
-  private frame(type: 'snapshot' | 'delta', view: string, kind: string, data: unknown): [string, string] {
-    const head = `{"type":"${type}","kind":"${kind}","view":${JSON.stringify(view)},"ts":${this.o.now()},"seq":`;
-    return [head, `,"data":${JSON.stringify(data)}}`];
+  /** Current seq of a view (shared by all its subscribers); a view seen for the first time starts at 1. */
+  private seqOf(view: string): number {
+    let n = this.viewSeq.get(view);
+    if (n === undefined) {
+      n = 1;
+      this.viewSeq.set(view, n);
+    }
+    return n;
   }
 
-  private sendSnapshot(c: Client, view: string, sub: Sub, cache: Map<string, [string, string] | null>): void {
-    let parts = cache.get(view);
-    if (parts === undefined) {
+  /** One serialised frame, as a Buffer written unchanged to every subscriber (sent as a text frame). */
+  private frame(type: 'snapshot' | 'delta', view: string, kind: string, seq: number, data: unknown): Buffer {
+    return Buffer.from(
+      `{"type":"${type}","kind":"${kind}","view":${JSON.stringify(view)},"seq":${seq},"ts":${this.o.now()},"data":${JSON.stringify(data)}}`,
+    );
+  }
+
+  private sendSnapshot(c: Client, view: string, cache: Map<string, Buffer | null>): void {
+    let buf = cache.get(view);
+    if (buf === undefined) {
       const s = this.snapshotData(view);
-      parts = s ? this.frame('snapshot', view, s.kind, s.data) : null;
-      cache.set(view, parts);
+      buf = s ? this.frame('snapshot', view, s.kind, this.seqOf(view), s.data) : null;
+      cache.set(view, buf);
     }
-    if (!parts) {
+    if (!buf) {
       c.subs.delete(view);
       this.sendFrame(c, { type: 'error', code: 'ERR_RDMAQ_NO_VIEW', message: `view ${view} is gone`, view });
       return;
     }
-    sub.seq++;
     this.stats.snapshots++;
-    c.ws.send(parts[0] + sub.seq + parts[1]);
+    c.ws.send(buf, { binary: false });
   }
 
   private deltaData(
@@ -305,7 +315,11 @@ export class LiveHub {
     };
   }
 
-  /** One fan-out round: at most one frame per view per client. */
+  /**
+   * One fan-out round: at most one frame per view per client. Every view's delta is built (and its seq
+   * advanced) before anything is sent, so a snapshot sent in this round carries the seq the next delta
+   * continues from.
+   */
   tick(): void {
     const now = this.o.now();
     const since = this.lastTick;
@@ -315,15 +329,31 @@ export class LiveHub {
       ch.upserted.length || ch.removed.length || ch.resolved.length
         ? { upserted: ch.upserted, removed: ch.removed, resolved: ch.resolved }
         : null;
-    const deltas = new Map<string, [string, string] | null>();
-    const snaps = new Map<string, [string, string] | null>();
+    const deltas = new Map<string, Buffer | null>();
+    for (const c of this.clients) {
+      for (const view of c.subs.keys()) {
+        if (deltas.has(view)) continue;
+        const d = this.deltaData(view, since, now, alertsDelta);
+        if (!d) {
+          deltas.set(view, null);
+          continue;
+        }
+        const seq = this.seqOf(view) + 1;
+        this.viewSeq.set(view, seq);
+        deltas.set(view, this.frame('delta', view, d.kind, seq, d.data));
+      }
+    }
+    const snaps = new Map<string, Buffer | null>();
     for (const c of this.clients) {
       if (c.ws.readyState !== c.ws.OPEN) continue;
       for (const [view, sub] of c.subs) {
+        const buf = deltas.get(view);
         // A backed-up socket gets nothing now; what it misses is merged into the snapshot it gets later.
         if (c.ws.bufferedAmount > this.o.maxBufferedBytes) {
-          sub.merged++;
-          this.stats.merged++;
+          if (buf) {
+            sub.merged++;
+            this.stats.merged++;
+          }
           continue;
         }
         if (sub.merged > 0) {
@@ -334,20 +364,17 @@ export class LiveHub {
           });
           this.stats.resyncs++;
           sub.merged = 0;
-          this.sendSnapshot(c, view, sub, snaps);
+          this.sendSnapshot(c, view, snaps);
           continue;
         }
-        let parts = deltas.get(view);
-        if (parts === undefined) {
-          const d = this.deltaData(view, since, now, alertsDelta);
-          parts = d ? this.frame('delta', view, d.kind, d.data) : null;
-          deltas.set(view, parts);
-        }
-        if (!parts) continue;
-        sub.seq++;
+        if (!buf) continue;
         this.stats.deltas++;
-        c.ws.send(parts[0] + sub.seq + parts[1]);
+        c.ws.send(buf, { binary: false });
       }
+    }
+    // Views nobody watches any more forget their seq.
+    if (this.viewSeq.size > deltas.size * 2 + 64) {
+      for (const v of this.viewSeq.keys()) if (!deltas.has(v)) this.viewSeq.delete(v);
     }
     this.o.fleet.changedLinks.clear();
     this.o.fleet.changedNodes.clear();
