@@ -105,7 +105,9 @@ export function runCheck(config: AgentConfig, deps: CheckDeps): CheckReport {
   const want = new Map<string, string[]>();
   const need = (provider: string, where: string) =>
     want.set(provider, [...(want.get(provider) ?? []), where]);
-  if (config.listen.enabled && config.listen.fabric) need(config.listen.provider, 'listen.provider');
+  if (config.listen.enabled && config.listen.fabric && config.listen.provider) {
+    need(config.listen.provider, 'listen.provider');
+  }
   for (const [i, l] of config.links.entries()) {
     if (l.transport === 'fabric') need(l.provider ?? 'tcp;ofi_rxm', `links.${i}.provider (${l.id})`);
   }

@@ -199,13 +199,13 @@ export const ConfigSchema = z.strictObject({
       /** TCP address of the handshake listener for incoming fabric links. */
       host: z.string({ error: 'listen.host must be a string' }).min(1).default('0.0.0.0'),
       port: port('listen.port').default(7470),
-      /** libfabric provider used for incoming fabric links. */
+      /** Accept incoming fabric links of this libfabric provider only (default: whatever the sender asks). */
       provider: z
         .string({ error: 'listen.provider must be a string' })
         .regex(/^[a-z0-9_]+(;[a-z0-9_]+)*$/, {
           error: 'listen.provider must look like "tcp;ofi_rxm" or "verbs"',
         })
-        .default('tcp;ofi_rxm'),
+        .optional(),
       /** Ring size of incoming links (the ring lives in this host's memory). */
       ringBytes: size('listen.ringBytes')
         .refine((n) => n >= 65536 && n <= 1024 ** 3, {
@@ -226,6 +226,9 @@ export const ConfigSchema = z.strictObject({
           z.strictObject({
             id: idString('listen.expect[].id'),
             peer: idString('listen.expect[].peer'),
+            transport: z
+              .enum(TransportSchema.options, { error: 'listen.expect[].transport must be "fabric" or "shm"' })
+              .default('fabric'),
             ringBytes: size('listen.expect[].ringBytes')
               .refine((n) => n >= 65536 && n <= 1024 ** 3 && (n & (n - 1)) === 0, {
                 error: 'listen.expect[].ringBytes must be a power of two between 64KiB and 1GiB',

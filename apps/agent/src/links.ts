@@ -189,7 +189,11 @@ export class LinkManager extends EventEmitter {
   /** Starts the listener, then the outgoing links (their first connection continues in the background). */
   async start(): Promise<void> {
     const c = this.cfg;
-    for (const e of c.listen.expect) this.ensureRx(e.id, e.peer, true);
+    for (const e of c.listen.expect) {
+      const l = this.ensureRx(e.id, e.peer, true);
+      l.transport = e.transport;
+      l.provider = e.transport === 'shm' ? 'shm' : (c.listen.provider ?? 'unknown');
+    }
     if (c.listen.enabled) await this.startListener();
     for (const l of c.links) this.addTx(l);
   }
@@ -202,7 +206,12 @@ export class LinkManager extends EventEmitter {
       capacity: c.listen.ringBytes,
       acceptUnknown: true,
     };
-    const tcp = { host: c.listen.host, port: c.listen.port, secret: c.secret, provider: c.listen.provider };
+    const tcp = {
+      host: c.listen.host,
+      port: c.listen.port,
+      secret: c.secret,
+      ...(c.listen.provider ? { provider: c.listen.provider } : {}),
+    };
     let listener: Listener;
     try {
       listener = await this.opts.rdma.listen(c.listen.fabric ? { ...base, tcp } : base);
@@ -227,6 +236,8 @@ export class LinkManager extends EventEmitter {
         const rx = listener.accept(e.id, {
           capacity: e.ringBytes ?? c.listen.ringBytes,
           idle: e.idle ?? c.listen.idle,
+          transport: e.transport,
+          ...(e.transport === 'fabric' && c.listen.provider ? { provider: c.listen.provider } : {}),
         });
         this.onReceiver(rx);
       } catch (err) {

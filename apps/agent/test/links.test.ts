@@ -47,6 +47,7 @@ function agentConfig(
   traffic: Record<string, unknown>,
   transport: Transport = 'shm',
   ports: Record<string, number> = {},
+  expectIncoming = true,
 ): Record<string, unknown> {
   const fabric = transport === 'fabric';
   return {
@@ -60,6 +61,8 @@ function agentConfig(
       fabric,
       ...(fabric ? { host: '127.0.0.1', port: ports[name], provider: PROVIDER } : {}),
       idle: 'backoff',
+      // Accepted up front (the rest of the path: acceptUnknown).
+      expect: expectIncoming ? [{ id: `${peer}->${name}`, peer, transport }] : [],
     },
     sampling: { intervalMs: INTERVAL_MS },
     probe: { intervalMs: 200, timeoutMs: 1000 },
@@ -404,12 +407,12 @@ describe.sequential('graceful stop (shm)', () => {
     pair.d = await spawnAgent(
       'node-d',
       scratch.dir,
-      agentConfig('node-d', 'node-c', scratch.dir, hub, { rate: 100, size: 10 }),
+      agentConfig('node-d', 'node-c', scratch.dir, hub, { rate: 100, size: 10 }, 'shm', {}, false),
     );
     pair.c = await spawnAgent(
       'node-c',
       scratch.dir,
-      agentConfig('node-c', 'node-d', scratch.dir, hub, { rate: A_RATE, size: A_SIZE }),
+      agentConfig('node-c', 'node-d', scratch.dir, hub, { rate: A_RATE, size: A_SIZE }, 'shm', {}, false),
     );
     await waitFor(
       'traffic on c->d',
