@@ -2,9 +2,13 @@
  * The dashboard UI end to end: the real server (hub + built Next UI) on an ephemeral port, three simulated
  * agents streaming over `/ws/agent`, and Debian's chromium signing in and reading what the agents reported.
  */
+
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Alert } from '@rdmaq/shared';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { attr, count, disabled, launchBrowser, POLL, text, visible } from './e2e-browser.js';
 import { ADMIN, type Hub, login, rest, startHub } from './e2e-hub.js';
 import { SimAgent } from './e2e-sim-agent.js';
@@ -72,6 +76,18 @@ describe('dashboard in a browser', () => {
     ctx.setDefaultTimeout(30_000);
     page = await ctx.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
+  });
+
+  // A failing step leaves a screenshot of the page in .reports/ (what the browser showed at that moment).
+  beforeEach((ctx) => {
+    ctx.onTestFailed(async () => {
+      const dir = fileURLToPath(new URL('../.reports', import.meta.url));
+      mkdirSync(dir, { recursive: true });
+      const name = ctx.task.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60);
+      await page
+        ?.screenshot({ path: path.join(dir, `e2e-${name}.png`), fullPage: true })
+        .catch(() => undefined);
+    });
   });
 
   afterAll(async () => {

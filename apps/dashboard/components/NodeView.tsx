@@ -11,10 +11,11 @@ import {
   formatPercent,
   formatTimestamp,
 } from '../lib/ui/format';
-import { clipFrom, pointsForWidth, RANGES, type RangeId, rangeMs } from '../lib/ui/range';
+import { clipFrom, pointsForWidth, type RangeId, rangeMs } from '../lib/ui/range';
 import { joinHistory } from '../lib/ui/views';
 import { AlertList } from './LinkView';
 import { useClockSkew, useLiveView } from './LiveProvider';
+import { RangePicker } from './RangePicker';
 import { StatePill } from './StatePill';
 import { TimeChart } from './TimeChart';
 import { useHistory, useWidth } from './useHistory';
@@ -185,19 +186,7 @@ export function NodeView({ nodeId }: { nodeId: string }) {
       <NodeEvents nodeId={nodeId} />
       <div className="panel-head">
         <h2>Host over time</h2>
-        <div className="tabs" role="tablist" aria-label="Time range">
-          {RANGES.map((r) => (
-            <button
-              key={r.id}
-              type="button"
-              role="tab"
-              aria-selected={range === r.id}
-              onClick={() => setRange(r.id)}
-            >
-              {r.label}
-            </button>
-          ))}
-        </div>
+        <RangePicker value={range} onChange={setRange} />
       </div>
       {history.error && <p className="error">History: {history.error}</p>}
       <div ref={boxRef} className="grid-3">
