@@ -330,6 +330,13 @@ export class LinkManager extends EventEmitter {
         l.connectTimer = this.opts.clock.setTimeout(() => void attempt(), delay);
       }
     };
+    if (cfg.journal) {
+      // Said plainly rather than pretended: the public connect() of rdma-core takes no journal path yet.
+      this.log.warn(
+        { link: cfg.id },
+        'journal: true is not applied: rdma-core connect() does not accept a journal yet; records accepted before a crash of this agent are not resent',
+      );
+    }
     this.setEndState(l, 'connecting', `connecting to ${cfg.address}`);
     void attempt();
   }
