@@ -150,7 +150,7 @@ describe('store: staged migrations, backups, restore', () => {
       'a scheduled backup',
     );
     await new Promise((r) => setTimeout(r, 500));
-    s.stopBackupSchedule();
+    await s.stopBackupSchedule();
     expect(listBackups(dir).length).toBeLessThanOrEqual(2);
     const b = new Database(listBackups(dir).at(-1)!.file, { readonly: true });
     expect(users(b)).toEqual(['bob']);

@@ -296,6 +296,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
       }
       notifier.close();
       await nextUi?.close().catch(() => undefined);
+      await store.stopBackupSchedule();
       store.close();
       releaseLock();
     },

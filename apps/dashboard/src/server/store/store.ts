@@ -218,7 +218,7 @@ export class Store {
   private readonly log: Logger;
   private readonly keep: number;
   private timer: NodeJS.Timeout | undefined;
-  private backingUp = false;
+  private inflight: Promise<void> | undefined;
   lastMigration: MigrationReport | undefined;
 
   private constructor(db: Database.Database, opts: OpenOptions) {
@@ -264,22 +264,24 @@ export class Store {
 
   /** Backs up every `intervalMs` (never two at once); errors are logged, never thrown. */
   startBackupSchedule(intervalMs: number): void {
-    this.stopBackupSchedule();
+    if (this.timer) clearInterval(this.timer);
     this.timer = setInterval(() => {
-      if (this.backingUp) return;
-      this.backingUp = true;
-      this.backup('scheduled')
+      if (this.inflight) return;
+      this.inflight = this.backup('scheduled')
+        .then(() => undefined)
         .catch((err: Error) => this.log.error({ err }, 'scheduled backup failed'))
         .finally(() => {
-          this.backingUp = false;
+          this.inflight = undefined;
         });
     }, intervalMs);
     this.timer.unref();
   }
 
-  stopBackupSchedule(): void {
+  /** Stops the schedule and waits for a backup in progress to finish. */
+  async stopBackupSchedule(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    await this.inflight;
   }
 
   getSetting(key: string): string | undefined {
@@ -296,8 +298,10 @@ export class Store {
       .run(key, value);
   }
 
+  /** Closes the database (call `stopBackupSchedule()` first when a schedule ran). */
   close(): void {
-    this.stopBackupSchedule();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
     if (this.db.open) this.db.close();
   }
 }
