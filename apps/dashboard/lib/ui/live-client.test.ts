@@ -39,6 +39,51 @@ async function until<T>(get: () => T | undefined, what: string, timeoutMs = 20_0
   }
 }
 
+/** A real agent connection: token over REST, hello, welcome, one sample with the given CPU figure. */
+async function startAgent(nodeId: string, cpuPercent: number): Promise<WebSocket> {
+  const tok = await fetch(`${base}/api/agent-tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', cookie, origin: base },
+    body: JSON.stringify({ name: `ui-test-${nodeId}` }),
+  });
+  const { token } = (await tok.json()) as { token: string };
+  const agent = new WebSocket(`${base.replace('http', 'ws')}/ws/agent`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  await new Promise<void>((resolve, reject) => {
+    agent.once('error', reject);
+    agent.once('open', () => {
+      agent.send(
+        JSON.stringify({
+          type: 'hello',
+          v: PROTOCOL_VERSION,
+          nodeId,
+          runId: 'r1',
+          hostname: `${nodeId}.test`,
+          version: 't',
+          providers: [],
+          startedAt: Date.now(),
+          intervalMs: 1000,
+        }),
+      );
+    });
+    agent.on('message', (raw) => {
+      if (JSON.parse(raw.toString()).type === 'welcome') resolve();
+    });
+  });
+  agent.send(
+    JSON.stringify({
+      type: 'sample',
+      v: PROTOCOL_VERSION,
+      seq: 1,
+      ts: Date.now(),
+      host: { cpuPercent, rssBytes: 1, eventLoopLagMs: 0, uptimeS: 1 },
+      links: [],
+    }),
+  );
+  return agent;
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'rdmaq-ui-live-'));
   app = await buildApp({
@@ -76,46 +121,7 @@ describe('LiveClient against the hub', () => {
       expect(client.user).toEqual({ name: ADMIN.user, role: 'admin' });
 
       // a real agent connection: token over REST, hello, one sample
-      const tok = await fetch(`${base}/api/agent-tokens`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', cookie, origin: base },
-        body: JSON.stringify({ name: 'ui-test' }),
-      });
-      const { token } = (await tok.json()) as { token: string };
-      const agent = new WebSocket(`${base.replace('http', 'ws')}/ws/agent`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
-      await new Promise<void>((resolve, reject) => {
-        agent.once('error', reject);
-        agent.once('open', () => {
-          agent.send(
-            JSON.stringify({
-              type: 'hello',
-              v: PROTOCOL_VERSION,
-              nodeId: 'ui-n1',
-              runId: 'r1',
-              hostname: 'ui-n1.test',
-              version: 't',
-              providers: [],
-              startedAt: Date.now(),
-              intervalMs: 1000,
-            }),
-          );
-        });
-        agent.on('message', (raw) => {
-          if (JSON.parse(raw.toString()).type === 'welcome') resolve();
-        });
-      });
-      agent.send(
-        JSON.stringify({
-          type: 'sample',
-          v: PROTOCOL_VERSION,
-          seq: 1,
-          ts: Date.now(),
-          host: { cpuPercent: 42, rssBytes: 1, eventLoopLagMs: 0, uptimeS: 1 },
-          links: [],
-        }),
-      );
+      const agent = await startAgent('ui-n1', 42);
       const withNode = await until(() => {
         const s: OverviewState | undefined = client.get<'overview'>('overview').state;
         return s?.nodes.find((n) => n.id === 'ui-n1');
@@ -140,7 +146,7 @@ describe('LiveClient against the hub', () => {
     }
   });
 
-  it('reports an unknown view as an error, not as empty data', async () => {
+  it('reports an unknown view as an error, not as empty data, and picks it up once the node reports', async () => {
     const client = new LiveClient({
       url: `${base.replace('http', 'ws')}/ws/live`,
       WebSocketImpl: browserLike(cookie),
@@ -150,6 +156,17 @@ describe('LiveClient against the hub', () => {
       const err = await until(() => client.get<'node'>('node:no-such-node').error, 'view error');
       expect(err.code).toBe('ERR_RDMAQ_NO_VIEW');
       expect(client.get<'node'>('node:no-such-node').state).toBeUndefined();
+      const agent = await startAgent('no-such-node', 7);
+      try {
+        const st = await until(
+          () => client.get<'node'>('node:no-such-node').state,
+          'node view after it reports',
+        );
+        expect(st.node.cpuPercent).toBe(7);
+        expect(client.get<'node'>('node:no-such-node').error).toBeUndefined();
+      } finally {
+        agent.close();
+      }
     } finally {
       stop();
       client.close();

@@ -54,6 +54,9 @@ export interface LiveClientOptions {
   maxBackoffMs?: number;
 }
 
+/** How often a view the hub does not know is asked for again while a page shows it. */
+const RETRY_VIEW_MS = 5_000;
+
 const EMPTY: ViewEntry<never> = Object.freeze({ state: undefined, stale: true }) as ViewEntry<never>;
 
 export class LiveClient {
@@ -207,8 +210,17 @@ export class LiveClient {
       case 'pong':
         return;
       case 'error': {
-        const sub = f.view ? this.subs.get(f.view) : undefined;
-        if (sub) this.mark(sub, { ...sub.entry, error: { code: f.code, message: f.message } });
+        const view = f.view;
+        const sub = view ? this.subs.get(view) : undefined;
+        if (!view || !sub) return;
+        this.mark(sub, { ...sub.entry, error: { code: f.code, message: f.message } });
+        // A node or link the hub does not know (yet): ask again later, it may start reporting.
+        if (f.code === 'ERR_RDMAQ_NO_VIEW') {
+          setTimeout(() => {
+            const again = this.subs.get(view);
+            if (again === sub && again.entry.state === undefined) this.send({ type: 'subscribe', view });
+          }, RETRY_VIEW_MS);
+        }
         return;
       }
       case 'resync': {
