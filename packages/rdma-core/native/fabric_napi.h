@@ -309,6 +309,7 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     uint64_t k = info.Length() > 0 && info[0].IsNumber() ? ArgU64(info, 0, "count") : out_.size();
     bool flush = info.Length() > 1 && info[1].ToBoolean();
     core_->Release(std::min<uint64_t>(k, out_.size()), out_, flush);
+    out_.clear();  // released views are gone: a later release() must not rewind to them
     return info.Env().Undefined();
   }
   Napi::Value Ring(const Napi::CallbackInfo& info) {

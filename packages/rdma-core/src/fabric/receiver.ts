@@ -159,6 +159,7 @@ export class FabricReceiver extends EventEmitter {
     if (!r) return;
     this.clearTimer(r);
     this.running = undefined;
+    if (this.connected && !this.failure) this.native.release(0, true); // what was consumed goes back now
     if (this.safety) clearTimeout(this.safety);
     this.safety = undefined;
   }

@@ -234,10 +234,17 @@ export class FabricSender extends EventEmitter {
   /** Waits (bounded) until every accepted record was acknowledged by the receiver. */
   async drain(timeoutMs = 30_000): Promise<boolean> {
     const end = Date.now() + timeoutMs;
+    let asked = 0;
     while (Date.now() < end) {
       const s = this.native.state();
       if (s.acked === s.tail) return true;
+      // Credit is batched by the receiver: ask for it (again every 100 ms, e.g. across a reconnect).
+      if (this.conn && s.sent === s.tail && Date.now() - asked > 100) {
+        this.conn.send({ t: 'need' });
+        asked = Date.now();
+      }
       this.kick();
+      if (this.ready) this.turn();
       await new Promise((r) => setTimeout(r, 2));
     }
     return false;
