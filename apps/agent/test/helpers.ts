@@ -62,7 +62,9 @@ export type HubMode =
   /** Answer the upgrade with this HTTP status. */
   | { kind: 'http'; status: number }
   /** After welcome, send this raw text frame. */
-  | { kind: 'bad-frame'; frame: string };
+  | { kind: 'bad-frame'; frame: string }
+  /** Answer hello with an error frame and close with this code (e.g. 4001 for a revoked token). */
+  | { kind: 'close'; code: number; reason: string };
 
 export interface HubConnection {
   hello: Hello | undefined;
@@ -132,6 +134,18 @@ export class TestHub {
       const f = d.frame;
       if (f.type === 'hello') {
         conn.hello = f;
+        if (this.mode.kind === 'close') {
+          ws.send(
+            JSON.stringify({
+              type: 'error',
+              v: PROTOCOL_VERSION,
+              code: 'unauthorized',
+              message: this.mode.reason,
+            }),
+          );
+          ws.close(this.mode.code, this.mode.reason);
+          return;
+        }
         const lastSeq = this.lastSeq.get(f.runId) ?? 0;
         ws.send(JSON.stringify({ type: 'welcome', v: PROTOCOL_VERSION, hubVersion: 'test', lastSeq }));
         if (this.mode.kind === 'bad-frame') ws.send(this.mode.frame);

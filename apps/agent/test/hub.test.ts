@@ -142,6 +142,27 @@ describe('hub stream', () => {
     hub.mode = { kind: 'normal' };
   }, 60_000);
 
+  it('a close code from the hub (4001) is logged with its reason and a hint, and retried', async () => {
+    const hub = new TestHub();
+    hub.mode = { kind: 'close', code: 4001, reason: 'token revoked' };
+    await hub.start();
+    cleanups.push(() => hub.stop());
+    const { agent, lines } = await startAgent(hub);
+    await waitFor(
+      'two closed connections',
+      () => hub.connections.filter((c) => c.closedWith === 4001).length >= 2,
+      20_000,
+    );
+    const lost = await waitFor('the log line', () =>
+      lines.find((l) => /hub connection lost \(closed with code 4001 \(token revoked\)\)/.test(l.msg)),
+    );
+    expect(lost.hint).toMatch(/rejected the token/);
+    expect(lines.some((l) => /hub reported an error: token revoked/.test(l.msg))).toBe(true);
+    hub.mode = { kind: 'normal' };
+    await waitFor('samples once let in', () => hub.samples.length >= 2, 30_000);
+    expect(agent.hub!.stats.state).toBe('live');
+  }, 60_000);
+
   it('an HTTP 401 on upgrade is logged with the status and retried', async () => {
     const hub = new TestHub();
     hub.mode = { kind: 'http', status: 401 };
