@@ -231,6 +231,33 @@ describe('bad input', () => {
     expect(shmFiles(linkId)).toEqual([]);
   });
 
+  it('resumeFrom behind the ring head is ERR_RDMAQ_RESUME_GAP; ahead of it skips what was delivered', async () => {
+    const dir = tempDir('rdmaq-gap-');
+    cleanups.push(() => removeDir(dir));
+    const socketPath = join(dir, 'a.sock');
+    const linkId = uniqueLinkId('gap');
+    const common = { socketPath, linkId, count: 100, maxSize: 64, salt: 2 };
+    const rx = new Peer({ role: 'receiver', idle: 'event', linger: true, ...common });
+    cleanups.push(() => rx.kill());
+    await rx.waitFor((m) => m.t === 'ready');
+    const tx = new Peer({ role: 'sender', ...common });
+    cleanups.push(() => tx.kill());
+    await rx.waitFor((m) => m.t === 'done');
+    await tx.waitFor((m) => m.t === 'done');
+    await rx.kill('SIGKILL'); // the ring (head at sequence 101) survives: its sender is alive
+    const l = await listen({ socketPath });
+    cleanups.push(() => l.close());
+    expect(() => l.accept(linkId, { resumeFrom: 50 })).toThrow(
+      expect.objectContaining({
+        code: 'ERR_RDMAQ_RESUME_GAP',
+        message: expect.stringMatching(/continues at sequence 101/),
+      }),
+    );
+    const r2 = l.accept(linkId, { resumeFrom: 101 });
+    expect(r2.nextSeq).toBe(101);
+    await r2.close();
+  });
+
   it('listen() sweeps ring files whose receiver and sender are both dead', async () => {
     const dir = tempDir('rdmaq-sweep-');
     cleanups.push(() => removeDir(dir));
