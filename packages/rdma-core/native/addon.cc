@@ -300,6 +300,13 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
     }
   }
 
+  // A back-pressure event is the ring turning full for this sender: one count per episode, not per retry
+  // (a spinning producer would otherwise count millions).
+  void refused() {
+    if (!full_) ++link_.counters.backpressure;
+    full_ = true;
+  }
+
   void committed() {
     link_.counters.records += pendingRecords_;
     link_.counters.bytes += pendingBytes_;
@@ -319,9 +326,10 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
     checkLen(env, len);
     int64_t off = writer_->claim(len, type, nowNs());
     if (off < 0) {
-      ++link_.counters.backpressure;
+      refused();
       return Napi::Boolean::New(env, false);
     }
+    full_ = false;
     if (len) std::memcpy(writer_->data() + off, src, len);
     if (type == kData) {
       ++pendingRecords_;
@@ -338,9 +346,10 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
     checkLen(env, len);
     int64_t off = writer_->claim(len, kData, nowNs());
     if (off < 0) {
-      ++link_.counters.backpressure;
+      refused();
       return Napi::Number::New(env, -1);
     }
+    full_ = false;
     ++pendingRecords_;
     pendingBytes_ += len;
     lastLen_ = len;
@@ -372,7 +381,8 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
       if (off < 0) break;
       out[n] = static_cast<uint32_t>(off);
     }
-    if (n == 0 && count > 0) ++link_.counters.backpressure;
+    if (n == 0 && count > 0) refused();
+    else if (n > 0) full_ = false;
     pendingRecords_ += n;
     pendingBytes_ += n * size;
     lastLen_ = size;
@@ -416,7 +426,7 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
     ensureOpen(env);
     uint64_t seq = writer_->nextSeq();
     if (writer_->claim(0, kProbe, nowNs()) < 0) {
-      ++link_.counters.backpressure;
+      refused();
       return Napi::Number::New(env, -1);
     }
     if (writer_->publish()) committed();
@@ -491,6 +501,7 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
   Napi::ObjectReference batch_;
   Waker waker_;
   uint64_t pendingRecords_ = 0, pendingBytes_ = 0, lastLen_ = 0;
+  bool full_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------------------

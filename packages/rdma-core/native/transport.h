@@ -34,7 +34,7 @@ struct LinkCounters {
   uint64_t bytes = 0;          // payload bytes of those records
   uint64_t completions = 0;    // transport completions (fabric: CQ entries; shm: publications seen by poll)
   uint64_t creditUpdates = 0;  // head publications returned to the producer
-  uint64_t backpressure = 0;   // send/claim refused because the ring was full
+  uint64_t backpressure = 0;   // episodes of a full ring (first refused send/claim after a success)
   uint64_t wraps = 0;          // times the position wrapped to offset 0 (PADDING or implicit)
   uint64_t resends = 0;        // records resent after a reconnect
   uint64_t reconnects = 0;     // handshakes after the first

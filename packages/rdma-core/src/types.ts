@@ -51,7 +51,7 @@ export interface LinkStats {
     completions: number;
     /** Head (credit) publications by the receiver. */
     creditUpdates: number;
-    /** Sends/claims refused because the ring was full. */
+    /** Back-pressure episodes: times the ring turned full for the sender (refused send/claim after a success). */
     backpressure: number;
     /** Wraps of the ring position to offset 0. */
     wraps: number;
