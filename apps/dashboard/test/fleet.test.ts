@@ -81,6 +81,9 @@ describe('simulated fleet: ingest, roll-ups, history, live', () => {
     expect(mid.bytesPerS).toBeCloseTo(64_000, 1);
     expect(mid.occupancyBytes).toBe(1024);
     expect(mid.upRatio).toBe(1);
+    // Per-second quantiles are kept as bucket indices: exact bucket values come back.
+    expect(mid.p50Ns).toBe(bucketValue(bucketOf(1000)));
+    expect(mid.p999Ns).toBe(bucketValue(bucketOf(100_000)));
   });
 
   it('writes 1-minute roll-ups with merged histograms and serves them', async () => {

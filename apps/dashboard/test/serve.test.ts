@@ -34,7 +34,12 @@ describe('rdmaq-dashboard serve (built bin, UI off)', () => {
     child.stderr?.on('data', (d) => {
       out += String(d);
     });
-    await until(() => /"token":"setup_[A-Za-z0-9_-]+"/.test(out), 30_000, `setup token in output:\n${out}`);
+    // The log line (pino) and the banner (console) are separate streams: wait for both.
+    await until(
+      () => /"token":"setup_[A-Za-z0-9_-]+"/.test(out) && /"url":"http:/.test(out),
+      30_000,
+      'setup token and URL in the output',
+    );
     const url = /"url":"(http:\/\/[^"]+)"/.exec(out)![1]!;
     const token = /"token":"(setup_[A-Za-z0-9_-]+)"/.exec(out)![1]!;
     const health = await fetch(`${url}/api/health`);

@@ -7,6 +7,7 @@
  */
 import {
   type AgentEvent,
+  bucketValue,
   type Hello,
   type HistoryPoint,
   type HostPoint,
@@ -29,6 +30,7 @@ import {
   ensureSorted,
   type HistAcc,
   mergeBlobs,
+  quantileIndex,
   quantiles,
   toSorted,
 } from './hist.js';
@@ -48,37 +50,51 @@ const LF = {
   p999: 8,
 } as const;
 const LINK_FIELDS = 9;
+/** Of the link fields, the first 6 are floats, p50/p99/p999 bucket indices. */
+const LINK_FLOATS = 6;
+const NO_BUCKET = 0xffff;
 const FLAG = 0x8000_0000;
 const SEC_MASK = 0x7fff_ffff;
 const HOST_FIELDS = 3;
 
 /**
  * Fixed-size ring of 1 s points: slot = second % size, `secs` tells which second a slot holds; its top bit
- * carries one flag (link up), saving a float column (the rings are most of the hub's memory: 8,000 links ×
- * 900 s × 9 floats ≈ 260 MB).
+ * carries one flag (link up). Fields below `floatFields` are Float32; the rest are latency quantiles kept as
+ * histogram bucket indices in a Uint16 (exact: a quantile IS a bucket's value), 0xffff meaning none. The
+ * rings are most of the hub's memory (8,000 link ends × 900 s ≈ 240 MB), hence the packing.
  */
 class Ring {
   readonly secs: Uint32Array;
   readonly vals: Float32Array;
+  readonly quants: Uint16Array;
   constructor(
     readonly size: number,
-    readonly fields: number,
+    readonly floatFields: number,
+    readonly quantFields = 0,
   ) {
     this.secs = new Uint32Array(size);
-    this.vals = new Float32Array(size * fields);
+    this.vals = new Float32Array(size * floatFields);
+    this.quants = new Uint16Array(size * quantFields);
   }
-  put(sec: number, values: ArrayLike<number>, flag = false): void {
+  put(sec: number, values: ArrayLike<number>, quants?: ArrayLike<number>, flag = false): void {
     const slot = sec % this.size;
     this.secs[slot] = flag ? (sec | FLAG) >>> 0 : sec;
-    this.vals.set(values, slot * this.fields);
+    this.vals.set(values, slot * this.floatFields);
+    if (quants) this.quants.set(quants, slot * this.quantFields);
   }
-  /** Calls `fn(sec, offset, flag)` for each stored second in [fromSec, toSec], oldest first. */
-  each(fromSec: number, toSec: number, fn: (sec: number, offset: number, flag: boolean) => void): void {
+  /** Field `i` of a slot: a float, or (i ≥ floatFields) the value of the stored bucket, NaN when none. */
+  get(slot: number, i: number): number {
+    if (i < this.floatFields) return this.vals[slot * this.floatFields + i]!;
+    const b = this.quants[slot * this.quantFields + i - this.floatFields]!;
+    return b === NO_BUCKET ? Number.NaN : bucketValue(b);
+  }
+  /** Calls `fn(sec, slot, flag)` for each stored second in [fromSec, toSec], oldest first. */
+  each(fromSec: number, toSec: number, fn: (sec: number, slot: number, flag: boolean) => void): void {
     const lo = Math.max(fromSec, toSec - this.size + 1);
     for (let s = lo; s <= toSec; s++) {
       const slot = s % this.size;
       const v = this.secs[slot]!;
-      if ((v & SEC_MASK) === s) fn(s, slot * this.fields, v >= FLAG);
+      if ((v & SEC_MASK) === s) fn(s, slot, v >= FLAG);
     }
   }
 }
@@ -389,7 +405,8 @@ export class Fleet {
     hm.lag += s.host.eventLoopLagMs;
 
     const seen = new Set<string>();
-    const point = new Float32Array(LINK_FIELDS);
+    const point = new Float32Array(LINK_FLOATS);
+    const qpoint = new Uint16Array(3);
     for (const ls of s.links) {
       seen.add(ls.id);
       const key = linkKey(nodeId, ls.id);
@@ -400,7 +417,7 @@ export class Fleet {
         this.links.set(key, l);
         this.removedLinks.delete(key);
       }
-      this.applyLink(l, ls, s.ts, n.intervalMs, minute, inMemory ? sec : -1, point);
+      this.applyLink(l, ls, s.ts, n.intervalMs, minute, inMemory ? sec : -1, point, qpoint);
       this.changedLinks.add(key);
     }
     // Links the agent no longer reports were closed on it.
@@ -450,7 +467,7 @@ export class Fleet {
       p99: Number.NaN,
       p999: Number.NaN,
       rttP50: Number.NaN,
-      ring: new Ring(this.opts.memoryS, LINK_FIELDS),
+      ring: new Ring(this.opts.memoryS, LINK_FLOATS, LINK_FIELDS - LINK_FLOATS),
       minutes: new Map(),
     };
   }
@@ -463,6 +480,7 @@ export class Fleet {
     minute: number,
     sec: number,
     point: Float32Array,
+    qpoint: Uint16Array,
   ): void {
     const c = ls.counters;
     const errors = errorsTotal(c);
@@ -507,14 +525,12 @@ export class Fleet {
     l.occupancyBytes = ls.gauges.occupancyBytes;
     l.capacityBytes = ls.gauges.capacityBytes;
     const q = ensureSorted(ls.latency.queue);
-    if (q.length) {
-      const qs = quantiles(q);
-      l.p50 = qs.p50;
-      l.p99 = qs.p99;
-      l.p999 = qs.p999;
-    } else {
-      l.p50 = l.p99 = l.p999 = Number.NaN;
-    }
+    const i50 = quantileIndex(q, 0.5);
+    const i99 = quantileIndex(q, 0.99);
+    const i999 = quantileIndex(q, 0.999);
+    l.p50 = i50 < 0 ? Number.NaN : bucketValue(i50);
+    l.p99 = i99 < 0 ? Number.NaN : bucketValue(i99);
+    l.p999 = i999 < 0 ? Number.NaN : bucketValue(i999);
     l.rttP50 = ls.latency.rtt.length ? sparseQuantile(ensureSorted(ls.latency.rtt), 0.5) : Number.NaN;
     const up = ls.state === 'up' ? 1 : 0;
     if (sec >= 0) {
@@ -524,10 +540,10 @@ export class Fleet {
       point[LF.backpressure] = l.backpressurePerS;
       point[LF.errors] = l.errorsPerS;
       point[LF.occ] = l.occupancyBytes;
-      point[LF.p50] = l.p50;
-      point[LF.p99] = l.p99;
-      point[LF.p999] = l.p999;
-      l.ring.put(sec, point, up === 1);
+      qpoint[0] = i50 < 0 ? NO_BUCKET : i50;
+      qpoint[1] = i99 < 0 ? NO_BUCKET : i99;
+      qpoint[2] = i999 < 0 ? NO_BUCKET : i999;
+      l.ring.put(sec, point, qpoint, up === 1);
     }
     let acc = l.minutes.get(minute);
     if (!acc) {
@@ -831,19 +847,19 @@ export class Fleet {
   /** 1 s points of a link in (fromMs, toMs], from memory. */
   recentLinkPoints(l: LinkEnd, fromMs: number, toMs: number): LivePoint[] {
     const out: LivePoint[] = [];
-    const v = l.ring.vals;
+    const r = l.ring;
     l.ring.each(Math.floor(fromMs / 1000) + 1, Math.floor(toMs / 1000), (sec, o) => {
       out.push({
         ts: sec * 1000,
-        recordsPerS: nullable(v[o + LF.records]!),
-        bytesPerS: nullable(v[o + LF.bytes]!),
-        completionsPerS: nullable(v[o + LF.completions]!),
-        backpressurePerS: nullable(v[o + LF.backpressure]!),
-        errorsPerS: nullable(v[o + LF.errors]!),
-        occupancyBytes: nullable(v[o + LF.occ]!),
-        p50Ns: nullable(v[o + LF.p50]!),
-        p99Ns: nullable(v[o + LF.p99]!),
-        p999Ns: nullable(v[o + LF.p999]!),
+        recordsPerS: nullable(r.get(o, LF.records)),
+        bytesPerS: nullable(r.get(o, LF.bytes)),
+        completionsPerS: nullable(r.get(o, LF.completions)),
+        backpressurePerS: nullable(r.get(o, LF.backpressure)),
+        errorsPerS: nullable(r.get(o, LF.errors)),
+        occupancyBytes: nullable(r.get(o, LF.occ)),
+        p50Ns: nullable(r.get(o, LF.p50)),
+        p99Ns: nullable(r.get(o, LF.p99)),
+        p999Ns: nullable(r.get(o, LF.p999)),
       });
     });
     return out;
@@ -851,13 +867,13 @@ export class Fleet {
 
   recentHostPoints(n: NodeEntry, fromMs: number, toMs: number): HostPoint[] {
     const out: HostPoint[] = [];
-    const v = n.ring.vals;
+    const r = n.ring;
     n.ring.each(Math.floor(fromMs / 1000) + 1, Math.floor(toMs / 1000), (sec, o) => {
       out.push({
         ts: sec * 1000,
-        cpuPercent: nullable(v[o]!),
-        rssBytes: nullable(v[o + 1]!),
-        eventLoopLagMs: nullable(v[o + 2]!),
+        cpuPercent: nullable(r.get(o, 0)),
+        rssBytes: nullable(r.get(o, 1)),
+        eventLoopLagMs: nullable(r.get(o, 2)),
       });
     });
     return out;
@@ -877,7 +893,7 @@ export class Fleet {
       const stepS = Math.max(1, Math.ceil((to - from) / 1000 / points));
       const out: HistoryPoint[] = [];
       if (l) {
-        const v = l.ring.vals;
+        const r = l.ring;
         let bucket = -1;
         let acc: number[] = [];
         let n = 0;
@@ -914,7 +930,7 @@ export class Fleet {
           n++;
           if (up) upSum++;
           for (let i = 0; i < LINK_FIELDS; i++) {
-            const x = v[o + i]!;
+            const x = r.get(o, i);
             if (Number.isFinite(x)) {
               acc[i]! += x;
               acc[LINK_FIELDS + i]! += 1;
@@ -1006,15 +1022,15 @@ export class Fleet {
       const stepS = Math.max(1, Math.ceil((to - from) / 1000 / points));
       const out: HostPoint[] = [];
       if (n) {
-        const v = n.ring.vals;
+        const r = n.ring;
         const buckets = new Map<number, number[]>();
         const fromSec = Math.floor(from / 1000);
         n.ring.each(fromSec, Math.floor(to / 1000), (sec, o) => {
           const b = fromSec + Math.floor((sec - fromSec) / stepS) * stepS;
           const a = buckets.get(b) ?? [0, 0, 0, 0];
-          a[0]! += v[o]!;
-          a[1]! += v[o + 1]!;
-          a[2]! += v[o + 2]!;
+          a[0]! += r.get(o, 0);
+          a[1]! += r.get(o, 1);
+          a[2]! += r.get(o, 2);
           a[3]! += 1;
           buckets.set(b, a);
         });

@@ -57,3 +57,17 @@ export function ensureSorted(b: SparseBuckets): SparseBuckets {
   }
   return b;
 }
+
+/** Index of the bucket holding quantile q (nearest rank, as sparseQuantile), -1 when empty. */
+export function quantileIndex(sorted: SparseBuckets, q: number): number {
+  let total = 0;
+  for (const [, n] of sorted) total += n;
+  if (total === 0) return -1;
+  const rank = Math.max(1, Math.ceil(q * total));
+  let seen = 0;
+  for (const [i, n] of sorted) {
+    seen += n;
+    if (seen >= rank) return i;
+  }
+  return sorted[sorted.length - 1]![0];
+}
