@@ -181,6 +181,7 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
     const { pos } = scene;
     if (scene.mode === 'graph') {
       // Healthy edges first so problems are drawn on top.
+      const dense = scene.order.length > CIRCLE_MAX_NODES;
       const edges = [...scene.edges].sort(
         (x, y) => (x.health === 'up' ? 0 : 1) - (y.health === 'up' ? 0 : 1),
       );
@@ -189,8 +190,14 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
         const b = pos.get(e.b);
         if (!a || !b) continue;
         ctx.strokeStyle = HEALTH_COLOR[e.health];
-        ctx.globalAlpha = e.health === 'up' ? 0.75 : 0.95;
-        ctx.lineWidth = edgeWidth(e.bytesPerS, scene.busiest);
+        // On a grid many straight edges cross other nodes: healthy ones recede so the problems stand out.
+        const healthy = e.health === 'up';
+        ctx.globalAlpha = healthy ? (dense ? 0.22 : 0.75) : 0.95;
+        ctx.lineWidth = dense
+          ? healthy
+            ? edgeWidth(e.bytesPerS, scene.busiest, 4)
+            : Math.max(2.5, edgeWidth(e.bytesPerS, scene.busiest, 4))
+          : edgeWidth(e.bytesPerS, scene.busiest);
         ctx.setLineDash(e.health === 'down' ? [6, 4] : []);
         ctx.beginPath();
         ctx.moveTo(a.x, a.y);
