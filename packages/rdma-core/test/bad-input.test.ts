@@ -3,6 +3,7 @@
  * a peer that is gone, handshake refusals, and stale files of dead processes.
  */
 import { closeSync, existsSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Listener, listen, type RdmaqError } from '../src/index.js';
@@ -229,6 +230,32 @@ describe('bad input', () => {
     expect(rx.buffer.length).toBe(65_536);
     await expect(tx.whenWritable()).rejects.toMatchObject({ code: 'ERR_RDMAQ_CLOSED' });
     expect(shmFiles(linkId)).toEqual([]);
+  });
+
+  it('garbage on the handshake socket is refused with ERR_RDMAQ_HANDSHAKE, the listener keeps serving', async () => {
+    const l = await listener();
+    const errors: string[] = [];
+    l.on('error', (e: RdmaqError) => errors.push(e.code));
+    for (const junk of [
+      'not json\n',
+      '{"no":"type"}\n',
+      '{"t":"hello","v":99,"linkId":"x"}\n',
+      'x'.repeat(70_000),
+    ]) {
+      await new Promise<void>((resolve) => {
+        const s = netConnect(l.socketPath, () => s.write(junk));
+        s.on('error', () => {});
+        s.on('close', () => resolve());
+        s.resume();
+      });
+    }
+    expect(errors).toEqual(Array(4).fill('ERR_RDMAQ_HANDSHAKE'));
+    const linkId = uniqueLinkId('after-junk');
+    const rx = l.accept(linkId);
+    const tx = await connect({ linkId, socketPath: l.socketPath });
+    cleanups.push(() => tx.close());
+    expect(tx.send(Buffer.from('still fine'))).toBe(true);
+    expect(rx.poll(() => {})).toBe(1);
   });
 
   it('resumeFrom behind the ring head is ERR_RDMAQ_RESUME_GAP; ahead of it skips what was delivered', async () => {
