@@ -194,6 +194,8 @@ describe('dashboard in a browser', () => {
       await expect.poll(text(page.getByTestId('alert-banner')), POLL).toContain('E2eRingNearlyFull');
     }
     const row = page.getByTestId('alerts-firing').locator('tr', { hasText: 'E2eRingNearlyFull' });
+    // value and threshold in the rule's unit (occupancy ratio → percent), as the agent reported it
+    await expect.poll(text(row), POLL).toContain('95 % / 80 %');
     await row.getByRole('button', { name: /^Acknowledge/ }).click();
     const dialog = page.getByRole('dialog');
     await dialog.getByLabel(/Comment/).fill('e2e: draining the ring');

@@ -9,6 +9,22 @@ import { useNow } from './useNow';
 
 const SEV: Record<string, number> = { critical: 2, warning: 1, info: 0 };
 
+/** The rule list (REST), shared by the rules table and the alert tables (which show values in the rule's unit). */
+function useRules() {
+  const [rules, setRules] = useState<AlertRule[] | null>(null);
+  const [err, setErr] = useState<string | null>(null);
+  const reload = useCallback(() => {
+    api<{ rules: AlertRule[] }>('/api/rules')
+      .then((r) => {
+        setRules(r.rules);
+        setErr(null);
+      })
+      .catch((e: Error) => setErr(e.message));
+  }, []);
+  useEffect(reload, [reload]);
+  return { rules, err, setErr, reload };
+}
+
 /** Alerts page: firing / pending / resolved alerts with acknowledge, silences, and the rule list. */
 export function AlertsView() {
   const { state, stale } = useLiveView<'alerts'>('alerts');
@@ -18,6 +34,8 @@ export function AlertsView() {
   const [silenceFor, setSilenceFor] = useState<Matcher[] | null>(null);
   const [silencesVersion, setSilencesVersion] = useState(0);
   const now = useNow();
+  const rules = useRules();
+  const metricOf = useMemo(() => new Map((rules.rules ?? []).map((r) => [r.id, r.metric])), [rules.rules]);
 
   const { firing, pending } = useMemo(() => {
     const act = [...(state?.active ?? [])].sort(
@@ -44,6 +62,7 @@ export function AlertsView() {
         alerts={firing}
         now={now}
         canAct={canAct}
+        metricOf={metricOf}
         onAck={setAcking}
         onSilence={(a) => setSilenceFor(matchersFor(a))}
         empty="Nothing is firing."
@@ -54,6 +73,7 @@ export function AlertsView() {
         alerts={pending}
         now={now}
         canAct={canAct}
+        metricOf={metricOf}
         onAck={setAcking}
         onSilence={(a) => setSilenceFor(matchersFor(a))}
         empty="Nothing pending."
@@ -64,6 +84,7 @@ export function AlertsView() {
         alerts={state?.recent ?? []}
         now={now}
         canAct={false}
+        metricOf={metricOf}
         onAck={setAcking}
         onSilence={() => {}}
         empty="No alert resolved recently."
@@ -77,7 +98,7 @@ export function AlertsView() {
           setSilencesVersion((v) => v + 1);
         }}
       />
-      <Rules canAct={canAct} />
+      <Rules canAct={canAct} state={rules} />
       <History version={state} />
       {acking && <AckDialog alert={acking} onClose={() => setAcking(null)} />}
     </>
@@ -104,6 +125,7 @@ function AlertTable({
   alerts,
   now,
   canAct,
+  metricOf,
   onAck,
   onSilence,
   empty,
@@ -113,6 +135,7 @@ function AlertTable({
   alerts: readonly Alert[];
   now: number;
   canAct: boolean;
+  metricOf: Map<string, string>;
   onAck: (a: Alert) => void;
   onSilence: (a: Alert) => void;
   empty: string;
@@ -152,7 +175,9 @@ function AlertTable({
                   </td>
                   <td>{subjectOf(a) || '—'}</td>
                   <td className="num">
-                    {a.value === null ? '—' : round(a.value)} / {round(a.threshold)}
+                    {metricOf.has(a.ruleId)
+                      ? `${formatMetric(metricOf.get(a.ruleId)!, a.value)} / ${formatMetric(metricOf.get(a.ruleId)!, a.threshold)}`
+                      : `${a.value === null ? '—' : round(a.value)} / ${round(a.threshold)}`}
                   </td>
                   <td title={formatTimestamp(resolved ? a.resolvedAt : (a.firedAt ?? a.activeAt))}>
                     {formatAgo(resolved ? a.resolvedAt : (a.firedAt ?? a.activeAt), now)}
@@ -506,18 +531,11 @@ function SilenceForm({ prefill, onDone }: { prefill: Matcher[] | null; onDone: (
   );
 }
 
-function Rules({ canAct }: { canAct: boolean }) {
-  const [rules, setRules] = useState<AlertRule[] | null>(null);
-  const [err, setErr] = useState<string | null>(null);
-  const load = useCallback(() => {
-    api<{ rules: AlertRule[] }>('/api/rules')
-      .then((r) => setRules(r.rules))
-      .catch((e: Error) => setErr(e.message));
-  }, []);
-  useEffect(load, [load]);
+function Rules({ canAct, state }: { canAct: boolean; state: ReturnType<typeof useRules> }) {
+  const { rules, err, setErr, reload } = state;
   const toggle = (r: AlertRule) =>
     api(`/api/rules/${encodeURIComponent(r.id)}`, { method: 'PUT', body: { ...r, enabled: !r.enabled } })
-      .then(load)
+      .then(reload)
       .catch((e: Error) => setErr(e.message));
   return (
     <section className="panel" aria-labelledby="rules-h">

@@ -245,6 +245,26 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
         const gap = c.s > 6 ? 1 : 0;
         ctx.fillRect(c.x, c.y, c.s - gap, c.s - gap);
       }
+      // Only the unhealthy connections are drawn over the cells (thousands of healthy ones would be noise),
+      // plus every connection of the host under the pointer or focus.
+      const hiId = hover?.kind === 'node' ? hover.id : focused;
+      for (const e of scene.edges) {
+        const mine = hiId !== undefined && (e.a === hiId || e.b === hiId);
+        if (e.health === 'up' && !mine) continue;
+        const a = pos.get(e.a);
+        const b = pos.get(e.b);
+        if (!a || !b) continue;
+        ctx.strokeStyle = mine && e.health === 'up' ? '#f0f6fc' : HEALTH_COLOR[e.health];
+        ctx.globalAlpha = 0.9;
+        ctx.lineWidth = 1.5;
+        ctx.setLineDash(e.health === 'down' ? [4, 3] : []);
+        ctx.beginPath();
+        ctx.moveTo(a.x, a.y);
+        ctx.lineTo(b.x, b.y);
+        ctx.stroke();
+      }
+      ctx.setLineDash([]);
+      ctx.globalAlpha = 1;
     }
     const hi = hover?.kind === 'node' ? hover.id : focused;
     if (hi) {
