@@ -213,10 +213,14 @@ export const ConfigSchema = z.strictObject({
         })
         .refine((n) => (n & (n - 1)) === 0, { error: 'listen.ringBytes must be a power of two' })
         .default(4 * 1024 * 1024),
-      /** Idle strategy of the consumers of incoming links. */
+      /**
+       * Idle strategy of the consumers of incoming links. `event` by default: an agent runs many consumers on
+       * one event loop, and spinning ones (backoff, busy-spin) take the CPU from each other (bench: 8 links
+       * with backoff saturated two cores, p50 ~1 ms; with event p50 ~20 µs).
+       */
       idle: z
         .enum(IdleStrategySchema.options, { error: 'listen.idle must be busy-spin, backoff or event' })
-        .default('backoff'),
+        .default('event'),
       /**
        * Incoming links expected on this node (id and sending peer). They show as `connecting` in /healthz
        * until their sender attaches. Senders of other link ids are accepted too (they proved the secret).

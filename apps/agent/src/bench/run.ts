@@ -29,7 +29,7 @@ const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const SIZE = Number(process.env.BENCH_SIZE ?? 64);
 const PHASE_MS = Number(process.env.BENCH_PHASE_MS ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
-const IDLE = process.env.BENCH_IDLE ?? 'backoff';
+const IDLE = process.env.BENCH_IDLE ?? 'event';
 const SECRET = 'bench-secret-0123456789abcdef';
 const TOKEN = 'bench-token-0123456789';
 
@@ -62,6 +62,15 @@ async function startHub(): Promise<{ url: string; samples: () => number; close: 
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** The incoming links, listed so the listener accepts them with IDLE (unknown links get rdma-core's default). */
+function expectFrom(peer: string, to: string): Array<Record<string, unknown>> {
+  return Array.from({ length: LINKS_EACH_WAY }, (_, i) => ({
+    id: `${peer}->${to}.${i}`,
+    peer,
+    transport: 'shm',
+  }));
 }
 
 function linksTo(peer: string, from: string, dir: string): Array<Record<string, unknown>> {
@@ -112,7 +121,13 @@ async function main(): Promise<void> {
         nodeId: 'bench-peer',
         secret: SECRET,
         http: { host: '127.0.0.1', port: 0 },
-        listen: { socket: join(dir, 'bench-peer.sock'), shmDir: dir, fabric: false, idle: IDLE },
+        listen: {
+          socket: join(dir, 'bench-peer.sock'),
+          shmDir: dir,
+          fabric: false,
+          idle: IDLE,
+          expect: expectFrom('bench-agent', 'bench-peer'),
+        },
         log: { level: 'warn' },
         links: linksTo('bench-agent', 'bench-peer', dir),
       }),
@@ -130,7 +145,13 @@ async function main(): Promise<void> {
         secret: SECRET,
         hub: { url: hub.url, token: TOKEN },
         http: { host: '127.0.0.1', port: 0 },
-        listen: { socket: join(dir, 'bench-agent.sock'), shmDir: dir, fabric: false, idle: IDLE },
+        listen: {
+          socket: join(dir, 'bench-agent.sock'),
+          shmDir: dir,
+          fabric: false,
+          idle: IDLE,
+          expect: expectFrom('bench-peer', 'bench-agent'),
+        },
         sampling: { intervalMs: 1000 },
         log: { level: 'warn' },
         links: linksTo('bench-peer', 'bench-agent', dir),
