@@ -440,7 +440,7 @@ function ratio(o: Options, name: string, value: number, target: string, ok: bool
   if (o.json) process.stdout.write(`${JSON.stringify(row)}\n`);
   else
     process.stdout.write(
-      `ratio ${name.padEnd(46)} ${Number.isFinite(value) ? round(value, 2) : 'n/a'}  (target ${target}) ${ok === undefined ? '' : ok ? 'MET' : 'MISSED'}\n`,
+      `ratio ${name.padEnd(46)} ${Number.isFinite(value) ? round(value, 2) : 'n/a'}  (${ok === undefined ? target : `target ${target}`}) ${ok === undefined ? '' : ok ? 'MET' : 'MISSED'}\n`,
     );
 }
 
@@ -513,12 +513,27 @@ async function main(): Promise<void> {
     keep(m);
   };
 
+  /** Our figure against every baseline that measured the same quantity. */
+  const ratiosTo = (r: CaseRow) => {
+    for (const b of baselines) {
+      if (r.bench === 'lat' && typeof b.one_way_us === 'number') {
+        ratio(o, `p50 / ${b.baseline} one-way`, r.p50_us / b.one_way_us, 'lower is better', undefined);
+      } else if (r.bench === 'bw' && typeof b.msgs_per_s === 'number') {
+        ratio(o, `msgs/s / ${b.baseline}`, r.msgs_per_s / b.msgs_per_s, 'higher is better', undefined);
+      } else if (r.bench === 'bw' && b.baseline === 'memcpy' && typeof b.gb_per_s === 'number') {
+        ratio(o, 'GB/s / memcpy', r.gb_per_s / b.gb_per_s, 'higher is better', undefined);
+      }
+    }
+  };
+
   if (o.cmd === 'lat') {
-    await run(() => latCase(o, o.size, o.idle, o.engine, o.iters));
+    const r = await run(() => latCase(o, o.size, o.idle, o.engine, o.iters));
     await addBaselines(o.size);
+    ratiosTo(r);
   } else if (o.cmd === 'bw') {
-    await run(() => bwCase(o, o.size, o.idle, o.engine, o.iters));
+    const r = await run(() => bwCase(o, o.size, o.idle, o.engine, o.iters));
     await addBaselines(o.size);
+    ratiosTo(r);
   } else if (o.cmd === 'idle') {
     printRow(o, await idleCase());
   } else {
