@@ -60,7 +60,6 @@ function agentConfig(
       shmDir: dir,
       fabric,
       ...(fabric ? { host: '127.0.0.1', port: ports[name], provider: PROVIDER } : {}),
-      idle: 'backoff',
       // Accepted up front (the rest of the path: acceptUnknown).
       expect: expectIncoming ? [{ id: `${peer}->${name}`, peer, transport }] : [],
     },
