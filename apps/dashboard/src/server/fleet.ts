@@ -196,6 +196,7 @@ export interface NodeEntry {
 const nullable = (v: number): number | null => (Number.isFinite(v) ? v : null);
 /** Rates to 0.01/s: enough for any chart, and it keeps 8,000-link overview frames ~10 % smaller. */
 const r2 = (v: number): number => (Number.isFinite(v) ? Math.round(v * 100) / 100 : 0);
+const n2 = (v: number): number | null => (Number.isFinite(v) ? Math.round(v * 100) / 100 : null);
 const errorsTotal = (c: LinkCounters) => {
   let t = 0;
   for (const k in c.errors) t += c.errors[k]!;
@@ -851,12 +852,12 @@ export class Fleet {
     l.ring.each(Math.floor(fromMs / 1000) + 1, Math.floor(toMs / 1000), (sec, o) => {
       out.push({
         ts: sec * 1000,
-        recordsPerS: nullable(r.get(o, LF.records)),
-        bytesPerS: nullable(r.get(o, LF.bytes)),
-        completionsPerS: nullable(r.get(o, LF.completions)),
-        backpressurePerS: nullable(r.get(o, LF.backpressure)),
-        errorsPerS: nullable(r.get(o, LF.errors)),
-        occupancyBytes: nullable(r.get(o, LF.occ)),
+        recordsPerS: n2(r.get(o, LF.records)),
+        bytesPerS: n2(r.get(o, LF.bytes)),
+        completionsPerS: n2(r.get(o, LF.completions)),
+        backpressurePerS: n2(r.get(o, LF.backpressure)),
+        errorsPerS: n2(r.get(o, LF.errors)),
+        occupancyBytes: n2(r.get(o, LF.occ)),
         p50Ns: nullable(r.get(o, LF.p50)),
         p99Ns: nullable(r.get(o, LF.p99)),
         p999Ns: nullable(r.get(o, LF.p999)),
@@ -900,7 +901,7 @@ export class Fleet {
         let upSum = 0;
         const emit = () => {
           if (n === 0) return;
-          const avg = (i: number) => nullable(acc[i]! / acc[LINK_FIELDS + i]!);
+          const avg = (i: number) => n2(acc[i]! / acc[LINK_FIELDS + i]!);
           out.push({
             ts: bucket * 1000,
             recordsPerS: avg(LF.records),
@@ -995,7 +996,7 @@ export class Fleet {
         decodeInto(h, r.hist);
         i++;
       }
-      const rate = (x: number) => (sum.seconds > 0 ? x / sum.seconds : null);
+      const rate = (x: number) => (sum.seconds > 0 ? n2(x / sum.seconds) : null);
       const q = quantiles(toSorted(h));
       out.push({
         ts: b,

@@ -195,7 +195,7 @@ export class Ingest {
     if (f.type === 'event') {
       this.o.fleet.event(c.nodeId, f);
       this.o.log.info(
-        { node: c.nodeId, kind: f.kind, link: f.link, severity: f.severity, msg2: f.message },
+        { node: c.nodeId, kind: f.kind, link: f.link, severity: f.severity, text: f.message },
         'agent event',
       );
       return;
