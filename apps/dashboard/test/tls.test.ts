@@ -83,3 +83,33 @@ describe('optional TLS', () => {
     }
   });
 });
+
+describe('TLS misconfiguration', () => {
+  it('names the unreadable file and the setting', async () => {
+    const dir = tempDir('rdmaq-tls-bad-');
+    try {
+      await expect(
+        buildApp({
+          config: {
+            dataDir: path.join(dir, 'data'),
+            admin: ADMIN,
+            tls: { certPath: path.join(dir, 'missing.pem'), keyPath: path.join(dir, 'missing.key') },
+          },
+          next: false,
+          timers: false,
+          logger: pino({ level: 'silent' }),
+        }),
+      ).rejects.toThrow(/cannot read the TLS certificate .*missing\.pem.*RDMAQ_TLS_CERT/);
+      // The data folder is not left locked.
+      const again = await buildApp({
+        config: { dataDir: path.join(dir, 'data'), admin: ADMIN },
+        next: false,
+        timers: false,
+        logger: pino({ level: 'silent' }),
+      });
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

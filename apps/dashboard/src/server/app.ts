@@ -14,6 +14,7 @@ import { AlertEngine } from './alerts.js';
 import { createApi, parseCookies, SESSION_COOKIE } from './api.js';
 import { Auth } from './auth.js';
 import { type HubConfig, type HubConfigInput, parseConfig } from './config.js';
+import { HubError } from './errors.js';
 import { Fleet } from './fleet.js';
 import { Ingest } from './ingest.js';
 import { LiveHub } from './live.js';
@@ -191,12 +192,29 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
       'rdmaq dashboard: the UI is not built or not enabled; run `pnpm --filter @rdmaq/dashboard build`. The API is under /api.\n',
     );
   };
-  const server = config.tls
-    ? https.createServer(
-        { cert: readFileSync(config.tls.certPath), key: readFileSync(config.tls.keyPath) },
-        onRequest,
-      )
-    : http.createServer(onRequest);
+  const readPem = (file: string, what: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new HubError(
+        'ERR_RDMAQ_CONFIG',
+        `cannot read the TLS ${what} ${file}: ${(err as Error).message}; fix RDMAQ_TLS_${what === 'certificate' ? 'CERT' : 'KEY'} (tls.${what === 'certificate' ? 'certPath' : 'keyPath'})`,
+      );
+    }
+  };
+  let server: http.Server | https.Server;
+  try {
+    server = config.tls
+      ? https.createServer(
+          { cert: readPem(config.tls.certPath, 'certificate'), key: readPem(config.tls.keyPath, 'key') },
+          onRequest,
+        )
+      : http.createServer(onRequest);
+  } catch (err) {
+    store.close();
+    releaseLock();
+    throw err;
+  }
   server.headersTimeout = 30_000;
   server.requestTimeout = 60_000;
 
