@@ -51,7 +51,7 @@ export function worseHealth(a: Health, b: Health): Health {
 
 /**
  * Occupancy fraction 0..1 → colour on a perceptual dark-to-hot ramp (empty rings are dim, full rings glow).
- * Stops are picked so 0.5 (amber) and 0.8+ (red) match the default ring-occupancy alert levels visually.
+ * A fixed display scale (half full reads amber, 80 % and more red), independent of any alert rule.
  */
 const OCC_STOPS: Array<[number, [number, number, number]]> = [
   [0, [45, 51, 59]],
