@@ -547,8 +547,10 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
       if (transport == "shm") {
         bool create = o.Get("create").ToBoolean();
         uint64_t cap = o.Has("capacity") && o.Get("capacity").IsNumber() ? toU64(o.Get("capacity"), "capacity") : 0;
+        uint64_t resume =
+            o.Has("resumeFrom") && o.Get("resumeFrom").IsNumber() ? toU64(o.Get("resumeFrom"), "resumeFrom") : 0;
         auto t = std::make_unique<ShmRx>(getString(o, "ringPath"), getString(o, "rxWakePath"),
-                                         getString(o, "txWakePath"), create, cap, &link_.counters);
+                                         getString(o, "txWakePath"), create, cap, &link_.counters, resume);
         shm_ = t.get();
         rx_ = std::move(t);
       } else if (transport == "fabric") {
@@ -853,6 +855,13 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
 };
 
 // ---------------------------------------------------------------------------------------------------------
+// Resend after a reconnect onto a fresh ring: the unacknowledged records of the old ring (between the head
+// its receiver released and the tail we published) with sequence >= fromSeq are copied into the new ring.
+// They keep their sequences when the new ring starts at fromSeq (a receiver that keeps its position);
+// otherwise they are renumbered in order. Returns {resent, dropped}; dropped = did not fit the new ring.
+Napi::Value Resend(const Napi::CallbackInfo& info);
+
+// ---------------------------------------------------------------------------------------------------------
 // Helpers: histogram twin, clock, checksums, memcpy bandwidth, ring files.
 
 Napi::Value BucketOf(const Napi::CallbackInfo& info) {
@@ -1003,6 +1012,55 @@ Napi::Value InspectRing(const Napi::CallbackInfo& info) {
     o.Set("txPid", i.txPid);
     return o;
   });
+}
+
+Napi::Value Resend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  NativeSender* from = NativeSender::Unwrap(info[0].As<Napi::Object>());
+  NativeSender* to = NativeSender::Unwrap(info[1].As<Napi::Object>());
+  from->ensureOpen(env);
+  to->ensureOpen(env);
+  const uint64_t fromSeq = toU64(info[2], "fromSeq");
+  RingWriter* ow = from->writer();
+  RingWriter* nw = to->writer();
+  const uint8_t* data = ow->data();
+  const uint64_t cap = ow->capacity(), mask = cap - 1;
+  uint64_t pos = from->tx()->head();  // what the old receiver released
+  const uint64_t end = ow->publishedTail();
+  uint64_t resent = 0, dropped = 0;
+  if (end - pos > cap) pos = end;  // nothing trustworthy
+  while (pos < end) {
+    const uint64_t idx = pos & mask, toEnd = cap - idx;
+    if (toEnd < kHeaderSize) {
+      pos += toEnd;
+      continue;
+    }
+    RecordHeader h;
+    std::memcpy(&h, data + idx, kHeaderSize);
+    if (h.type == kPadding) {
+      pos += toEnd;
+      continue;
+    }
+    const uint64_t rs = recordSize(h.len);
+    if (rs > toEnd || pos + rs > end) break;  // our own ring, but never trust it blindly
+    if (h.type == kData && h.seq >= fromSeq) {
+      int64_t off = nw->claim(h.len, kData, h.ts);
+      if (off < 0) {
+        ++dropped;
+      } else {
+        std::memcpy(nw->data() + off, data + idx + kHeaderSize, h.len);
+        ++resent;
+      }
+    }
+    pos += rs;
+  }
+  nw->publish();
+  to->link().counters.resends += resent;
+  if (dropped) to->link().counters.errors["resend_overflow"] += dropped;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("resent", static_cast<double>(resent));
+  o.Set("dropped", static_cast<double>(dropped));
+  return o;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1188,6 +1246,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("testCheck", Napi::Function::New(env, TestCheck, "testCheck"));
   exports.Set("memcpyBandwidth", Napi::Function::New(env, MemcpyBandwidth, "memcpyBandwidth"));
   exports.Set("sweepStale", Napi::Function::New(env, SweepStale, "sweepStale"));
+  exports.Set("resend", Napi::Function::New(env, Resend, "resend"));
   exports.Set("inspectRing", Napi::Function::New(env, InspectRing, "inspectRing"));
   exports.Set("engineLatPing", Napi::Function::New(env, EngineLatPing, "engineLatPing"));
   exports.Set("engineLatPong", Napi::Function::New(env, EngineLatPong, "engineLatPong"));

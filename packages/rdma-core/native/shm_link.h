@@ -137,7 +137,10 @@ class ShmRing {
   };
 
   // Opens (and with `create`, creates) the ring at `path`; validates magic, version and size.
-  ShmRing(const std::string& path, bool create, uint64_t capacity, bool receiver) : path_(path) {
+  // `startSeq`: sequence of the first record of a freshly created ring (a receiver that keeps its position
+  // starts a new ring where it left off, so a sender can resend into it with the same sequences).
+  ShmRing(const std::string& path, bool create, uint64_t capacity, bool receiver, uint64_t startSeq = 1)
+      : path_(path) {
     if (create) {
       if (capacity < kMinCapacity || capacity > kMaxCapacity || (capacity & (capacity - 1)) != 0) {
         throw RdmaqException("ERR_RDMAQ_ARG", "ring capacity " + std::to_string(capacity) +
@@ -145,7 +148,8 @@ class ShmRing {
       }
       fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
       if (fd_ >= 0) {
-        initNew(capacity);
+        initNew(capacity, startSeq < 1 ? 1 : startSeq);
+        created_ = true;
       } else if (errno != EEXIST) {
         int e = errno;
         throw RdmaqException("ERR_RDMAQ_RING_OPEN", "cannot create ring file " + path + ": " + errnoText(e), e);
@@ -184,6 +188,8 @@ class ShmRing {
   ShmFileHeader* header() const { return hdr_; }
   const std::string& path() const { return path_; }
   bool isOpen() const { return base_ != nullptr; }
+  // True if this open created the file (a fresh ring), false if it attached to an existing one.
+  bool created() const { return created_; }
 
   // Gives up our end (pid cleared so the sweep knows), unmaps; `unlinkFiles` removes ring + FIFOs.
   void close(bool unlinkFiles) {
@@ -303,7 +309,7 @@ class ShmRing {
     }
   }
 
-  void initNew(uint64_t capacity) {
+  void initNew(uint64_t capacity, uint64_t startSeq) {
     if (ftruncate(fd_, static_cast<off_t>(kHeaderPage + capacity)) != 0) {
       int e = errno;
       ::close(fd_);
@@ -321,9 +327,9 @@ class ShmRing {
     hdr_->ringId = id;
     hdr_->createdNs = nowNs();
     ctl_->head.a.store(0);
-    ctl_->head.b.store(1);
+    ctl_->head.b.store(startSeq);
     ctl_->tail.a.store(0);
-    ctl_->tail.b.store(1);
+    ctl_->tail.b.store(startSeq);
     // The magic last: a concurrent sweep/inspect sees either nothing or a complete header.
     std::atomic_thread_fence(std::memory_order_release);
     std::memcpy(hdr_->magic, kRingMagic, 8);
@@ -387,6 +393,7 @@ class ShmRing {
   ShmControl* ctl_ = nullptr;
   bool receiver_ = false;
   bool detached_ = false;
+  bool created_ = false;
 };
 
 // Writes one wake-up byte. EAGAIN (FIFO full) means a wake-up is pending anyway.
@@ -460,8 +467,8 @@ class ShmTx final : public TxTransport {
 class ShmRx final : public RxTransport {
  public:
   ShmRx(const std::string& ringPath, const std::string& rxWake, const std::string& txWake, bool create,
-        uint64_t capacity, LinkCounters* c)
-      : ring_(ringPath, create, capacity, true), c_(c) {
+        uint64_t capacity, LinkCounters* c, uint64_t startSeq = 1)
+      : ring_(ringPath, create, capacity, true, startSeq), c_(c) {
     try {
       rxFd_ = openFifo(rxWake);
       txFd_ = openFifo(txWake);

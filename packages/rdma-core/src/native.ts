@@ -148,6 +148,11 @@ export interface NativeAddon {
   testCheck(buffer: Uint8Array, offset: number, length: number, seed: number): boolean;
   /** memcpy bandwidth (GB/s) of `size`-byte copies into destinations rotating over `span` bytes for ~`ms` ms. */
   memcpyBandwidth(size: number, ms: number, span?: number): number;
+  /**
+   * After a reconnect onto a fresh ring: copies the unacknowledged DATA records of `from` (old ring) with
+   * sequence ≥ fromSeq into `to` and publishes them. dropped = records that did not fit the new ring.
+   */
+  resend(from: NativeSender, to: NativeSender, fromSeq: number): { resent: number; dropped: number };
   /** Removes ring files in `dir` whose receiver and sender processes are both dead; returns removed paths. */
   sweepStale(dir: string): string[];
   /** Reads the header of a ring file (for diagnostics and tests); throws ERR_RDMAQ_RING_* if invalid. */

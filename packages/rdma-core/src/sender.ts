@@ -21,6 +21,7 @@ export class Sender extends EventEmitter {
   readonly linkId: string;
   private nativeEnd: NativeSender | undefined;
   private ringId = '';
+  private ringPath = '';
   private channel: ControlChannel | undefined;
   private stateNow: LinkState = 'connecting';
   private epochNow = 0;
@@ -171,8 +172,17 @@ export class Sender extends EventEmitter {
     this.channel?.end({ t: 'bye', reason: 'sender closed' });
     this.channel = undefined;
     this.setState('down', 'sender closed');
-    // Nobody will ever read a ring whose receiver is gone: remove it with us (else a listener sweeps it).
-    this.nativeEnd?.close(!peerAlive);
+    // Nobody will ever read a ring whose receiver is gone: remove it with us (else a listener sweeps it) —
+    // but only if the file at that path is still our ring, not a newer one of a restarted receiver.
+    let ours = false;
+    if (!peerAlive && this.nativeEnd && this.ringPath) {
+      try {
+        ours = native.inspectRing(this.ringPath).ringId === this.ringId;
+      } catch {
+        ours = false;
+      }
+    }
+    this.nativeEnd?.close(ours);
   }
 
   // ---- connection handling ----
@@ -270,20 +280,33 @@ export class Sender extends EventEmitter {
       this.nativeEnd.resync();
       this.nativeEnd.countReconnect();
     } else {
-      if (this.nativeEnd) {
-        // The receiver made a fresh ring: what was unacknowledged in the old one cannot be delivered.
-        this.nativeEnd.countError('ring_replaced');
-        this.nativeEnd.close(true);
-      }
-      this.nativeEnd = new native.Sender({
+      const old = this.nativeEnd;
+      const fresh = new native.Sender({
         transport: 'shm',
         linkId: this.linkId,
         ringPath: w.ringPath,
         rxWakePath: w.rxWakePath,
         txWakePath: w.txWakePath,
       });
+      if (old) {
+        // The receiver made a fresh ring (its old one was closed and removed): resend what it had not
+        // released, from the sequence it expects. Counters carry over in the old end's place.
+        const r = native.resend(old, fresh, w.nextSeq);
+        if (r.dropped > 0) {
+          this.emit('state', {
+            state: this.stateNow,
+            reason: `${r.dropped} unacknowledged records did not fit the receiver's new, smaller ring`,
+            code: 'ERR_RDMAQ_RESEND_OVERFLOW',
+          } satisfies StateChange);
+        }
+        fresh.countReconnect();
+        // Never unlink here: the new ring lives at the same path.
+        old.close(false);
+      }
+      this.nativeEnd = fresh;
       this.nativeEnd.setBatchArray(this.batchOffsets);
       this.ringId = w.ringId;
+      this.ringPath = w.ringPath;
       if (this.watching) {
         this.watching = false;
         this.armWaiters();

@@ -192,6 +192,33 @@ describe('ring protocol', () => {
     expect(seen).toEqual([1, 2]);
   });
 
+  it('a sender that reconnects onto a fresh ring resends what the old one had not released', async () => {
+    const { l, rx, tx, linkId } = await pair();
+    for (let i = 0; i < 10; i++) tx.send(Buffer.from(`r${i}`));
+    expect(rx.poll(() => {}, 4)).toBe(4); // 1..4 delivered and released
+    const up = new Promise<void>((resolve) =>
+      tx.on('state', (s) => {
+        if (s.state === 'up') resolve();
+      }),
+    );
+    await rx.close(); // removes the ring: records 5..10 only exist in the sender's old mapping now
+    const rx2 = l.accept(linkId, { resumeFrom: 5 }); // a fresh ring that starts at sequence 5
+    await up;
+    const got: string[] = [];
+    const seqs: number[] = [];
+    rx2.poll((buf, off, len, seq) => {
+      got.push(buf.toString('utf8', off, off + len));
+      seqs.push(seq);
+    });
+    expect(seqs).toEqual([5, 6, 7, 8, 9, 10]);
+    expect(got).toEqual(['r4', 'r5', 'r6', 'r7', 'r8', 'r9']);
+    expect(tx.stats().counters.resends).toBe(6);
+    expect(tx.stats().counters.reconnects).toBe(1);
+    tx.send(Buffer.from('next'));
+    rx2.poll((_b, _o, _l, seq) => seqs.push(seq));
+    expect(seqs.at(-1)).toBe(11);
+  });
+
   it('start() with each idle strategy consumes records sent later', async () => {
     for (const idle of ['busy-spin', 'backoff', 'event'] as const) {
       const dir = tempDir('rdmaq-idle-');

@@ -71,6 +71,8 @@ export class FabricReceiver extends EventEmitter {
   private failure: Error | undefined;
   /** The sender waits for space (or we go idle): return credit at the next release. */
   private creditWanted = false;
+  /** Inside poll()'s handler loop: the views are not released yet (release happens when the loop ends). */
+  private inPoll = false;
   info: FabricInfo | null = null;
 
   /** @internal — use FabricListener.accept(). */
@@ -117,16 +119,15 @@ export class FabricReceiver extends EventEmitter {
   poll(handler: RecordHandler, limit = 256): number {
     if (this.failure) throw this.failure;
     const n = this.native.poll(limit);
-    const flush = this.creditWanted;
-    this.creditWanted = false;
     if (n === 0) {
-      this.native.release(0, flush);
+      this.native.release(0, this.takeCredit());
       this.checkNative();
       return 0;
     }
     const d = this.desc;
     let i = 0;
     let delivered = 0;
+    this.inPoll = true;
     try {
       for (; i < n; i++) {
         const o = i * DESC_FIELDS;
@@ -141,7 +142,8 @@ export class FabricReceiver extends EventEmitter {
         }
       }
     } finally {
-      this.native.release(i, flush);
+      this.inPoll = false;
+      this.native.release(i, this.takeCredit());
     }
     return delivered;
   }
@@ -159,7 +161,9 @@ export class FabricReceiver extends EventEmitter {
     if (!r) return;
     this.clearTimer(r);
     this.running = undefined;
-    if (this.connected && !this.failure) this.native.release(0, true); // what was consumed goes back now
+    // What was consumed goes back as credit now (or when poll() releases, if stop() came from a handler).
+    if (this.inPoll) this.creditWanted = true;
+    else if (this.connected && !this.failure) this.native.release(0, true);
     if (this.safety) clearTimeout(this.safety);
     this.safety = undefined;
   }
@@ -311,6 +315,12 @@ export class FabricReceiver extends EventEmitter {
     } else if (m.t === 'bye') {
       conn.shut('sender closed the link');
     }
+  }
+
+  private takeCredit(): boolean {
+    const f = this.creditWanted;
+    this.creditWanted = false;
+    return f;
   }
 
   private checkNative(): void {
