@@ -827,6 +827,9 @@ class ReceiverCore {
     }
     credited_ = head_;
     ++credits_;
+    // Progress is manual on the initiator too: an injected write may sit in the provider's queue until we
+    // drive it. The consumer may go to sleep right after this, so drive it now.
+    ReadCq();
   }
   void PostReceives() {
     // FI_RX_CQ_DATA (verbs): each remote write with CQ data consumes a posted receive. Zero-length buffers.
