@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { samplePercentiles, sparsePercentiles } from '../perf/stats.js';
 import type { IdleStrategy } from '../types.js';
 import type { FabricListener } from './listener.js';
 import { listenFabric } from './listener.js';
@@ -62,12 +63,6 @@ interface CaseRow {
 const us = (ns: number) => Math.round(ns) / 1000;
 const round = (x: number, d = 3) => Number(x.toFixed(d));
 const nowNs = () => performance.now() * 1e6;
-
-function percentiles(samples: Float64Array): { p50: number; p99: number; p999: number; max: number } {
-  const s = Float64Array.from(samples).sort();
-  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-  return { p50: at(0.5), p99: at(0.99), p999: at(0.999), max: s[s.length - 1] ?? Number.NaN };
-}
 
 // ---- orchestrator side --------------------------------------------------------------------------------------
 
@@ -179,6 +174,8 @@ async function bwCase(
   const base = { provider: o.provider, size, iters: n, warmup: 0, idle };
   const [, rb] = await pairCase({ ...base, role: 'bw-send' }, { ...base, role: 'bw-recv' });
   const elapsed = rb.elapsedNs as number;
+  // Queue latency (send timestamp → delivery) of every record, from the receiver's histogram.
+  const p = sparsePercentiles(rb.queue as Array<[number, number]>);
   return {
     bench: 'bw',
     transport: 'fabric',
@@ -186,10 +183,10 @@ async function bwCase(
     size,
     idle,
     engine: false,
-    p50_us: Number.NaN,
-    p99_us: Number.NaN,
-    p999_us: Number.NaN,
-    max_us: Number.NaN,
+    p50_us: us(p.p50),
+    p99_us: us(p.p99),
+    p999_us: us(p.p999),
+    max_us: us(p.max),
     msgs_per_s: Math.round(n / (elapsed / 1e9)),
     gb_per_s: round((n * size) / elapsed),
   };
@@ -435,7 +432,7 @@ async function latA(cfg: WorkerCfg): Promise<void> {
     });
   }
   const elapsedNs = nowNs() - t0;
-  await finish({ t: 'result', ...percentiles(samples), elapsedNs }, [tx!, l]);
+  await finish({ t: 'result', ...samplePercentiles(samples), elapsedNs }, [tx!, l]);
 }
 
 async function latB(cfg: WorkerCfg): Promise<void> {
@@ -494,7 +491,8 @@ async function bwRecv(cfg: WorkerCfg): Promise<void> {
       }
     });
   });
-  await finish({ t: 'result', elapsedNs: nowNs() - t0 }, [l]);
+  const elapsedNs = nowNs() - t0;
+  await finish({ t: 'result', elapsedNs, queue: rx!.stats().latency.queue }, [l]);
 }
 
 async function idleSend(cfg: WorkerCfg): Promise<void> {
