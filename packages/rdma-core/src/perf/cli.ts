@@ -36,7 +36,7 @@ interface Options {
   repeat?: number;
 }
 
-const USAGE = `usage: rdmaq-perf lat|bw|idle|all [--transport shm] [--provider P] [--size N] [--iters N]
+const USAGE = `usage: rdmaq-perf lat|bw|idle|all [--transport shm|fabric] [--provider P] [--size N] [--iters N]
                   [--idle busy-spin|backoff|event] [--engine] [--json] [--no-baselines] [--repeat N]`;
 
 function fail(msg: string): never {
@@ -87,6 +87,11 @@ function parse(argv: string[]): Options {
     else if (a === '--no-baselines') o.baselines = false;
     else if (a === '--repeat') o.repeat = Math.max(1, int());
     else fail(`unknown option ${a}`);
+  }
+  if (o.transport === 'shm' && o.provider !== 'shm') {
+    fail(
+      `--transport shm has one provider, shm (libfabric providers such as ${o.provider} go with --transport fabric)`,
+    );
   }
   if (o.size > CAPACITY / 2 - 24)
     fail(`--size must be at most ${CAPACITY / 2 - 24} for the ${CAPACITY}-byte ring`);
