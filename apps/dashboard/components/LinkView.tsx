@@ -221,6 +221,7 @@ const Charts = memo(function Charts({
   return (
     <div className="grid-2">
       <TimeChart<P>
+        syncId="link"
         testId="chart-latency"
         title={latencyFrom ? `Queue latency (from ${latencyFrom})` : 'Queue latency'}
         data={latency}
@@ -234,6 +235,7 @@ const Charts = memo(function Charts({
         current={lastLat ? `p99 ${formatNs(lastLat.p99Ns)}` : undefined}
       />
       <TimeChart<P>
+        syncId="link"
         testId="chart-throughput"
         title="Throughput"
         data={data}
@@ -243,6 +245,7 @@ const Charts = memo(function Charts({
         current={last ? formatBitRate(last.bytesPerS) : undefined}
       />
       <TimeChart<P>
+        syncId="link"
         testId="chart-occupancy"
         title="Ring occupancy"
         data={data}
@@ -253,6 +256,7 @@ const Charts = memo(function Charts({
         reference={capacity ? { y: capacity, label: `capacity ${formatBytes(capacity)}` } : undefined}
       />
       <TimeChart<P>
+        syncId="link"
         testId="chart-completions"
         title="Completions"
         data={data}
@@ -265,6 +269,7 @@ const Charts = memo(function Charts({
         current={last ? formatRate(last.completionsPerS) : undefined}
       />
       <TimeChart<P>
+        syncId="link"
         testId="chart-backpressure"
         title={backpressureFrom ? `Back-pressure (from ${backpressureFrom})` : 'Back-pressure events'}
         data={backpressure}
@@ -274,6 +279,7 @@ const Charts = memo(function Charts({
         current={lastBp ? formatRate(lastBp.backpressurePerS) : undefined}
       />
       <TimeChart<P>
+        syncId="link"
         testId="chart-errors"
         title="Errors"
         data={data}

@@ -191,6 +191,7 @@ export function NodeView({ nodeId }: { nodeId: string }) {
       {history.error && <p className="error">History: {history.error}</p>}
       <div ref={boxRef} className="grid-3">
         <TimeChart<HostPoint>
+          syncId="node"
           testId="chart-cpu"
           title="Agent CPU"
           data={data}
@@ -200,6 +201,7 @@ export function NodeView({ nodeId }: { nodeId: string }) {
           current={last?.cpuPercent != null ? fmtPct(last.cpuPercent) : undefined}
         />
         <TimeChart<HostPoint>
+          syncId="node"
           testId="chart-rss"
           title="Agent memory (RSS)"
           data={data}
@@ -209,6 +211,7 @@ export function NodeView({ nodeId }: { nodeId: string }) {
           current={last ? formatBytes(last.rssBytes) : undefined}
         />
         <TimeChart<HostPoint>
+          syncId="node"
           testId="chart-lag"
           title="Event-loop lag"
           data={data}

@@ -30,6 +30,8 @@ export interface TimeChartProps<P extends { ts: number }> {
   current?: string;
   reference?: { y: number; label: string };
   testId?: string;
+  /** Charts with the same id show their tooltips at the same time (hover one, read all). */
+  syncId?: string;
 }
 
 /**
@@ -45,6 +47,7 @@ function TimeChartInner<P extends { ts: number }>({
   current,
   reference,
   testId,
+  syncId,
 }: TimeChartProps<P>) {
   const hasData = data.length > 0;
   const axis = useMemo(() => timeTicks(domain), [domain]);
@@ -61,7 +64,12 @@ function TimeChartInner<P extends { ts: number }>({
       >
         {hasData ? (
           <ResponsiveContainer width="100%" height="100%">
-            <LineChart data={data as P[]} margin={{ top: 6, right: 8, bottom: 0, left: 0 }}>
+            <LineChart
+              data={data as P[]}
+              margin={{ top: 6, right: 8, bottom: 0, left: 0 }}
+              syncId={syncId}
+              syncMethod="value"
+            >
               <CartesianGrid stroke="#21262d" vertical={false} />
               <XAxis
                 dataKey="ts"
