@@ -77,6 +77,7 @@ export async function connect(opts: SenderOptions): Promise<Sender | FabricSende
     secret: opts.secret,
     ...(opts.provider === undefined ? {} : { provider: opts.provider }),
     ...(opts.capacity === undefined ? {} : { capacity: opts.capacity }),
+    ...(opts.journal === undefined ? {} : { journal: opts.journal }),
     ...(opts.reconnect === undefined ? {} : { reconnect: opts.reconnect }),
     ...(opts.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: opts.connectTimeoutMs }),
   });

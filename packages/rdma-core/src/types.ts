@@ -137,6 +137,8 @@ export interface SenderOptions {
   provider?: string;
   /** fabric: ring capacity, must equal the receiver's (default 4 MiB). shm takes the receiver's. */
   capacity?: number;
+  /** fabric: journal file backing the sender's mirror, so accepted records survive a sender crash (FABRIC.md). */
+  journal?: string;
   /** Reconnect after the peer dies or restarts (default true), retrying with backoff up to 1 s. */
   reconnect?: boolean;
   /** How long connect() waits for the first handshake; default 10 000 ms. */
