@@ -426,3 +426,41 @@ describe('fabric link in one process', () => {
     rx.stop();
   });
 });
+
+describe('fabric through the public API', () => {
+  it('listen({ tcp }) + accept(id, { transport: "fabric" }) + connect({ transport: "fabric" })', async () => {
+    const { connect, listen } = await import('../src/index.js');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'rdmaq-fabric-api-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const l = await listen({
+      socketPath: join(dir, 'l.sock'),
+      shmDir: dir,
+      tcp: { host: '127.0.0.1', port: 0, secret: SECRET },
+    });
+    cleanups.push(() => l.close());
+    const rx = l.accept('api', { transport: 'fabric', capacity: 1 << 16, idle: 'event' });
+    const tx = await connect({
+      transport: 'fabric',
+      linkId: 'api',
+      host: '127.0.0.1',
+      port: l.port!,
+      secret: SECRET,
+      provider: 'tcp;ofi_rxm',
+      capacity: 1 << 16,
+      journal: join(dir, 'api.journal'),
+    });
+    cleanups.push(() => tx.close());
+    const got: string[] = [];
+    rx.start((buf, off, len) => got.push(buf.toString('utf8', off, off + len)));
+    for (const w of ['one', 'two', 'three']) expect(tx.send(Buffer.from(w))).toBe(true);
+    const end = Date.now() + 20_000;
+    while (got.length < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    expect(got).toEqual(['one', 'two', 'three']);
+    expect(tx.stats()).toMatchObject({ transport: 'fabric', provider: 'tcp;ofi_rxm', role: 'sender' });
+    expect(rx.stats()).toMatchObject({ transport: 'fabric', role: 'receiver', linkId: 'api' });
+    rx.stop();
+  });
+});
