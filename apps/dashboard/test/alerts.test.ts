@@ -269,3 +269,65 @@ describe('alert rules: pending → firing → resolved, hysteresis, for, keep-fi
     expect((await api(hub, 'DELETE', '/api/rules/bp')).status).toBe(404);
   });
 });
+
+describe('active alerts across a hub restart', () => {
+  it('keep state, ack and notification status; no duplicate notification', async () => {
+    const hook = await webhookServer(0);
+    const { tempDir } = await import('./helpers.js');
+    const dir = tempDir('rdmaq-restart-');
+    const cfg = { alerts: { webhooks: [hook.url], webhookRetryBaseMs: 20, webhookRetries: 2 } };
+    let hub = await startHub(cfg, { dir });
+    try {
+      let agent = await TestAgent.connect(hub.wsUrl, hub.agentToken);
+      await agent.hello('r1');
+      for (const [seq, dt] of [
+        [1, 0],
+        [2, 6],
+      ] as const) {
+        hub.clock.t += dt * 1000;
+        agent.send(sample(seq, hub.clock.t, [{ id: 'l0', peer: 'p', state: 'down' }]));
+        await agent.acked(seq);
+        hub.app.tick();
+      }
+      const firing = hub.app.alerts.firing().find((a) => a.ruleId === 'link-down')!;
+      expect(firing).toBeDefined();
+      await api(hub, 'POST', `/api/alerts/${firing.id}/ack`, { comment: 'known' });
+      await until(() =>
+        hook.got.some((p) => p.groupLabels.alertname === 'LinkDown' && p.status === 'firing'),
+      );
+      const sent = hook.got.length;
+      agent.close();
+      await hub.close();
+
+      hub = await startHub(cfg, { dir });
+      // Before the agent is back: the alert is restored, not resolved.
+      hub.app.tick();
+      const restored = hub.app.alerts.activeAlerts().find((a) => a.id === firing.id)!;
+      expect(restored).toMatchObject({ state: 'firing', ack: { by: 'admin', comment: 'known' } });
+      agent = await TestAgent.connect(hub.wsUrl, hub.agentToken);
+      await agent.hello('r1');
+      hub.clock.t += 1000;
+      agent.send(sample(3, hub.clock.t, [{ id: 'l0', peer: 'p', state: 'down' }]));
+      await agent.acked(3);
+      hub.app.tick();
+      expect(hub.app.alerts.firing().find((a) => a.id === firing.id)?.ack?.comment).toBe('known');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(hook.got.length).toBe(sent);
+      // Up again: resolved, and since it was notified as firing, the resolution is notified.
+      hub.clock.t += 1000;
+      agent.send(sample(4, hub.clock.t, [{ id: 'l0', peer: 'p', state: 'up' }]));
+      await agent.acked(4);
+      hub.app.tick();
+      expect(hub.app.alerts.activeAlerts()).toHaveLength(0);
+      await until(() =>
+        hook.got.some((p) => p.groupLabels.alertname === 'LinkDown' && p.status === 'resolved'),
+      );
+      agent.close();
+    } finally {
+      await hub.close();
+      await hook.close();
+      const { rmSync } = await import('node:fs');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

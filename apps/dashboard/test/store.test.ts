@@ -11,6 +11,7 @@ import { assertBounded, DB_FILE, listBackups, restoreDatabase, Store } from '../
 import { tempDir, until } from './helpers.js';
 
 const log = pino({ level: 'silent' });
+const LATEST = MIGRATIONS.at(-1)!.version;
 const dirs: string[] = [];
 const fresh = () => {
   const d = tempDir('rdmaq-store-');
@@ -39,13 +40,29 @@ describe('store: staged migrations, backups, restore', () => {
     s.close();
   });
 
+  it('upgrades an older database: backup first, data kept', async () => {
+    const dir = fresh();
+    const old = await Store.open({ dataDir: dir, log, migrations: MIGRATIONS.slice(0, 2) });
+    addUser(old, 'olga');
+    old.close();
+    const s = await Store.open({ dataDir: dir, log });
+    expect(s.lastMigration).toMatchObject({ from: 2, to: LATEST });
+    expect(users(s.db)).toEqual(['olga']);
+    expect(tables(s.db)).toContain('alerts_active');
+    s.close();
+    const b = new Database(listBackups(dir)[0]!.file, { readonly: true });
+    expect(b.pragma('user_version', { simple: true })).toBe(2);
+    expect(users(b)).toEqual(['olga']);
+    b.close();
+  });
+
   it('a migration failing halfway leaves the database as it was, and a backup exists', async () => {
     const dir = fresh();
     const s = await Store.open({ dataDir: dir, log });
     addUser(s, 'alice');
     s.close();
     const failing: Migration = {
-      version: 3,
+      version: LATEST + 1,
       name: 'fails halfway',
       up: (db) => {
         db.exec('CREATE TABLE extra (x INTEGER)');
@@ -61,7 +78,7 @@ describe('store: staged migrations, backups, restore', () => {
       message: expect.stringMatching(/staging copy.*NOT changed.*boom/),
     });
     const db = new Database(path.join(dir, DB_FILE));
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.pragma('user_version', { simple: true })).toBe(LATEST);
     expect(tables(db)).not.toContain('extra');
     expect(db.prepare("SELECT role FROM users WHERE name = 'alice'").get()).toEqual({ role: 'viewer' });
     db.close();
@@ -78,7 +95,7 @@ describe('store: staged migrations, backups, restore', () => {
     const dir = fresh();
     (await Store.open({ dataDir: dir, log })).close();
     const onlyReal: Migration = {
-      version: 3,
+      version: LATEST + 1,
       name: 'fails on the real one only',
       up: (db) => {
         db.exec('CREATE TABLE extra2 (x INTEGER)');
@@ -89,10 +106,10 @@ describe('store: staged migrations, backups, restore', () => {
       Store.open({ dataDir: dir, log, migrations: [...MIGRATIONS, onlyReal] }),
     ).rejects.toMatchObject({
       code: 'ERR_RDMAQ_MIGRATION',
-      message: expect.stringMatching(/real database.*v2/),
+      message: expect.stringMatching(new RegExp(`real database.*v${LATEST}`)),
     });
     const db = new Database(path.join(dir, DB_FILE));
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.pragma('user_version', { simple: true })).toBe(LATEST);
     expect(tables(db)).not.toContain('extra2');
     db.close();
   });
@@ -101,7 +118,7 @@ describe('store: staged migrations, backups, restore', () => {
     const dir = fresh();
     (await Store.open({ dataDir: dir, log })).close();
     const dropsTable: Migration = {
-      version: 3,
+      version: LATEST + 1,
       name: 'drops a needed table',
       up: (db) => db.exec('DROP TABLE silences'),
     };
@@ -201,6 +218,16 @@ describe('rdmaq-dashboard db commands (built bin)', () => {
         env: { ...process.env, RDMAQ_LOG_LEVEL: 'silent' },
       });
     expect(run('db', 'migrate', '--dry-run')).toMatch(/nothing to migrate/);
+    const older = fresh();
+    (await Store.open({ dataDir: older, log, migrations: MIGRATIONS.slice(0, 2) })).close();
+    const dry = execFileSync(process.execPath, [BIN, 'db', 'migrate', '--dry-run', '--data', older], {
+      encoding: 'utf8',
+      env: { ...process.env, RDMAQ_LOG_LEVEL: 'silent' },
+    });
+    expect(dry).toMatch(new RegExp(`dry run: would apply v3 .*v2 → v${LATEST}.*database unchanged`));
+    const still = new Database(path.join(older, DB_FILE), { readonly: true });
+    expect(still.pragma('user_version', { simple: true })).toBe(2);
+    still.close();
     const file = run('db', 'backup').trim();
     expect(existsSync(file)).toBe(true);
     const db = new Database(path.join(dir, DB_FILE));

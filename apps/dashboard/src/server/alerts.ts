@@ -110,6 +110,8 @@ interface ActiveAlert {
   /** A firing notification went out (so a resolved one must follow). */
   notified: boolean;
   sig: string;
+  /** What is persisted (state, ack, notified, keep-firing deadline) as last written. */
+  psig: string;
   seriesKey: string;
 }
 
@@ -159,6 +161,7 @@ export class AlertEngine {
   private silences: Silence[] = [];
   private pendingChanges: AlertChanges = { upserted: [], removed: [], resolved: [], notify: [] };
   private readonly insertEvent;
+  private readonly stmts;
 
   constructor(
     private readonly store: Store,
@@ -171,6 +174,39 @@ export class AlertEngine {
     this.insertEvent = db.prepare(
       'INSERT INTO alert_events (ts, alert_id, rule_id, state, severity, labels, value, by, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    this.stmts = {
+      upsertActive: db.prepare(
+        'INSERT OR REPLACE INTO alerts_active (id, rule_id, series_key, json, notified, keep_until) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      deleteActive: store.destructive('DELETE FROM alerts_active WHERE id = ?'),
+    };
+    // Active alerts (with their acks, keep-firing deadlines and whether they were notified) survive a
+    // restart: no duplicate notifications, no lost acknowledgements.
+    for (const r of db.prepare('SELECT * FROM alerts_active').all() as Array<{
+      id: string;
+      rule_id: string;
+      series_key: string;
+      json: string;
+      notified: number;
+      keep_until: number | null;
+    }>) {
+      const alert = JSON.parse(r.json) as Alert;
+      const a: ActiveAlert = {
+        alert,
+        keepUntil: r.keep_until,
+        notified: r.notified === 1,
+        sig: '',
+        psig: `${alert.state}|${alert.ack?.at ?? ''}|${r.notified === 1}|${r.keep_until ?? ''}`,
+        seriesKey: r.series_key,
+      };
+      this.active.set(r.id, a);
+      let byKey = this.bySeries.get(r.rule_id);
+      if (!byKey) {
+        byKey = new Map();
+        this.bySeries.set(r.rule_id, byKey);
+      }
+      byKey.set(r.series_key, r.id);
+    }
     if (!store.getSetting('rules_seeded')) {
       db.transaction(() => {
         for (const r of DEFAULT_RULES) this.saveRule(r, 'system');
@@ -410,6 +446,7 @@ export class AlertEngine {
               keepUntil: null,
               notified: false,
               sig: '',
+              psig: '',
               seriesKey: s.key,
             };
             this.active.set(fp, a);
@@ -448,9 +485,14 @@ export class AlertEngine {
           }
         }
       }
-      // Series that vanished (link closed, rule deleted or disabled) end their alerts.
+      // Series that vanished (link closed, rule deleted or disabled) end their alerts. An alert on a node
+      // whose agent is away (or not back yet after a hub restart) stays as it is: its figures are unknown
+      // and agent-offline speaks for it.
+      const live = new Set(this.rules.filter((r) => r.enabled).map((r) => r.id));
       for (const [id, a] of this.active) {
         if (seen.has(id)) continue;
+        const node = a.alert.labels.node;
+        if (live.has(a.alert.ruleId) && node !== undefined && !this.fleet.nodes.get(node)?.connected) continue;
         if (a.alert.state === 'pending') {
           this.forget(a);
           ch.removed.push(id);
@@ -471,6 +513,7 @@ export class AlertEngine {
           a.sig = sig;
           ch.upserted.push(structuredClone(al));
         }
+        this.persist(a);
       }
     })();
     if (ch.notify.length) this.sink.notify(ch.notify);
@@ -483,6 +526,22 @@ export class AlertEngine {
   private forget(a: ActiveAlert): void {
     this.active.delete(a.alert.id);
     this.bySeries.get(a.alert.ruleId)?.delete(a.seriesKey);
+    this.stmts.deleteActive.run(a.alert.id);
+  }
+
+  /** Writes an active alert when what survives a restart changed (not on every value change). */
+  private persist(a: ActiveAlert): void {
+    const psig = `${a.alert.state}|${a.alert.ack?.at ?? ''}|${a.notified}|${a.keepUntil ?? ''}`;
+    if (psig === a.psig) return;
+    a.psig = psig;
+    this.stmts.upsertActive.run(
+      a.alert.id,
+      a.alert.ruleId,
+      a.seriesKey,
+      JSON.stringify(a.alert),
+      a.notified ? 1 : 0,
+      a.keepUntil,
+    );
   }
 
   private resolve(a: ActiveAlert, now: number, ch: AlertChanges): void {
@@ -549,6 +608,7 @@ export class AlertEngine {
 
   private touch(a: ActiveAlert): void {
     a.sig = '';
+    this.persist(a);
     this.pendingChanges.upserted.push(structuredClone(a.alert));
   }
 

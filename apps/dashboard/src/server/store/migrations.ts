@@ -147,21 +147,38 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    name: 'active alerts survive restarts',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE alerts_active (
+          id TEXT PRIMARY KEY,
+          rule_id TEXT NOT NULL,
+          series_key TEXT NOT NULL,
+          json TEXT NOT NULL,
+          notified INTEGER NOT NULL,
+          keep_until INTEGER
+        );
+      `);
+    },
+  },
 ];
 
-/** Tables the application needs; checked on the staging copy after migrating. */
-export const REQUIRED_TABLES = [
-  'users',
-  'sessions',
-  'agent_tokens',
-  'settings',
-  'nodes',
-  'agent_runs',
-  'rollup_1m',
-  'rollup_1h',
-  'host_1m',
-  'host_1h',
-  'alert_rules',
-  'alert_events',
-  'silences',
-];
+/** Tables the application needs, with the schema version that introduced each (checked after migrating). */
+export const REQUIRED_TABLES: Record<string, number> = {
+  users: 1,
+  sessions: 1,
+  agent_tokens: 1,
+  settings: 1,
+  nodes: 1,
+  agent_runs: 1,
+  rollup_1m: 1,
+  rollup_1h: 1,
+  host_1m: 1,
+  host_1h: 1,
+  alert_rules: 1,
+  alert_events: 1,
+  silences: 1,
+  alerts_active: 3,
+};

@@ -76,7 +76,9 @@ export function checkDatabase(
         db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>
       ).map((r) => r.name),
     );
-    const missing = REQUIRED_TABLES.filter((t) => !tables.has(t));
+    const missing = Object.entries(REQUIRED_TABLES)
+      .filter(([t, since]) => since <= expectVersion && !tables.has(t))
+      .map(([t]) => t);
     if (missing.length) problems.push(`missing tables: ${missing.join(', ')}`);
   }
   if (extra) problems.push(...extra(db));
