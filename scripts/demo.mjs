@@ -8,7 +8,7 @@
 // Nothing here is faked: every figure on the dashboard comes from records that crossed a ring.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -58,7 +58,11 @@ const nsName = (i) => `rdmaq-demo-${i}`;
 const agentIp = (i) => (useNetns ? `${SUBNET}.${10 + i}` : '127.0.0.1');
 
 function teardownNetwork() {
-  for (let i = 1; i <= 16; i++) sh(`ip netns del ${nsName(i)} 2>/dev/null`, { quiet: true });
+  for (let i = 1; i <= 16; i++) {
+    // Deleting the host end removes the pair at once; a namespace's own teardown is asynchronous.
+    sh(`ip link del rdq-d${i} 2>/dev/null`, { quiet: true });
+    sh(`ip netns del ${nsName(i)} 2>/dev/null`, { quiet: true });
+  }
   sh(`ip link del ${BRIDGE} 2>/dev/null`, { quiet: true });
 }
 
@@ -201,9 +205,13 @@ async function main() {
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
   mkdirSync(dataDir, { recursive: true });
-  const password = randomBytes(9).toString('base64url');
+  // The hub creates the admin from the environment only at its first start: keep the password with the data.
+  const passwordFile = join(dataDir, 'admin-password');
+  if (!existsSync(passwordFile))
+    writeFileSync(passwordFile, randomBytes(9).toString('base64url'), { mode: 0o600 });
+  const password = readFileSync(passwordFile, 'utf8').trim();
   const secretFile = join(dataDir, 'cluster-secret');
-  writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  if (!existsSync(secretFile)) writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
 
   if (!useNetns) {
     // Without namespaces every agent shares 127.0.0.1: give each its own ports.
