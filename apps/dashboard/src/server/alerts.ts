@@ -492,7 +492,8 @@ export class AlertEngine {
       for (const [id, a] of this.active) {
         if (seen.has(id)) continue;
         const node = a.alert.labels.node;
-        if (live.has(a.alert.ruleId) && node !== undefined && !this.fleet.nodes.get(node)?.connected) continue;
+        if (live.has(a.alert.ruleId) && node !== undefined && !this.fleet.nodes.get(node)?.connected)
+          continue;
         if (a.alert.state === 'pending') {
           this.forget(a);
           ch.removed.push(id);

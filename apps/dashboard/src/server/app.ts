@@ -239,14 +239,14 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     rejectUpgrade(socket, 404, 'Not Found');
   });
 
-  // Fan-out first (it is what browsers wait for), then evaluation; alert changes reach browsers on the
-  // next round, at most a second later.
-  const tick = () => {
+  const fanOut = () => {
     try {
       live.tick();
     } catch (err) {
       log.error({ err }, 'live fan-out failed');
     }
+  };
+  const evaluate = () => {
     try {
       alerts.evaluate();
       notifier.tick(now(), alerts.firing());
@@ -254,13 +254,19 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
       log.error({ err }, 'alert evaluation failed');
     }
   };
+  // Fan-out first (it is what browsers wait for), then evaluation; alert changes reach browsers on the
+  // next round.
+  const tick = () => {
+    fanOut();
+    evaluate();
+  };
 
   const intervals: NodeJS.Timeout[] = [];
   if (timers) {
-    intervals.push(setInterval(tick, config.alerts.evalIntervalMs));
-    if (config.live.tickMs !== config.alerts.evalIntervalMs) {
-      intervals.push(setInterval(() => live.tick(), config.live.tickMs));
-    }
+    // Separate timers: browsers get at most one delta per view per live.tickMs (≥ 1 s) whatever the
+    // evaluation interval.
+    intervals.push(setInterval(fanOut, config.live.tickMs));
+    intervals.push(setInterval(evaluate, config.alerts.evalIntervalMs));
     intervals.push(
       setInterval(() => {
         fleet.flushIncremental().catch((err: Error) => log.error({ err }, 'history flush failed'));

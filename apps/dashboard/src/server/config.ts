@@ -60,7 +60,7 @@ export const ConfigSchema = z
       .default({ maxFrameBytes: MAX_FRAME_BYTES, helloTimeoutMs: 10_000, maxAgents: 20_000 }),
     live: z
       .object({
-        tickMs: z.number().int().min(50).default(1000),
+        tickMs: z.number().int().min(1000, 'at most one delta per view per second: use ≥ 1000').default(1000),
         /** A browser socket holding more than this many unsent bytes is slow: deltas are merged. */
         maxBufferedBytes: z
           .number()
