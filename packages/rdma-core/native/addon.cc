@@ -1164,10 +1164,13 @@ Napi::Value EngineBwSend(const Napi::CallbackInfo& info) {
   uint64_t size = toU64(info[1], "size"), iters = toU64(info[2], "iters");
   std::vector<uint8_t> payload(size, 0xa5);
   RingWriter* w = tx->writer();
+  // Publish every 64 records or every quarter ring, whichever comes first, so the consumer works on one
+  // part of the ring while the producer fills the next (with 64 KiB records the ring holds only 63).
+  const uint64_t every = std::max<uint64_t>(1, std::min<uint64_t>(64, w->capacity() / 4 / recordSize(size)));
   const uint64_t t0 = nowNs();
   uint64_t ts = t0;
   for (uint64_t i = 0; i < iters; ++i) {
-    if ((i & 63) == 0) {
+    if (i % every == 0) {
       w->publish();
       ts = nowNs();
     }
@@ -1199,7 +1202,7 @@ Napi::Value EngineBwRecv(const Napi::CallbackInfo& info) {
     }
     bytes += r.len;
     rd->consume(r);
-    if ((i & 63) == 63) rd->release(false);
+    if (rd->head() - rd->releasedHead() >= rd->capacity() / 4 || (i & 63) == 63) rd->release(false);
   }
   rd->release(false);
   const uint64_t e = nowNs();

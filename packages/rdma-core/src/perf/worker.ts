@@ -165,9 +165,11 @@ async function bwSend(cfg: WorkerConfig): Promise<void> {
     const payload = Buffer.alloc(cfg.size, 0xa5);
     const buf = tx!.buffer;
     const offs = tx!.batchOffsets;
+    const perCommit = Math.max(1, Math.min(1024, Math.floor(tx!.capacity / 4 / (24 + cfg.size))));
     let sent = 0;
     while (sent < cfg.iters) {
-      const n = tx!.claimBatch(Math.min(1024, cfg.iters - sent), cfg.size);
+      // At most a quarter ring per commit: the receiver drains one part while we fill the next.
+      const n = tx!.claimBatch(Math.min(perCommit, cfg.iters - sent), cfg.size);
       if (n === 0) {
         if (cfg.idle === 'busy-spin') continue;
         await tx!.whenWritable(cfg.size);
