@@ -619,8 +619,10 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
 
   // Hands out up to `limit` records; `deliver(r)` returns false to stop (handler threw). Records of other
   // types are handled here. Returns the number of DATA records delivered.
+  // `clockPerRecord`: read the clock for every record (handler path: a slow handler would otherwise make
+  // later records of the batch look younger than they are); pollBatch reads it once per call.
   template <typename Deliver>
-  uint64_t drain(Napi::Env env, uint64_t limit, Deliver&& deliver) {
+  uint64_t drain(Napi::Env env, uint64_t limit, Deliver&& deliver, bool clockPerRecord = true) {
     uint64_t n = 0;
     uint64_t now = 0;
     RecordView r;
@@ -636,7 +638,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
           reader_->consume(r);
           continue;
         }
-        if (!now) now = nowNs();
+        if (!now || clockPerRecord) now = nowNs();
         link_.queue.record(now > r.ts ? now - r.ts : 0);
         if (!deliver(r)) break;
         reader_->consume(r);
@@ -729,7 +731,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
       o[2] = static_cast<double>(r.seq);
       o += 3;
       return true;
-    });
+    }, false);
     if (closing_) {
       closeNow(closeUnlink_);
       return Napi::Number::New(env, static_cast<double>(n));

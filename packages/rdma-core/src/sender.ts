@@ -269,6 +269,11 @@ export class Sender extends EventEmitter {
   }
 
   private onWelcome(ch: ControlChannel, w: Welcome): void {
+    if (this.closedFlag) {
+      // close() ran while this (re)connect was in flight.
+      ch.end({ t: 'bye', reason: 'sender closed' });
+      return;
+    }
     if (w.v !== CONTROL_VERSION) {
       throw new RdmaqError(
         'ERR_RDMAQ_HANDSHAKE',
