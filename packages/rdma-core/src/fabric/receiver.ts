@@ -222,7 +222,10 @@ export class FabricReceiver extends EventEmitter {
 
   /** @internal Rebuilds the endpoint for a new sender connection. */
   openFabric(provider: string, node: string): FabricInfo & { ringAddr: bigint; ringKey: bigint } {
+    // A sender reconnecting before its old connection timed out: the new one wins, the old one is shut.
+    const old = this.conn;
     this.detach();
+    old?.shut('replaced by a new connection of the sender');
     this.native.closeFabric();
     const info = this.native.open(provider, node);
     this.info = info;
@@ -269,11 +272,19 @@ export class FabricReceiver extends EventEmitter {
     this.connected = true;
     this.failure = undefined;
     conn.on('message', (m: ControlMsg) => this.onMessage(conn, m));
+    let graceful = false;
+    conn.on('message', (m: ControlMsg) => {
+      if (m.t === 'bye') graceful = true;
+    });
     conn.once('close', (reason: string) => {
       if (this.conn !== conn) return;
       this.detach();
       this.native.closeFabric();
       if (this.closedFlag) return;
+      if (graceful) {
+        this.setState('down', 'sender closed the link');
+        return;
+      }
       this.errors.add('peer_gone');
       this.setState('down', `sender gone: ${reason}`, 'ERR_RDMAQ_PEER_GONE');
     });
