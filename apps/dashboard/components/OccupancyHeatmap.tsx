@@ -5,6 +5,7 @@ import { type KeyboardEvent, type MouseEvent, memo, useEffect, useMemo, useRef, 
 import { HEALTH_COLOR, healthOf, occupancyColor } from '../lib/ui/colors';
 import { formatBytes, formatPercent } from '../lib/ui/format';
 import { cellAt, gridShape, ringEnds } from '../lib/ui/layout';
+import { usePalette } from './theme';
 import { prepareContext, useCanvasSize } from './useCanvas';
 
 function fraction(l: LinkSummary): number {
@@ -27,6 +28,7 @@ export const OccupancyHeatmap = memo(function OccupancyHeatmap({
   const boxRef = useRef<HTMLDivElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const size = useCanvasSize(boxRef, canvasRef, 0);
+  const pal = usePalette();
   const ordered = useMemo(() => ringEnds(links), [links]);
   // The grid depends on the width and the height budget only (never on the measured height, which follows
   // from it): cells at most 28 px, the box as tall as the rows need.
@@ -58,11 +60,11 @@ export const OccupancyHeatmap = memo(function OccupancyHeatmap({
     });
     const hi = hover?.i ?? focusIdx;
     if (hi >= 0 && hi < ordered.length) {
-      ctx.strokeStyle = '#f0f6fc';
+      ctx.strokeStyle = pal.highlight;
       ctx.lineWidth = 2;
       ctx.strokeRect((hi % cols) * cell, Math.floor(hi / cols) * cell, cell - gap, cell - gap);
     }
-  }, [ordered, shape, size, hover, focusIdx]);
+  }, [ordered, shape, size, hover, focusIdx, pal]);
 
   const at = (ev: MouseEvent<HTMLCanvasElement>) => {
     const r = ev.currentTarget.getBoundingClientRect();

@@ -6,6 +6,7 @@ import { type ReactNode, useMemo } from 'react';
 import { api } from '../lib/ui/api';
 import { formatAgo } from '../lib/ui/format';
 import { useConnection, useLiveView } from './LiveProvider';
+import { ThemeToggle } from './ThemeToggle';
 import { useNow } from './useNow';
 
 const NAV = [
@@ -53,6 +54,7 @@ export function Shell({ children }: { children: ReactNode }) {
               {user.name} <span className="role">{user.role}</span>
             </span>
           )}
+          <ThemeToggle />
           <button
             type="button"
             className="btn btn-ghost"

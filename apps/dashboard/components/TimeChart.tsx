@@ -13,6 +13,7 @@ import {
 } from 'recharts';
 import { formatTimestamp } from '../lib/ui/format';
 import { timeTicks } from '../lib/ui/range';
+import { usePalette } from './theme';
 
 export interface Series<P> {
   key: keyof P & string;
@@ -51,6 +52,7 @@ function TimeChartInner<P extends { ts: number }>({
 }: TimeChartProps<P>) {
   const hasData = data.length > 0;
   const axis = useMemo(() => timeTicks(domain), [domain]);
+  const pal = usePalette();
   return (
     <figure className="panel" style={{ margin: 0 }} data-testid={testId} data-points={data.length}>
       <figcaption className="chart-title">
@@ -70,7 +72,7 @@ function TimeChartInner<P extends { ts: number }>({
               syncId={syncId}
               syncMethod="value"
             >
-              <CartesianGrid stroke="#21262d" vertical={false} />
+              <CartesianGrid stroke={pal.grid} vertical={false} />
               <XAxis
                 dataKey="ts"
                 type="number"
@@ -79,12 +81,16 @@ function TimeChartInner<P extends { ts: number }>({
                 allowDataOverflow
                 ticks={axis.ticks}
                 tickFormatter={axis.format}
-                stroke="#8b949e"
+                stroke={pal.muted}
                 fontSize={11}
               />
-              <YAxis stroke="#8b949e" fontSize={11} width={86} tickFormatter={(v: number) => format(v)} />
+              <YAxis stroke={pal.muted} fontSize={11} width={86} tickFormatter={(v: number) => format(v)} />
               <Tooltip
-                contentStyle={{ background: '#010409', border: '1px solid #30363d', fontSize: 12 }}
+                contentStyle={{
+                  background: pal.tooltipBg,
+                  border: `1px solid ${pal.tooltipBorder}`,
+                  fontSize: 12,
+                }}
                 labelFormatter={(v) => formatTimestamp(Number(v))}
                 formatter={(v) => (typeof v === 'number' ? format(v) : String(v))}
                 isAnimationActive={false}
@@ -93,11 +99,11 @@ function TimeChartInner<P extends { ts: number }>({
               {reference && (
                 <ReferenceLine
                   y={reference.y}
-                  stroke="#8b949e"
+                  stroke={pal.muted}
                   strokeDasharray="4 4"
                   label={{
                     value: reference.label,
-                    fill: '#8b949e',
+                    fill: pal.muted,
                     fontSize: 11,
                     position: 'insideTopRight',
                   }}

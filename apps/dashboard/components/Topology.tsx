@@ -17,6 +17,7 @@ import {
   sortIds,
   topologyLayout,
 } from '../lib/ui/layout';
+import { usePalette } from './theme';
 import { prepareContext, useCanvasSize } from './useCanvas';
 
 interface Edge {
@@ -167,6 +168,7 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
   const boxRef = useRef<HTMLDivElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const size = useCanvasSize(boxRef, canvasRef, height);
+  const pal = usePalette();
   const order = useStable(useMemo(() => nodeOrder(nodes, links), [nodes, links]));
   const layout = useMemo(() => buildLayout(order, size), [order, size]);
   const scene = useMemo(() => buildScene(layout, nodes, links), [layout, nodes, links]);
@@ -215,7 +217,7 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
         if (!p) continue;
         ctx.beginPath();
         ctx.arc(p.x, p.y, r, 0, 2 * Math.PI);
-        ctx.fillStyle = '#0d1117';
+        ctx.fillStyle = pal.nodeFill;
         ctx.fill();
         ctx.lineWidth = 2.5;
         ctx.strokeStyle = HEALTH_COLOR[scene.agentHealth.get(id) ?? 'unknown'];
@@ -228,7 +230,7 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
           // Label outside the circle, on the side away from the centre.
           const left = p.x < size.width / 2 - 1;
           ctx.textAlign = left ? 'right' : 'left';
-          ctx.fillStyle = '#c9d1d9';
+          ctx.fillStyle = pal.label;
           ctx.fillText(id, p.x + (left ? -(r + 6) : r + 6), p.y);
         }
       }
@@ -236,7 +238,7 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
       ctx.font = '11px ui-sans-serif, system-ui, sans-serif';
       ctx.textBaseline = 'alphabetic';
       ctx.textAlign = 'left';
-      ctx.fillStyle = '#8b949e';
+      ctx.fillStyle = pal.muted;
       for (const l of scene.labels) ctx.fillText(l.text, l.x, l.y, l.w);
       for (const id of scene.order) {
         const c = scene.cells.get(id);
@@ -254,7 +256,7 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
         const a = pos.get(e.a);
         const b = pos.get(e.b);
         if (!a || !b) continue;
-        ctx.strokeStyle = mine && e.health === 'up' ? '#f0f6fc' : HEALTH_COLOR[e.health];
+        ctx.strokeStyle = mine && e.health === 'up' ? pal.highlight : HEALTH_COLOR[e.health];
         ctx.globalAlpha = 0.9;
         ctx.lineWidth = 1.5;
         ctx.setLineDash(e.health === 'down' ? [4, 3] : []);
@@ -270,7 +272,7 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
     if (hi) {
       const p = pos.get(hi);
       if (p) {
-        ctx.strokeStyle = '#f0f6fc';
+        ctx.strokeStyle = pal.highlight;
         ctx.lineWidth = 2;
         ctx.beginPath();
         const rr = scene.mode === 'graph' ? scene.radius + 5 : (scene.cells.get(hi)?.s ?? 6) / 2 + 3;
@@ -278,7 +280,7 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
         ctx.stroke();
       }
     }
-  }, [scene, size, hover, focused]);
+  }, [scene, size, hover, focused, pal]);
 
   const pointer = (ev: MouseEvent<HTMLCanvasElement>): Point => {
     const r = ev.currentTarget.getBoundingClientRect();

@@ -82,3 +82,37 @@ export const SEVERITY_COLOR: Record<string, string> = {
   warning: '#d29922',
   info: '#58a6ff',
 };
+
+export type Theme = 'dark' | 'light';
+
+/** Colours canvases and charts draw with (they cannot use CSS variables), per theme. */
+export interface Palette {
+  nodeFill: string;
+  label: string;
+  muted: string;
+  highlight: string;
+  grid: string;
+  tooltipBg: string;
+  tooltipBorder: string;
+}
+
+export const PALETTE: Record<Theme, Palette> = {
+  dark: {
+    nodeFill: '#0d1117',
+    label: '#c9d1d9',
+    muted: '#8b949e',
+    highlight: '#f0f6fc',
+    grid: '#21262d',
+    tooltipBg: '#010409',
+    tooltipBorder: '#30363d',
+  },
+  light: {
+    nodeFill: '#ffffff',
+    label: '#1f2328',
+    muted: '#59636e',
+    highlight: '#1f2328',
+    grid: '#d8dee4',
+    tooltipBg: '#ffffff',
+    tooltipBorder: '#d0d7de',
+  },
+};
