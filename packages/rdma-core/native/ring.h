@@ -88,7 +88,13 @@ class RingWriter {
   bool fits(uint64_t len) {
     const uint64_t n = need(len);
     if (cap_ - (tail_ - head_) >= n) return true;
-    head_ = t_->head();  // acquire: bytes below it were released by the consumer
+    const uint64_t h = t_->head();  // acquire: bytes below it were released by the consumer
+    if (h > pubTail_ || pubTail_ - h > cap_) {
+      // A head beyond what we published is a corrupt control block: never let it open space to overwrite.
+      ++c_->errors["bad_credit"];
+      return false;
+    }
+    head_ = h;
     // Occupancy is only known exactly right after a head refresh (the cached head is stale otherwise);
     // the consumer's own gauge is the authoritative one.
     if (tail_ - head_ > peak_) peak_ = tail_ - head_;

@@ -102,6 +102,25 @@ describe('bad input', () => {
     expect(shmFiles(linkId)).toEqual([]);
   });
 
+  it('a corrupt head in the control block never opens space to overwrite unread records', async () => {
+    const l = await listener();
+    const linkId = uniqueLinkId('credit');
+    const rx = l.accept(linkId);
+    const tx = await connect({ linkId, socketPath: l.socketPath });
+    cleanups.push(() => tx.close());
+    const rec = Buffer.alloc(1000, 1);
+    for (let i = 0; i < 64; i++) expect(tx.send(rec)).toBe(true); // the 64 KiB ring is full
+    // head (u64 at file offset 128) jumps far beyond anything published.
+    const fd = openSync(l.ringPath(linkId), 'r+');
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(1n << 40n);
+    writeSync(fd, b, 0, 8, 128);
+    closeSync(fd);
+    expect(tx.send(rec)).toBe(false);
+    expect(tx.stats().counters.errors.bad_credit).toBeGreaterThanOrEqual(1);
+    expect(rx.buffer.readUInt32LE(0)).toBe(1000); // record 1 untouched
+  });
+
   it('a corrupted header met by start() emits error and state down', async () => {
     const l = await listener();
     const linkId = uniqueLinkId('corrupt-start');
