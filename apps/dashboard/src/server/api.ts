@@ -56,17 +56,25 @@ class Reply {
 function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     let size = 0;
+    let over = false;
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => {
       size += c.length;
+      if (over) {
+        // Discard the rest so the 413 can be read; a client that keeps sending is cut off.
+        if (size > 16 * MAX_BODY) req.destroy();
+        return;
+      }
       if (size > MAX_BODY) {
+        over = true;
+        chunks.length = 0;
         reject(new HubError('ERR_RDMAQ_TOO_LARGE', `request body over ${MAX_BODY} bytes`, 413));
-        req.destroy();
         return;
       }
       chunks.push(c);
     });
     req.on('end', () => {
+      if (over) return;
       if (!size) return resolve({});
       try {
         const v: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -333,8 +341,14 @@ export function createApi(d: ApiDeps) {
           ? err
           : new HubError('ERR_RDMAQ_INTERNAL', 'internal error; see the server log', 500, { cause: err });
       if (e.status >= 500) d.log.error({ err, url: url.pathname }, 'API error');
-      if (!res.headersSent) send(res, e.status, { error: { code: e.code, message: e.message } });
-      else res.end();
+      if (!res.headersSent) {
+        send(
+          res,
+          e.status,
+          { error: { code: e.code, message: e.message } },
+          e.status === 413 ? { connection: 'close' } : {},
+        );
+      } else res.end();
     }
   };
 }
