@@ -732,6 +732,10 @@ export class Fleet {
         deleted += del.run(lo, Math.min(lo + 3_600_000, before)).changes;
       }
     }
+    // Replay positions of agent runs nobody has heard of for as long as hourly history is kept.
+    deleted += this.opts.store
+      .destructive('DELETE FROM agent_runs WHERE updated_at < ?')
+      .run(now - this.opts.hourRetentionDays * day).changes;
     return deleted;
   }
 
