@@ -316,10 +316,16 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ensureOpen(env);
-    if (!info[0].IsTypedArray()) throwError(env, "ERR_RDMAQ_ARG", "send(payload): payload must be a Uint8Array/Buffer");
-    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
-    const uint64_t len = ta.ByteLength();
-    const uint8_t* src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    // One napi_get_typedarray_info call (the data pointer already includes the view's offset): this is the
+    // hot path of JS senders.
+    napi_typedarray_type tt;
+    size_t elems = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, info[0], &tt, &elems, &data, nullptr, nullptr) != napi_ok) {
+      throwError(env, "ERR_RDMAQ_ARG", "send(payload): payload must be a Uint8Array/Buffer (or another TypedArray)");
+    }
+    const uint64_t len = tt == napi_uint8_array ? elems : info[0].As<Napi::TypedArray>().ByteLength();
+    const uint8_t* src = static_cast<const uint8_t*>(data);
     uint16_t type = kData;
     if (info.Length() > 1 && info[1].IsNumber()) type = static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value());
     if (type != kData && type != kHeartbeat) throwError(env, "ERR_RDMAQ_ARG", "send: type must be DATA or HEARTBEAT");
