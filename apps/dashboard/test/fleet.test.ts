@@ -270,3 +270,36 @@ describe('incremental hour roll-up (the timer path)', () => {
     }
   });
 });
+
+describe('retention', () => {
+  it('deletes roll-ups past 7 / 90 days in bounded slices and keeps the rest', async () => {
+    const hub = await startHub();
+    try {
+      const db = hub.app.store.db;
+      const now = hub.clock.t;
+      const day = 86_400_000;
+      const ins1m = db.prepare(
+        "INSERT INTO rollup_1m (link_key, ts, seconds, up_s, records, bytes, completions, backpressure, errors, occ_sum, occ_max, samples, hist) VALUES ('k', ?, 60, 60, 1, 1, 1, 0, 0, 0, 0, 60, NULL)",
+      );
+      const ins1h = db.prepare(
+        "INSERT INTO rollup_1h (link_key, ts, seconds, up_s, records, bytes, completions, backpressure, errors, occ_sum, occ_max, samples, hist) VALUES ('k', ?, 3600, 3600, 1, 1, 1, 0, 0, 0, 0, 3600, NULL)",
+      );
+      for (const age of [10 * day, 8 * day, 6 * day, 1 * day]) ins1m.run(now - age);
+      for (const age of [100 * day, 91 * day, 89 * day]) ins1h.run(now - age);
+      db.prepare(
+        "INSERT INTO agent_runs (node_id, run_id, last_seq, updated_at) VALUES ('n', 'old', 5, ?)",
+      ).run(now - 95 * day);
+      db.prepare(
+        "INSERT INTO agent_runs (node_id, run_id, last_seq, updated_at) VALUES ('n', 'new', 5, ?)",
+      ).run(now - day);
+      const deleted = hub.app.fleet.retention(now);
+      expect(deleted).toBe(2 + 2 + 1);
+      const left = (t: string) => (db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n;
+      expect(left('rollup_1m')).toBe(2);
+      expect(left('rollup_1h')).toBe(1);
+      expect(left('agent_runs')).toBe(1);
+    } finally {
+      await hub.close();
+    }
+  });
+});
