@@ -133,6 +133,14 @@ class Endpoint {
       flags = FI_SOURCE;
     }
     int rc = fi_getinfo(FI_VERSION(1, 17), nodep, nullptr, flags, hints, &info_);
+    if (rc == 0 && (info_->mode & FI_RX_CQ_DATA) && !(info_->caps & FI_MSG)) {
+      // The provider keeps FI_RX_CQ_DATA (verbs): remote CQ data consumes posted receives, and fi_recv needs
+      // the message capability. Ask again with it.
+      fi_freeinfo(info_);
+      info_ = nullptr;
+      hints->caps |= FI_MSG | FI_RECV;
+      rc = fi_getinfo(FI_VERSION(1, 17), nodep, nullptr, flags, hints, &info_);
+    }
     fi_freeinfo(hints);
     if (rc != 0) {
       info_ = nullptr;
@@ -440,6 +448,10 @@ class SenderCore {
     max_chunk_ &= ~uint64_t(7);
     inflight_ = 0;
     failed_ = false;
+    // FI_RX_CQ_DATA: the receiver's credit writes carry CQ data and consume our posted receives.
+    rx_cq_data_ = (ep_.summary().mode & FI_RX_CQ_DATA) != 0;
+    if (rx_cq_data_)
+      for (int i = 0; i < 64; ++i) fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, &recv_ctx_);
   }
   void CloseFabric() {
     ep_.Close();
@@ -613,6 +625,8 @@ class SenderCore {
           ++completions_;
         }
         // FI_REMOTE_WRITE entries are the receiver's credit writes: the word itself carries the value.
+        if ((e[i].flags & FI_REMOTE_WRITE) && rx_cq_data_)
+          fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, &recv_ctx_);
       }
       if (n < 32) return;
     }
@@ -648,6 +662,8 @@ class SenderCore {
   void* check_desc_ = nullptr;
   bool check_pending_ = false;
   bool hold_ = false;
+  bool rx_cq_data_ = false;
+  int recv_ctx_ = 0;
 
  public:
   // The receiver confirmed the test write: data may flow.
