@@ -12,7 +12,7 @@ APT_PACKAGES=(
   build-essential pkg-config python3 # node-gyp toolchain for the native addon
   libfabric-dev libfabric-bin        # the fabric transport (libfabric 1.17) and fi_info / fi_pingpong
   ucx-utils sockperf                 # C peers the benchmarks compare against (../shared/bench/baselines.sh)
-  iproute2 procps time               # network namespaces for fault tests, process figures
+  iproute2 procps time openssl       # network namespaces for fault tests, process figures, test TLS certs
   chromium                           # browser tests (Playwright drives Debian's chromium)
   prometheus prometheus-alertmanager # real Prometheus / Alertmanager the integration tests talk to
 )
