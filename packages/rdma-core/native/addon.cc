@@ -522,6 +522,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
                            InstanceAccessor<&NativeReceiver::MaxPayload>("maxPayload"),
                            InstanceAccessor<&NativeReceiver::NextSeq>("nextSeq"),
                            InstanceAccessor<&NativeReceiver::Broken>("broken"),
+                           InstanceAccessor<&NativeReceiver::RingId>("ringId"),
                            InstanceAccessor<&NativeReceiver::Role>("role"),
                            InstanceMethod<&NativeReceiver::Poll>("poll"),
                            InstanceMethod<&NativeReceiver::SpinPoll>("spinPoll"),
@@ -583,6 +584,11 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
       throwError(env, "ERR_RDMAQ_RESUME_GAP", msg);
     }
     skipBelow_ = resume;
+    if (shm_) {
+      char id[17];
+      snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(shm_->ring().header()->ringId));
+      ringId_ = id;
+    }
     buffer_ = Napi::Persistent(
         bufferOver(env, const_cast<uint8_t*>(rx_->data()), rx_->capacity(), shm_ ? &shm_->ring() : nullptr)
             .As<Napi::Object>());
@@ -621,6 +627,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
     return Napi::Number::New(info.Env(), reader_ ? static_cast<double>(reader_->nextSeq()) : 0);
   }
   Napi::Value Broken(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), broken_); }
+  Napi::Value RingId(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), ringId_); }
   Napi::Value Role(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), "receiver"); }
 
   // Hands out up to `limit` records; `deliver(r)` returns false to stop (handler threw). Records of other
@@ -859,6 +866,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
   Napi::FunctionReference probe_;
   Waker waker_;
   uint64_t skipBelow_ = 0;
+  std::string ringId_;
   bool batchOut_ = false, broken_ = false, polling_ = false, closing_ = false, closeUnlink_ = false;
 };
 

@@ -148,7 +148,7 @@ class ShmRing {
       }
       fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
       if (fd_ >= 0) {
-        initNew(capacity, startSeq < 1 ? 1 : startSeq);
+        initNew(capacity, startSeq < 1 ? 1 : startSeq, receiver);
         created_ = true;
       } else if (errno != EEXIST) {
         int e = errno;
@@ -271,6 +271,7 @@ class ShmRing {
       auto* h = static_cast<ShmFileHeader*>(p);
       // Only files we understand: a ring of another version belongs to another build; leave it alone.
       bool ours = std::memcmp(h->magic, kRingMagic, 8) == 0 && h->version == kRingVersion;
+      // (The creator records its pid before the magic, so a ring being created is never taken for stale.)
       bool dead = ours && !processAlive(h->rxPid.load(), h->rxStart.load()) &&
                   !processAlive(h->txPid.load(), h->txStart.load());
       munmap(p, kHeaderPage);
@@ -309,7 +310,7 @@ class ShmRing {
     }
   }
 
-  void initNew(uint64_t capacity, uint64_t startSeq) {
+  void initNew(uint64_t capacity, uint64_t startSeq, bool receiver) {
     if (ftruncate(fd_, static_cast<off_t>(kHeaderPage + capacity)) != 0) {
       int e = errno;
       ::close(fd_);
@@ -330,6 +331,10 @@ class ShmRing {
     ctl_->head.b.store(startSeq);
     ctl_->tail.a.store(0);
     ctl_->tail.b.store(startSeq);
+    // Our pid before the magic: a sweep running in another process at this very moment must see a live
+    // owner, never a ring with no process recorded (it would remove it under our feet).
+    (receiver ? hdr_->rxStart : hdr_->txStart).store(processStart(getpid()));
+    (receiver ? hdr_->rxPid : hdr_->txPid).store(getpid());
     // The magic last: a concurrent sweep/inspect sees either nothing or a complete header.
     std::atomic_thread_fence(std::memory_order_release);
     std::memcpy(hdr_->magic, kRingMagic, 8);

@@ -4,7 +4,7 @@ import { existsSync, unlinkSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { CONTROL_VERSION, ControlChannel, type ControlMessage } from './control.js';
-import { RdmaqError } from './errors.js';
+import { errorCode, RdmaqError } from './errors.js';
 import { type FabricListener, type FabricReceiver, listenFabric } from './fabric/index.js';
 import { native } from './native.js';
 import { Receiver } from './receiver.js';
@@ -137,51 +137,55 @@ export class Listener extends EventEmitter {
     });
     ch.once('message', (msg: ControlMessage) => {
       clearTimeout(timer);
-      if (msg.t !== 'hello' || msg.v !== CONTROL_VERSION || typeof msg.linkId !== 'string') {
-        this.handshakeError(
-          ch,
-          'ERR_RDMAQ_HANDSHAKE',
-          `expected hello of control version ${CONTROL_VERSION}`,
-        );
-        return;
+      try {
+        this.onHello(ch, msg);
+      } catch (err) {
+        // Whatever goes wrong with one handshake is that sender's error, never the listener's crash.
+        this.handshakeError(ch, errorCode(err) ?? 'ERR_RDMAQ_HANDSHAKE', (err as Error).message);
       }
-      let rx = this.links.get(msg.linkId);
-      if (!rx && this.acceptUnknown && LINK_ID.test(msg.linkId)) {
-        try {
-          rx = this.accept(msg.linkId);
-          this.emit('receiver', rx);
-        } catch (err) {
-          this.handshakeError(ch, (err as RdmaqError).code ?? 'ERR_RDMAQ_HANDSHAKE', (err as Error).message);
-          return;
-        }
-      }
-      if (!rx) {
-        this.handshakeError(
-          ch,
-          'ERR_RDMAQ_UNKNOWN_LINK',
-          `link ${msg.linkId} is not accepted on ${this.socketPath}`,
-        );
-        return;
-      }
-      if (rx.attached) {
-        this.handshakeError(ch, 'ERR_RDMAQ_LINK_BUSY', `link ${msg.linkId} already has a sender attached`);
-        return;
-      }
-      const ringPath = this.ringPath(msg.linkId);
-      const info = native.inspectRing(ringPath);
-      rx.attachSender(ch, (epoch) => ({
-        t: 'welcome',
-        v: CONTROL_VERSION,
-        ringPath,
-        rxWakePath: ringPath.replace(/\.ring$/, '.rxw'),
-        txWakePath: ringPath.replace(/\.ring$/, '.txw'),
-        ringId: info.ringId,
-        capacity: rx.capacity,
-        epoch,
-        nextSeq: rx.nextSeq,
-        pid: process.pid,
-      }));
     });
+  }
+
+  private onHello(ch: ControlChannel, msg: ControlMessage): void {
+    if (msg.t !== 'hello' || msg.v !== CONTROL_VERSION || typeof msg.linkId !== 'string') {
+      this.handshakeError(ch, 'ERR_RDMAQ_HANDSHAKE', `expected hello of control version ${CONTROL_VERSION}`);
+      return;
+    }
+    let rx = this.links.get(msg.linkId);
+    if (!rx && this.acceptUnknown && LINK_ID.test(msg.linkId)) {
+      try {
+        rx = this.accept(msg.linkId);
+        this.emit('receiver', rx);
+      } catch (err) {
+        this.handshakeError(ch, (err as RdmaqError).code ?? 'ERR_RDMAQ_HANDSHAKE', (err as Error).message);
+        return;
+      }
+    }
+    if (!rx) {
+      this.handshakeError(
+        ch,
+        'ERR_RDMAQ_UNKNOWN_LINK',
+        `link ${msg.linkId} is not accepted on ${this.socketPath}`,
+      );
+      return;
+    }
+    if (rx.attached) {
+      this.handshakeError(ch, 'ERR_RDMAQ_LINK_BUSY', `link ${msg.linkId} already has a sender attached`);
+      return;
+    }
+    const ringPath = this.ringPath(msg.linkId);
+    rx.attachSender(ch, (epoch) => ({
+      t: 'welcome',
+      v: CONTROL_VERSION,
+      ringPath,
+      rxWakePath: ringPath.replace(/\.ring$/, '.rxw'),
+      txWakePath: ringPath.replace(/\.ring$/, '.txw'),
+      ringId: rx.ringId,
+      capacity: rx.capacity,
+      epoch,
+      nextSeq: rx.nextSeq,
+      pid: process.pid,
+    }));
   }
 
   private handshakeError(ch: ControlChannel, code: string, message: string): void {

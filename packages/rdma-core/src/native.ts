@@ -105,6 +105,8 @@ export interface NativeReceiver extends NativeLinkEnd {
   wakeWriter(): void;
   /** Sequence of the next record expected. */
   readonly nextSeq: number;
+  /** Identity of the shm ring (random, from its header): a sender compares it to know a reattach from a new ring. */
+  readonly ringId: string;
   /** True once a header failed validation; every later poll throws ERR_RDMAQ_BAD_HEADER. */
   readonly broken: boolean;
 }

@@ -72,6 +72,11 @@ export class Receiver extends EventEmitter {
   get epoch(): number {
     return this.epochNow;
   }
+  /** @internal Identity of the ring (shm), sent in the handshake. */
+  get ringId(): string {
+    return this.native.ringId;
+  }
+
   /** Sequence of the next record this receiver will deliver. */
   get nextSeq(): number {
     return this.native.nextSeq;
