@@ -19,11 +19,22 @@ export interface AgentProc {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** A temp dir in /dev/shm for sockets and ring files, removed by cleanup(). */
-export function shmScratch(prefix: string): { dir: string; cleanup: () => void } {
+/**
+ * A temp dir in /dev/shm for sockets and ring files, created on first use (so a suite filtered out by -t
+ * leaves nothing behind) and removed by cleanup().
+ */
+export function shmScratch(prefix: string): { readonly dir: string; cleanup: () => void } {
   const base = existsSync('/dev/shm') ? '/dev/shm' : '/tmp';
-  const dir = mkdtempSync(join(base, `rdmaq-agent-${prefix}-`));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  let dir: string | undefined;
+  return {
+    get dir() {
+      dir ??= mkdtempSync(join(base, `rdmaq-agent-${prefix}-`));
+      return dir;
+    },
+    cleanup: () => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export async function spawnAgent(

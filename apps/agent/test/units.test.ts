@@ -179,3 +179,40 @@ describe('traffic sizes and link ids', () => {
     expect(peerFromLinkId('custom')).toBe('unknown');
   });
 });
+
+describe('check: RDMA devices', () => {
+  it('reads devices, ports, states and link layers from a sysfs tree', async () => {
+    const { mkdirSync, writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { listRdmaDevices } = await import('../src/check.js');
+    const root = mkdtempSync(join(tmpdir(), 'rdmaq-agent-sysfs-'));
+    try {
+      const port = join(root, 'mlx5_0', 'ports', '1');
+      mkdirSync(port, { recursive: true });
+      writeFileSync(join(root, 'mlx5_0', 'node_guid'), 'b859:9f03:00d4:1234\n');
+      writeFileSync(join(port, 'state'), '4: ACTIVE\n');
+      writeFileSync(join(port, 'phys_state'), '5: LinkUp\n');
+      writeFileSync(join(port, 'link_layer'), 'Ethernet\n');
+      writeFileSync(join(port, 'rate'), '100 Gb/sec (4X EDR)\n');
+      expect(listRdmaDevices(root)).toEqual([
+        {
+          name: 'mlx5_0',
+          nodeGuid: 'b859:9f03:00d4:1234',
+          ports: [
+            {
+              port: '1',
+              state: '4: ACTIVE',
+              physState: '5: LinkUp',
+              linkLayer: 'Ethernet',
+              rate: '100 Gb/sec (4X EDR)',
+            },
+          ],
+        },
+      ]);
+      expect(listRdmaDevices(join(root, 'absent'))).toEqual([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -132,10 +132,14 @@ async function main(): Promise<void> {
         links: linksTo('bench-agent', 'bench-peer', dir),
       }),
     );
-    peer = spawn(process.execPath, [new URL('../bin.js', import.meta.url).pathname, '--config', peerCfg], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-
+    const child = spawn(
+      process.execPath,
+      [new URL('../bin.js', import.meta.url).pathname, '--config', peerCfg],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
+    peer = child;
     // The measured agent, in this process.
     const cfgFile = join(dir, 'agent.yaml');
     writeFileSync(
