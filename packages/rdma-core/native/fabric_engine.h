@@ -342,7 +342,7 @@ class SenderCore {
 
   SenderCore(uint64_t capacity, const std::string& journal) : cap_(capacity), mask_(capacity - 1) {
     if (capacity < 4096 || (capacity & (capacity - 1)) || capacity > (1ull << 30))
-      Fail("ERR_RDMAQ_INVALID_ARG", "ring capacity must be a power of two between 4 KiB and 1 GiB");
+      Fail("ERR_RDMAQ_ARG", "ring capacity must be a power of two between 4 KiB and 1 GiB");
     if (journal.empty())
       mem_.MapAnon(kPage + cap_);
     else
@@ -689,7 +689,7 @@ class ReceiverCore {
  public:
   ReceiverCore(uint64_t capacity) : cap_(capacity), mask_(capacity - 1) {
     if (capacity < 4096 || (capacity & (capacity - 1)) || capacity > (1ull << 30))
-      Fail("ERR_RDMAQ_INVALID_ARG", "ring capacity must be a power of two between 4 KiB and 1 GiB");
+      Fail("ERR_RDMAQ_ARG", "ring capacity must be a power of two between 4 KiB and 1 GiB");
     ring_.MapAnon(cap_ + 4096);
     head_word_ = reinterpret_cast<uint64_t*>(ring_.base + cap_);
   }
@@ -756,7 +756,7 @@ class ReceiverCore {
       const auto* h = reinterpret_cast<const RecordHeader*>(ring_.base + off);
       if (h->type == kPadding) {
         if (h->length != room - kHeader) {
-          SetFailed("corrupt PADDING record at position " + std::to_string(pos), "ERR_RDMAQ_PROTOCOL");
+          SetFailed("corrupt PADDING record at position " + std::to_string(pos), "ERR_RDMAQ_BAD_HEADER");
           break;
         }
         if (tail_ - pos < room) break;
@@ -768,7 +768,7 @@ class ReceiverCore {
       if (h->type < kData || h->type > kHeartbeat || total > room) {
         SetFailed("corrupt record header at position " + std::to_string(pos) + " (type " +
                       std::to_string(h->type) + ", length " + std::to_string(h->length) + ")",
-                  "ERR_RDMAQ_PROTOCOL");
+                  "ERR_RDMAQ_BAD_HEADER");
         break;
       }
       if (tail_ - pos < total) break;  // the rest of this record is in a later write
@@ -779,7 +779,7 @@ class ReceiverCore {
           continue;
         }
         SetFailed("sequence gap: expected " + std::to_string(expected_) + ", got " + std::to_string(h->seq),
-                  "ERR_RDMAQ_PROTOCOL");
+                  "ERR_RDMAQ_BAD_HEADER");
         break;
       }
       ++expected_;

@@ -33,7 +33,7 @@ auto Guard(Napi::Env env, F&& f) -> decltype(f()) {
 
 inline void ArgError(Napi::Env env, const std::string& msg) {
   Napi::TypeError err = Napi::TypeError::New(env, msg);
-  err.Set("code", Napi::String::New(env, "ERR_RDMAQ_INVALID_ARG"));
+  err.Set("code", Napi::String::New(env, "ERR_RDMAQ_ARG"));
   throw err;
 }
 

@@ -408,7 +408,7 @@ describe('fabric link in one process', () => {
     while (!errors.length && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
     expect(errors[0]?.code).toBe('ERR_RDMAQ_PROTOCOL');
     expect(errors[0]?.message).toMatch(/out-of-range remote CQ data/);
-    expect(rx.stats().counters.errors.bad_header).toBe(1);
+    expect(rx.stats().counters.errors.protocol).toBe(1);
     // The receiver dropped the connection; the sender reconnects and the stream goes on.
     const until = Date.now() + 20_000;
     while ((tx.state !== 'up' || tx.epoch < 2) && Date.now() < until)

@@ -46,8 +46,10 @@ export function errorKind(code: string | undefined): string {
     case 'ERR_RDMAQ_AUTH':
     case 'ERR_RDMAQ_HANDSHAKE':
       return 'handshake';
-    case 'ERR_RDMAQ_PROTOCOL':
+    case 'ERR_RDMAQ_BAD_HEADER':
       return 'bad_header';
+    case 'ERR_RDMAQ_PROTOCOL':
+      return 'protocol';
     case 'ERR_RDMAQ_RESEND_GAP':
       return 'resume_gap';
     case 'ERR_RDMAQ_PEER_GONE':
