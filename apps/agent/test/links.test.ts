@@ -458,4 +458,30 @@ describe.sequential('graceful stop (shm)', () => {
     expect(hb.problems.join('\n')).toMatch(/node-d->node-c \(tx node-c\) is down/);
     expect(hb.problems.join('\n')).not.toMatch(/node-c->node-d/);
   }, 60_000);
+  it('a receiver back after a graceful stop: its sender reconnects and the link is up again', async () => {
+    // node-c (stopped above) received node-d->node-c; node-d's sender has been retrying since.
+    const configC = agentConfig(
+      'node-c',
+      'node-d',
+      scratch.dir,
+      hub,
+      { rate: A_RATE, size: A_SIZE },
+      'shm',
+      {},
+      false,
+    );
+    pair.c = await spawnAgent('node-c', scratch.dir, configC);
+    await waitFor(
+      'node-d healthy again',
+      async () => (await getText(pair.d!.url('/healthz'))).status === 200,
+      30_000,
+    );
+    await waitFor('records on node-d->node-c after the restart', () => {
+      const l = link(
+        samplesOf(hub, 'node-c').at(-1) ?? ({ links: [] as LinkSample[] } as Sample),
+        'node-d->node-c',
+      );
+      return l !== undefined && l.counters.records > 0;
+    });
+  }, 60_000);
 });
