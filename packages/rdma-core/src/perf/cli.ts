@@ -11,6 +11,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -414,6 +415,70 @@ async function nodeTcpBaseline(size: number, iters = 20_000): Promise<Baseline> 
   }
 }
 
+/**
+ * sockperf's TCP ping-pong with both ends pinned to cpu0/cpu1 like our cases (baselines.sh leaves them to the
+ * scheduler, which puts a ping-pong pair on one core): the like-for-like peer of the pinned event case.
+ */
+async function sockperfPinnedBaseline(size: number, log: (s: string) => void): Promise<Baseline | undefined> {
+  if (!existsSync('/usr/bin/taskset') || !existsSync('/usr/bin/sockperf')) {
+    log('sockperf or taskset missing: sockperf_tcp_pinned skipped');
+    return undefined;
+  }
+  const port = await new Promise<number>((res) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      srv.close(() => res(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+  const server = spawn(
+    '/usr/bin/taskset',
+    ['-c', '1', 'sockperf', 'sr', '--tcp', '-i', '127.0.0.1', '-p', String(port)],
+    {
+      stdio: 'ignore',
+    },
+  );
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const out = await new Promise<string>((res) => {
+      execFile(
+        '/usr/bin/taskset',
+        [
+          '-c',
+          '0',
+          'sockperf',
+          'pp',
+          '--tcp',
+          '-i',
+          '127.0.0.1',
+          '-p',
+          String(port),
+          '-t',
+          '2',
+          '-m',
+          String(size),
+        ],
+        { timeout: 30_000 },
+        (_err, stdout, stderr) => res(`${stdout}${stderr}`),
+      );
+    });
+    const p50 = /percentile 50\.000 =\s*([\d.]+)/.exec(out);
+    const p99 = /percentile 99\.000 =\s*([\d.]+)/.exec(out);
+    if (!p50) {
+      log('sockperf_tcp_pinned: no result');
+      return undefined;
+    }
+    return {
+      baseline: 'sockperf_tcp_pinned',
+      size,
+      one_way_us: Number(p50[1]),
+      p99_us: Number(p99?.[1] ?? Number.NaN),
+    };
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
 function memcpyBaseline(size: number): Baseline {
   return { baseline: 'memcpy', size, gb_per_s: round(native.memcpyBandwidth(size, 500, CAPACITY), 2) };
 }
@@ -510,6 +575,12 @@ async function main(): Promise<void> {
     const tcp: Baseline[] = [];
     for (let i = 0; i < repeat; i++) tcp.push(await nodeTcpBaseline(size));
     keep(tcp);
+    const pinned: Baseline[] = [];
+    for (let i = 0; i < repeat; i++) {
+      const b = await sockperfPinnedBaseline(size, log);
+      if (b) pinned.push(b);
+    }
+    if (pinned.length > 0) keep(pinned);
     addMemcpy(size);
   };
   const addMemcpy = (size: number) => {
@@ -590,6 +661,14 @@ async function main(): Promise<void> {
     );
     ratio(o, 'bw js 64 KiB GB/s / memcpy', bw64k.gb_per_s / mem, '>= 0.7', ge(bw64k.gb_per_s / mem, 0.7));
     ratio(o, 'lat event p50 / sockperf_tcp', latEvent.p50_us / sock, '<= 1', le(latEvent.p50_us / sock, 1));
+    const sockPinned = v(find(baselines, 'sockperf_tcp_pinned', 64), 'one_way_us');
+    ratio(
+      o,
+      'lat event p50 / sockperf_tcp_pinned (both pinned)',
+      latEvent.p50_us / sockPinned,
+      '<= 1',
+      le(latEvent.p50_us / sockPinned, 1),
+    );
     ratio(
       o,
       'lat event p50 unpinned / sockperf_tcp (unpinned)',
