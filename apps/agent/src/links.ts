@@ -6,7 +6,10 @@
  * native rtt histogram), the `degraded` state when probes go unanswered, traffic generators and the
  * per-sample conversion of cumulative native statistics into the wire format (histogram deltas).
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type * as Rdma from '@rdmaq/rdma-core';
 import type {
   FabricReceiver,
@@ -21,7 +24,7 @@ import type { LinkSample, LinkState, SparseBuckets } from '@rdmaq/shared';
 import { Backoff } from './backoff.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { AgentConfig, LinkConfig } from './config.js';
-import { errorCode, errorMessage } from './errors.js';
+import { AgentError, errorCode, errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
 import { TrafficGenerator } from './traffic.js';
 
@@ -195,6 +198,17 @@ export class LinkManager extends EventEmitter {
       l.provider = e.transport === 'shm' ? 'shm' : (c.listen.provider ?? 'unknown');
     }
     if (c.listen.enabled) await this.startListener();
+    if (c.links.some((l) => l.journal)) {
+      try {
+        mkdirSync(c.journalDir, { recursive: true, mode: 0o750 });
+      } catch (err) {
+        throw new AgentError(
+          'ERR_RDMAQ_JOURNAL_DIR',
+          `cannot create journalDir ${c.journalDir}: ${errorMessage(err)}; create it writable by the agent's user (systemd: StateDirectory=rdmaq)`,
+          { cause: err },
+        );
+      }
+    }
     for (const l of c.links) this.addTx(l);
   }
 
@@ -310,7 +324,7 @@ export class LinkManager extends EventEmitter {
       l.connectTimer = undefined;
       if (this.stopping) return;
       try {
-        const tx = await this.opts.rdma.connect(senderOptions(cfg, this.cfg.secret));
+        const tx = await this.opts.rdma.connect(senderOptions(cfg, this.cfg.secret, this.cfg.journalDir));
         if (this.stopping) {
           await tx.close();
           return;
@@ -330,13 +344,6 @@ export class LinkManager extends EventEmitter {
         l.connectTimer = this.opts.clock.setTimeout(() => void attempt(), delay);
       }
     };
-    if (cfg.journal) {
-      // Said plainly rather than pretended: the public connect() of rdma-core takes no journal path yet.
-      this.log.warn(
-        { link: cfg.id },
-        'journal: true is not applied: rdma-core connect() does not accept a journal yet; records accepted before a crash of this agent are not resent',
-      );
-    }
     this.setEndState(l, 'connecting', `connecting to ${cfg.address}`);
     void attempt();
   }
@@ -598,7 +605,14 @@ export function peerFromLinkId(id: string): string {
   return i > 0 ? id.slice(0, i) : 'unknown';
 }
 
-function senderOptions(cfg: LinkConfig, secret: string): Rdma.SenderOptions {
+/** Journal file of a link: one per link id, in journalDir, named so any id is a safe file name. */
+export function journalPath(journalDir: string, linkId: string): string {
+  const safe = linkId.replace(/[^A-Za-z0-9._-]/g, '_');
+  const hash = createHash('sha256').update(linkId).digest('hex').slice(0, 8);
+  return join(journalDir, `${safe}-${hash}.journal`);
+}
+
+function senderOptions(cfg: LinkConfig, secret: string, journalDir: string): Rdma.SenderOptions {
   if (cfg.transport === 'shm') {
     return { linkId: cfg.id, transport: 'shm', socketPath: cfg.address, connectTimeoutMs: 2000 };
   }
@@ -614,6 +628,8 @@ function senderOptions(cfg: LinkConfig, secret: string): Rdma.SenderOptions {
     provider: cfg.provider ?? 'tcp;ofi_rxm',
     // The receiver decides the ring; the sender's mirror must match, so a mismatch is refused at handshake.
     capacity: cfg.ringBytes,
+    // The mirror lives in this file: records accepted before a crash of this agent are resent after restart.
+    ...(cfg.journal ? { journal: journalPath(journalDir, cfg.id) } : {}),
     connectTimeoutMs: 5000,
   };
 }

@@ -5,10 +5,11 @@
  * follows the peer's death and return; and that a misbehaving hub does not stop the links.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LinkSample, Sample } from '@rdmaq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { journalPath } from '../src/links.js';
 import { SECRET, TestHub, TOKEN, waitFor } from './helpers.js';
 import {
   type AgentProc,
@@ -67,9 +68,11 @@ function agentConfig(
     probe: { intervalMs: 200, timeoutMs: 1000 },
     reconnect: { initialMs: 50, maxMs: 500 },
     log: { level: 'info' },
+    // fabric senders keep their mirror in a journal file (survives a crash of the sending agent).
+    journalDir: join(dir, `journal-${name}`),
     links: [
       fabric
-        ? { peer, address: `127.0.0.1:${ports[peer]}`, transport, provider: PROVIDER, traffic }
+        ? { peer, address: `127.0.0.1:${ports[peer]}`, transport, provider: PROVIDER, traffic, journal: true }
         : { peer, address: join(dir, `${peer}.sock`), transport, traffic },
     ],
   };
@@ -184,6 +187,11 @@ function pairSuite(transport: Transport): void {
           expect(last.provider).toBe(transport === 'shm' ? 'shm' : PROVIDER);
           expect(last.state).toBe('up');
         }
+      }
+      if (transport === 'fabric') {
+        // The journal of node-a's link is where journalDir says, sized for the ring.
+        const file = journalPath(join(scratch.dir, 'journal-node-a'), AB);
+        expect(statSync(file).size).toBeGreaterThanOrEqual(4 * 1024 * 1024);
       }
       // Fixed-size traffic: bytes are exactly records × size, on both ends.
       const sa = samplesOf(hub, 'node-a').at(-1)!;
