@@ -154,6 +154,31 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     });
   });
 
+  // Error counters seen in the previous sample, per link and kind: growth becomes a link_error event.
+  const errorsSeen = new Map<string, Record<string, number>>();
+  const reportNewErrors = (linkSamples: Sample['links']): void => {
+    for (const l of linkSamples) {
+      const before = errorsSeen.get(l.id) ?? {};
+      for (const [kind, n] of Object.entries(l.counters.errors)) {
+        const added = n - (before[kind] ?? 0);
+        if (added <= 0) continue;
+        event({
+          kind: 'link_error',
+          severity: kind === 'bad_header' || kind === 'resume_gap' ? 'critical' : 'warning',
+          link: l.id,
+          state: l.state,
+          code: kind.slice(0, 64),
+          message:
+            `${added} new ${kind} error${added === 1 ? '' : 's'} on link ${l.id} (${n} in total)${l.reason ? `: ${l.reason}` : ''}`.slice(
+              0,
+              2048,
+            ),
+        });
+      }
+      errorsSeen.set(l.id, { ...l.counters.errors });
+    }
+  };
+
   let seq = 0;
   let busyMs = 0;
   const sampleListeners = new Set<(s: Sample) => void>();
@@ -168,6 +193,7 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       );
       linkSamples.length = MAX_LINKS_PER_SAMPLE;
     }
+    reportNewErrors(linkSamples);
     const sample: Sample = {
       type: 'sample',
       v: PROTOCOL_VERSION,

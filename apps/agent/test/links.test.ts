@@ -376,6 +376,10 @@ function pairSuite(transport: Transport): void {
         links: Array<{ id: string; state: string; reason: string }>;
       };
       expect(h.links.find((l) => l.id === AB)!.state, body).toBe('down');
+      // The growth of the peer_gone counter reached the hub as a link_error event.
+      await waitFor('a peer_gone link_error event', () =>
+        hub.events.find((e) => e.kind === 'link_error' && e.link === AB && e.code === 'peer_gone'),
+      );
       expect(h.problems.join('\n')).toMatch(
         /node-a->node-b \(tx node-b\) is down: .*(gone|lost|refused|reach)/,
       );
