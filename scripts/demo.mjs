@@ -149,7 +149,7 @@ function agentConfig(i, hubUrl) {
       transport: 'fabric',
       provider: 'tcp;ofi_rxm',
       ringBytes: '1MiB',
-      idle: 'backoff',
+      idle: 'event',
       // Different shapes per link so the dashboard has something to tell apart.
       traffic: {
         rate: 500 * i,
@@ -166,7 +166,7 @@ function agentConfig(i, hubUrl) {
       address: join(dataDir, `${nodeName(2)}.sock`),
       transport: 'shm',
       ringBytes: '4MiB',
-      idle: 'backoff',
+      idle: 'event',
       traffic: { rate: 20000, size: { dist: 'uniform', min: 64, max: 1024 } },
     });
   }
@@ -182,7 +182,7 @@ function agentConfig(i, hubUrl) {
       port: useNetns ? 7470 : 7470 + i,
       provider: 'tcp;ofi_rxm',
       ringBytes: '1MiB',
-      idle: 'backoff',
+      idle: 'event',
     },
     journalDir: join(dataDir, me, 'journal'),
     log: { level: 'info', pretty: 'auto' },

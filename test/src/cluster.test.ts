@@ -50,7 +50,7 @@ function startAgent(node: 'a' | 'b'): Proc {
           address: join(dir.path, 'b.sock'),
           transport: 'shm',
           ringBytes: '1MiB',
-          idle: 'backoff',
+          idle: 'event',
           traffic: { rate: 2000, size: { dist: 'uniform', min: 64, max: 2048 } },
         }
       : {
@@ -60,7 +60,7 @@ function startAgent(node: 'a' | 'b'): Proc {
           transport: 'fabric',
           provider: 'tcp;ofi_rxm',
           ringBytes: '1MiB',
-          idle: 'backoff',
+          idle: 'event',
           traffic: { rate: 1000, size: 256 },
         };
   const config = {
@@ -74,7 +74,7 @@ function startAgent(node: 'a' | 'b'): Proc {
       port: ports[node]!.listen,
       provider: 'tcp;ofi_rxm',
       ringBytes: '1MiB',
-      idle: 'backoff',
+      idle: 'event',
       expect: [{ id: `${other}->${node}`, peer: other }],
     },
     sampling: { intervalMs: 500 },

@@ -278,8 +278,12 @@ export const ConfigSchema = z.strictObject({
           error: 'log.level must be one of fatal, error, warn, info, debug, trace, silent',
         })
         .default('info'),
+      // YAML turns `pretty: false` into a boolean while env/flags give strings: accept both spellings.
       pretty: z
-        .enum(['auto', 'true', 'false'], { error: 'log.pretty must be auto, true or false' })
+        .preprocess(
+          (v) => (typeof v === 'boolean' ? String(v) : v),
+          z.enum(['auto', 'true', 'false'], { error: 'log.pretty must be auto, true or false' }),
+        )
         .default('auto'),
     })
     .prefault({}),

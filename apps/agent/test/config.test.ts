@@ -59,6 +59,14 @@ describe('config', () => {
     expect(c.hub!.url).toBe('wss://hub.example:8443/ws/agent');
   });
 
+  it('takes log.pretty as a YAML boolean as well as auto/true/false', () => {
+    expect(loadConfig({ file: file(`${VALID}\nlog:\n  pretty: false\n`), env: {} }).log.pretty).toBe('false');
+    expect(loadConfig({ file: file(`${VALID}\nlog:\n  pretty: true\n`), env: {} }).log.pretty).toBe('true');
+    expect(() => loadConfig({ file: file(`${VALID}\nlog:\n  pretty: sometimes\n`), env: {} })).toThrow(
+      /log.pretty must be auto, true or false/,
+    );
+  });
+
   it('parses sizes with binary units', () => {
     expect(parseSize('4MiB')).toBe(4 * 1024 * 1024);
     expect(parseSize('64k')).toBe(65536);
