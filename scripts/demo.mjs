@@ -183,6 +183,11 @@ function agentConfig(i, hubUrl) {
       provider: 'tcp;ofi_rxm',
       ringBytes: '1MiB',
       idle: 'event',
+      // Every incoming link of the mesh, so each gets its ring and idle strategy before its sender arrives.
+      expect: Array.from({ length: agentCount }, (_, k) => k + 1)
+        .filter((j) => j !== i)
+        .map((j) => ({ id: `${nodeName(j)}->${me}`, peer: nodeName(j), transport: 'fabric' }))
+        .concat(i === 2 ? [{ id: `${nodeName(1)}->${me}/shm`, peer: nodeName(1), transport: 'shm' }] : []),
     },
     journalDir: join(dataDir, me, 'journal'),
     log: { level: 'info', pretty: 'auto' },
@@ -255,7 +260,9 @@ async function main() {
   let health = { links: { up: 0, total: 0 } };
   while (Date.now() < deadline) {
     health = await (await fetch(`${base}/api/health`)).json();
-    if (health.links.total > 0 && health.links.up === health.links.total) break;
+    // Each link is reported by both of its ends: a full mesh plus the shm pair.
+    const expected = 2 * (agentCount * (agentCount - 1) + 1);
+    if (health.links.total >= expected && health.links.up === health.links.total) break;
     await sleep(1000);
   }
   console.log(`

@@ -75,7 +75,7 @@ function startAgent(node: 'a' | 'b'): Proc {
       provider: 'tcp;ofi_rxm',
       ringBytes: '1MiB',
       idle: 'event',
-      expect: [{ id: `${other}->${node}`, peer: other }],
+      expect: [{ id: `${other}->${node}`, peer: other, transport: node === 'a' ? 'fabric' : 'shm' }],
     },
     sampling: { intervalMs: 500 },
     reconnect: { initialMs: 100, maxMs: 1000 },
