@@ -507,9 +507,22 @@ class SenderCore {
   // Reads the CQ and posts unsent bytes. Returns false if the link failed (error() says why).
   bool Progress() {
     if (!ep_.open()) return false;
+    RefreshCredit();
+    if (!connected_ || failed_) {
+      ReadCq();
+      return !failed_;
+    }
+    // Read the CQ (completions, credit; drives the provider's progress), then post. Posting before the read
+    // saved ~0.5 µs of one-way latency but left a later tcp;ofi_rxm link in the same process unable to
+    // deliver (writes completed, the target's CQ stayed empty) after a net link was dropped for a protocol
+    // error — not understood, so not done.
     ReadCq();
     RefreshCredit();
-    if (!connected_ || failed_) return !failed_;
+    if (failed_) return false;
+    return PostPending();
+  }
+
+  bool PostPending() {
     if (check_pending_) {
       ssize_t rc = fi_writedata(ep_.ep(), &hdr_->check, 8, check_desc_, kCheckFlag, peer_,
                                 ring_base_ + (sent_ & mask_), ring_key_, &check_ctx_);
@@ -528,10 +541,7 @@ class SenderCore {
       uint64_t len = std::min<uint64_t>({tail - sent_, cap_ - off, max_chunk_});
       ssize_t rc = fi_writedata(ep_.ep(), mirror_ + off, len, mirror_desc_, len, peer_, ring_base_ + off,
                                 ring_key_, &write_ctx_);
-      if (rc == -FI_EAGAIN) {  // tx queue full or rxm connection not up yet: progress and retry later
-        ReadCq();
-        break;
-      }
+      if (rc == -FI_EAGAIN) break;  // tx queue full or rxm connection not up yet: retried after progress
       if (rc != 0) {
         SetFailed("fi_writedata failed", int(rc));
         return false;

@@ -458,7 +458,8 @@ describe('fabric through the public API', () => {
     for (const w of ['one', 'two', 'three']) expect(tx.send(Buffer.from(w))).toBe(true);
     const end = Date.now() + 20_000;
     while (got.length < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
-    expect(got).toEqual(['one', 'two', 'three']);
+    const why = JSON.stringify({ tx: tx.stats(), rx: rx.stats(), txState: tx.state, rxState: rx.state });
+    expect(got, why).toEqual(['one', 'two', 'three']);
     expect(tx.stats()).toMatchObject({ transport: 'fabric', provider: 'tcp;ofi_rxm', role: 'sender' });
     expect(rx.stats()).toMatchObject({ transport: 'fabric', role: 'receiver', linkId: 'api' });
     rx.stop();

@@ -354,7 +354,7 @@ export async function runFabricPerf(o: FabricPerfOptions): Promise<void> {
   const ge = (x: number, t: number) => (Number.isFinite(x) ? x >= t : undefined);
   ratio(
     o,
-    `lat busy-spin p50 / fi_pingpong_tcp (${o.provider})`,
+    `lat busy-spin p50 / fi_pingpong_tcp, medians of 3 (${o.provider})`,
     lat.p50_us / fiUs,
     '<= 1',
     le(lat.p50_us / fiUs, 1),
