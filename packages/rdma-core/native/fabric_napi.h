@@ -183,7 +183,7 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
   // moved this call; 2: busy and something moved (posted, completed or credited).
   Napi::Value Progress(const Napi::CallbackInfo& info) {
     uint64_t s0 = core_->sent(), a0 = core_->acked(), c0 = core_->completions_;
-    bool ok = core_->Progress();
+    bool ok = core_->Progress(info.Length() > 0 && info[0].ToBoolean());
     int r = !ok ? -1 : core_->idle() ? 0 : (core_->sent() != s0 || core_->acked() != a0 || core_->completions_ != c0) ? 2 : 1;
     return Napi::Number::New(info.Env(), r);
   }
@@ -291,6 +291,7 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     uint64_t limit = info.Length() > 0 ? ArgU64(info, 0, "limit") : max_batch_;
     limit = std::min<uint64_t>(limit, max_batch_);
     size_t n = core_->Poll(limit, out_);
+    if (n == 0 && core_->failed()) return Napi::Number::New(info.Env(), -1);  // error() says why
     uint64_t now = n ? NowNs() : 0;
     for (size_t i = 0; i < n; ++i) {
       const Delivered& d = out_[i];

@@ -75,7 +75,7 @@ export interface NativeFabricSender {
   commit(): number;
   mirror(): ArrayBuffer;
   /** Reads the CQ, posts unsent bytes: -1 failed (see error()), 0 idle, 1 busy (nothing moved), 2 busy (moved). */
-  progress(): -1 | 0 | 1 | 2;
+  progress(postFirst?: boolean): -1 | 0 | 1 | 2;
   state(): FabricSenderState;
   error(): (Error & { code: string }) | null;
   closeFabric(): void;
@@ -90,7 +90,7 @@ export interface NativeFabricSender {
 export interface NativeFabricReceiver {
   open(provider: string, node: string): FabricInfo & { ringAddr: bigint; ringKey: bigint };
   connect(peer: Uint8Array, creditAddr: bigint, creditKey: bigint, startPos: number, startSeq: number): void;
-  /** Fills descriptors() rows [offset, length, type, seq, queueLatencyNs]; returns the count. */
+  /** Fills descriptors() rows [offset, length, type, seq, queueLatencyNs]; returns the count, -1 if the link failed. */
   poll(limit: number): number;
   /**
    * The first `count` views of the last poll are no longer used: free them. Credit goes back every quarter

@@ -119,9 +119,10 @@ export class FabricReceiver extends EventEmitter {
   poll(handler: RecordHandler, limit = 256): number {
     if (this.failure) throw this.failure;
     const n = this.native.poll(limit);
-    if (n === 0) {
-      this.native.release(0, this.takeCredit());
-      this.checkNative();
+    if (n <= 0) {
+      // Hot path of every spinning strategy: one native call when nothing arrived.
+      if (n < 0) this.checkNative();
+      if (this.creditWanted) this.native.release(0, this.takeCredit());
       return 0;
     }
     const d = this.desc;

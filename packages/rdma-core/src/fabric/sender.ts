@@ -156,7 +156,7 @@ export class FabricSender extends EventEmitter {
    */
   flush(): void {
     if (!this.ready || this.closedFlag) return;
-    this.turn();
+    this.turn(true);
   }
 
   /** Is there room for a record of `payload` bytes now? */
@@ -481,8 +481,8 @@ export class FabricSender extends EventEmitter {
   }
 
   /** One progress call: -1 failed (handled), 0 idle, 1 busy, 2 busy and something moved. */
-  private turn(): number {
-    const r = this.native.progress();
+  private turn(postFirst = false): number {
+    const r = this.native.progress(postFirst);
     if (r < 0) {
       const e = this.native.error();
       const err = e ?? new RdmaqError('ERR_RDMAQ_FABRIC', 'fabric progress failed');
