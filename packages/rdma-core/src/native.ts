@@ -183,6 +183,16 @@ export interface NativeAddon {
   engineBwRecv(rx: NativeReceiver, iters: number): EngineResult;
 }
 
+/**
+ * libfabric reads its FI_* variables once, at the process's first fi_getinfo (always after this module has
+ * loaded). rdmaq moves data with RMA writes only, so ofi_rxm's receive bounce buffers (by default 4096 of
+ * 16 KiB per endpoint) are dead weight: measured here, one tcp;ofi_rxm link (both ends in one process) cost
+ * 160 MB of RSS with the defaults and 24 MB with these. An operator's own setting wins.
+ */
+process.env.FI_OFI_RXM_MSG_RX_SIZE ??= '128';
+process.env.FI_OFI_RXM_BUFFER_SIZE ??= '4096';
+process.env.FI_OFI_RXM_EAGER_LIMIT ??= '4096';
+
 const require = createRequire(import.meta.url);
 
 /** The loaded addon; built by `pnpm build:native` (node-gyp) into build/Release. */
