@@ -45,6 +45,7 @@ export class FabricListener extends EventEmitter {
   private readonly opts: FabricListenOptions;
   private readonly links = new Map<string, FabricReceiver>();
   private readonly sockets = new Set<Socket>();
+  private readonly handshaking = new Set<string>();
   private closedFlag = false;
 
   /** @internal — use listenFabric(). */
@@ -121,6 +122,14 @@ export class FabricListener extends EventEmitter {
     if (!rx)
       throw new RdmaqError('ERR_RDMAQ_UNKNOWN_LINK', `link ${linkId} is not accepted on port ${this.port}`);
     const receiver = rx;
+    // One handshake per link at a time: a second one would re-open the endpoint under the first.
+    if (this.handshaking.has(linkId)) {
+      throw new RdmaqError(
+        'ERR_RDMAQ_LINK_BUSY',
+        `link ${linkId}: another sender is in the middle of a handshake`,
+      );
+    }
+    this.handshaking.add(linkId);
     try {
       if (receiver.provider && receiver.provider !== provider) {
         throw handshakeError(
@@ -175,6 +184,8 @@ export class FabricListener extends EventEmitter {
     } catch (err) {
       receiver.countError((err as RdmaqError).code);
       throw err;
+    } finally {
+      this.handshaking.delete(linkId);
     }
   }
 
