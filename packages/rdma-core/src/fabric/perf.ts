@@ -539,12 +539,13 @@ async function idleRecv(cfg: WorkerCfg): Promise<void> {
 
 async function netRecv(cfg: WorkerCfg): Promise<void> {
   const server = createServer();
+  // Listen for the connection before anyone can connect (the sender connects as soon as it is told to).
+  const conn = new Promise<Socket>((r) => server.once('connection', r));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   toParent({ t: 'listening', port: (server.address() as { port: number }).port });
   await next('connect');
   toParent({ t: 'connected' });
   const want = cfg.iters * cfg.size;
-  const conn = new Promise<Socket>((r) => server.once('connection', r));
   await next('run');
   const sock = await conn;
   let got = 0;
