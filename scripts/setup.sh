@@ -19,8 +19,8 @@ APT_PACKAGES=(
 
 # --- Node ---------------------------------------------------------------------------------------
 command -v node >/dev/null || die "Node.js 20 is not installed. Install Node 20 (e.g. from nodesource or nvm), then re-run."
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" = 20 ] || die "Node.js 20 is required (found $(node -v)); rdmaq pins Node 20 (.nvmrc). Switch with 'nvm use 20' and re-run."
+node_ok=$(node -p 'const [M, m] = process.versions.node.split(".").map(Number); M === 20 && m >= 15')
+[ "$node_ok" = true ] || die "Node.js 20.15 or later 20.x is required (found $(node -v)); rdmaq pins Node 20 (.nvmrc). Switch with 'nvm use 20' and re-run."
 
 # --- privileges for apt / global npm ------------------------------------------------------------
 as_root() {
