@@ -192,6 +192,9 @@ export interface NativeAddon {
 process.env.FI_OFI_RXM_MSG_RX_SIZE ??= '128';
 process.env.FI_OFI_RXM_BUFFER_SIZE ??= '4096';
 process.env.FI_OFI_RXM_EAGER_LIMIT ??= '4096';
+// fi_getinfo without a provider filter loads psm, whose libinfinipath installs signal handlers that write
+// node.*.btr files into the working directory when the process dies (FABRIC.md): not for a daemon.
+process.env.IPATH_NO_BACKTRACE ??= '1';
 
 const require = createRequire(import.meta.url);
 
