@@ -219,6 +219,8 @@ export class LinkManager extends EventEmitter {
       shmDir: c.listen.shmDir,
       capacity: c.listen.ringBytes,
       acceptUnknown: true,
+      // Links that arrive without a listen.expect entry get the host's idle strategy too.
+      idle: c.listen.idle,
     };
     const tcp = {
       host: c.listen.host,

@@ -8,7 +8,7 @@ import { errorCode, RdmaqError } from './errors.js';
 import { type FabricListener, type FabricReceiver, listenFabric } from './fabric/index.js';
 import { native } from './native.js';
 import { Receiver } from './receiver.js';
-import type { ListenOptions, ReceiverOptions } from './types.js';
+import type { IdleStrategy, ListenOptions, ReceiverOptions } from './types.js';
 
 export const DEFAULT_CAPACITY = 4 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 5000;
@@ -26,6 +26,7 @@ export class Listener extends EventEmitter {
   readonly shmDir: string;
   readonly defaultCapacity: number;
   private readonly acceptUnknown: boolean;
+  private readonly defaultIdle: IdleStrategy | undefined;
   private readonly links = new Map<string, Receiver>();
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
@@ -39,6 +40,7 @@ export class Listener extends EventEmitter {
     this.shmDir = opts.shmDir ?? '/dev/shm';
     this.defaultCapacity = opts.capacity ?? DEFAULT_CAPACITY;
     this.acceptUnknown = opts.acceptUnknown ?? false;
+    this.defaultIdle = opts.idle;
     this.server = server;
     server.on('connection', (sock) => this.onConnection(sock));
     this.fabric = fabric;
@@ -67,8 +69,9 @@ export class Listener extends EventEmitter {
    */
   accept(linkId: string, opts: ReceiverOptions & { transport: 'fabric' }): FabricReceiver;
   accept(linkId: string, opts?: ReceiverOptions): Receiver;
-  accept(linkId: string, opts: ReceiverOptions = {}): Receiver | FabricReceiver {
+  accept(linkId: string, given: ReceiverOptions = {}): Receiver | FabricReceiver {
     if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', 'listener is closed');
+    const opts = given.idle === undefined && this.defaultIdle ? { ...given, idle: this.defaultIdle } : given;
     if (opts.transport === 'fabric') {
       if (!this.fabric) {
         throw new RdmaqError(
@@ -242,6 +245,7 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
         secret: opts.tcp.secret,
         acceptUnknown: opts.acceptUnknown ?? false,
         defaults: {
+          ...(opts.idle === undefined ? {} : { idle: opts.idle }),
           ...(opts.capacity === undefined ? {} : { capacity: opts.capacity }),
           ...(opts.tcp.provider === undefined ? {} : { provider: opts.tcp.provider }),
         },

@@ -25,7 +25,8 @@ export class Receiver extends EventEmitter {
   /** Largest payload a record can carry on this ring. */
   readonly maxPayload: number;
   private readonly native: NativeReceiver;
-  private readonly idle: IdleStrategy;
+  /** Idle strategy of start() (fixed at accept time). */
+  readonly idle: IdleStrategy;
   private readonly batch: number;
   private stateNow: LinkState = 'connecting';
   private epochNow = 0;

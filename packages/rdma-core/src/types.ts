@@ -94,6 +94,11 @@ export interface ListenOptions {
    */
   acceptUnknown?: boolean;
   /**
+   * Idle strategy of the Receivers this listener creates without one (`acceptUnknown`, or `accept()` with no
+   * `idle`); default `backoff`. A host with many mostly idle links wants `event`: backoff spins a while first.
+   */
+  idle?: IdleStrategy;
+  /**
    * Also accept fabric senders on a TCP port, authenticated with an HMAC-SHA256 challenge on `secret`
    * (implemented by the fabric transport, src/fabric — issue 4).
    */

@@ -12,6 +12,7 @@ describe('listener with both acceptors', () => {
       socketPath: join(dir, 's.sock'),
       capacity: 1 << 20,
       acceptUnknown: true,
+      idle: 'event',
       tcp: { host: '127.0.0.1', port: 0, secret },
     });
     try {
@@ -46,6 +47,10 @@ describe('listener with both acceptors', () => {
       expect(records()).toEqual([100, 100]);
       expect(l.receiver(fabId)!.stats().transport).toBe('fabric');
       expect(l.receiver(shmId)!.stats().transport).toBe('shm');
+      // Receivers made for unknown links take the listener's idle strategy; an explicit one wins.
+      expect(l.receiver(shmId)!.idle).toBe('event');
+      expect(l.receiver(fabId)!.idle).toBe('event');
+      expect(l.accept(uniqueLinkId('explicit'), { idle: 'busy-spin' }).idle).toBe('busy-spin');
       await txs.close();
       await txf.close();
     } finally {
