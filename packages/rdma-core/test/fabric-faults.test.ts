@@ -15,13 +15,13 @@ afterEach(async () => {
 
 type Done = { ev: string; first: number; next: number; delivered: number; bad: number };
 
-describe('fabric link faults', () => {
-  it('net: kill -9 of the receiver mid-stream, restart from its last delivered sequence: nothing lost or duplicated', async () => {
+describe.each(['net', 'tcp;ofi_rxm'])('fabric link faults over %s', (provider) => {
+  it('kill -9 of the receiver mid-stream, restart from its last delivered sequence: nothing lost or duplicated', async () => {
     const tmp = tempDir();
     cleanups.push(tmp.remove);
     const posFile = join(tmp.dir, 'pos');
     const count = 300_000;
-    const common = { linkId: 'faults', provider: 'net', count, maxSize: 4096 };
+    const common = { linkId: 'faults', provider, count, maxSize: 4096 };
     const r1 = await startReceiver({ ...common, posFile });
     // Throttled a little so the kill lands mid-stream whatever the machine's speed.
     const tx = startPeer('send', { ...common, port: r1.port, throttleEvery: 500, throttleMs: 1 });
@@ -50,12 +50,12 @@ describe('fabric link faults', () => {
     expect(tx.events.filter((e) => e.code === 'ERR_RDMAQ_HANDSHAKE')).toEqual([]);
   }, 200_000);
 
-  it('tcp;ofi_rxm with the journal: kill -9 of the sender, restart: every accepted record arrives once', async () => {
+  it('with the journal: kill -9 of the sender, restart: every accepted record arrives once', async () => {
     const tmp = tempDir();
     cleanups.push(tmp.remove);
     const journal = join(tmp.dir, 'journal');
     const count = 200_000;
-    const common = { linkId: 'journal', provider: 'tcp;ofi_rxm', count, maxSize: 4096 };
+    const common = { linkId: 'journal', provider, count, maxSize: 4096 };
     const rx = await startReceiver(common);
     const s1 = startPeer('send', { ...common, port: rx.port, journal, throttleEvery: 500, throttleMs: 1 });
     const first = await s1.waitFor((e) => e.ev === 'ready', 30_000, 'first sender ready');
