@@ -1,8 +1,6 @@
 /**
  * Two processes over net and tcp;ofi_rxm: every record checked (size and CRC-32 derived from its sequence),
- * in order, complete, none duplicated. Record counts and sizes are chosen so the whole fabric suite stays
- * within its time budget on a 2-core machine (see FABRIC.md): on each provider 1,000,000 records of 0–4 KiB
- * and 100,000 records of 0–64 KiB (≈3.2 GB).
+ * in order, complete, none duplicated: on each provider 1,000,000 records of 0–64 KiB (≈ 32 GB; ~20 s here).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { killAll, startPeer, startReceiver } from './fabric-helpers.js';
@@ -16,7 +14,7 @@ async function stream(provider: string, count: number, maxSize: number, extra: R
   const common = { linkId: 'stream', provider, count, minSize: 0, maxSize, capacity: extra.capacity };
   const { peer: rx, port } = await startReceiver({ ...common, ...extra });
   const tx = startPeer('send', { ...common, port });
-  const done = (await rx.waitFor((e) => e.ev === 'done', 150_000, 'receiver done')) as unknown as Done & {
+  const done = (await rx.waitFor((e) => e.ev === 'done', 450_000, 'receiver done')) as unknown as Done & {
     stats: Stats;
   };
   const sent = (await tx.waitFor((e) => e.ev === 'done', 60_000, 'sender done')) as unknown as {
@@ -28,21 +26,14 @@ async function stream(provider: string, count: number, maxSize: number, extra: R
 
 describe('fabric link between two processes', () => {
   for (const provider of ['net', 'tcp;ofi_rxm']) {
-    it(`${provider}: 1,000,000 records of random size 0–4 KiB arrive in order, complete, none duplicated`, async () => {
-      const { done, sent } = await stream(provider, 1_000_000, 4096);
+    it(`${provider}: 1,000,000 records of random size 0–64 KiB arrive in order, complete, none duplicated`, async () => {
+      const { done, sent } = await stream(provider, 1_000_000, 65_536);
       expect(done).toMatchObject({ first: 0, next: 1_000_000, delivered: 1_000_000, bad: 0 });
+      expect(done.bytes).toBeGreaterThan(1_000_000 * 30_000); // really ~32 KiB on average: ~32 GB
       expect(done.stats.counters.records).toBe(1_000_000);
       expect(sent.drained).toBe(true);
       expect(sent.stats.counters).toMatchObject({ records: 1_000_000, resends: 0, reconnects: 0 });
-    }, 200_000);
-
-    it(`${provider}: 100,000 records of random size 0–64 KiB arrive in order, complete, none duplicated`, async () => {
-      const { done, sent } = await stream(provider, 100_000, 65_536);
-      expect(done).toMatchObject({ first: 0, next: 100_000, delivered: 100_000, bad: 0 });
-      expect(done.bytes).toBeGreaterThan(100_000 * 30_000); // really ~32 KiB on average
-      expect(sent.drained).toBe(true);
-      expect(sent.stats.counters.records).toBe(100_000);
-    }, 200_000);
+    }, 600_000);
   }
 
   it('a slow consumer gives back-pressure to the sender, nothing is lost', async () => {
