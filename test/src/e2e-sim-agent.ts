@@ -8,6 +8,7 @@ import {
   type AgentEvent,
   bucketOf,
   decodeFrame,
+  emptyLinkCounters,
   type Hello,
   HubFrameSchema,
   type LinkSample,
@@ -61,17 +62,7 @@ export class SimAgent {
           capacityBytes: 4 * 1024 * 1024,
           ...l,
         },
-        counters: {
-          records: 0,
-          bytes: 0,
-          completions: 0,
-          creditUpdates: 0,
-          backpressure: 0,
-          wraps: 0,
-          resends: 0,
-          reconnects: 0,
-          errors: {},
-        },
+        counters: emptyLinkCounters(),
       });
     }
   }

@@ -20,7 +20,7 @@ import type {
   Sender,
   StateChange,
 } from '@rdmaq/rdma-core';
-import type { LinkSample, LinkState, SparseBuckets } from '@rdmaq/shared';
+import { emptyLinkCounters, type LinkSample, type LinkState, type SparseBuckets } from '@rdmaq/shared';
 import { Backoff } from './backoff.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { AgentConfig, LinkConfig } from './config.js';
@@ -40,7 +40,7 @@ type RxEnd = Receiver | FabricReceiver;
 /** Cumulative native figures → wire figures: carries counters over native-object replacement, diffs histograms. */
 class StatsTracker {
   private lastRaw: Counters | undefined;
-  private readonly carry: Counters = emptyCounters();
+  private readonly carry: Counters = emptyLinkCounters();
   private prevQueue: SparseBuckets = [];
   private prevRtt: SparseBuckets = [];
 
@@ -80,20 +80,6 @@ const COUNTER_KEYS = [
   'resends',
   'reconnects',
 ] as const;
-
-function emptyCounters(): Counters {
-  return {
-    records: 0,
-    bytes: 0,
-    completions: 0,
-    creditUpdates: 0,
-    backpressure: 0,
-    wraps: 0,
-    resends: 0,
-    reconnects: 0,
-    errors: {},
-  };
-}
 
 /**
  * cur − prev for two sparse cumulative histograms (index ascending), in one merge walk. If any bucket went
@@ -469,7 +455,7 @@ export class LinkManager extends EventEmitter {
         l.provider = s.provider;
       }
       const src = s ?? l.last;
-      const counters = src ? l.tracker.counters(src.counters) : emptyCounters();
+      const counters = src ? l.tracker.counters(src.counters) : emptyLinkCounters();
       const latency = s ? l.tracker.deltas(s.latency) : { queue: [], rtt: [] };
       const sample: LinkSample = {
         id: l.id,

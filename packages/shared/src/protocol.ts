@@ -77,6 +77,21 @@ export const LinkCountersSchema = z.object({
 });
 export type LinkCounters = z.infer<typeof LinkCountersSchema>;
 
+/** Counters of a link that has carried nothing yet (a fresh object each call: callers mutate it). */
+export function emptyLinkCounters(): LinkCounters {
+  return {
+    records: 0,
+    bytes: 0,
+    completions: 0,
+    creditUpdates: 0,
+    backpressure: 0,
+    wraps: 0,
+    resends: 0,
+    reconnects: 0,
+    errors: {},
+  };
+}
+
 export const LinkSampleSchema = z.object({
   id,
   /** Node id of the host at the other end. */

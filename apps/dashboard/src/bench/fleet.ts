@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { bucketOf, type LinkSample, PROTOCOL_VERSION, type Sample } from '@rdmaq/shared';
+import { bucketOf, emptyLinkCounters, type LinkSample, PROTOCOL_VERSION, type Sample } from '@rdmaq/shared';
 import WebSocket from 'ws';
 
 const { values } = parseArgs({
@@ -175,17 +175,7 @@ async function main(): Promise<void> {
           transport: 'fabric',
           provider: 'tcp;ofi_rxm',
           state: 'up',
-          counters: {
-            records: 0,
-            bytes: 0,
-            completions: 0,
-            creditUpdates: 0,
-            backpressure: 0,
-            wraps: 0,
-            resends: 0,
-            reconnects: 0,
-            errors: {},
-          },
+          counters: emptyLinkCounters(),
           gauges: { occupancyBytes: 0, peakOccupancyBytes: 0, capacityBytes: 4 << 20 },
           latency: { queue: latencyBuckets(n * LINKS + l), rtt: latencyBuckets(l) },
         }));
