@@ -126,6 +126,8 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
     std::string journal = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
     core_ = Guard(info.Env(), [&] { return std::make_shared<SenderCore>(cap, journal); });
   }
+  // For the benchmark engine loops below (same thread, same object: no ownership change).
+  SenderCore& core() { return *core_; }
 
  private:
   Napi::Value Open(const Napi::CallbackInfo& info) {
@@ -264,6 +266,7 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     max_batch_ = max_batch;
     desc_ = std::make_shared<std::vector<double>>(max_batch_ * kDescFields);
   }
+  ReceiverCore& core() { return *core_; }
 
  private:
   Napi::Value Open(const Napi::CallbackInfo& info) {
@@ -384,11 +387,181 @@ inline Napi::Value FabricProbe(const Napi::CallbackInfo& info) {
   });
 }
 
+
+// ---------------------------------------------------------------------------------------------------------
+// rdmaq-perf --engine over fabric: the busy-spin loops of src/fabric/perf.ts driven from C++ — the same
+// cores and calls, without an N-API crossing per record. Each call runs a bounded chunk and returns, so the
+// event loop (the control connection's heartbeats, which are the liveness signal) runs between chunks.
+
+inline SenderCore& EngineSender(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsObject()) ArgError(info.Env(), "sender must be a FabricSenderNative");
+  return FabricSenderNative::Unwrap(info[i].As<Napi::Object>())->core();
+}
+inline ReceiverCore& EngineReceiver(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsObject()) ArgError(info.Env(), "receiver must be a FabricReceiverNative");
+  return FabricReceiverNative::Unwrap(info[i].As<Napi::Object>())->core();
+}
+// Optional Float64Array argument (null/undefined: no samples).
+inline double* EngineSamples(const Napi::CallbackInfo& info, size_t i, size_t* len) {
+  *len = 0;
+  if (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined()) return nullptr;
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    ArgError(info.Env(), "samples must be a Float64Array");
+  Napi::Float64Array a = info[i].As<Napi::Float64Array>();
+  *len = a.ElementLength();
+  return a.Data();
+}
+inline void EngineCheck(Napi::Env env, SenderCore& tx) {
+  if (tx.failed()) throw ToJs(env, tx.error());
+}
+inline void EngineCheck(Napi::Env env, ReceiverCore& rx) {
+  if (rx.failed()) throw ToJs(env, rx.error());
+}
+[[noreturn]] inline void EngineTimeout(Napi::Env env, const std::string& what) {
+  Napi::Error err = Napi::Error::New(env, "engine: " + what);
+  err.Set("code", Napi::String::New(env, "ERR_RDMAQ_TIMEOUT"));
+  throw err;
+}
+constexpr uint64_t kEngineStallNs = 10'000'000'000ull;
+
+// Spins until one record is delivered (DATA returned; other types are consumed on the way) or `wait_ns`
+// passes (false). Our own write completions are reaped every 64 spins, as the JS loop does: each CQ read
+// drives the provider's progress, i.e. syscalls.
+inline bool EngineNext(Napi::Env env, SenderCore& tx, ReceiverCore& rx, std::vector<Delivered>& out,
+                       uint64_t wait_ns) {
+  const uint64_t start = NowNs();
+  for (uint64_t k = 1;; ++k) {
+    if (rx.Poll(1, out)) {
+      if (out[0].type == kData) return true;
+      rx.Release(1, out, false);
+      continue;
+    }
+    EngineCheck(env, rx);
+    if ((k & 63) == 0) {
+      if (!tx.Progress(true)) EngineCheck(env, tx);
+      if (NowNs() - start > wait_ns) return false;
+    }
+  }
+}
+
+inline void EngineSend(Napi::Env env, SenderCore& tx, const uint8_t* data, uint32_t len) {
+  const uint64_t start = NowNs();
+  while (!tx.Send(data, len)) {
+    if (!tx.Progress(false)) EngineCheck(env, tx);
+    if (NowNs() - start > kEngineStallNs) EngineTimeout(env, "no credit from the receiver for 10 s");
+  }
+}
+
+// fabricEngineLatPing(tx, rx, size, count, samples, offset) → count. Sends `count` records of `size` bytes,
+// each after the previous echo; one-way ns (round trip / 2) of round trip i go to samples[offset + i] when
+// that index is in range (a negative offset skips warm-up trips).
+inline Napi::Value FabricEngineLatPingImpl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SenderCore& tx = EngineSender(info, 0);
+  ReceiverCore& rx = EngineReceiver(info, 1);
+  const uint64_t size = ArgU64(info, 2, "size"), count = ArgU64(info, 3, "count");
+  size_t nsamples = 0;
+  double* samples = EngineSamples(info, 4, &nsamples);
+  const int64_t offset = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().Int64Value() : 0;
+  if (size > tx.MaxPayload()) ArgError(env, "size exceeds the ring's largest record");
+  std::vector<uint8_t> payload(size, 0x5a);
+  std::vector<Delivered> out;
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t s = NowNs();
+    EngineSend(env, tx, payload.data(), uint32_t(size));
+    if (!tx.Progress(true)) EngineCheck(env, tx);
+    if (!EngineNext(env, tx, rx, out, kEngineStallNs)) EngineTimeout(env, "no echo within 10 s");
+    rx.Release(1, out, false);
+    const uint64_t e = NowNs();
+    const int64_t at = offset + int64_t(i);
+    if (samples && at >= 0 && uint64_t(at) < nsamples) samples[at] = double(e - s) / 2;
+  }
+  return Napi::Number::New(env, double(count));
+}
+
+// fabricEngineLatPong(tx, rx, count, waitMs) → echoed. Echoes up to `count` records (same length); returns
+// early when nothing arrived for waitMs, so the caller can let the event loop run.
+inline Napi::Value FabricEngineLatPongImpl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SenderCore& tx = EngineSender(info, 0);
+  ReceiverCore& rx = EngineReceiver(info, 1);
+  const uint64_t count = ArgU64(info, 2, "count"), wait_ms = ArgU64(info, 3, "waitMs");
+  std::vector<Delivered> out;
+  uint64_t done = 0;
+  while (done < count && EngineNext(env, tx, rx, out, wait_ms * 1'000'000ull)) {
+    // Copy out of the ring before releasing it: credit lets the sender reuse those bytes.
+    EngineSend(env, tx, rx.ring() + out[0].offset, out[0].length);
+    if (!tx.Progress(true)) EngineCheck(env, tx);
+    rx.Release(1, out, false);
+    ++done;
+  }
+  return Napi::Number::New(env, double(done));
+}
+
+// fabricEngineBwSend(tx, size, count) → count. Appends `count` records as fast as credit allows, posting
+// every 32 records (a write each: one syscall on the IP providers) and once at the end.
+inline Napi::Value FabricEngineBwSendImpl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SenderCore& tx = EngineSender(info, 0);
+  const uint64_t size = ArgU64(info, 1, "size"), count = ArgU64(info, 2, "count");
+  if (size > tx.MaxPayload()) ArgError(env, "size exceeds the ring's largest record");
+  std::vector<uint8_t> payload(size, 0xa5);
+  for (uint64_t i = 0; i < count; ++i) {
+    EngineSend(env, tx, payload.data(), uint32_t(size));
+    if ((i & 31) == 31 && !tx.Progress(true)) EngineCheck(env, tx);
+  }
+  if (!tx.Progress(true)) EngineCheck(env, tx);
+  return Napi::Number::New(env, double(count));
+}
+
+// fabricEngineBwRecv(rx, count, waitMs, samples, first) → consumed. Consumes up to `count` records; the queue
+// latency (send timestamp → delivery, ns) of every record whose stream index (first + i) is a multiple of 64
+// goes to samples[(first + i) / 64]. Returns early when nothing arrived for waitMs; credit is flushed then.
+inline Napi::Value FabricEngineBwRecvImpl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ReceiverCore& rx = EngineReceiver(info, 0);
+  const uint64_t count = ArgU64(info, 1, "count"), wait_ms = ArgU64(info, 2, "waitMs");
+  size_t nsamples = 0;
+  double* samples = EngineSamples(info, 3, &nsamples);
+  const uint64_t first = info.Length() > 4 ? ArgU64(info, 4, "first") : 0;
+  std::vector<Delivered> out;
+  uint64_t done = 0, idle_since = NowNs();
+  while (done < count) {
+    size_t n = rx.Poll(std::min<uint64_t>(256, count - done), out);
+    if (n == 0) {
+      EngineCheck(env, rx);
+      if (NowNs() - idle_since > wait_ms * 1'000'000ull) break;
+      continue;
+    }
+    const uint64_t now = NowNs();
+    for (size_t j = 0; j < n; ++j) {
+      const uint64_t idx = first + done + j;
+      if (samples && (idx & 63) == 0 && (idx >> 6) < nsamples)
+        samples[idx >> 6] = now > out[j].timestamp_ns ? double(now - out[j].timestamp_ns) : 0;
+    }
+    for (size_t j = 0; j < n; ++j) done += out[j].type == kData;
+    rx.Release(n, out, false);
+    idle_since = now;
+  }
+  rx.Release(0, out, true);
+  return Napi::Number::New(env, double(done));
+}
+
+// A FabricError thrown inside (a core method's Fail) reaches JS as an Error with its code.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] { return F(info); });
+}
+
 inline void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("FabricSenderNative", FabricSenderNative::Define(env));
   exports.Set("FabricReceiverNative", FabricReceiverNative::Define(env));
   exports.Set("fabricAddressIp", Napi::Function::New(env, FabricAddressIp, "fabricAddressIp"));
   exports.Set("fabricProbe", Napi::Function::New(env, FabricProbe, "fabricProbe"));
+  exports.Set("fabricEngineLatPing", Napi::Function::New(env, Guarded<FabricEngineLatPingImpl>, "fabricEngineLatPing"));
+  exports.Set("fabricEngineLatPong", Napi::Function::New(env, Guarded<FabricEngineLatPongImpl>, "fabricEngineLatPong"));
+  exports.Set("fabricEngineBwSend", Napi::Function::New(env, Guarded<FabricEngineBwSendImpl>, "fabricEngineBwSend"));
+  exports.Set("fabricEngineBwRecv", Napi::Function::New(env, Guarded<FabricEngineBwRecvImpl>, "fabricEngineBwRecv"));
 }
 
 }  // namespace rdmaq_fabric

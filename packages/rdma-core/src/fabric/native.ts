@@ -114,6 +114,37 @@ export interface FabricAddon {
   fabricAddressIp(address: Uint8Array): { ip: string; port: number } | null;
   /** Opens (and closes) an endpoint: what fi_info this provider gives here; throws the plain-words errors. */
   fabricProbe(provider: string, node: string): FabricInfo;
+  // rdmaq-perf --engine: the busy-spin benchmark loops in C++, one bounded chunk per call (the event loop runs
+  // between chunks). Errors: ERR_RDMAQ_TIMEOUT after 10 s without progress, or the link's own error.
+  /** `count` round trips of `size` bytes; one-way ns of trip i into samples[offset + i] when in range. */
+  fabricEngineLatPing(
+    tx: NativeFabricSender,
+    rx: NativeFabricReceiver,
+    size: number,
+    count: number,
+    samples: Float64Array | null,
+    offset: number,
+  ): number;
+  /** Echoes up to `count` records; returns how many, early when nothing arrived for waitMs. */
+  fabricEngineLatPong(
+    tx: NativeFabricSender,
+    rx: NativeFabricReceiver,
+    count: number,
+    waitMs: number,
+  ): number;
+  /** Appends `count` records of `size` bytes as credit allows, posting every 32 and at the end. */
+  fabricEngineBwSend(tx: NativeFabricSender, size: number, count: number): number;
+  /**
+   * Consumes up to `count` DATA records (early when idle for waitMs, credit flushed); queue latency ns of
+   * stream index first + i, when a multiple of 64, into samples[(first + i) / 64].
+   */
+  fabricEngineBwRecv(
+    rx: NativeFabricReceiver,
+    count: number,
+    waitMs: number,
+    samples: Float64Array | null,
+    first: number,
+  ): number;
 }
 
 const require = createRequire(import.meta.url);

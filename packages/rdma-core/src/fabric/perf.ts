@@ -16,6 +16,7 @@ import { samplePercentiles, sparsePercentiles } from '../perf/stats.js';
 import type { IdleStrategy } from '../types.js';
 import type { FabricListener } from './listener.js';
 import { listenFabric } from './listener.js';
+import { fabricNative } from './native.js';
 import type { FabricReceiver } from './receiver.js';
 import { connectFabric, type FabricSender } from './sender.js';
 
@@ -29,8 +30,12 @@ export interface FabricPerfOptions {
   size: number;
   iters?: number;
   idle: IdleStrategy;
+  /** Run the busy-spin loops inside C++ (fabricEngine*): what the N-API crossing costs. */
+  engine: boolean;
   json: boolean;
   baselines: boolean;
+  /** `all`: how many alternating runs of the latency cases and fi_pingpong (default 5; medians compared). */
+  repeat?: number;
 }
 
 interface WorkerCfg {
@@ -40,6 +45,7 @@ interface WorkerCfg {
   iters: number;
   warmup: number;
   idle: IdleStrategy;
+  engine: boolean;
   seconds?: number;
 }
 
@@ -51,7 +57,7 @@ interface CaseRow {
   provider: string;
   size: number;
   idle: IdleStrategy;
-  engine: false;
+  engine: boolean;
   p50_us: number;
   p99_us: number;
   p999_us: number;
@@ -129,23 +135,31 @@ async function pairCase(a: WorkerCfg, b: WorkerCfg): Promise<[Msg, Msg]> {
     const r = await Promise.all([wa.next(900_000), wb.next(900_000)]);
     wa.send({ t: 'exit' });
     wb.send({ t: 'exit' });
-    return r;
-  } finally {
+    // Give them a moment to close their links cleanly, but never outlive us.
     setTimeout(() => {
       wa.kill();
       wb.kill();
     }, 2000).unref();
+    return r;
+  } catch (err) {
+    wa.kill();
+    wb.kill();
+    throw err;
   }
 }
 
 async function latCase(
   o: FabricPerfOptions,
   size: number,
-  idle: IdleStrategy,
+  idleAsked: IdleStrategy,
+  engine: boolean,
   iters?: number,
 ): Promise<CaseRow> {
+  // The engine loops spin: say so in the row rather than label a spinning run "event".
+  const idle = engine ? 'busy-spin' : idleAsked;
   const n = iters ?? (idle === 'busy-spin' ? 100_000 : 20_000);
-  const base = { provider: o.provider, size, iters: n, warmup: Math.min(5000, Math.ceil(n / 10)), idle };
+  const warmup = Math.min(5000, Math.ceil(n / 10));
+  const base = { provider: o.provider, size, iters: n, warmup, idle, engine };
   const [ra] = await pairCase({ ...base, role: 'lat-a' }, { ...base, role: 'lat-b' });
   const msgs = (2 * n) / ((ra.elapsedNs as number) / 1e9);
   return {
@@ -154,7 +168,7 @@ async function latCase(
     provider: o.provider,
     size,
     idle,
-    engine: false,
+    engine,
     p50_us: us(ra.p50 as number),
     p99_us: us(ra.p99 as number),
     p999_us: us(ra.p999 as number),
@@ -167,22 +181,27 @@ async function latCase(
 async function bwCase(
   o: FabricPerfOptions,
   size: number,
-  idle: IdleStrategy,
+  idleAsked: IdleStrategy,
+  engine: boolean,
   iters?: number,
 ): Promise<CaseRow> {
+  const idle = engine ? 'busy-spin' : idleAsked;
   const n = iters ?? (size <= 1024 ? 2_000_000 : Math.max(20_000, Math.floor(4e9 / size)));
-  const base = { provider: o.provider, size, iters: n, warmup: 0, idle };
+  const base = { provider: o.provider, size, iters: n, warmup: 0, idle, engine };
   const [, rb] = await pairCase({ ...base, role: 'bw-send' }, { ...base, role: 'bw-recv' });
   const elapsed = rb.elapsedNs as number;
-  // Queue latency (send timestamp → delivery) of every record, from the receiver's histogram.
-  const p = sparsePercentiles(rb.queue as Array<[number, number]>);
+  // Queue latency (send timestamp → delivery): every record from the receiver's histogram (JS), or every
+  // 64th record sampled by the engine loop.
+  const p = engine
+    ? samplePercentiles(Float64Array.from(rb.queue as number[]))
+    : sparsePercentiles(rb.queue as Array<[number, number]>);
   return {
     bench: 'bw',
     transport: 'fabric',
     provider: o.provider,
     size,
     idle,
-    engine: false,
+    engine,
     p50_us: us(p.p50),
     p99_us: us(p.p99),
     p999_us: us(p.p999),
@@ -194,7 +213,7 @@ async function bwCase(
 
 /** An idle link (after a little traffic) for `seconds`: CPU of both processes, in % of one core. */
 async function idleCase(o: FabricPerfOptions, idle: IdleStrategy, seconds = 3) {
-  const base = { provider: o.provider, size: 64, iters: 100, warmup: 0, idle, seconds };
+  const base = { provider: o.provider, size: 64, iters: 100, warmup: 0, idle, engine: false, seconds };
   const [ra, rb] = await pairCase({ ...base, role: 'idle-send' }, { ...base, role: 'idle-recv' });
   const tx = ra.cpuS as number;
   const rx = rb.cpuS as number;
@@ -256,7 +275,7 @@ async function fiPingpong(provider: string, size: number, iters = 10_000): Promi
 
 /** Plain Node `net` streaming on loopback: one socket.write per message (back-pressure respected). */
 async function nodeNetStream(size: number, iters = 1_000_000): Promise<Baseline> {
-  const base = { provider: 'tcp', size, iters, warmup: 0, idle: 'busy-spin' as const };
+  const base = { provider: 'tcp', size, iters, warmup: 0, idle: 'busy-spin' as const, engine: false };
   const [, rb] = await pairCase({ ...base, role: 'net-send' }, { ...base, role: 'net-recv' });
   return {
     baseline: 'node_net_stream',
@@ -272,7 +291,7 @@ function printRow(o: FabricPerfOptions, row: Record<string, unknown>): void {
   }
   if ('bench' in row) {
     const r = row as unknown as CaseRow;
-    const what = `${r.bench} ${r.transport}/${r.provider} ${r.size} B ${r.idle} js`;
+    const what = `${r.bench} ${r.transport}/${r.provider} ${r.size} B ${r.idle} ${r.engine ? 'engine' : 'js'}`;
     process.stdout.write(
       `${what.padEnd(40)} p50 ${r.p50_us} µs  p99 ${r.p99_us}  p99.9 ${r.p999_us}  max ${r.max_us}  ` +
         `${(r.msgs_per_s / 1e6).toFixed(2)} M msg/s  ${r.gb_per_s} GB/s\n`,
@@ -302,12 +321,12 @@ function ratio(
 export async function runFabricPerf(o: FabricPerfOptions): Promise<void> {
   const show = (r: Record<string, unknown>) => printRow(o, r);
   if (o.cmd === 'lat') {
-    show({ ...(await latCase(o, o.size, o.idle, o.iters)) });
+    show({ ...(await latCase(o, o.size, o.idle, o.engine, o.iters)) });
     if (o.baselines) show(await fiPingpong('tcp', o.size));
     return;
   }
   if (o.cmd === 'bw') {
-    show({ ...(await bwCase(o, o.size, o.idle, o.iters)) });
+    show({ ...(await bwCase(o, o.size, o.idle, o.engine, o.iters)) });
     if (o.baselines) show(await nodeNetStream(o.size));
     return;
   }
@@ -315,56 +334,78 @@ export async function runFabricPerf(o: FabricPerfOptions): Promise<void> {
     show(await idleCase(o, o.idle === 'busy-spin' ? 'event' : o.idle));
     return;
   }
-  // This VM's speed jumps between runs: the latency case and its baseline run 3 times each, alternating,
-  // and the medians are compared.
-  const latRuns: CaseRow[] = [];
-  const fiRuns: Baseline[] = [];
-  for (let k = 0; k < 3; k++) {
-    const r = await latCase(o, 64, 'busy-spin');
-    show({ ...r, run: k + 1 });
-    latRuns.push(r);
+  // This VM's speed jumps between runs (and within one): the busy-spin latency cases (JS and engine) and
+  // their baseline run `repeat` times each, interleaved, and the medians are compared.
+  const repeat = Math.max(1, o.repeat ?? 5);
+  const jsRuns: CaseRow[] = [];
+  const engineRuns: CaseRow[] = [];
+  const fiRuns: number[] = [];
+  for (let k = 0; k < repeat; k++) {
+    const js = await latCase(o, 64, 'busy-spin', false);
+    show({ ...js, run: k + 1 });
+    jsRuns.push(js);
+    const en = await latCase(o, 64, 'busy-spin', true);
+    show({ ...en, run: k + 1 });
+    engineRuns.push(en);
     if (o.baselines) {
       const f = await fiPingpong('tcp', 64);
       show({ ...f, run: k + 1 });
-      fiRuns.push(f);
+      fiRuns.push(Number.isFinite(Number(f.one_way_us)) ? Number(f.one_way_us) : Number.NaN);
     }
   }
-  const median = <T>(xs: T[], key: (t: T) => number): T => [...xs].sort((a, b) => key(a) - key(b))[1]!;
-  const lat = median(latRuns, (r) => r.p50_us);
-  const latEvent = await latCase(o, 64, 'event');
-  show({ ...latEvent });
-  const latBackoff = await latCase(o, 64, 'backoff');
-  show({ ...latBackoff });
-  const bw = await bwCase(o, 64, 'busy-spin');
+  const median = (xs: number[]): number => {
+    const v = xs.filter(Number.isFinite).sort((x, y) => x - y);
+    return v.length ? v[(v.length - 1) >> 1]! : Number.NaN;
+  };
+  const jsP50 = median(jsRuns.map((r) => r.p50_us));
+  const engineP50 = median(engineRuns.map((r) => r.p50_us));
+  show({ ...(await latCase(o, 64, 'event', false)) });
+  show({ ...(await latCase(o, 64, 'backoff', false)) });
+  const bw = await bwCase(o, 64, 'busy-spin', false);
   show({ ...bw });
-  show({ ...(await bwCase(o, 65_536, 'busy-spin')) });
+  const bwEngine = await bwCase(o, 64, 'busy-spin', true);
+  show({ ...bwEngine });
+  show({ ...(await bwCase(o, 65_536, 'busy-spin', false)) });
   const idleB = await idleCase(o, 'backoff');
   show(idleB);
   const idleE = await idleCase(o, 'event');
   show(idleE);
   if (!o.baselines) return;
-  const fi = median(fiRuns, (b) =>
-    Number.isFinite(Number(b.one_way_us)) ? Number(b.one_way_us) : Number.POSITIVE_INFINITY,
-  );
+  const fiUs = median(fiRuns);
+  show({ baseline: 'fi_pingpong_tcp', size: 64, one_way_us: fiUs, median_of: fiRuns.length });
   const net = await nodeNetStream(64);
   show(net);
-  const fiUs = Number(fi.one_way_us);
   const netRate = Number(net.msgs_per_s);
   const le = (x: number, t: number) => (Number.isFinite(x) ? x <= t : undefined);
   const ge = (x: number, t: number) => (Number.isFinite(x) ? x >= t : undefined);
+  // fi_pingpong prints the mean one-way time (usec/xfer); ours is the p50, as the issue's target asks.
   ratio(
     o,
-    `lat busy-spin p50 / fi_pingpong_tcp, medians of 3 (${o.provider})`,
-    lat.p50_us / fiUs,
+    `lat busy-spin js p50 / fi_pingpong_tcp, medians of ${repeat} (${o.provider})`,
+    jsP50 / fiUs,
     '<= 1',
-    le(lat.p50_us / fiUs, 1),
+    le(jsP50 / fiUs, 1),
   );
   ratio(
     o,
-    `bw 64 B msgs/s / node_net_stream (${o.provider})`,
+    `lat busy-spin engine p50 / fi_pingpong_tcp, medians of ${repeat} (${o.provider})`,
+    engineP50 / fiUs,
+    '<= 1',
+    le(engineP50 / fiUs, 1),
+  );
+  ratio(
+    o,
+    `bw 64 B js msgs/s / node_net_stream (${o.provider})`,
     bw.msgs_per_s / netRate,
     '>= 2',
     ge(bw.msgs_per_s / netRate, 2),
+  );
+  ratio(
+    o,
+    `bw 64 B engine msgs/s / node_net_stream (${o.provider})`,
+    bwEngine.msgs_per_s / netRate,
+    'info',
+    undefined,
   );
   ratio(o, 'idle backoff link, % of a core', idleB.core_pct, '< 2', idleB.core_pct < 2);
   ratio(o, 'idle event link, % of a core', idleE.core_pct, '< 2', idleE.core_pct < 2);
@@ -373,6 +414,9 @@ export async function runFabricPerf(o: FabricPerfOptions): Promise<void> {
 // ---- worker side ------------------------------------------------------------------------------------------------
 
 const toParent = (m: Msg) => process.send?.(m);
+/** Round trips (×10 records for streaming) per engine call: tens of ms, well inside the heartbeat period. */
+const ENGINE_CHUNK = 2000;
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 function next(t: string): Promise<Msg> {
   return new Promise((resolve) => {
     const on = (m: Msg) => {
@@ -419,9 +463,26 @@ async function latA(cfg: WorkerCfg): Promise<void> {
   const samples = new Float64Array(cfg.iters);
   const payload = Buffer.alloc(cfg.size, 0x5a);
   const t0 = nowNs();
-  if (cfg.idle === 'busy-spin') {
+  if (cfg.engine) {
+    // Chunks of ENGINE_CHUNK round trips, so heartbeats on the control connection keep flowing.
+    for (let done = 0; done < total; ) {
+      const n = Math.min(ENGINE_CHUNK, total - done);
+      fabricNative.fabricEngineLatPing(
+        tx!.nativeHandle,
+        rx!.nativeHandle,
+        cfg.size,
+        n,
+        samples,
+        done - cfg.warmup,
+      );
+      done += n;
+      await yieldToLoop();
+    }
+  } else if (cfg.idle === 'busy-spin') {
     const nop = () => {};
     for (let i = 0; i < total; i++) {
+      // Let the event loop run now and then (control connection heartbeats: the liveness signal).
+      if (i % ENGINE_CHUNK === ENGINE_CHUNK - 1) await yieldToLoop();
       const s = nowNs();
       while (!tx!.send(payload)) tx!.flush();
       tx!.flush();
@@ -456,9 +517,20 @@ async function latB(cfg: WorkerCfg): Promise<void> {
   const { l, rx, tx } = await fabricSetup(cfg, 'ab', 'ba');
   const total = cfg.warmup + cfg.iters;
   const payload = Buffer.alloc(cfg.size, 0xa5);
-  if (cfg.idle === 'busy-spin') {
+  if (cfg.engine) {
+    let last = Date.now();
+    for (let done = 0; done < total; ) {
+      const n = Math.min(ENGINE_CHUNK, total - done);
+      const k = fabricNative.fabricEngineLatPong(tx!.nativeHandle, rx!.nativeHandle, n, 20);
+      done += k;
+      if (k > 0) last = Date.now();
+      else if (Date.now() - last > 10_000) throw new Error('engine pong: no ping for 10 s');
+      await yieldToLoop();
+    }
+  } else if (cfg.idle === 'busy-spin') {
     const nop = () => {};
     for (let i = 0; i < total; i++) {
+      if (i % ENGINE_CHUNK === ENGINE_CHUNK - 1) await yieldToLoop();
       for (let k = 1; rx!.poll(nop, 1) === 0; k++) if ((k & 63) === 0) tx!.flush();
       while (!tx!.send(payload)) tx!.flush();
       tx!.flush();
@@ -487,7 +559,14 @@ async function latB(cfg: WorkerCfg): Promise<void> {
 async function bwSend(cfg: WorkerCfg): Promise<void> {
   const { l, tx } = await fabricSetup(cfg, undefined, 'bw');
   const payload = Buffer.alloc(cfg.size, 0x11);
-  for (let i = 0; i < cfg.iters; ) {
+  if (cfg.engine) {
+    for (let done = 0; done < cfg.iters; ) {
+      const n = Math.min(ENGINE_CHUNK * 10, cfg.iters - done);
+      done += fabricNative.fabricEngineBwSend(tx!.nativeHandle, cfg.size, n);
+      await yieldToLoop();
+    }
+  }
+  for (let i = 0; i < (cfg.engine ? 0 : cfg.iters); ) {
     if (tx!.send(payload)) i++;
     else await tx!.whenWritable(cfg.size);
   }
@@ -499,6 +578,28 @@ async function bwRecv(cfg: WorkerCfg): Promise<void> {
   const { l, rx } = await fabricSetup(cfg, 'bw', undefined);
   let n = 0;
   let t0 = 0;
+  if (cfg.engine) {
+    const queue = new Float64Array(Math.ceil(cfg.iters / 64));
+    // The first record starts the clock (as in the JS case): wait for it alone.
+    while (n === 0) {
+      n += fabricNative.fabricEngineBwRecv(rx!.nativeHandle, 1, 20, queue, 0);
+      if (n === 0) await yieldToLoop();
+    }
+    t0 = nowNs();
+    while (n < cfg.iters) {
+      n += fabricNative.fabricEngineBwRecv(
+        rx!.nativeHandle,
+        Math.min(ENGINE_CHUNK * 10, cfg.iters - n),
+        20,
+        queue,
+        n,
+      );
+      await yieldToLoop();
+    }
+    const elapsedNs = nowNs() - t0;
+    await finish({ t: 'result', elapsedNs, queue: Array.from(queue) }, [l]);
+    return;
+  }
   await new Promise<void>((resolve) => {
     rx!.start(() => {
       if (n === 0) t0 = nowNs();
@@ -595,6 +696,8 @@ async function worker(cfg: WorkerCfg): Promise<void> {
 }
 
 if (process.argv[2] === '__fabric_worker') {
+  // The orchestrator died (its IPC channel closed): do not spin on alone.
+  process.on('disconnect', () => process.exit(1));
   worker(JSON.parse(process.argv[3]!) as WorkerCfg).catch((err: Error & { code?: string }) => {
     toParent({ t: 'fatal', code: err.code ?? '', message: err.message });
     process.exit(1);

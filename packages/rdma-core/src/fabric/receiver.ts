@@ -100,6 +100,10 @@ export class FabricReceiver extends EventEmitter {
   get epoch(): number {
     return this.epochNow;
   }
+  /** @internal The native end (rdmaq-perf --engine loops). */
+  get nativeHandle(): NativeFabricReceiver {
+    return this.native;
+  }
   get closed(): boolean {
     return this.closedFlag;
   }

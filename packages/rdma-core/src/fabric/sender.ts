@@ -117,6 +117,10 @@ export class FabricSender extends EventEmitter {
   get epoch(): number {
     return this.epochNow;
   }
+  /** @internal The native end (rdmaq-perf --engine loops). */
+  get nativeHandle(): NativeFabricSender {
+    return this.native;
+  }
   get closed(): boolean {
     return this.closedFlag;
   }

@@ -534,8 +534,10 @@ async function main(): Promise<void> {
       size: o.size,
       ...(o.iters === undefined ? {} : { iters: o.iters }),
       idle: o.idle,
+      engine: o.engine,
       json: o.json,
       baselines: o.baselines,
+      ...(o.repeat === undefined ? {} : { repeat: o.repeat }),
     });
     return;
   }
