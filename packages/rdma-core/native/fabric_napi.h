@@ -543,6 +543,7 @@ inline Napi::Value FabricEngineBwRecvImpl(const Napi::CallbackInfo& info) {
     rx.Release(n, out, false);
     idle_since = now;
   }
+  out.clear();  // Release(k < out.size()) would rewind to out[k]: nothing is held back here
   rx.Release(0, out, true);
   return Napi::Number::New(env, double(done));
 }

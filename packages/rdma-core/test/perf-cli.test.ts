@@ -48,6 +48,14 @@ describe('rdmaq-perf --json', () => {
       'lat fabric tcp;ofi_rxm',
       ['lat', '--transport', 'fabric', '--provider', 'tcp;ofi_rxm', '--iters', '1000'],
     ],
+    [
+      'lat fabric net engine',
+      ['lat', '--transport', 'fabric', '--provider', 'net', '--iters', '5000', '--engine'],
+    ],
+    [
+      'bw fabric net engine',
+      ['bw', '--transport', 'fabric', '--provider', 'net', '--iters', '50000', '--engine'],
+    ],
   ];
   for (const [name, args] of cases) {
     it(`${name}: one line with every field, ordered percentiles, consistent rates`, () => {
