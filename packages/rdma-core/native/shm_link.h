@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -281,7 +282,33 @@ class ShmRing {
       }
     }
     closedir(d);
+    sweepOrphanFifos(dir, removed);
     return removed;
+  }
+
+  // Wake-up FIFOs whose ring file is gone (a process died between removing the ring and its FIFOs, or an
+  // older build left them). Only FIFOs untouched for kOrphanFifoAgeS: an end being opened right now creates
+  // its FIFOs around the ring file, and a FIFO's mtime moves on every wake-up write.
+  static constexpr int64_t kOrphanFifoAgeS = 60;
+  static void sweepOrphanFifos(const std::string& dir, std::vector<std::string>& removed) {
+    DIR* d = opendir(dir.c_str());
+    if (!d) return;
+    const time_t now = time(nullptr);
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name.rfind("rdmaq-", 0) != 0 || name.size() < 11) continue;
+      std::string ext = name.substr(name.size() - 4);
+      if (ext != ".rxw" && ext != ".txw") continue;
+      std::string path = dir + "/" + name;
+      struct stat st;
+      if (lstat(path.c_str(), &st) != 0 || !S_ISFIFO(st.st_mode)) continue;
+      if (now - st.st_mtime < kOrphanFifoAgeS) continue;
+      struct stat ring;
+      std::string ringPath = path.substr(0, path.size() - 4) + ".ring";
+      if (stat(ringPath.c_str(), &ring) == 0 || errno != ENOENT) continue;
+      if (unlink(path.c_str()) == 0) removed.push_back(path);
+    }
+    closedir(d);
   }
 
  private:

@@ -2,7 +2,18 @@
  * Bad input never crashes, hangs or leaks files: corrupted headers, oversized claims, incompatible ring files,
  * a peer that is gone, handshake refusals, and stale files of dead processes.
  */
-import { closeSync, existsSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  openSync,
+  readdirSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -330,5 +341,32 @@ describe('bad input', () => {
     await l.close();
     expect(shmFiles(linkId)).toEqual([]);
     expect(native.sweepStale('/nonexistent-dir')).toEqual([]);
+  });
+
+  it('the sweep removes old wake-up FIFOs whose ring file is gone, and nothing else', () => {
+    const dir = tempDir('rdmaq-fifo-sweep-');
+    cleanups.push(() => removeDir(dir));
+    const old = Date.now() / 1000 - 3600;
+    const fifo = (name: string, age?: number) => {
+      execFileSync('mkfifo', [join(dir, name)]);
+      if (age !== undefined) utimesSync(join(dir, name), age, age);
+      return join(dir, name);
+    };
+    const orphanRx = fifo('rdmaq-gone-0001.rxw', old);
+    const orphanTx = fifo('rdmaq-gone-0001.txw', old);
+    fifo('rdmaq-fresh-0002.rxw'); // just created: an end may be opening right now
+    fifo('rdmaq-kept-0003.txw', old);
+    writeFileSync(join(dir, 'rdmaq-kept-0003.ring'), ''); // its ring exists (not ours to judge: too small)
+    fifo('other-0004.rxw', old); // not an rdmaq name
+    writeFileSync(join(dir, 'rdmaq-file-0005.rxw'), ''); // not a FIFO
+    utimesSync(join(dir, 'rdmaq-file-0005.rxw'), old, old);
+    expect(native.sweepStale(dir).sort()).toEqual([orphanRx, orphanTx]);
+    expect(readdirSync(dir).sort()).toEqual([
+      'other-0004.rxw',
+      'rdmaq-file-0005.rxw',
+      'rdmaq-fresh-0002.rxw',
+      'rdmaq-kept-0003.ring',
+      'rdmaq-kept-0003.txw',
+    ]);
   });
 });

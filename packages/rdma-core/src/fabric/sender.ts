@@ -468,11 +468,20 @@ export class FabricSender extends EventEmitter {
     return Math.min(this.capacity, 2 * (Math.ceil((24 + payload) / 8) * 8));
   }
 
-  /** Something to do: post at once when idle (latency), else let the running pump batch it. */
+  /**
+   * Something to do: post at once when idle (latency: the write leaves before the CQ read's syscalls), then
+   * let the pump finish the job on the next turn; if the pump is running, it batches this record with others.
+   */
   private kick(): void {
     if (!this.ready) return;
-    if (!this.pumping) this.pump();
-    else if (this.emptyTurns >= SPIN_TURNS) this.emptyTurns = 0; // new data: back to setImmediate turns
+    if (this.pumping) {
+      if (this.emptyTurns >= SPIN_TURNS) this.emptyTurns = 0; // new data: back to setImmediate turns
+      return;
+    }
+    if (this.turn(true) < 0) return;
+    this.pumping = true;
+    this.emptyTurns = 0;
+    this.pumpTimer = setImmediate(() => this.pump());
   }
 
   private stopPump(): void {
