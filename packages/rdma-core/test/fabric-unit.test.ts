@@ -341,6 +341,34 @@ describe('fabric link in one process', () => {
     }
   }
 
+  for (const provider of ['net', 'tcp;ofi_rxm']) {
+    it(`${provider}, event, one process: a ping-pong delivers every trip in order, none left for the safety poll`, async () => {
+      // Both receivers park after every record; the race this guards: returning credit on park reads the
+      // CQ, which can land the next record unparsed — parking then would leave it for the 1 s safety poll.
+      const ab = await pair(provider, { idle: 'event' });
+      const ba = await pair(provider, { idle: 'event' });
+      const trips = 1500;
+      let n = 0;
+      const done = new Promise<void>((resolve) => {
+        ab.rx.start((buf, off, len) => {
+          expect(ba.tx.send(buf.subarray(off, off + len))).toBe(true);
+        });
+        ba.rx.start((buf, off) => {
+          expect(buf.readUInt32LE(off)).toBe(n);
+          n += 1;
+          if (n === trips) resolve();
+          else ab.tx.send(Buffer.from(new Uint32Array([n]).buffer));
+        });
+      });
+      ab.tx.send(Buffer.from(new Uint32Array([0]).buffer));
+      await done;
+      expect(n).toBe(trips);
+      expect(ab.rx.safetyRescues + ba.rx.safetyRescues).toBe(0);
+      ab.rx.stop();
+      ba.rx.stop();
+    }, 60_000);
+  }
+
   it('stop() from inside the handler: nothing is delivered twice and the sender still gets its credit', async () => {
     const { rx, tx } = await pair('net', { idle: 'busy-spin' });
     for (let i = 0; i < 200; i++) {

@@ -83,6 +83,26 @@ describe('rdmaq-perf --json', () => {
     });
   }
 
+  it('fabric event mode, two processes: no round trip waits for the 1 s safety poll (no lost wake-up)', () => {
+    // Each side parks after every record, so 3000 trips exercise the park/wake race 6000 times; a lost
+    // wake-up shows as a trip of ~1 s (one-way ~500 ms), a healthy one takes well under 50 ms here.
+    const { status, lines, stderr } = perf([
+      'lat',
+      '--transport',
+      'fabric',
+      '--provider',
+      'net',
+      '--idle',
+      'event',
+      '--iters',
+      '3000',
+    ]);
+    expect(status, stderr).toBe(0);
+    const r = lines.find((l) => 'bench' in l)!;
+    expect(r.idle).toBe('event');
+    expect(r.max_us as number).toBeLessThan(250_000);
+  });
+
   it('refuses a bad option with a usage message and exit code 2', () => {
     const r = spawnSync(process.execPath, [cli, 'lat', '--transport', 'carrier-pigeon'], {
       encoding: 'utf8',
