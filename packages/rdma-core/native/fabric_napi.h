@@ -293,7 +293,15 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
   Napi::Value Poll(const Napi::CallbackInfo& info) {
     uint64_t limit = info.Length() > 0 ? ArgU64(info, 0, "limit") : max_batch_;
     limit = std::min<uint64_t>(limit, max_batch_);
+    // spinNs: keep polling inside this call until something arrives or spinNs pass — a spinning consumer
+    // then pays one N-API crossing per record, not one per empty poll (each poll is a CQ read anyway).
+    const uint64_t spin = info.Length() > 1 && !info[1].IsUndefined() ? ArgU64(info, 1, "spinNs") : 0;
     size_t n = core_->Poll(limit, out_);
+    if (n == 0 && spin && !core_->failed()) {
+      const uint64_t end = NowNs() + spin;
+      do n = core_->Poll(limit, out_);
+      while (n == 0 && !core_->failed() && NowNs() < end);
+    }
     if (n == 0 && core_->failed()) return Napi::Number::New(info.Env(), -1);  // error() says why
     uint64_t now = n ? NowNs() : 0;
     for (size_t i = 0; i < n; ++i) {

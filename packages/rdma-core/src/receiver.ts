@@ -95,8 +95,9 @@ export class Receiver extends EventEmitter {
    * many were delivered. Records are released to the sender (credit) when poll returns. Throws
    * ERR_RDMAQ_BAD_HEADER if the ring holds a corrupt header (the link is then broken: never data).
    */
-  poll(handler: RecordHandler, limit = 256): number {
-    return this.native.poll(handler, limit);
+  poll(handler: RecordHandler, limit = 256, spinNs = 0): number {
+    // spinNs: wait for the first record inside one native call (a spinning caller's loop without N-API churn).
+    return spinNs > 0 ? this.native.spinPoll(handler, limit, spinNs) : this.native.poll(handler, limit);
   }
 
   /**

@@ -369,6 +369,22 @@ describe('fabric link in one process', () => {
     }, 60_000);
   }
 
+  it('poll(handler, limit, spinNs) waits inside one call for a record, and gives up after spinNs', async () => {
+    const { rx, tx } = await pair('net', { idle: 'busy-spin' });
+    const got: number[] = [];
+    const h = (buf: Buffer, off: number) => got.push(buf.readUInt32LE(off));
+    const t0 = performance.now();
+    expect(rx.poll(h, 1, 30e6)).toBe(0); // idle link: spins ~30 ms, then returns empty-handed
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(25);
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(7);
+    expect(tx.send(b)).toBe(true);
+    tx.flush(); // post now: the event loop (the sender's pump) does not run while we spin below
+    expect(rx.poll(h, 1, 5e9)).toBe(1); // returns as soon as it lands, not after 5 s
+    expect(got).toEqual([7]);
+    expect(() => rx.poll(h, 1, -1)).toThrow(expect.objectContaining({ code: 'ERR_RDMAQ_ARG' }));
+  });
+
   it('stop() from inside the handler: nothing is delivered twice and the sender still gets its credit', async () => {
     const { rx, tx } = await pair('net', { idle: 'busy-spin' });
     for (let i = 0; i < 200; i++) {

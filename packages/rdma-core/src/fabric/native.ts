@@ -90,8 +90,11 @@ export interface NativeFabricSender {
 export interface NativeFabricReceiver {
   open(provider: string, node: string): FabricInfo & { ringAddr: bigint; ringKey: bigint };
   connect(peer: Uint8Array, creditAddr: bigint, creditKey: bigint, startPos: number, startSeq: number): void;
-  /** Fills descriptors() rows [offset, length, type, seq, queueLatencyNs]; returns the count, -1 if the link failed. */
-  poll(limit: number): number;
+  /**
+   * Fills descriptors() rows [offset, length, type, seq, queueLatencyNs]; returns the count, -1 if the link
+   * failed. spinNs > 0: keeps polling (CQ reads) inside the call until a record arrives or spinNs pass.
+   */
+  poll(limit: number, spinNs?: number): number;
   /**
    * The first `count` views of the last poll are no longer used: free them. Credit goes back every quarter
    * ring, or now when `flush` (going idle, or the sender asked).

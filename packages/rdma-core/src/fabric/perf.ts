@@ -416,6 +416,8 @@ export async function runFabricPerf(o: FabricPerfOptions): Promise<void> {
 const toParent = (m: Msg) => process.send?.(m);
 /** Round trips (×10 records for streaming) per engine call: tens of ms, well inside the heartbeat period. */
 const ENGINE_CHUNK = 2000;
+/** JS busy-spin loops: how long one native poll spins on the CQ before the loop drives the sender. */
+const POLL_SPIN_NS = 50_000;
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 function next(t: string): Promise<Msg> {
   return new Promise((resolve) => {
@@ -486,9 +488,9 @@ async function latA(cfg: WorkerCfg): Promise<void> {
       const s = nowNs();
       while (!tx!.send(payload)) tx!.flush();
       tx!.flush();
-      // Spin on the reply's CQ only; our own write completions are reaped now and then (one CQ read per
-      // spin instead of two: each read drives the provider's progress, i.e. syscalls).
-      for (let k = 1; rx!.poll(nop, 1) === 0; k++) if ((k & 63) === 0) tx!.flush();
+      // Spin on the reply's CQ only (inside the native poll, up to POLL_SPIN_NS per call); our own write
+      // completions are reaped between calls (each CQ read drives the provider's progress, i.e. syscalls).
+      while (rx!.poll(nop, 1, POLL_SPIN_NS) === 0) tx!.flush();
       if (i >= cfg.warmup) samples[i - cfg.warmup] = (nowNs() - s) / 2;
     }
   } else {
@@ -528,12 +530,14 @@ async function latB(cfg: WorkerCfg): Promise<void> {
       await yieldToLoop();
     }
   } else if (cfg.idle === 'busy-spin') {
-    const nop = () => {};
-    for (let i = 0; i < total; i++) {
-      if (i % ENGINE_CHUNK === ENGINE_CHUNK - 1) await yieldToLoop();
-      for (let k = 1; rx!.poll(nop, 1) === 0; k++) if ((k & 63) === 0) tx!.flush();
+    // Echo from inside the handler: the reply leaves before the ping's ring space is released.
+    const echo = () => {
       while (!tx!.send(payload)) tx!.flush();
       tx!.flush();
+    };
+    for (let i = 0; i < total; i++) {
+      if (i % ENGINE_CHUNK === ENGINE_CHUNK - 1) await yieldToLoop();
+      while (rx!.poll(echo, 1, POLL_SPIN_NS) === 0) tx!.flush();
     }
   } else {
     await new Promise<void>((resolve) => {

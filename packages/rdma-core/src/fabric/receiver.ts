@@ -19,6 +19,11 @@ import { DESC_FIELDS, type FabricInfo, fabricNative, type NativeFabricReceiver }
 import { ErrorCounts, errorKind, SparseHistogram } from './stats.js';
 
 const BACKOFF_SPIN_TURNS = 64;
+/**
+ * busy-spin: spin this long inside one native poll, then give the event loop a turn. Shorter than shm's
+ * 200 µs: progress is manual, so a sender in this process is driven only between polls.
+ */
+const BUSY_SPIN_NS = 50_000;
 const BACKOFF_TIMER_TURNS = 20;
 const SAFETY_POLL_MS = 1000;
 const RECORD_PROBE = 3;
@@ -125,9 +130,10 @@ export class FabricReceiver extends EventEmitter {
    * Delivers up to `limit` records synchronously, in order, to `handler`, then releases them (credit).
    * If the handler throws, the records from that one on are handed out again by the next poll.
    */
-  poll(handler: RecordHandler, limit = 256): number {
+  poll(handler: RecordHandler, limit = 256, spinNs = 0): number {
     if (this.failure) throw this.failure;
-    const n = this.native.poll(limit);
+    // spinNs > 0: the native side keeps reading the CQ until a record arrives or spinNs pass.
+    const n = this.native.poll(limit, spinNs);
     if (n <= 0) {
       // Hot path of every spinning strategy: one native call when nothing arrived.
       if (n < 0) this.checkNative();
@@ -414,7 +420,7 @@ export class FabricReceiver extends EventEmitter {
     try {
       if (this.connected) {
         for (let i = 0; i < 16 && this.running; i++) {
-          const k = this.poll(r.handler, this.batch);
+          const k = this.poll(r.handler, this.batch, this.idle === 'busy-spin' ? BUSY_SPIN_NS : 0);
           n += k;
           if (k === 0) break;
         }
