@@ -717,15 +717,22 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
     uint64_t limit = toU64(info[1], "limit");
     uint64_t spinNs = toU64(info[2], "spinNs");
     settleBatch();
-    if (!reader_->available()) {
-      const uint64_t start = nowNs();
-      for (;;) {
-        for (int i = 0; i < 32; ++i) cpuRelax();
-        if (reader_->available()) break;
-        if (nowNs() - start >= spinNs) return Napi::Number::New(info.Env(), 0);
-      }
-    }
+    if (!spinUntilAvailable(spinNs)) return Napi::Number::New(info.Env(), 0);
     return Napi::Number::New(info.Env(), static_cast<double>(pollWith(info, info[0].As<Napi::Function>(), limit)));
+  }
+
+  // Spins on the tail until a record is published or spinNs pass. The tail's cache line stays in our cache
+  // until the producer writes it, so checking on every iteration costs no traffic; one pause per check (not
+  // 32: a pause is ~65 cycles on this EPYC, 32 of them added ~0.35 µs to the average detection).
+  bool spinUntilAvailable(uint64_t spinNs) {
+    if (reader_->available()) return true;
+    if (spinNs == 0) return false;
+    const uint64_t start = nowNs();
+    for (uint64_t spins = 1;; ++spins) {
+      cpuRelax();
+      if (reader_->available()) return true;
+      if ((spins & 63) == 0 && nowNs() - start >= spinNs) return false;
+    }
   }
 
   Napi::Value PollBatch(const Napi::CallbackInfo& info) {
@@ -736,7 +743,9 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
     }
     Napi::Float64Array out = info[0].As<Napi::Float64Array>();
     uint64_t limit = std::min<uint64_t>(toU64(info[1], "limit"), out.ElementLength() / 3);
+    const uint64_t spinNs = info.Length() > 2 && !info[2].IsUndefined() ? toU64(info[2], "spinNs") : 0;
     settleBatch();
+    if (!spinUntilAvailable(spinNs)) return Napi::Number::New(env, 0);
     double* o = out.Data();
     uint64_t n = drain(env, limit, [&](const RecordView& r) {
       o[0] = static_cast<double>(r.offset);

@@ -92,7 +92,7 @@ export interface NativeReceiver extends NativeLinkEnd {
    * Batched poll without a JS call per record: fills `out` with [offset, length, seq] triples and returns the
    * count. The views stay valid until the next poll/pollBatch/release call, which releases them.
    */
-  pollBatch(out: Float64Array, limit: number): number;
+  pollBatch(out: Float64Array, limit: number, spinNs?: number): number;
   release(): void;
   /** Event strategy in one call: poll; if the ring ran dry, release and park. Returns n, or -(n + 1) if parked. */
   pollOrPark(handler: RecordHandler, limit: number): number;

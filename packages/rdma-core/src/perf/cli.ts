@@ -542,7 +542,7 @@ async function main(): Promise<void> {
     return;
   }
   const log = (s: string) => process.stderr.write(`rdmaq-perf: ${s}\n`);
-  const repeat = o.repeat ?? (o.cmd === 'all' ? 3 : 1);
+  const repeat = o.repeat ?? (o.cmd === 'all' ? 5 : 1);
   /** Middle element by `key` (the median run; this VM's speed jumps between runs). */
   const median = <T>(items: T[], key: (t: T) => number): T => {
     const sorted = [...items].sort((a, b) => key(a) - key(b));
@@ -615,21 +615,57 @@ async function main(): Promise<void> {
   } else if (o.cmd === 'idle') {
     printRow(o, await idleCase());
   } else {
-    // The issue's targets, all in one run (64-byte records unless said).
-    const latJs = await run(() => latCase(o, 64, 'busy-spin', false));
-    const latEng = await run(() => latCase(o, 64, 'busy-spin', true));
-    const latBackoff = await run(() => latCase(o, 64, 'backoff', false));
-    const latEvent = await run(() => latCase(o, 64, 'event', false));
-    // The same, unpinned: the C baselines are not pinned either, and on a loaded VM placement decides.
-    const latEventFree = await run(() => latCase(o, 64, 'event', false, undefined, false));
-    const bw64 = await run(() => bwCase(o, 64, 'busy-spin', false));
-    await run(() => bwCase(o, 64, 'busy-spin', true));
-    const bw64k = await run(() => bwCase(o, 65_536, 'busy-spin', false));
-    await run(() => bwCase(o, 65_536, 'busy-spin', true));
+    // The issue's targets, all in one run (64-byte records unless said). This VM's speed jumps from one
+    // minute to the next, so the cases and the baselines are interleaved: each round runs every case once
+    // and every baseline once, and the median round of each is compared.
+    const cases = {
+      latJs: () => latCase(o, 64, 'busy-spin', false),
+      latEng: () => latCase(o, 64, 'busy-spin', true),
+      latBackoff: () => latCase(o, 64, 'backoff', false),
+      latEvent: () => latCase(o, 64, 'event', false),
+      // The same, unpinned: the C baselines are not pinned either, and on a loaded VM placement decides.
+      latEventFree: () => latCase(o, 64, 'event', false, undefined, false),
+      bw64: () => bwCase(o, 64, 'busy-spin', false),
+      bw64Eng: () => bwCase(o, 64, 'busy-spin', true),
+      bw64k: () => bwCase(o, 65_536, 'busy-spin', false),
+      bw64kEng: () => bwCase(o, 65_536, 'busy-spin', true),
+    };
+    type CaseName = keyof typeof cases;
+    const rounds = new Map<CaseName, CaseRow[]>();
+    const baseRounds = new Map<string, Baseline[]>();
+    const addBase = (b: Baseline | undefined) => {
+      if (!b || 'error' in b) return;
+      const key = `${b.baseline}/${b.size}`;
+      baseRounds.set(key, [...(baseRounds.get(key) ?? []), b]);
+    };
+    for (let k = 0; k < repeat; k++) {
+      log(`round ${k + 1} of ${repeat}`);
+      for (const [name, c] of Object.entries(cases) as Array<[CaseName, () => Promise<CaseRow>]>)
+        rounds.set(name, [...(rounds.get(name) ?? []), await c()]);
+      if (!o.baselines) continue;
+      for (const b of await scriptBaselines(64, 20_000, log)) addBase(b);
+      addBase(await nodeTcpBaseline(64));
+      addBase(await sockperfPinnedBaseline(64, log));
+      addBase(memcpyBaseline(64));
+      addBase(memcpyBaseline(65_536));
+    }
+    const pick = (name: CaseName): CaseRow => {
+      const r = median(rounds.get(name)!, (x) => (x.bench === 'lat' ? x.p50_us : -x.msgs_per_s));
+      printRow(o, r);
+      return r;
+    };
+    const latJs = pick('latJs');
+    const latEng = pick('latEng');
+    const latBackoff = pick('latBackoff');
+    const latEvent = pick('latEvent');
+    const latEventFree = pick('latEventFree');
+    const bw64 = pick('bw64');
+    pick('bw64Eng');
+    const bw64k = pick('bw64k');
+    pick('bw64kEng');
     const idle = await idleCase();
     printRow(o, idle);
-    await addBaselines(64);
-    if (o.baselines) addMemcpy(65_536);
+    for (const rows of baseRounds.values()) keep(rows);
     const v = (b: Baseline | undefined, k: string) => (b ? Number(b[k]) : Number.NaN);
     const fi = v(find(baselines, 'fi_pingpong_shm', 64), 'one_way_us');
     const ucxLat = v(find(baselines, 'ucx_am_lat_posix', 64), 'one_way_us');
