@@ -419,8 +419,10 @@ class SenderCore {
     std::atomic_thread_fence(std::memory_order_release);
     hdr_->next_seq = seq + 1;
     hdr_->tail = claim_pos_ + Align8(kHeader + claim_len_);
-    ++records_;
-    bytes_ += claim_len_;
+    if (type == kData) {  // probes and heartbeats are link traffic, not records (as on shm)
+      ++records_;
+      bytes_ += claim_len_;
+    }
     return seq;
   }
 
@@ -819,6 +821,7 @@ class ReceiverCore {
       expected_ = out[k].seq;
     }
     for (size_t i = 0; i < k; ++i) {
+      if (out[i].type != kData) continue;  // probes and heartbeats are not records (as on shm)
       ++records_;
       bytes_ += out[i].length;
     }

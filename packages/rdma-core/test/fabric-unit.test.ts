@@ -417,6 +417,9 @@ describe('fabric link in one process', () => {
     const rtt = await tx.probe(10_000);
     expect(rtt).toBeGreaterThan(0);
     expect(tx.stats().latency.rtt.reduce((a, [, n]) => a + n, 0)).toBe(1);
+    // A probe travels through the ring but is link traffic, not a record (same counters as shm).
+    expect(tx.stats().counters.records).toBe(0);
+    expect(rx.stats().counters.records).toBe(0);
     rx.stop();
   });
 
