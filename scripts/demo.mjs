@@ -195,20 +195,28 @@ function agentConfig(i, hubUrl) {
   };
 }
 
-async function shutdown(code) {
+const running = (c) => c.exitCode === null && c.signalCode === null;
+const allExited = (cs) =>
+  Promise.all(cs.map((c) => (running(c) ? new Promise((r) => c.once('exit', r)) : null)));
+
+async function shutdown(code, signal) {
   if (stopping) return;
   stopping = true;
   say('stopping agents and dashboard');
-  for (const c of children.reverse()) c.kill('SIGTERM');
-  await Promise.race([Promise.all(children.map((c) => new Promise((r) => c.once('exit', r)))), sleep(8000)]);
+  // Ctrl-C in a terminal reaches the whole process group: the agents and the hub got the same SIGINT and are
+  // draining their links. A SIGTERM now would be their second signal ("exit at once": no drain, ring files
+  // left for the next sweep): give them their drain time (5 s) first; anyone still running then gets SIGTERM.
+  if (signal === 'SIGINT') await Promise.race([allExited(children), sleep(7000)]);
+  for (const c of [...children].reverse()) if (running(c)) c.kill('SIGTERM');
+  await Promise.race([allExited(children), sleep(8000)]);
   for (const c of children) c.kill('SIGKILL');
   if (useNetns) teardownNetwork();
   process.exit(code);
 }
 
 async function main() {
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
+  process.on('SIGINT', () => void shutdown(0, 'SIGINT'));
+  process.on('SIGTERM', () => void shutdown(0, 'SIGTERM'));
   mkdirSync(dataDir, { recursive: true });
   // The hub creates the admin from the environment only at its first start: keep the password with the data.
   const passwordFile = join(dataDir, 'admin-password');
