@@ -569,10 +569,11 @@ async function bwSend(cfg: WorkerCfg): Promise<void> {
       done += fabricNative.fabricEngineBwSend(tx!.nativeHandle, cfg.size, n);
       await yieldToLoop();
     }
-  }
-  for (let i = 0; i < (cfg.engine ? 0 : cfg.iters); ) {
-    if (tx!.send(payload)) i++;
-    else await tx!.whenWritable(cfg.size);
+  } else {
+    for (let i = 0; i < cfg.iters; ) {
+      if (tx!.send(payload)) i++;
+      else await tx!.whenWritable(cfg.size);
+    }
   }
   await tx!.drain(600_000);
   await finish({ t: 'result' }, [tx!, l]);
