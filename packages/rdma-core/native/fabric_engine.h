@@ -803,6 +803,10 @@ class ReceiverCore {
         break;
       }
       ++expected_;
+      if (h->type == kData) {  // counted when handed out (Release uncounts what comes back); probes and
+        ++records_;            // heartbeats are not records (as on shm)
+        bytes_ += h->length;
+      }
       out.push_back({pos, pos + total, off + kHeader, h->length, h->type, h->seq, h->timestamp_ns});
       pos += total;
     }
@@ -820,10 +824,10 @@ class ReceiverCore {
       consumed_ = out[k].start;
       expected_ = out[k].seq;
     }
-    for (size_t i = 0; i < k; ++i) {
-      if (out[i].type != kData) continue;  // probes and heartbeats are not records (as on shm)
-      ++records_;
-      bytes_ += out[i].length;
+    for (size_t i = k; i < out.size(); ++i) {  // handed out again by the next poll: counted then
+      if (out[i].type != kData) continue;
+      --records_;
+      bytes_ -= out[i].length;
     }
     head_ = consumed_;
     if (!connected_ || failed_) return;

@@ -166,7 +166,11 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
     return Guard(info.Env(), [&]() -> Napi::Value {
       uint16_t type = info.Length() > 1 && info[1].IsNumber() ? uint16_t(info[1].As<Napi::Number>().Uint32Value()) : uint16_t(kData);
       if (type != kData && type != kProbe && type != kHeartbeat) ArgError(info.Env(), "record type must be DATA, PROBE or HEARTBEAT");
-      return Napi::Boolean::New(info.Env(), core_->Send(data.Data(), uint32_t(data.ByteLength()), type));
+      bool ok = core_->Send(data.Data(), uint32_t(data.ByteLength()), type);
+      // post: progress(true) in the same crossing (a busy-spin writer would call flush() next anyway). Also
+      // when the ring is full: the CQ read brings the credit. A failure is sticky; progress() reports it.
+      if (info.Length() > 2 && info[2].ToBoolean()) core_->Progress(true);
+      return Napi::Boolean::New(info.Env(), ok);
     });
   }
   Napi::Value Claim(const Napi::CallbackInfo& info) {
@@ -283,6 +287,7 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     Napi::Uint8Array peer = ArgBytes(info, 0, "peer address");
     uint64_t caddr = ArgU64(info, 1, "credit address"), ckey = ArgU64(info, 2, "credit key");
     uint64_t start = ArgU64(info, 3, "start position"), seq = ArgU64(info, 4, "start sequence");
+    out_.clear();  // views of the previous connection were delivered; the stream restarts at `start`
     Guard(info.Env(), [&] {
       core_->Connect(peer.Data(), peer.ByteLength(), caddr, ckey, start, seq);
       return 0;
@@ -296,6 +301,12 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     // spinNs: keep polling inside this call until something arrives or spinNs pass — a spinning consumer
     // then pays one N-API crossing per record, not one per empty poll (each poll is a CQ read anyway).
     const uint64_t spin = info.Length() > 1 && !info[1].IsUndefined() ? ArgU64(info, 1, "spinNs") : 0;
+    // Views the caller did not release (its handlers all returned) are released here: one N-API crossing per
+    // poll instead of two. A caller that needs credit back now, or whose handler threw, calls release().
+    if (!out_.empty()) {
+      core_->Release(out_.size(), out_, false);
+      out_.clear();
+    }
     size_t n = core_->Poll(limit, out_);
     if (n == 0 && spin && !core_->failed()) {
       const uint64_t end = NowNs() + spin;
@@ -315,8 +326,9 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     }
     return Napi::Number::New(info.Env(), double(n));
   }
-  // release(count?, flush?): the first `count` records of the last poll were consumed (default all); the
-  // rest are handed out again by the next poll (a handler threw). flush: return credit now.
+  // release(count?, flush?): the first `count` records of the last poll were consumed (default all: also
+  // what to pass when nothing was polled since); the rest are handed out again by the next poll (a handler
+  // threw). flush: return credit now.
   Napi::Value Release(const Napi::CallbackInfo& info) {
     uint64_t k = info.Length() > 0 && info[0].IsNumber() ? ArgU64(info, 0, "count") : out_.size();
     bool flush = info.Length() > 1 && info[1].ToBoolean();

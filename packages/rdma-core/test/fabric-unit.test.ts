@@ -385,6 +385,45 @@ describe('fabric link in one process', () => {
     expect(() => rx.poll(h, 1, -1)).toThrow(expect.objectContaining({ code: 'ERR_RDMAQ_ARG' }));
   });
 
+  it('send(payload, true) posts in the same call; poll() releases the views of the previous poll itself', async () => {
+    const { rx, tx } = await pair('net', { idle: 'busy-spin', capacity: 64 * 1024 });
+    const got: number[] = [];
+    const h = (buf: Buffer, off: number) => got.push(buf.readUInt32LE(off));
+    const rec = Buffer.alloc(1000);
+    // No flush() and no event-loop turn between send and poll: only send(…, true) can have posted the write.
+    for (let i = 0; i < 200; i++) {
+      rec.writeUInt32LE(i);
+      while (!tx.send(rec, true)) rx.poll(h, 256, 1e6); // full: what the next poll frees goes back as credit
+      expect(rx.poll(h, 1, 5e9)).toBe(1);
+      // Counted when handed out, although the bytes are released only by the next poll.
+      expect(rx.stats().counters.records).toBe(got.length);
+    }
+    expect(got).toEqual(Array.from({ length: 200 }, (_, i) => i)); // 200 KB through a 64 KiB ring
+    // A handler that throws: its record and the rest of the batch come again, nothing is counted twice.
+    for (let i = 200; i < 203; i++) {
+      rec.writeUInt32LE(i);
+      expect(tx.send(rec, true)).toBe(true);
+    }
+    let boom = true;
+    const failing = (buf: Buffer, off: number) => {
+      if (buf.readUInt32LE(off) === 201 && boom) {
+        boom = false;
+        throw new Error('handler failed');
+      }
+      got.push(buf.readUInt32LE(off));
+    };
+    const end = Date.now() + 10_000;
+    while (got.length < 203 && Date.now() < end) {
+      try {
+        rx.poll(failing, 256, 1e6);
+      } catch (e) {
+        expect((e as Error).message).toBe('handler failed');
+      }
+    }
+    expect(got.slice(200)).toEqual([200, 201, 202]);
+    expect(rx.stats().counters.records).toBe(203);
+  });
+
   it('stop() from inside the handler: nothing is delivered twice and the sender still gets its credit', async () => {
     const { rx, tx } = await pair('net', { idle: 'busy-spin' });
     for (let i = 0; i < 200; i++) {

@@ -69,8 +69,11 @@ export interface NativeFabricSender {
   /** [position, sequence] to resend from; wantSeq < 0: the oldest unacknowledged record. */
   resendPoint(wantSeq: number): [number, number];
   connect(peer: Uint8Array, ringAddr: bigint, ringKey: bigint, startPos: number): void;
-  /** type: 1 DATA (default), 3 PROBE, 5 HEARTBEAT. */
-  send(payload: Uint8Array, type?: number): boolean;
+  /**
+   * type: 1 DATA (default), 3 PROBE, 5 HEARTBEAT. post: also progress(true) in the same call (even when the
+   * ring is full; a failure shows in the next progress()).
+   */
+  send(payload: Uint8Array, type?: number, post?: boolean): boolean;
   claim(length: number): number;
   commit(): number;
   mirror(): ArrayBuffer;
@@ -93,11 +96,13 @@ export interface NativeFabricReceiver {
   /**
    * Fills descriptors() rows [offset, length, type, seq, queueLatencyNs]; returns the count, -1 if the link
    * failed. spinNs > 0: keeps polling (CQ reads) inside the call until a record arrives or spinNs pass.
+   * Views of the previous poll that were not released are released first (all consumed, no flush).
    */
   poll(limit: number, spinNs?: number): number;
   /**
-   * The first `count` views of the last poll are no longer used: free them. Credit goes back every quarter
-   * ring, or now when `flush` (going idle, or the sender asked).
+   * The first `count` views of the last poll are no longer used (default: all): free them; the others are
+   * handed out again. Credit goes back every quarter ring, or now when `flush` (going idle, or the sender
+   * asked).
    */
   release(count?: number, flush?: boolean): void;
   ring(): ArrayBuffer;

@@ -486,8 +486,7 @@ async function latA(cfg: WorkerCfg): Promise<void> {
       // Let the event loop run now and then (control connection heartbeats: the liveness signal).
       if (i % ENGINE_CHUNK === ENGINE_CHUNK - 1) await yieldToLoop();
       const s = nowNs();
-      while (!tx!.send(payload)) tx!.flush();
-      tx!.flush();
+      while (!tx!.send(payload, true)) tx!.flush();
       // Spin on the reply's CQ only (inside the native poll, up to POLL_SPIN_NS per call); our own write
       // completions are reaped between calls (each CQ read drives the provider's progress, i.e. syscalls).
       while (rx!.poll(nop, 1, POLL_SPIN_NS) === 0) tx!.flush();
@@ -532,8 +531,7 @@ async function latB(cfg: WorkerCfg): Promise<void> {
   } else if (cfg.idle === 'busy-spin') {
     // Echo from inside the handler: the reply leaves before the ping's ring space is released.
     const echo = () => {
-      while (!tx!.send(payload)) tx!.flush();
-      tx!.flush();
+      while (!tx!.send(payload, true)) tx!.flush();
     };
     for (let i = 0; i < total; i++) {
       if (i % ENGINE_CHUNK === ENGINE_CHUNK - 1) await yieldToLoop();

@@ -137,13 +137,14 @@ export class FabricReceiver extends EventEmitter {
     if (n <= 0) {
       // Hot path of every spinning strategy: one native call when nothing arrived.
       if (n < 0) this.checkNative();
-      if (this.creditWanted) this.native.release(0, this.takeCredit());
+      if (this.creditWanted) this.native.release(undefined, this.takeCredit());
       return 0;
     }
     const d = this.desc;
     let i = 0;
     let delivered = 0;
     this.inPoll = true;
+    let threw = true;
     try {
       for (; i < n; i++) {
         const o = i * DESC_FIELDS;
@@ -157,9 +158,12 @@ export class FabricReceiver extends EventEmitter {
           this.emit('probe', d[o + 3]!);
         }
       }
+      threw = false;
     } finally {
       this.inPoll = false;
-      this.native.release(i, this.takeCredit());
+      // All handlers returned: the next native poll releases these views (one N-API crossing per poll, not
+      // two), unless credit must go back now. A handler threw: the records from it on are handed out again.
+      if (threw || this.creditWanted) this.native.release(i, this.takeCredit());
     }
     return delivered;
   }
@@ -179,7 +183,7 @@ export class FabricReceiver extends EventEmitter {
     this.running = undefined;
     // What was consumed goes back as credit now (or when poll() releases, if stop() came from a handler).
     if (this.inPoll) this.creditWanted = true;
-    else if (this.connected && !this.failure) this.native.release(0, true);
+    else if (this.connected && !this.failure) this.native.release(undefined, true);
     if (this.safety) clearTimeout(this.safety);
     this.safety = undefined;
   }
@@ -336,7 +340,7 @@ export class FabricReceiver extends EventEmitter {
       // The sender waits for space: credit now (also when nobody is polling: a parked or stopped consumer).
       this.creditWanted = true;
       if (!this.running || this.running.parked) {
-        this.native.release(0, true);
+        this.native.release(undefined, true);
         this.creditWanted = false;
       }
     } else if (m.t === 'bye') {
@@ -382,7 +386,7 @@ export class FabricReceiver extends EventEmitter {
 
   private park(): void {
     const r = this.running!;
-    this.native.release(0, true); // going idle: whatever was consumed goes back as credit now
+    this.native.release(undefined, true); // going idle: whatever was consumed goes back as credit now
     // Returning credit reads the CQ (manual progress), which may land a write that no poll has parsed yet.
     // Parking now would report that write's tail as seen, the sender would not wake us, and the record would
     // wait for the safety poll: poll again instead.

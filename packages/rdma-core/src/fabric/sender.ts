@@ -31,6 +31,7 @@ export const FABRIC_DEFAULT_CAPACITY = 4 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 5000;
 /** Empty pump turns on setImmediate before falling back to the 1 ms timer. */
 const SPIN_TURNS = 32;
+const RECORD_DATA = 1;
 const RECORD_PROBE = 3;
 
 export interface FabricSenderOptions {
@@ -133,9 +134,21 @@ export class FabricSender extends EventEmitter {
     return this.native.state().recovered;
   }
 
-  /** Copies `payload` into one record. false = ring full (back-pressure): await whenWritable(). */
-  send(payload: Uint8Array): boolean {
+  /**
+   * Copies `payload` into one record. false = ring full (back-pressure): await whenWritable().
+   * flush: also flush() in the same native call (busy-spin writers: the record leaves now, and a full ring
+   * reads the CQ for credit).
+   */
+  send(payload: Uint8Array, flush = false): boolean {
     if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`);
+    if (flush && this.ready) {
+      const ok = this.native.send(payload, RECORD_DATA, true);
+      // A parked receiver to wake or a writer waiting for space: the full turn (rare, not the hot path).
+      if ((this.peerParkedTail >= 0 || this.waiters.length) && this.turn(true) < 0) return ok;
+      // The pump takes over what could not be posted yet, and reports a failure of that progress call.
+      if (!this.pumping) this.schedulePump();
+      return ok;
+    }
     if (!this.native.send(payload)) return false;
     this.kick();
     return true;
@@ -479,6 +492,10 @@ export class FabricSender extends EventEmitter {
       return;
     }
     if (this.turn(true) < 0) return;
+    this.schedulePump();
+  }
+
+  private schedulePump(): void {
     this.pumping = true;
     this.emptyTurns = 0;
     this.pumpTimer = setImmediate(() => this.pump());
