@@ -7,7 +7,14 @@
 // sleeps on its CQ would also see an event). Progress is manual on every provider we use: both sides must
 // keep calling poll()/progress() — a sender waiting for credit keeps polling its own CQ.
 //
-// Threading: one object is used by one thread (the JS thread); FI_THREAD_DOMAIN matches that.
+// Endpoints are shared (FabricHub): every link end of a thread on one (provider, local address) uses one RDM
+// endpoint, one CQ and one AV. A request and its reply then travel on one connection (measured here: one-way
+// latency 0.70x that of an endpoint per link end — 2.0 TCP segments per round trip instead of 3.0), and a host
+// with thousands of links pays for one set of provider buffers, not one per link. The receiver's slot in the
+// remote CQ data routes each incoming write to its ring (see kSlotShift).
+//
+// Threading: one object is used by one thread (the JS thread); FI_THREAD_DOMAIN matches that, and hubs are
+// per thread.
 #pragma once
 
 #include <arpa/inet.h>
@@ -29,6 +36,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -47,9 +56,14 @@ struct RecordHeader {
 };
 static_assert(sizeof(RecordHeader) == 24, "record header is 24 bytes");
 constexpr uint64_t kHeader = sizeof(RecordHeader);
-// Remote CQ data: the low 31 bits are the tail delta (capacity ≤ 1 GiB); this bit marks the handshake's test
-// write, which carries no records.
+// Remote CQ data (32 bits: verbs carries 4 bytes): bits 0..20 the tail delta (one write moves at most
+// kMaxWrite bytes), bits 21..30 the receiver's slot on its hub (1..1023; 0 = a credit write, which needs no
+// routing: the word itself carries the value), bit 31 marks the handshake's test write (no records).
 constexpr uint64_t kCheckFlag = 1ull << 31;
+constexpr uint32_t kSlotShift = 21;
+constexpr uint64_t kDeltaMask = (1ull << kSlotShift) - 1;
+constexpr uint32_t kSlots = 1024;  // slot 0 is never a receiver's
+constexpr uint64_t kMaxWrite = 1ull << 20;
 inline uint64_t Align8(uint64_t v) { return (v + 7) & ~uint64_t(7); }
 inline uint64_t NowNs() {
   timespec ts;
@@ -105,8 +119,9 @@ struct InfoSummary {
   size_t addrlen = 0;
 };
 
-// One endpoint with its fabric, domain, CQ and AV. Both link ends own one; it is torn down and rebuilt on every
-// reconnect (closing the endpoint guarantees no write of the old connection can land afterwards).
+// One endpoint with its fabric, domain, CQ and AV. A FabricHub owns it and shares it among link ends; a link's
+// memory registrations are its own and are closed on every reconnect (a write of the old connection then
+// fails the key check at the target instead of landing).
 class Endpoint {
  public:
   Endpoint() = default;
@@ -177,7 +192,7 @@ class Endpoint {
     Check(fi_cq_open(domain_, &cq_attr, &cq_, nullptr), "fi_cq_open");
     fi_av_attr av_attr{};
     av_attr.type = FI_AV_TABLE;
-    av_attr.count = 4;
+    av_attr.count = 256;  // a hint: the table grows
     Check(fi_av_open(domain_, &av_attr, &av_, nullptr), "fi_av_open");
     Check(fi_endpoint(domain_, info_, &ep_, nullptr), "fi_endpoint");
     Check(fi_ep_bind(ep_, &cq_->fid, FI_TRANSMIT | FI_RECV), "fi_ep_bind(cq)");
@@ -188,19 +203,29 @@ class Endpoint {
     addrlen_ = len;
   }
 
-  // Registers [buf, buf+len) with the given access; returns the key. Keys are requested (FI_MR_PROV_KEY is
-  // dropped by these providers); a random one makes a stale or guessed key unlikely to match.
+  // Registers [buf, buf+len) with the given access; returns the registration (the caller closes it) and its
+  // key. Keys are requested (net and tcp;ofi_rxm drop FI_MR_PROV_KEY: mr_mode comes back 0) and must be unique
+  // in the domain, which every link of the hub shares: a random one makes a stale or guessed key unlikely to
+  // match, and a collision (-FI_ENOKEY) draws another.
   fid_mr* Register(void* buf, size_t len, uint64_t access, uint64_t* key_out) {
     std::random_device rd;
-    uint64_t want = (uint64_t(rd()) & 0x7fffffff) | 1;
-    if (summary_.mr_key_size && summary_.mr_key_size < 4) want &= (1ull << (8 * summary_.mr_key_size)) - 1;
     fid_mr* mr = nullptr;
-    Check(fi_mr_reg(domain_, buf, len, access, 0, want, 0, &mr, nullptr), "fi_mr_reg");
-    if (summary_.mr_mode & FI_MR_ENDPOINT) {
-      Check(fi_mr_bind(mr, &ep_->fid, 0), "fi_mr_bind");
-      Check(fi_mr_enable(mr), "fi_mr_enable");
+    int rc = 0;
+    for (int attempt = 0; attempt < 16; ++attempt) {
+      uint64_t want = (uint64_t(rd()) & 0x7fffffff) | 1;
+      if (summary_.mr_key_size && summary_.mr_key_size < 4) want &= (1ull << (8 * summary_.mr_key_size)) - 1;
+      rc = fi_mr_reg(domain_, buf, len, access, 0, want, 0, &mr, nullptr);
+      if (rc != -FI_ENOKEY && rc != -EEXIST) break;
     }
-    mrs_.push_back(mr);
+    Check(rc, "fi_mr_reg");
+    if (summary_.mr_mode & FI_MR_ENDPOINT) {
+      int brc = fi_mr_bind(mr, &ep_->fid, 0);
+      if (brc == 0) brc = fi_mr_enable(mr);
+      if (brc != 0) {
+        fi_close(&mr->fid);
+        Check(brc, "fi_mr_bind/fi_mr_enable");
+      }
+    }
     *key_out = fi_mr_key(mr);
     return mr;
   }
@@ -218,13 +243,13 @@ class Endpoint {
     if (rc != 1) Fail("ERR_RDMAQ_HANDSHAKE", "fi_av_insert rejected the peer's fabric address", rc < 0 ? rc : 0);
     return out;
   }
+  void RemovePeer(fi_addr_t a) { fi_av_remove(av_, &a, 1, 0); }
 
   void Close() {
-    // Order matters: endpoint first (stops traffic), then MRs, AV, CQ, domain, fabric.
+    // Order matters: endpoint first (stops traffic), then AV, CQ, domain, fabric. Every MR was closed by its
+    // link before (FabricHub outlives the links that use it).
     if (ep_) fi_close(&ep_->fid);
     ep_ = nullptr;
-    for (fid_mr* mr : mrs_) fi_close(&mr->fid);
-    mrs_.clear();
     if (av_) fi_close(&av_->fid);
     av_ = nullptr;
     if (cq_) fi_close(&cq_->fid);
@@ -283,7 +308,6 @@ class Endpoint {
   fid_cq* cq_ = nullptr;
   fid_av* av_ = nullptr;
   fid_ep* ep_ = nullptr;
-  std::vector<fid_mr*> mrs_;
   uint8_t addr_[256];
   size_t addrlen_ = 0;
   InfoSummary summary_;
@@ -321,6 +345,181 @@ struct Mapping {
 };
 
 // ---------------------------------------------------------------------------------------------------------
+// FabricHub: the endpoint (and CQ, AV) shared by every link end of this thread on one (provider, local address).
+// Whoever needs progress calls Drain(); it reads the one CQ and routes each entry:
+//   - incoming writes (FI_REMOTE_WRITE) by the slot in their CQ data to the receiver that holds it
+//     (slot 0: a credit write — the sender reads the word itself);
+//   - our own write completions and errors by their op_context, which encodes (sender index, generation,
+//     kind): no pointer, so a completion that arrives after its sender left is recognised and dropped.
+// Lifetime: links hold shared_ptrs; the thread's registry holds weak ones, so the endpoint closes with its last
+// link. A sender that goes away with writes in flight leaves its memory to the hub (the provider may still read
+// it), freed when the endpoint closes.
+class SenderCore;
+class ReceiverCore;
+
+class FabricHub {
+ public:
+  enum Kind : uintptr_t { kWriteOp = 1, kCheckOp = 2, kRecvOp = 3 };
+
+  // A hub for (provider, node): an existing one of this thread, or a new endpoint. need_slot: the caller is a
+  // receiver and needs one of the 1023 slots (a full hub means another endpoint).
+  static std::shared_ptr<FabricHub> Acquire(const std::string& provider, const std::string& node, bool need_slot) {
+    auto& list = Registry()[provider + "|" + node];
+    for (auto it = list.begin(); it != list.end();) {
+      std::shared_ptr<FabricHub> h = it->lock();
+      if (!h) {
+        it = list.erase(it);
+        continue;
+      }
+      if (!h->failed_ && (!need_slot || h->receiver_count_ < kSlots - 1)) return h;
+      ++it;
+    }
+    auto h = std::make_shared<FabricHub>();
+    h->Open(provider, node);
+    list.push_back(h);
+    return h;
+  }
+
+  FabricHub() : receivers_(kSlots, nullptr) {}
+  FabricHub(const FabricHub&) = delete;
+  FabricHub& operator=(const FabricHub&) = delete;
+  ~FabricHub() { ep_.Close(); }  // closes the endpoint before the graveyard's memory is unmapped
+
+  Endpoint& ep() { return ep_; }
+  bool failed() const { return failed_; }
+  const FabricError& error() const { return error_; }
+  size_t links() const { return receiver_count_ + sender_count_; }
+  uint64_t stale() const { return stale_; }
+
+  // Slots are handed out round robin, so a reconnecting receiver gets a fresh one: a late entry for its old
+  // slot finds nobody (or, after 1022 other attaches, a receiver whose checks reject a wrong delta).
+  uint32_t AttachReceiver(ReceiverCore* r) {
+    for (uint32_t i = 0; i < kSlots - 1; ++i) {
+      next_slot_ = next_slot_ % (kSlots - 1) + 1;
+      if (!receivers_[next_slot_]) {
+        receivers_[next_slot_] = r;
+        ++receiver_count_;
+        return next_slot_;
+      }
+    }
+    Fail("ERR_RDMAQ_FABRIC", "no free receiver slot on the shared endpoint");
+  }
+  void DetachReceiver(uint32_t slot) {
+    if (slot && slot < kSlots && receivers_[slot]) {
+      receivers_[slot] = nullptr;
+      --receiver_count_;
+    }
+  }
+
+  // Returns a token for op contexts (index | generation << 20).
+  uint64_t AttachSender(SenderCore* s) {
+    uint32_t idx;
+    if (!free_senders_.empty()) {
+      idx = free_senders_.back();
+      free_senders_.pop_back();
+    } else {
+      idx = uint32_t(senders_.size());
+      senders_.push_back({nullptr, 0});
+    }
+    senders_[idx].core = s;
+    ++senders_[idx].gen;
+    ++sender_count_;
+    return uint64_t(idx) | uint64_t(senders_[idx].gen) << 20;
+  }
+  void DetachSender(uint64_t token) {
+    uint32_t idx = uint32_t(token & 0xfffff);
+    if (idx < senders_.size() && senders_[idx].core && senders_[idx].gen == uint32_t(token >> 20)) {
+      senders_[idx].core = nullptr;
+      free_senders_.push_back(idx);
+      --sender_count_;
+    }
+  }
+  static void* Context(uint64_t token, Kind kind) { return reinterpret_cast<void*>(uintptr_t(token << 2 | kind)); }
+
+  // Peers are shared too: one AV entry per peer address, removed with its last link (fi_av_remove closes the
+  // provider's connection to it).
+  fi_addr_t AddPeer(const uint8_t* addr, size_t len) {
+    std::string k(reinterpret_cast<const char*>(addr), len);
+    auto it = peers_.find(k);
+    if (it != peers_.end()) {
+      ++it->second.refs;
+      return it->second.addr;
+    }
+    fi_addr_t a = ep_.InsertPeer(addr, len);
+    peers_[k] = {a, 1};
+    return a;
+  }
+  void DropPeer(fi_addr_t a) {
+    for (auto it = peers_.begin(); it != peers_.end(); ++it) {
+      if (it->second.addr != a) continue;
+      if (--it->second.refs == 0) {
+        ep_.RemovePeer(a);
+        peers_.erase(it);
+      }
+      return;
+    }
+  }
+
+  void Bury(std::shared_ptr<Mapping> m) { graveyard_.push_back(std::move(m)); }
+
+  inline void Drain();  // defined after SenderCore and ReceiverCore
+
+ private:
+  struct SenderEntry {
+    SenderCore* core;
+    uint32_t gen;
+  };
+  struct PeerEntry {
+    fi_addr_t addr;
+    size_t refs;
+  };
+  static std::map<std::string, std::vector<std::weak_ptr<FabricHub>>>& Registry() {
+    static thread_local std::map<std::string, std::vector<std::weak_ptr<FabricHub>>> r;
+    return r;
+  }
+  void Open(const std::string& provider, const std::string& node) {
+    // One entry per write that can complete between two drains: up to 64 in flight per sender, and on the IP
+    // providers a drain is what receives them. The util CQ of the software providers also queues overflow.
+    ep_.Open(provider, node, 1 << 16);
+    rx_cq_data_ = (ep_.summary().mode & FI_RX_CQ_DATA) != 0;
+    if (rx_cq_data_) {
+      // FI_RX_CQ_DATA (verbs): every remote write with CQ data consumes a posted receive. Zero-length buffers,
+      // reposted as they are consumed.
+      size_t n = std::min<size_t>(ep_.summary().rx_size ? ep_.summary().rx_size : 256, 1024);
+      for (size_t i = 0; i < n; ++i) PostRecv();
+    }
+  }
+  void PostRecv() { fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, Context(0, kRecvOp)); }
+  SenderCore* SenderOf(void* ctx, Kind* kind) {
+    uintptr_t v = reinterpret_cast<uintptr_t>(ctx);
+    *kind = Kind(v & 3);
+    uint64_t token = v >> 2;
+    uint32_t idx = uint32_t(token & 0xfffff);
+    if (*kind == kRecvOp || idx >= senders_.size() || senders_[idx].gen != uint32_t(token >> 20)) return nullptr;
+    return senders_[idx].core;
+  }
+  void SetFailed(const std::string& what, int rc) {
+    if (failed_) return;
+    failed_ = true;
+    error_.code = "ERR_RDMAQ_FABRIC";
+    error_.err = rc < 0 ? -rc : rc;
+    error_.message = what + ": " + FiText(rc);
+  }
+
+  Endpoint ep_;
+  std::vector<ReceiverCore*> receivers_;
+  uint32_t receiver_count_ = 0, next_slot_ = 0;
+  std::vector<SenderEntry> senders_;
+  std::vector<uint32_t> free_senders_;
+  uint32_t sender_count_ = 0;
+  std::map<std::string, PeerEntry> peers_;
+  std::vector<std::shared_ptr<Mapping>> graveyard_;
+  bool rx_cq_data_ = false, failed_ = false, draining_ = false;
+  FabricError error_;
+  uint64_t stale_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------------------
 // Sender. Memory: a 4 KiB control page (journal header + credit word) followed by the mirror (capacity).
 // Positions (tail, sent, acked) are byte counters that only grow; index = position & (capacity - 1).
 struct JournalHeader {
@@ -340,21 +539,22 @@ class SenderCore {
  public:
   static constexpr size_t kPage = 4096;
 
-  SenderCore(uint64_t capacity, const std::string& journal) : cap_(capacity), mask_(capacity - 1) {
+  SenderCore(uint64_t capacity, const std::string& journal)
+      : cap_(capacity), mask_(capacity - 1), mem_(std::make_shared<Mapping>()) {
     if (capacity < 4096 || (capacity & (capacity - 1)) || capacity > (1ull << 30))
       Fail("ERR_RDMAQ_ARG", "ring capacity must be a power of two between 4 KiB and 1 GiB");
     if (journal.empty())
-      mem_.MapAnon(kPage + cap_);
+      mem_->MapAnon(kPage + cap_);
     else
-      mem_.MapFile(journal, kPage + cap_);
-    hdr_ = reinterpret_cast<JournalHeader*>(mem_.base);
-    mirror_ = mem_.base + kPage;
-    if (mem_.existed && memcmp(hdr_->magic, "RDMAQJ01", 8) == 0 && hdr_->capacity == cap_) {
+      mem_->MapFile(journal, kPage + cap_);
+    hdr_ = reinterpret_cast<JournalHeader*>(mem_->base);
+    mirror_ = mem_->base + kPage;
+    if (mem_->existed && memcmp(hdr_->magic, "RDMAQJ01", 8) == 0 && hdr_->capacity == cap_) {
       recovered_ = true;  // a journal from a previous run: its unacknowledged records will be resent
       if (hdr_->credit > hdr_->tail || hdr_->tail - hdr_->credit > cap_)
         Fail("ERR_RDMAQ_JOURNAL", "journal " + journal + " is inconsistent (credit beyond tail); delete it");
     } else {
-      if (mem_.existed)
+      if (mem_->existed)
         Fail("ERR_RDMAQ_JOURNAL", "journal " + journal + " was made for another ring capacity or is not a "
                                   "journal; delete it or use the same capacity");
       memset(hdr_, 0, sizeof(JournalHeader));
@@ -367,6 +567,9 @@ class SenderCore {
     acked_ = hdr_->credit;
     sent_ = acked_;
   }
+  SenderCore(const SenderCore&) = delete;
+  SenderCore& operator=(const SenderCore&) = delete;
+  ~SenderCore() { CloseFabric(true); }
 
   // ---- producer side ----
   uint64_t Free() const { return cap_ - (hdr_->tail - acked_); }
@@ -435,28 +638,52 @@ class SenderCore {
   }
 
   // ---- connection ----
-  // Opens the endpoint and registers mirror (local source) and credit word (remote target).
+  // Joins the thread's shared endpoint for (provider, node) and registers mirror (local source) and credit
+  // word (remote target) on it. The registrations live as long as this sender stays on that endpoint: a
+  // reconnect keeps them. (A write with a key that is gone makes the target's provider shut the whole
+  // connection — every link between the two processes — so keys are not rotated under a live peer. A credit
+  // write of the previous connection that lands late carries a head at most the new start position: it is
+  // ignored, see RefreshCredit.)
   void OpenFabric(const std::string& provider, const std::string& node) {
-    ep_.Open(provider, node, 1024);
-    uint64_t k = 0;
-    fid_mr* mm = ep_.Register(mirror_, cap_, FI_WRITE, &k);
-    mirror_desc_ = fi_mr_desc(mm);
-    credit_mr_ = ep_.Register(const_cast<uint64_t*>(&hdr_->credit), 8, FI_REMOTE_WRITE, &credit_key_);
-    uint64_t ck = 0;
-    check_desc_ = fi_mr_desc(ep_.Register(&hdr_->check, 8, FI_WRITE, &ck));
-    credit_addr_ = ep_.RemoteBase(const_cast<uint64_t*>(&hdr_->credit));
-    max_inflight_ = std::max<size_t>(1, std::min<size_t>(ep_.summary().tx_size ? ep_.summary().tx_size : 64, 64));
-    max_chunk_ = std::min<uint64_t>(ep_.summary().max_msg_size ? ep_.summary().max_msg_size : cap_, 1ull << 20);
+    CloseFabric();
+    std::shared_ptr<FabricHub> hub = FabricHub::Acquire(provider, node, false);
+    if (hub != hub_) {
+      CloseFabric(true);
+      hub_ = std::move(hub);
+      Endpoint& ep = hub_->ep();
+      uint64_t k = 0;
+      mrs_.push_back(ep.Register(mirror_, cap_, FI_WRITE, &k));
+      mirror_desc_ = fi_mr_desc(mrs_.back());
+      mrs_.push_back(ep.Register(const_cast<uint64_t*>(&hdr_->credit), 8, FI_REMOTE_WRITE, &credit_key_));
+      mrs_.push_back(ep.Register(&hdr_->check, 8, FI_WRITE, &k));
+      check_desc_ = fi_mr_desc(mrs_.back());
+      credit_addr_ = ep.RemoteBase(const_cast<uint64_t*>(&hdr_->credit));
+    }
+    Endpoint& ep = hub_->ep();
+    token_ = hub_->AttachSender(this);
+    attached_ = true;
+    write_ctx_ = FabricHub::Context(token_, FabricHub::kWriteOp);
+    check_ctx_ = FabricHub::Context(token_, FabricHub::kCheckOp);
+    max_inflight_ = std::max<size_t>(1, std::min<size_t>(ep.summary().tx_size ? ep.summary().tx_size : 64, 64));
+    max_chunk_ = std::min<uint64_t>(ep.summary().max_msg_size ? ep.summary().max_msg_size : cap_, kMaxWrite);
     max_chunk_ &= ~uint64_t(7);
     inflight_ = 0;
     failed_ = false;
-    // FI_RX_CQ_DATA: the receiver's credit writes carry CQ data and consume our posted receives.
-    rx_cq_data_ = (ep_.summary().mode & FI_RX_CQ_DATA) != 0;
-    if (rx_cq_data_)
-      for (int i = 0; i < 64; ++i) fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, &recv_ctx_);
   }
-  void CloseFabric() {
-    ep_.Close();
+  // Ends the connection: completions of its writes that come later are dropped by the hub (stale generation).
+  // final: also leave the endpoint (closes the registrations; the endpoint closes with its last link).
+  void CloseFabric(bool final = false) {
+    if (hub_ && attached_) hub_->DetachSender(token_);
+    attached_ = false;
+    if (hub_ && peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
+    peer_ = FI_ADDR_NOTAVAIL;
+    if (final && hub_) {
+      // Writes still in flight read the mirror when the provider gets to them: the hub keeps it mapped.
+      if (inflight_) hub_->Bury(mem_);
+      for (fid_mr* mr : mrs_) fi_close(&mr->fid);
+      mrs_.clear();
+      hub_.reset();
+    }
     inflight_ = 0;
     connected_ = false;
     check_pending_ = false;
@@ -496,10 +723,18 @@ class SenderCore {
     return {tail, next};
   }
 
-  void Connect(const uint8_t* peer, size_t peerlen, uint64_t ring_base, uint64_t ring_key, uint64_t start_pos) {
-    peer_ = ep_.InsertPeer(peer, peerlen);
+  void Connect(const uint8_t* peer, size_t peerlen, uint64_t ring_base, uint64_t ring_key, uint32_t slot,
+               uint64_t start_pos) {
+    if (!attached_) Fail("ERR_RDMAQ_STATE", "connect before open");
+    if (slot == 0 || slot >= kSlots)
+      Fail("ERR_RDMAQ_HANDSHAKE", "receiver slot " + std::to_string(slot) + " is out of range 1.." +
+                                      std::to_string(kSlots - 1));
+    if (peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
+    peer_ = FI_ADDR_NOTAVAIL;
+    peer_ = hub_->AddPeer(peer, peerlen);
     ring_base_ = ring_base;
     ring_key_ = ring_key;
+    slot_bits_ = uint64_t(slot) << kSlotShift;
     sent_ = start_pos;
     // Anything before start_pos was delivered: it counts as acknowledged now.
     if (start_pos > acked_) acked_ = start_pos;
@@ -511,7 +746,7 @@ class SenderCore {
   // read's syscalls — and read the CQ only every 16th call, when writes pile up, or when not everything could
   // be posted. The pump keeps the read-first order below.
   bool Progress(bool post_first = false) {
-    if (!ep_.open()) return false;
+    if (!hub_ || !attached_) return false;
     RefreshCredit();
     if (!connected_ || failed_) {
       ReadCq();
@@ -533,8 +768,8 @@ class SenderCore {
 
   bool PostPending() {
     if (check_pending_) {
-      ssize_t rc = fi_writedata(ep_.ep(), &hdr_->check, 8, check_desc_, kCheckFlag, peer_,
-                                ring_base_ + (sent_ & mask_), ring_key_, &check_ctx_);
+      ssize_t rc = fi_writedata(hub_->ep().ep(), &hdr_->check, 8, check_desc_, kCheckFlag | slot_bits_, peer_,
+                                ring_base_ + (sent_ & mask_), ring_key_, check_ctx_);
       if (rc == -FI_EAGAIN) return true;  // data waits behind the test write
       if (rc != 0) {
         SetFailed("the handshake's test write failed", int(rc));
@@ -548,8 +783,8 @@ class SenderCore {
     while (sent_ < tail && inflight_ < max_inflight_) {
       uint64_t off = sent_ & mask_;
       uint64_t len = std::min<uint64_t>({tail - sent_, cap_ - off, max_chunk_});
-      ssize_t rc = fi_writedata(ep_.ep(), mirror_ + off, len, mirror_desc_, len, peer_, ring_base_ + off,
-                                ring_key_, &write_ctx_);
+      ssize_t rc = fi_writedata(hub_->ep().ep(), mirror_ + off, len, mirror_desc_, len | slot_bits_, peer_,
+                                ring_base_ + off, ring_key_, write_ctx_);
       if (rc == -FI_EAGAIN) break;  // tx queue full or rxm connection not up yet: retried after progress
       if (rc != 0) {
         SetFailed("fi_writedata failed", int(rc));
@@ -574,10 +809,12 @@ class SenderCore {
 
   // Test hook: a write whose remote CQ data lies (out-of-range tail delta).
   void ForgeWrite(uint64_t len, uint64_t data) {
+    if (!attached_ || !connected_) Fail("ERR_RDMAQ_STATE", "forgeWrite needs a connected link");
     uint64_t off = sent_ & mask_;
     len = std::min<uint64_t>(len, cap_ - off);
-    fi_writedata(ep_.ep(), mirror_ + off, len, mirror_desc_, data, peer_, ring_base_ + off, ring_key_, &write_ctx_);
-    ++inflight_;
+    if (fi_writedata(hub_->ep().ep(), mirror_ + off, len, mirror_desc_, (data & kDeltaMask) | slot_bits_, peer_,
+                     ring_base_ + off, ring_key_, write_ctx_) == 0)
+      ++inflight_;
   }
 
   uint64_t tail() const { return hdr_->tail; }
@@ -590,7 +827,9 @@ class SenderCore {
   size_t inflight() const { return inflight_; }
   bool failed() const { return failed_; }
   const FabricError& error() const { return error_; }
-  Endpoint& ep() { return ep_; }
+  Endpoint& ep() { return hub_->ep(); }
+  bool open() const { return attached_; }
+  size_t endpoint_links() const { return hub_ && attached_ ? hub_->links() : 0; }
   uint8_t* mirror() const { return mirror_; }
   uint64_t credit_key() const { return credit_key_; }
   uint64_t credit_addr() const { return credit_addr_; }
@@ -613,42 +852,11 @@ class SenderCore {
       ++credits_;
     }
   }
+  // Manual progress of the shared endpoint; our own completions come back through the On* calls below.
   void ReadCq() {
-    fi_cq_data_entry e[32];
-    for (;;) {
-      ssize_t n = fi_cq_read(ep_.cq(), e, 32);
-      if (n == -FI_EAGAIN) return;
-      if (n == -FI_EAVAIL) {
-        fi_cq_err_entry err{};
-        fi_cq_readerr(ep_.cq(), &err, 0);
-        ++cq_errors_;
-        if (err.op_context == &write_ctx_ && inflight_) --inflight_;
-        if (err.op_context == &check_ctx_) {
-          SetFailed("the handshake's test write failed", -int(err.err));
-          continue;
-        }
-        char buf[256];
-        const char* pe = fi_cq_strerror(ep_.cq(), err.prov_errno, err.err_data, buf, sizeof(buf));
-        SetFailed(std::string("write completed with an error (") + (pe ? pe : "?") + ")", -int(err.err));
-        continue;
-      }
-      if (n < 0) {
-        SetFailed("fi_cq_read failed", int(n));
-        return;
-      }
-      for (ssize_t i = 0; i < n; ++i) {
-        // Sort by op_context / FI_REMOTE_WRITE (sockets sets FI_REMOTE_CQ_DATA on our own completions too).
-        if (e[i].op_context == &check_ctx_ && !(e[i].flags & FI_REMOTE_WRITE)) continue;
-        if (e[i].op_context == &write_ctx_ && !(e[i].flags & FI_REMOTE_WRITE)) {
-          if (inflight_) --inflight_;
-          ++completions_;
-        }
-        // FI_REMOTE_WRITE entries are the receiver's credit writes: the word itself carries the value.
-        if ((e[i].flags & FI_REMOTE_WRITE) && rx_cq_data_)
-          fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, &recv_ctx_);
-      }
-      if (n < 32) return;
-    }
+    if (!hub_) return;
+    hub_->Drain();
+    if (hub_->failed()) SetFailed(hub_->error().message, -hub_->error().err);
   }
   void SetFailed(const std::string& what, int rc, const char* code = "ERR_RDMAQ_FABRIC") {
     if (failed_) return;
@@ -659,37 +867,50 @@ class SenderCore {
   }
 
   uint64_t cap_, mask_;
-  Mapping mem_;
+  std::shared_ptr<Mapping> mem_;
   JournalHeader* hdr_ = nullptr;
   uint8_t* mirror_ = nullptr;
   bool recovered_ = false;
   uint64_t acked_ = 0, sent_ = 0;
   uint64_t claim_pos_ = 0;
   uint32_t claim_len_ = 0;
-  Endpoint ep_;
+  std::shared_ptr<FabricHub> hub_;
+  uint64_t token_ = 0;
+  bool attached_ = false;     // a connection is open (token_ valid)
+  std::vector<fid_mr*> mrs_;  // registrations on hub_ (mirror, credit word, check word)
   void* mirror_desc_ = nullptr;
-  fid_mr* credit_mr_ = nullptr;
   uint64_t credit_key_ = 0, credit_addr_ = 0;
   fi_addr_t peer_ = FI_ADDR_NOTAVAIL;
-  uint64_t ring_base_ = 0, ring_key_ = 0;
+  uint64_t ring_base_ = 0, ring_key_ = 0, slot_bits_ = 0;
   size_t max_inflight_ = 16, inflight_ = 0;
-  uint64_t max_chunk_ = 1 << 20;
+  uint64_t max_chunk_ = kMaxWrite;
   bool connected_ = false, failed_ = false;
   FabricError error_;
-  int write_ctx_ = 0;  // its address tags our own write completions
-  int check_ctx_ = 0;
+  void* write_ctx_ = nullptr;  // op contexts: the hub's encoding of (this sender, generation, kind)
+  void* check_ctx_ = nullptr;
   void* check_desc_ = nullptr;
   bool check_pending_ = false;
   bool hold_ = false;
-  bool rx_cq_data_ = false;
-  int recv_ctx_ = 0;
   uint64_t flushes_ = 0;
 
  public:
   // The receiver confirmed the test write: data may flow.
   void StartData() { hold_ = false; }
 
- private:
+  // ---- called by FabricHub::Drain() ----
+  void OnWriteDone() {
+    if (inflight_) --inflight_;
+    ++completions_;
+  }
+  void OnError(FabricHub::Kind kind, const std::string& provider_text, int err) {
+    ++cq_errors_;
+    if (kind == FabricHub::kWriteOp && inflight_) --inflight_;
+    if (kind == FabricHub::kCheckOp) {
+      SetFailed("the handshake's test write failed", -err);
+      return;
+    }
+    SetFailed("write completed with an error (" + provider_text + ")", -err);
+  }
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -713,41 +934,71 @@ class ReceiverCore {
     ring_.MapAnon(cap_ + 4096);
     head_word_ = reinterpret_cast<uint64_t*>(ring_.base + cap_);
   }
+  ReceiverCore(const ReceiverCore&) = delete;
+  ReceiverCore& operator=(const ReceiverCore&) = delete;
+  ~ReceiverCore() { CloseFabric(true); }  // the ring's registration goes before the ring's memory
 
+  // Joins the thread's shared endpoint, takes a slot (a new one every connection: a late CQ entry of the old
+  // connection finds its slot empty) and registers the ring under a new key. The previous key is retired, not
+  // closed: a write of the old connection that is still on its way would hit a missing key, and the target's
+  // provider answers that by shutting the whole connection between the two processes (every link on it).
+  // On the same connection, the new sender's test write comes after all of them (FIFO): when it arrives, the
+  // retired key is closed (RetireDone).
   void OpenFabric(const std::string& provider, const std::string& node) {
-    // The CQ must hold one entry per write that can sit unconsumed: ring size / smallest write (24 bytes).
-    size_t cq = std::min<uint64_t>(cap_ / kHeader + 64, 1 << 20);
-    ep_.Open(provider, node, cq);
-    ring_mr_ = ep_.Register(ring_.base, cap_, FI_REMOTE_WRITE, &ring_key_);
-    uint64_t k;
-    ep_.Register(head_word_, 8, FI_WRITE, &k);
-    ring_base_ = ep_.RemoteBase(ring_.base);
-    rx_cq_data_ = ep_.summary().mode & FI_RX_CQ_DATA;
+    CloseFabric();
+    std::shared_ptr<FabricHub> hub = FabricHub::Acquire(provider, node, true);
+    if (hub != hub_) {
+      CloseFabric(true);
+      hub_ = std::move(hub);
+      uint64_t k;
+      head_mr_ = hub_->ep().Register(head_word_, 8, FI_WRITE, &k);
+    } else if (ring_mr_) {
+      RetireDone();  // two connections old: its writes are long gone
+      retired_mr_ = ring_mr_;
+    }
+    ring_mr_ = nullptr;
+    Endpoint& ep = hub_->ep();
+    ring_mr_ = ep.Register(ring_.base, cap_, FI_REMOTE_WRITE, &ring_key_);
+    ring_base_ = ep.RemoteBase(ring_.base);
+    slot_ = hub_->AttachReceiver(this);
     failed_ = false;
     connected_ = false;
   }
-  void CloseFabric() {
-    ep_.Close();
+  // Ends the connection (its slot is freed). final: also leave the endpoint and close the registrations.
+  void CloseFabric(bool final = false) {
+    if (hub_ && slot_) hub_->DetachReceiver(slot_);
+    slot_ = 0;
+    if (hub_ && peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
+    peer_ = FI_ADDR_NOTAVAIL;
     connected_ = false;
+    if (final && hub_) {
+      RetireDone();
+      for (fid_mr** mr : {&ring_mr_, &head_mr_})
+        if (*mr) fi_close(&(*mr)->fid), *mr = nullptr;
+      hub_.reset();
+    }
   }
 
   // After the handshake: the sender's address, its credit word, and where the stream restarts.
   void Connect(const uint8_t* peer, size_t peerlen, uint64_t credit_addr, uint64_t credit_key, uint64_t start_pos,
                uint64_t start_seq) {
-    peer_ = ep_.InsertPeer(peer, peerlen);
+    if (!hub_ || !slot_) Fail("ERR_RDMAQ_STATE", "connect before open");
+    if (peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
+    peer_ = FI_ADDR_NOTAVAIL;
+    peer_ = hub_->AddPeer(peer, peerlen);
     credit_addr_ = credit_addr;
     credit_key_ = credit_key;
     // Undelivered bytes of the previous connection are dropped: the sender resends from start_seq.
     head_ = tail_ = consumed_ = credited_ = start_pos;
     expected_ = start_seq;
     have_expected_ = true;
-    if (rx_cq_data_) PostReceives();
     connected_ = true;
   }
 
   // Handshake test write: 0 = not arrived yet, 1 = arrived intact, 2 = arrived with other bytes.
   int PollCheck() {
     if (!failed_) ReadCq();
+    if (check_state_ == 1) RetireDone();
     return check_state_;
   }
   void ExpectCheck(uint64_t v) {
@@ -849,7 +1100,9 @@ class ReceiverCore {
   uint8_t* ring() const { return ring_.base; }
   uint64_t ring_key() const { return ring_key_; }
   uint64_t ring_base() const { return ring_base_; }
-  Endpoint& ep() { return ep_; }
+  Endpoint& ep() { return hub_->ep(); }
+  uint32_t slot() const { return slot_; }
+  size_t endpoint_links() const { return hub_ && slot_ ? hub_->links() : 0; }
   bool empty() const { return consumed_ == tail_; }
 
   uint64_t records_ = 0, bytes_ = 0, completions_ = 0, credits_ = 0, wraps_ = 0, duplicates_ = 0,
@@ -860,7 +1113,7 @@ class ReceiverCore {
     *head_word_ = head_;
     // inject: the 8 bytes are copied at once, so head_word_ may change right after. writedata so that a
     // sender sleeping on its CQ would get an event (a plain write raises none).
-    ssize_t rc = fi_inject_writedata(ep_.ep(), head_word_, 8, 0, peer_, credit_addr_, credit_key_);
+    ssize_t rc = fi_inject_writedata(hub_->ep().ep(), head_word_, 8, 0, peer_, credit_addr_, credit_key_);
     if (rc == -FI_EAGAIN) return;  // retried on the next Release()
     if (rc != 0) {
       SetFailed("credit write failed: " + FiText(int(rc)), "ERR_RDMAQ_FABRIC");
@@ -872,51 +1125,38 @@ class ReceiverCore {
     // drive it. The consumer may go to sleep right after this, so drive it now.
     ReadCq();
   }
-  void PostReceives() {
-    // FI_RX_CQ_DATA (verbs): each remote write with CQ data consumes a posted receive. Zero-length buffers.
-    size_t n = std::min<size_t>(ep_.summary().rx_size ? ep_.summary().rx_size : 256, 256);
-    for (size_t i = 0; i < n; ++i) fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, &recv_ctx_);
-  }
   void ReadCq() {
-    fi_cq_data_entry e[64];
-    for (;;) {
-      ssize_t n = fi_cq_read(ep_.cq(), e, 64);
-      if (n == -FI_EAGAIN) return;
-      if (n == -FI_EAVAIL) {
-        fi_cq_err_entry err{};
-        fi_cq_readerr(ep_.cq(), &err, 0);
-        ++cq_errors_;
-        SetFailed("completion error on the receiver: " + FiText(-int(err.err)), "ERR_RDMAQ_FABRIC");
-        return;
-      }
-      if (n < 0) {
-        SetFailed("fi_cq_read failed: " + FiText(int(n)), "ERR_RDMAQ_FABRIC");
-        return;
-      }
-      for (ssize_t i = 0; i < n; ++i) {
-        if (!(e[i].flags & FI_REMOTE_WRITE)) continue;  // our own (none: credit writes are injected)
-        ++completions_;
-        // verbs carries 4 bytes of CQ data: the delta is defined as 32 bits everywhere.
-        uint64_t delta = e[i].data & 0xffffffffull;
-        if (delta == kCheckFlag) {
-          uint64_t got;
-          memcpy(&got, ring_.base + (tail_ & mask_), 8);
-          check_state_ = got == check_value_ ? 1 : 2;
-          if (rx_cq_data_) fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, &recv_ctx_);
-          continue;
-        }
-        if (delta == 0 || (delta & 7) || tail_ + delta - head_ > cap_) {
-          SetFailed("out-of-range remote CQ data: tail delta " + std::to_string(e[i].data) + " with " +
-                        std::to_string(cap_ - (tail_ - head_)) + " bytes free in the ring",
-                    "ERR_RDMAQ_PROTOCOL");
-          return;
-        }
-        tail_ += delta;
-        if (rx_cq_data_) fi_recv(ep_.ep(), nullptr, 0, nullptr, FI_ADDR_UNSPEC, &recv_ctx_);
-      }
-      if (n < 64) return;
-    }
+    if (!hub_) return;
+    hub_->Drain();
+    if (hub_->failed()) SetFailed(hub_->error().message, "ERR_RDMAQ_FABRIC");
   }
+  void RetireDone() {
+    if (retired_mr_) fi_close(&retired_mr_->fid);
+    retired_mr_ = nullptr;
+  }
+
+ public:
+  // ---- called by FabricHub::Drain(): an incoming write for this slot; data = its 32 bits of CQ data ----
+  void OnRemoteWrite(uint64_t data) {
+    if (failed_ || !connected_) return;
+    ++completions_;
+    if (data & kCheckFlag) {
+      uint64_t got;
+      memcpy(&got, ring_.base + (tail_ & mask_), 8);
+      check_state_ = got == check_value_ ? 1 : 2;
+      return;
+    }
+    uint64_t delta = data & kDeltaMask;
+    if (delta == 0 || (delta & 7) || tail_ + delta - head_ > cap_) {
+      SetFailed("out-of-range remote CQ data: tail delta " + std::to_string(delta) + " with " +
+                    std::to_string(cap_ - (tail_ - head_)) + " bytes free in the ring",
+                "ERR_RDMAQ_PROTOCOL");
+      return;
+    }
+    tail_ += delta;
+  }
+
+ private:
   void SetFailed(const std::string& what, const char* code) {
     if (failed_) return;
     failed_ = true;
@@ -927,20 +1167,73 @@ class ReceiverCore {
   uint64_t cap_, mask_;
   Mapping ring_;
   uint64_t* head_word_ = nullptr;
-  Endpoint ep_;
-  fid_mr* ring_mr_ = nullptr;
+  std::shared_ptr<FabricHub> hub_;
+  uint32_t slot_ = 0;
+  fid_mr* ring_mr_ = nullptr;     // this connection's key
+  fid_mr* retired_mr_ = nullptr;  // the previous connection's, until its last write is past (OpenFabric)
+  fid_mr* head_mr_ = nullptr;     // source of the credit writes: local access only, kept
   uint64_t ring_key_ = 0, ring_base_ = 0;
   fi_addr_t peer_ = FI_ADDR_NOTAVAIL;
   uint64_t credit_addr_ = 0, credit_key_ = 0;
   uint64_t head_ = 0, tail_ = 0, consumed_ = 0, credited_ = 0;
   uint64_t expected_ = 0;
   bool have_expected_ = false;
-  bool rx_cq_data_ = false, connected_ = false, failed_ = false;
+  bool connected_ = false, failed_ = false;
   FabricError error_;
-  int recv_ctx_ = 0;
   uint64_t check_value_ = 0;
   int check_state_ = 0;
 };
+
+// Reads the shared CQ until it is empty (this is also what makes incoming writes land: progress is manual) and
+// routes every entry; see FabricHub. Not re-entrant: the cores' On* calls do not drain.
+inline void FabricHub::Drain() {
+  if (failed_ || draining_ || !ep_.open()) return;
+  draining_ = true;
+  fi_cq_data_entry e[64];
+  for (;;) {
+    ssize_t n = fi_cq_read(ep_.cq(), e, 64);
+    if (n == -FI_EAGAIN) break;
+    if (n == -FI_EAVAIL) {
+      fi_cq_err_entry err{};
+      if (fi_cq_readerr(ep_.cq(), &err, 0) != 1) break;
+      Kind kind;
+      SenderCore* s = SenderOf(err.op_context, &kind);
+      if (s) {
+        char buf[256];
+        const char* pe = fi_cq_strerror(ep_.cq(), err.prov_errno, err.err_data, buf, sizeof(buf));
+        s->OnError(kind, pe ? pe : "?", int(err.err));
+      } else {
+        ++stale_;  // a completion of a link that left, or a cancelled receive: nobody to tell
+        if (kind == kRecvOp && rx_cq_data_ && err.err != FI_ECANCELED) PostRecv();
+      }
+      continue;
+    }
+    if (n < 0) {
+      SetFailed("fi_cq_read failed", int(n));
+      break;
+    }
+    for (ssize_t i = 0; i < n; ++i) {
+      if (e[i].flags & FI_REMOTE_WRITE) {
+        if (rx_cq_data_) PostRecv();  // it consumed one (verbs)
+        // verbs carries 4 bytes of CQ data: everything is defined in the low 32 bits.
+        uint64_t data = e[i].data & 0xffffffffull;
+        uint32_t slot = uint32_t(data >> kSlotShift) & (kSlots - 1);
+        if (slot == 0) continue;  // a credit write: the word itself carries the value
+        if (ReceiverCore* r = receivers_[slot])
+          r->OnRemoteWrite(data);
+        else
+          ++stale_;
+        continue;
+      }
+      Kind kind;
+      SenderCore* s = SenderOf(e[i].op_context, &kind);
+      if (s && kind == kWriteOp) s->OnWriteDone();
+      // kCheckOp: the test write left; the receiver's "ready" is what counts.
+    }
+    if (n < 64) break;
+  }
+  draining_ = false;
+}
 
 // Parses an IP provider's fabric address (sockaddr_in / sockaddr_in6) into "ip" and port; "" if another format.
 inline std::string SockaddrIp(const uint8_t* a, size_t len, int* port) {

@@ -153,9 +153,10 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
   Napi::Value Connect(const Napi::CallbackInfo& info) {
     Napi::Uint8Array peer = ArgBytes(info, 0, "peer address");
     uint64_t base = ArgU64(info, 1, "ring address"), key = ArgU64(info, 2, "ring key");
-    uint64_t start = ArgU64(info, 3, "start position");
+    uint64_t start = ArgU64(info, 3, "start position"), slot = ArgU64(info, 4, "receiver slot");
+    if (slot == 0 || slot >= kSlots) ArgError(info.Env(), "receiver slot must be 1..1023");
     Guard(info.Env(), [&] {
-      core_->Connect(peer.Data(), peer.ByteLength(), base, key, start);
+      core_->Connect(peer.Data(), peer.ByteLength(), base, key, uint32_t(slot), start);
       return 0;
     });
     return info.Env().Undefined();
@@ -216,13 +217,14 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
     o.Set("backpressure", double(c.backpressure_));
     o.Set("wraps", double(c.wraps_));
     o.Set("cqErrors", double(c.cq_errors_));
+    o.Set("endpointLinks", double(c.endpoint_links()));
     return o;
   }
   Napi::Value Error(const Napi::CallbackInfo& info) {
     return ErrorOrNull(info.Env(), core_->failed(), core_->error());
   }
   Napi::Value CloseFabric(const Napi::CallbackInfo& info) {
-    core_->CloseFabric();
+    core_->CloseFabric(info.Length() > 0 && info[0].ToBoolean());  // final: leave the shared endpoint
     return info.Env().Undefined();
   }
   Napi::Value WriteCheck(const Napi::CallbackInfo& info) {
@@ -280,6 +282,7 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
       Napi::Object o = InfoToJs(info.Env(), core_->ep());
       o.Set("ringAddr", Napi::BigInt::New(info.Env(), core_->ring_base()));
       o.Set("ringKey", Napi::BigInt::New(info.Env(), core_->ring_key()));
+      o.Set("slot", Napi::Number::New(info.Env(), core_->slot()));
       return o;
     });
   }
@@ -362,13 +365,14 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     o.Set("wraps", double(c.wraps_));
     o.Set("duplicates", double(c.duplicates_));
     o.Set("cqErrors", double(c.cq_errors_));
+    o.Set("endpointLinks", double(c.endpoint_links()));
     return o;
   }
   Napi::Value Error(const Napi::CallbackInfo& info) {
     return ErrorOrNull(info.Env(), core_->failed(), core_->error());
   }
   Napi::Value CloseFabric(const Napi::CallbackInfo& info) {
-    core_->CloseFabric();
+    core_->CloseFabric(info.Length() > 0 && info[0].ToBoolean());  // final: leave the shared endpoint
     return info.Env().Undefined();
   }
   Napi::Value ExpectCheck(const Napi::CallbackInfo& info) {

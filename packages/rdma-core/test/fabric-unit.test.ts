@@ -4,7 +4,7 @@
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ControlConn, type ControlMsg } from '../src/fabric/handshake.js';
+import { ControlConn, type ControlMsg, FABRIC_CONTROL_VERSION } from '../src/fabric/handshake.js';
 import {
   connectFabric,
   type FabricListener,
@@ -82,7 +82,7 @@ function linkMsg(sender: NativeFabricSender, over: Partial<ControlMsg> = {}): Co
   cleanups.push(() => sender.closeFabric());
   return {
     t: 'link',
-    v: 1,
+    v: FABRIC_CONTROL_VERSION,
     linkId: 'unit',
     epoch: 1,
     provider: 'net',
@@ -180,7 +180,7 @@ describe('fabric handshake', () => {
       h.writeUInt32BE(b.length);
       return Buffer.concat([h, b]);
     };
-    sock.write(frame({ t: 'hello', v: 1, nonce: '00'.repeat(32) }));
+    sock.write(frame({ t: 'hello', v: FABRIC_CONTROL_VERSION, nonce: '00'.repeat(32) }));
     await new Promise((r) => sock.once('data', r));
     sock.write(frame({ t: 'proof', proof: 'ab'.repeat(32) }));
     const e = await reported;
@@ -249,6 +249,7 @@ describe('fabric handshake', () => {
       BigInt(ring.ringAddr as string),
       BigInt(ring.ringKey as string) + 7n,
       pos,
+      ring.slot as number,
     );
     c.send({ t: 'start', pos, seq });
     s.writeCheck(ring.check as number);

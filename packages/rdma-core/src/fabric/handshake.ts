@@ -12,7 +12,8 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { RdmaqError } from '../errors.js';
 
-export const FABRIC_CONTROL_VERSION = 1;
+/** 2: the receiver's `slot` on its shared endpoint (routes its incoming writes; see FABRIC.md). */
+export const FABRIC_CONTROL_VERSION = 2;
 /** Largest control frame; the biggest real one (link parameters) is well under 1 KiB. */
 export const MAX_FRAME = 16 * 1024;
 const MAC_LEN = 32;

@@ -153,6 +153,7 @@ export class FabricListener extends EventEmitter {
         address: info.address.toString('base64'),
         ringAddr: info.ringAddr.toString(),
         ringKey: info.ringKey.toString(),
+        slot: info.slot,
         capacity: receiver.capacity,
         nextSeq,
         check,

@@ -46,6 +46,8 @@ export interface FabricSenderState {
   backpressure: number;
   wraps: number;
   cqErrors: number;
+  /** Link ends of this thread on the same shared endpoint (this one included; 0 when not open). */
+  endpointLinks: number;
 }
 
 export interface FabricReceiverState {
@@ -62,13 +64,16 @@ export interface FabricReceiverState {
   wraps: number;
   duplicates: number;
   cqErrors: number;
+  /** Link ends of this thread on the same shared endpoint (this one included; 0 when not open). */
+  endpointLinks: number;
 }
 
 export interface NativeFabricSender {
   open(provider: string, node: string): FabricInfo & { creditAddr: bigint; creditKey: bigint };
   /** [position, sequence] to resend from; wantSeq < 0: the oldest unacknowledged record. */
   resendPoint(wantSeq: number): [number, number];
-  connect(peer: Uint8Array, ringAddr: bigint, ringKey: bigint, startPos: number): void;
+  /** slot: the receiver's slot on its shared endpoint (from the handshake), carried in every write's CQ data. */
+  connect(peer: Uint8Array, ringAddr: bigint, ringKey: bigint, startPos: number, slot: number): void;
   /**
    * type: 1 DATA (default), 3 PROBE, 5 HEARTBEAT. post: also progress(true) in the same call (even when the
    * ring is full; a failure shows in the next progress()).
@@ -81,7 +86,8 @@ export interface NativeFabricSender {
   progress(postFirst?: boolean): -1 | 0 | 1 | 2;
   state(): FabricSenderState;
   error(): (Error & { code: string }) | null;
-  closeFabric(): void;
+  /** Ends the connection; final: also leaves the shared endpoint (it closes with its last link end). */
+  closeFabric(final?: boolean): void;
   /** The handshake's test write of `value` into the ring's free space (see receiver.expectCheck). */
   writeCheck(value: number): void;
   /** The receiver confirmed the test write ("ready"): data may be posted. */
@@ -91,7 +97,8 @@ export interface NativeFabricSender {
 }
 
 export interface NativeFabricReceiver {
-  open(provider: string, node: string): FabricInfo & { ringAddr: bigint; ringKey: bigint };
+  /** Joins this thread's shared endpoint for (provider, node), takes a slot, registers the ring. */
+  open(provider: string, node: string): FabricInfo & { ringAddr: bigint; ringKey: bigint; slot: number };
   connect(peer: Uint8Array, creditAddr: bigint, creditKey: bigint, startPos: number, startSeq: number): void;
   /**
    * Fills descriptors() rows [offset, length, type, seq, queueLatencyNs]; returns the count, -1 if the link
@@ -109,7 +116,8 @@ export interface NativeFabricReceiver {
   descriptors(): Float64Array;
   state(): FabricReceiverState;
   error(): (Error & { code: string }) | null;
-  closeFabric(): void;
+  /** Ends the connection; final: also leaves the shared endpoint (it closes with its last link end). */
+  closeFabric(final?: boolean): void;
   expectCheck(value: number): void;
   /** 0: the test write has not arrived, 1: arrived intact, 2: arrived with other bytes. */
   pollCheck(): 0 | 1 | 2;

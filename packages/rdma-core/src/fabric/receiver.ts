@@ -226,7 +226,7 @@ export class FabricReceiver extends EventEmitter {
       c.send({ t: 'bye' });
       c.shut('receiver closed');
     }
-    this.native.closeFabric();
+    this.native.closeFabric(true);
     this.setState('down', 'receiver closed');
     this.onClose();
   }
@@ -241,7 +241,10 @@ export class FabricReceiver extends EventEmitter {
   }
 
   /** @internal Rebuilds the endpoint for a new sender connection. */
-  openFabric(provider: string, node: string): FabricInfo & { ringAddr: bigint; ringKey: bigint } {
+  openFabric(
+    provider: string,
+    node: string,
+  ): FabricInfo & { ringAddr: bigint; ringKey: bigint; slot: number } {
     // A sender reconnecting before its old connection timed out: the new one wins, the old one is shut.
     const old = this.conn;
     this.detach();

@@ -278,7 +278,7 @@ export class FabricSender extends EventEmitter {
       c.send({ t: 'bye' });
       c.shut('sender closed');
     }
-    this.native.closeFabric();
+    this.native.closeFabric(true);
     for (const w of this.waiters.splice(0))
       w.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} closed`));
     this.setState('down', 'sender closed');
@@ -308,7 +308,7 @@ export class FabricSender extends EventEmitter {
       ]);
     } catch (err) {
       this.conn?.shut('connect failed');
-      this.native.closeFabric();
+      this.native.closeFabric(true);
       this.closedFlag = true;
       this.setState('down', (err as Error).message, (err as RdmaqError).code);
       throw err;
@@ -377,6 +377,7 @@ export class FabricSender extends EventEmitter {
       checkPeerIp(peerAddr, sock.remoteAddress, 'receiver');
       const ringAddr = u64Field(ring, 'ringAddr');
       const ringKey = u64Field(ring, 'ringKey');
+      const slot = intField(ring, 'slot', 1, 1023);
       const want = ring.nextSeq === null ? -1 : intField(ring, 'nextSeq');
       let point: [number, number];
       try {
@@ -387,7 +388,7 @@ export class FabricSender extends EventEmitter {
       }
       const [pos, seq] = point;
       const check = intField(ring, 'check', 1);
-      this.native.connect(peerAddr, ringAddr, ringKey, pos);
+      this.native.connect(peerAddr, ringAddr, ringKey, pos, slot);
       conn.send({ t: 'start', pos, seq });
       this.native.writeCheck(check);
       // Progress is manual: keep polling our CQ while the receiver looks for the test write.
@@ -448,7 +449,7 @@ export class FabricSender extends EventEmitter {
     if (this.conn !== conn) return;
     this.conn = undefined;
     this.ready = false;
-    // Tear the endpoint down: nothing of the old connection may land after a reconnect.
+    // End the connection: completions of its writes that come later are dropped (FabricHub).
     this.native.closeFabric();
     if (this.closedFlag) return;
     this.errors.add('peer_gone');
