@@ -968,6 +968,8 @@ class ReceiverCore {
   void CloseFabric(bool final = false) {
     if (hub_ && slot_) hub_->DetachReceiver(slot_);
     slot_ = 0;
+    early_.clear();
+    check_arrived_ = false;
     if (hub_ && peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
     peer_ = FI_ADDR_NOTAVAIL;
     connected_ = false;
@@ -993,18 +995,21 @@ class ReceiverCore {
     expected_ = start_seq;
     have_expected_ = true;
     connected_ = true;
+    std::vector<uint64_t> early;
+    early.swap(early_);
+    for (uint64_t d : early) OnRemoteWrite(d);
   }
 
   // Handshake test write: 0 = not arrived yet, 1 = arrived intact, 2 = arrived with other bytes.
+  // The write may have landed before ExpectCheck (see OnRemoteWrite): what arrived is kept and compared here.
   int PollCheck() {
     if (!failed_) ReadCq();
-    if (check_state_ == 1) RetireDone();
-    return check_state_;
+    if (!check_arrived_) return 0;
+    if (check_got_ != check_value_) return 2;
+    RetireDone();
+    return 1;
   }
-  void ExpectCheck(uint64_t v) {
-    check_value_ = v;
-    check_state_ = 0;
-  }
+  void ExpectCheck(uint64_t v) { check_value_ = v; }
 
   // Reads the CQ (this is also what makes incoming writes land: progress is manual), then parses up to
   // `limit` records from the ring. Returns how many were delivered into out.
@@ -1138,12 +1143,17 @@ class ReceiverCore {
  public:
   // ---- called by FabricHub::Drain(): an incoming write for this slot; data = its 32 bits of CQ data ----
   void OnRemoteWrite(uint64_t data) {
-    if (failed_ || !connected_) return;
+    if (failed_) return;
+    if (!connected_) {
+      // The sender posts its test write right after sending `start`; another link's drain (same endpoint)
+      // can complete it before this receiver has read `start` and connected. Keep it for Connect().
+      if (early_.size() < 64) early_.push_back(data);
+      return;
+    }
     ++completions_;
     if (data & kCheckFlag) {
-      uint64_t got;
-      memcpy(&got, ring_.base + (tail_ & mask_), 8);
-      check_state_ = got == check_value_ ? 1 : 2;
+      memcpy(&check_got_, ring_.base + (tail_ & mask_), 8);
+      check_arrived_ = true;
       return;
     }
     uint64_t delta = data & kDeltaMask;
@@ -1172,6 +1182,7 @@ class ReceiverCore {
   fid_mr* ring_mr_ = nullptr;     // this connection's key
   fid_mr* retired_mr_ = nullptr;  // the previous connection's, until its last write is past (OpenFabric)
   fid_mr* head_mr_ = nullptr;     // source of the credit writes: local access only, kept
+  std::vector<uint64_t> early_;   // CQ data for our slot that came before Connect (the test write)
   uint64_t ring_key_ = 0, ring_base_ = 0;
   fi_addr_t peer_ = FI_ADDR_NOTAVAIL;
   uint64_t credit_addr_ = 0, credit_key_ = 0;
@@ -1180,8 +1191,8 @@ class ReceiverCore {
   bool have_expected_ = false;
   bool connected_ = false, failed_ = false;
   FabricError error_;
-  uint64_t check_value_ = 0;
-  int check_state_ = 0;
+  uint64_t check_value_ = 0, check_got_ = 0;
+  bool check_arrived_ = false;  // this connection's test write landed (value in check_got_)
 };
 
 // Reads the shared CQ until it is empty (this is also what makes incoming writes land: progress is manual) and

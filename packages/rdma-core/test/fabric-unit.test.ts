@@ -451,6 +451,25 @@ describe('fabric link in one process', () => {
     expect(await tx.drain(20_000)).toBe(true);
   });
 
+  it('stopping a backoff receiver on its 1 ms timer leaves setImmediate working (no event-loop stall)', async () => {
+    const { rx } = await pair('net', { idle: 'backoff' });
+    rx.start(() => {});
+    // Past its setImmediate turns, the idle receiver polls on a 1 ms setTimeout: stop it right there.
+    const running = () => (rx as unknown as { running?: { timer?: object } }).running;
+    const end = Date.now() + 10_000;
+    while (!(running()?.timer && 'refresh' in running()!.timer!) && Date.now() < end)
+      await new Promise((r) => setImmediate(r));
+    expect(running()?.timer).toHaveProperty('refresh');
+    rx.stop();
+    // clearImmediate() on that Timeout used to corrupt Node's count of pending immediates: every later
+    // setImmediate then waited for the next timer (up to the 500 ms heartbeat).
+    const wake = setInterval(() => {}, 1000);
+    cleanups.push(() => clearInterval(wake));
+    const t0 = performance.now();
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    expect(performance.now() - t0).toBeLessThan(250);
+  });
+
   it('probe() measures a round trip through the ring', async () => {
     const { rx, tx } = await pair('net', { idle: 'event' });
     rx.start(() => {});
@@ -512,6 +531,111 @@ describe('fabric link in one process', () => {
     expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     rx.stop();
   });
+
+  for (const provider of ['net', 'tcp;ofi_rxm']) {
+    it(`${provider}: 24 links in one process, one endpoint: every handshake and every link delivers`, async () => {
+      // Each receiver's test write can be completed by another link's drain of the shared CQ before the
+      // receiver has read `start` (it used to be dropped: a 5 s handshake timeout in about 1 run of 2).
+      const l = await listener();
+      const links: Array<{ rx: FabricReceiver; tx: FabricSender; got: number[] }> = [];
+      for (let i = 0; i < 24; i++) {
+        const rx = l.accept(`many-${i}`, { capacity: 1 << 16, idle: 'backoff' });
+        const tx = await connectFabric({
+          linkId: `many-${i}`,
+          host: '127.0.0.1',
+          port: l.port,
+          secret: SECRET,
+          provider,
+          capacity: 1 << 16,
+        });
+        cleanups.push(() => tx.close());
+        const got: number[] = [];
+        rx.start((buf, off) => got.push(buf.readUInt32LE(off)));
+        const b = Buffer.alloc(4);
+        b.writeUInt32LE(i);
+        expect(tx.send(b)).toBe(true); // traffic on the earlier links while the later ones shake hands
+        links.push({ rx, tx, got });
+      }
+      const end = Date.now() + 20_000;
+      while (links.some((k) => k.got.length < 1) && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 5));
+      expect(links.map((k) => k.got)).toEqual(links.map((_, i) => [i]));
+      expect(new Set(links.map((k) => k.tx.info!.address.toString('hex'))).size).toBe(1);
+      expect(links[0]!.tx.nativeHandle.state().endpointLinks).toBe(48);
+      for (const k of links) k.rx.stop();
+    });
+
+    it(`${provider}: link ends share one endpoint; one link breaking and reconnecting leaves the other alone`, async () => {
+      const l = await listener();
+      const open = async (linkId: string) => {
+        const rx = l.accept(linkId, { capacity: 1 << 16, idle: 'busy-spin' });
+        const tx = await connectFabric({
+          linkId,
+          host: '127.0.0.1',
+          port: l.port,
+          secret: SECRET,
+          provider,
+          capacity: 1 << 16,
+        });
+        cleanups.push(() => tx.close());
+        return { rx, tx };
+      };
+      const a = await open('unit-a');
+      const b = await open('unit-b');
+      // One endpoint (one fabric address) serves all four ends; each receiver has its own slot.
+      const addrs = new Set([a.rx, a.tx, b.rx, b.tx].map((e) => e.info!.address.toString('hex')));
+      expect(addrs.size).toBe(1);
+      const errorsA: Error[] = [];
+      const errorsB: Error[] = [];
+      a.rx.on('error', (e) => errorsA.push(e));
+      b.rx.on('error', (e) => errorsB.push(e));
+      b.tx.on('error', (e) => errorsB.push(e));
+      const gotB: number[] = [];
+      b.rx.start((buf, off) => gotB.push(buf.readUInt32LE(off)));
+      a.rx.start(() => {});
+      // Link b streams while link a is broken by a lying write and reconnects (new slot, new ring key).
+      let sent = 0;
+      const rec = Buffer.alloc(256);
+      const streamB = async (until: () => boolean) => {
+        const end = Date.now() + 20_000;
+        while (!until() && Date.now() < end) {
+          for (let k = 0; k < 20; k++) {
+            rec.writeUInt32LE(sent);
+            if (!b.tx.send(rec)) break;
+            sent++;
+          }
+          await new Promise((r) => setImmediate(r));
+        }
+      };
+      await streamB(() => sent >= 500);
+      const native = (a.tx as unknown as { native: NativeFabricSender }).native;
+      native.forgeWrite(64, (1 << 16) * 4);
+      await streamB(() => a.tx.epoch >= 2 && a.tx.state === 'up');
+      expect(a.tx.epoch).toBe(2);
+      expect(errorsA[0]).toMatchObject({ code: 'ERR_RDMAQ_PROTOCOL' });
+      await streamB(() => sent >= 2000); // and on past the reconnect
+      const end = Date.now() + 20_000;
+      while (gotB.length < sent && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      expect(gotB).toEqual(Array.from({ length: sent }, (_, i) => i));
+      expect(errorsB).toEqual([]);
+      expect(b.tx.epoch).toBe(1); // never reconnected
+      expect(b.rx.stats().counters.errors.protocol ?? 0).toBe(0);
+      // Link a works again on the same endpoint.
+      const gotA: number[] = [];
+      a.rx.stop();
+      a.rx.start((buf, off) => gotA.push(buf.readUInt32LE(off)));
+      for (let i = 0; i < 10; i++) {
+        rec.writeUInt32LE(i);
+        expect(a.tx.send(rec.subarray(0, 4))).toBe(true);
+      }
+      const t2 = Date.now() + 20_000;
+      while (gotA.length < 10 && Date.now() < t2) await new Promise((r) => setTimeout(r, 5));
+      expect(gotA).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect(a.tx.info!.address.equals(b.rx.info!.address)).toBe(true);
+      b.rx.stop();
+      a.rx.stop();
+    });
+  }
 });
 
 describe('fabric through the public API', () => {

@@ -13,6 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { RdmaqError } from '../errors.js';
+import { cancelTimer, type LoopTimer } from '../loop.js';
 import type { IdleStrategy, LinkState, LinkStats, RecordHandler, StateChange } from '../types.js';
 import { type ControlConn, type ControlMsg, handshakeError } from './handshake.js';
 import { DESC_FIELDS, type FabricInfo, fabricNative, type NativeFabricReceiver } from './native.js';
@@ -62,7 +63,7 @@ export class FabricReceiver extends EventEmitter {
   private running:
     | {
         handler: RecordHandler;
-        timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
+        timer: LoopTimer | undefined;
         rounds: number;
         parked: boolean;
       }
@@ -373,10 +374,7 @@ export class FabricReceiver extends EventEmitter {
   }
 
   private clearTimer(r: NonNullable<typeof this.running>): void {
-    if (r.timer) {
-      clearImmediate(r.timer as NodeJS.Immediate);
-      clearTimeout(r.timer as NodeJS.Timeout);
-    }
+    cancelTimer(r.timer);
     r.timer = undefined;
   }
 

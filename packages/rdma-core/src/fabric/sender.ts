@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { RdmaqError } from '../errors.js';
+import { cancelTimer, type LoopTimer } from '../loop.js';
 import type { LinkState, LinkStats, StateChange } from '../types.js';
 import {
   addrField,
@@ -75,7 +76,7 @@ export class FabricSender extends EventEmitter {
   private conn: ControlConn | undefined;
   private ready = false;
   private closedFlag = false;
-  private pumpTimer: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  private pumpTimer: LoopTimer | undefined;
   private pumping = false;
   private emptyTurns = 0;
   private peerParkedTail = -1;
@@ -503,10 +504,7 @@ export class FabricSender extends EventEmitter {
   }
 
   private stopPump(): void {
-    if (this.pumpTimer) {
-      clearImmediate(this.pumpTimer as NodeJS.Immediate);
-      clearTimeout(this.pumpTimer as NodeJS.Timeout);
-    }
+    cancelTimer(this.pumpTimer);
     this.pumpTimer = undefined;
     this.pumping = false;
   }
