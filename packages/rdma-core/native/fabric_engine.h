@@ -677,9 +677,13 @@ class SenderCore {
     attached_ = false;
     if (hub_ && peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
     peer_ = FI_ADDR_NOTAVAIL;
+    // Writes of this connection may still sit in the provider's queues; their completions will be dropped,
+    // so from here on nobody can tell when they are done with the mirror.
+    if (inflight_) orphans_ = true;
     if (final && hub_) {
-      // Writes still in flight read the mirror when the provider gets to them: the hub keeps it mapped.
-      if (inflight_) hub_->Bury(mem_);
+      // The provider may still read the mirror for them: the hub keeps it mapped until the endpoint closes.
+      if (orphans_) hub_->Bury(mem_);
+      orphans_ = false;
       for (fid_mr* mr : mrs_) fi_close(&mr->fid);
       mrs_.clear();
       hub_.reset();
@@ -877,6 +881,7 @@ class SenderCore {
   std::shared_ptr<FabricHub> hub_;
   uint64_t token_ = 0;
   bool attached_ = false;     // a connection is open (token_ valid)
+  bool orphans_ = false;      // a connection ended with writes in flight (see CloseFabric)
   std::vector<fid_mr*> mrs_;  // registrations on hub_ (mirror, credit word, check word)
   void* mirror_desc_ = nullptr;
   uint64_t credit_key_ = 0, credit_addr_ = 0;
