@@ -3,6 +3,7 @@
  * Internal to src/fabric.
  */
 import { createRequire } from 'node:module';
+import '../addon-env.js'; // before the addon loads (libfabric reads its variables once)
 
 /** What the fi_info an endpoint got says (read to adapt: CQ data size, inject size, tx depth, mr_mode …). */
 export interface FabricInfo {
