@@ -63,6 +63,12 @@ constexpr uint64_t kCheckFlag = 1ull << 31;
 constexpr uint32_t kSlotShift = 21;
 constexpr uint64_t kDeltaMask = (1ull << kSlotShift) - 1;
 constexpr uint32_t kSlots = 1024;  // slot 0 is never a receiver's
+// A hub takes new receivers while this many slots are still free, so a freed slot is handed out again only
+// after at least this many other attaches: a late CQ entry of the old connection cannot reach its successor.
+constexpr uint32_t kSlotSlack = 64;
+// How long a closed link's remote-access keys (and the memory under them) stay registered: a write or credit
+// already on its way must find its key (Learnt 9), and by then the peer has long seen `bye` or the EOF.
+constexpr uint64_t kBuryNs = 30'000'000'000ull;
 constexpr uint64_t kMaxWrite = 1ull << 20;
 inline uint64_t Align8(uint64_t v) { return (v + 7) & ~uint64_t(7); }
 inline uint64_t NowNs() {
@@ -245,11 +251,15 @@ class Endpoint {
   }
   void RemovePeer(fi_addr_t a) { fi_av_remove(av_, &a, 1, 0); }
 
-  void Close() {
-    // Order matters: endpoint first (stops traffic), then AV, CQ, domain, fabric. Every MR was closed by its
-    // link before (FabricHub outlives the links that use it).
+  // Stops the endpoint's traffic; MRs can then be closed before Close() takes the domain down.
+  void CloseEp() {
     if (ep_) fi_close(&ep_->fid);
     ep_ = nullptr;
+  }
+  void Close() {
+    // Order matters: endpoint first (stops traffic), then AV, CQ, domain, fabric. Every MR is closed by then
+    // (by its link, or by FabricHub's destructor for buried ones).
+    CloseEp();
     if (av_) fi_close(&av_->fid);
     av_ = nullptr;
     if (cq_) fi_close(&cq_->fid);
@@ -363,16 +373,25 @@ class FabricHub {
 
   // A hub for (provider, node): an existing one of this thread, or a new endpoint. need_slot: the caller is a
   // receiver and needs one of the 1023 slots (a full hub means another endpoint).
-  static std::shared_ptr<FabricHub> Acquire(const std::string& provider, const std::string& node, bool need_slot) {
+  // `current`: the hub the caller is on now, preferred (its registrations stay valid).
+  static std::shared_ptr<FabricHub> Acquire(const std::string& provider, const std::string& node, bool need_slot,
+                                            const FabricHub* current = nullptr) {
     auto& list = Registry()[provider + "|" + node];
+    std::shared_ptr<FabricHub> pick;
     for (auto it = list.begin(); it != list.end();) {
       std::shared_ptr<FabricHub> h = it->lock();
       if (!h) {
         it = list.erase(it);
         continue;
       }
-      if (!h->failed_ && (!need_slot || h->receiver_count_ < kSlots - 1)) return h;
+      if (!h->failed_ && (!need_slot || h->receiver_count_ < kSlots - 1 - kSlotSlack) &&
+          (!pick || h.get() == current))
+        pick = h;
       ++it;
+    }
+    if (pick) {
+      if (!pick->graveyard_.empty()) pick->Sweep();
+      return pick;
     }
     auto h = std::make_shared<FabricHub>();
     h->Open(provider, node);
@@ -383,7 +402,13 @@ class FabricHub {
   FabricHub() : receivers_(kSlots, nullptr) {}
   FabricHub(const FabricHub&) = delete;
   FabricHub& operator=(const FabricHub&) = delete;
-  ~FabricHub() { ep_.Close(); }  // closes the endpoint before the graveyard's memory is unmapped
+  ~FabricHub() {
+    ep_.CloseEp();  // no traffic any more: buried keys and memory can go, then the rest of the endpoint
+    for (Buried& b : graveyard_)
+      for (fid_mr* mr : b.mrs) fi_close(&mr->fid);
+    graveyard_.clear();
+    ep_.Close();
+  }
 
   Endpoint& ep() { return ep_; }
   bool failed() const { return failed_; }
@@ -460,7 +485,12 @@ class FabricHub {
     }
   }
 
-  void Bury(std::shared_ptr<Mapping> m) { graveyard_.push_back(std::move(m)); }
+  // Keeps registrations (closed after kBuryNs) and the memory under them (and under writes that may still be
+  // queued in the provider) alive after their link let go of them; see kBuryNs.
+  void Bury(std::vector<fid_mr*> mrs, std::shared_ptr<Mapping> mem) {
+    graveyard_.push_back({NowNs() + kBuryNs, std::move(mrs), std::move(mem)});
+  }
+  size_t buried() const { return graveyard_.size(); }
 
   inline void Drain();  // defined after SenderCore and ReceiverCore
 
@@ -473,6 +503,22 @@ class FabricHub {
     fi_addr_t addr;
     size_t refs;
   };
+  struct Buried {
+    uint64_t deadline_ns;
+    std::vector<fid_mr*> mrs;
+    std::shared_ptr<Mapping> mem;
+  };
+  void Sweep() {
+    const uint64_t now = NowNs();
+    for (auto it = graveyard_.begin(); it != graveyard_.end();) {
+      if (it->deadline_ns > now) {
+        ++it;
+        continue;
+      }
+      for (fid_mr* mr : it->mrs) fi_close(&mr->fid);
+      it = graveyard_.erase(it);
+    }
+  }
   static std::map<std::string, std::vector<std::weak_ptr<FabricHub>>>& Registry() {
     static thread_local std::map<std::string, std::vector<std::weak_ptr<FabricHub>>> r;
     return r;
@@ -513,7 +559,8 @@ class FabricHub {
   std::vector<uint32_t> free_senders_;
   uint32_t sender_count_ = 0;
   std::map<std::string, PeerEntry> peers_;
-  std::vector<std::shared_ptr<Mapping>> graveyard_;
+  std::vector<Buried> graveyard_;
+  uint64_t drains_ = 0;
   bool rx_cq_data_ = false, failed_ = false, draining_ = false;
   FabricError error_;
   uint64_t stale_ = 0;
@@ -646,18 +693,25 @@ class SenderCore {
   // ignored, see RefreshCredit.)
   void OpenFabric(const std::string& provider, const std::string& node) {
     CloseFabric();
-    std::shared_ptr<FabricHub> hub = FabricHub::Acquire(provider, node, false);
-    if (hub != hub_) {
+    std::shared_ptr<FabricHub> hub = FabricHub::Acquire(provider, node, false, hub_.get());
+    if (hub != hub_ || mrs_.size() != 3) {
       CloseFabric(true);
-      hub_ = std::move(hub);
-      Endpoint& ep = hub_->ep();
-      uint64_t k = 0;
-      mrs_.push_back(ep.Register(mirror_, cap_, FI_WRITE, &k));
-      mirror_desc_ = fi_mr_desc(mrs_.back());
-      mrs_.push_back(ep.Register(const_cast<uint64_t*>(&hdr_->credit), 8, FI_REMOTE_WRITE, &credit_key_));
-      mrs_.push_back(ep.Register(&hdr_->check, 8, FI_WRITE, &k));
-      check_desc_ = fi_mr_desc(mrs_.back());
+      Endpoint& ep = hub->ep();
+      std::vector<fid_mr*> mrs;  // all three or none (a registration can fail half way)
+      try {
+        uint64_t k = 0;
+        mrs.push_back(ep.Register(mirror_, cap_, FI_WRITE, &k));
+        mrs.push_back(ep.Register(const_cast<uint64_t*>(&hdr_->credit), 8, FI_REMOTE_WRITE, &credit_key_));
+        mrs.push_back(ep.Register(&hdr_->check, 8, FI_WRITE, &k));
+      } catch (...) {
+        for (fid_mr* mr : mrs) fi_close(&mr->fid);
+        throw;
+      }
+      mrs_ = std::move(mrs);
+      mirror_desc_ = fi_mr_desc(mrs_[0]);
+      check_desc_ = fi_mr_desc(mrs_[2]);
       credit_addr_ = ep.RemoteBase(const_cast<uint64_t*>(&hdr_->credit));
+      hub_ = std::move(hub);
     }
     Endpoint& ep = hub_->ep();
     token_ = hub_->AttachSender(this);
@@ -677,14 +731,10 @@ class SenderCore {
     attached_ = false;
     if (hub_ && peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
     peer_ = FI_ADDR_NOTAVAIL;
-    // Writes of this connection may still sit in the provider's queues; their completions will be dropped,
-    // so from here on nobody can tell when they are done with the mirror.
-    if (inflight_) orphans_ = true;
     if (final && hub_) {
-      // The provider may still read the mirror for them: the hub keeps it mapped until the endpoint closes.
-      if (orphans_) hub_->Bury(mem_);
-      orphans_ = false;
-      for (fid_mr* mr : mrs_) fi_close(&mr->fid);
+      // Writes of ours may still sit in the provider's queues (reading the mirror) and the receiver's last
+      // credit write may be on its way to our key: the hub keeps both for a while (kBuryNs).
+      hub_->Bury(std::move(mrs_), mem_);
       mrs_.clear();
       hub_.reset();
     }
@@ -881,7 +931,6 @@ class SenderCore {
   std::shared_ptr<FabricHub> hub_;
   uint64_t token_ = 0;
   bool attached_ = false;     // a connection is open (token_ valid)
-  bool orphans_ = false;      // a connection ended with writes in flight (see CloseFabric)
   std::vector<fid_mr*> mrs_;  // registrations on hub_ (mirror, credit word, check word)
   void* mirror_desc_ = nullptr;
   uint64_t credit_key_ = 0, credit_addr_ = 0;
@@ -933,43 +982,45 @@ struct Delivered {
 
 class ReceiverCore {
  public:
-  ReceiverCore(uint64_t capacity) : cap_(capacity), mask_(capacity - 1) {
+  ReceiverCore(uint64_t capacity) : cap_(capacity), mask_(capacity - 1), ring_(std::make_shared<Mapping>()) {
     if (capacity < 4096 || (capacity & (capacity - 1)) || capacity > (1ull << 30))
       Fail("ERR_RDMAQ_ARG", "ring capacity must be a power of two between 4 KiB and 1 GiB");
-    ring_.MapAnon(cap_ + 4096);
-    head_word_ = reinterpret_cast<uint64_t*>(ring_.base + cap_);
+    ring_->MapAnon(cap_ + 4096);
+    head_word_ = reinterpret_cast<uint64_t*>(ring_->base + cap_);
   }
   ReceiverCore(const ReceiverCore&) = delete;
   ReceiverCore& operator=(const ReceiverCore&) = delete;
-  ~ReceiverCore() { CloseFabric(true); }  // the ring's registration goes before the ring's memory
+  ~ReceiverCore() { CloseFabric(true); }
 
   // Joins the thread's shared endpoint, takes a slot (a new one every connection: a late CQ entry of the old
   // connection finds its slot empty) and registers the ring under a new key. The previous key is retired, not
   // closed: a write of the old connection that is still on its way would hit a missing key, and the target's
   // provider answers that by shutting the whole connection between the two processes (every link on it).
-  // On the same connection, the new sender's test write comes after all of them (FIFO): when it arrives, the
-  // retired key is closed (RetireDone).
+  // If the new sender is the same peer endpoint, its test write comes after all of those on the same
+  // connection (FIFO), so the retired key is closed when it arrives; otherwise it is buried (kBuryNs).
   void OpenFabric(const std::string& provider, const std::string& node) {
     CloseFabric();
-    std::shared_ptr<FabricHub> hub = FabricHub::Acquire(provider, node, true);
+    std::shared_ptr<FabricHub> hub = FabricHub::Acquire(provider, node, true, hub_.get());
     if (hub != hub_) {
       CloseFabric(true);
-      hub_ = std::move(hub);
       uint64_t k;
-      head_mr_ = hub_->ep().Register(head_word_, 8, FI_WRITE, &k);
+      head_mr_ = hub->ep().Register(head_word_, 8, FI_WRITE, &k);
+      hub_ = std::move(hub);
     } else if (ring_mr_) {
-      RetireDone();  // two connections old: its writes are long gone
+      if (retired_mr_) hub_->Bury({retired_mr_}, ring_);  // its successor never proved FIFO: time decides
       retired_mr_ = ring_mr_;
+      retired_peer_ = peer_name_;
     }
     ring_mr_ = nullptr;
     Endpoint& ep = hub_->ep();
-    ring_mr_ = ep.Register(ring_.base, cap_, FI_REMOTE_WRITE, &ring_key_);
-    ring_base_ = ep.RemoteBase(ring_.base);
+    ring_mr_ = ep.Register(ring_->base, cap_, FI_REMOTE_WRITE, &ring_key_);
+    ring_base_ = ep.RemoteBase(ring_->base);
     slot_ = hub_->AttachReceiver(this);
     failed_ = false;
     connected_ = false;
   }
-  // Ends the connection (its slot is freed). final: also leave the endpoint and close the registrations.
+  // Ends the connection (its slot is freed). final: also leave the endpoint; the ring's keys (and the ring's
+  // memory) are buried, since the sender may still be writing until it reads `bye` (Learnt 9).
   void CloseFabric(bool final = false) {
     if (hub_ && slot_) hub_->DetachReceiver(slot_);
     slot_ = 0;
@@ -979,9 +1030,13 @@ class ReceiverCore {
     peer_ = FI_ADDR_NOTAVAIL;
     connected_ = false;
     if (final && hub_) {
-      RetireDone();
-      for (fid_mr** mr : {&ring_mr_, &head_mr_})
-        if (*mr) fi_close(&(*mr)->fid), *mr = nullptr;
+      std::vector<fid_mr*> keys;
+      for (fid_mr* mr : {ring_mr_, retired_mr_})
+        if (mr) keys.push_back(mr);
+      if (!keys.empty()) hub_->Bury(std::move(keys), ring_);
+      ring_mr_ = retired_mr_ = nullptr;
+      if (head_mr_) fi_close(&head_mr_->fid);  // local source of injected credit (copied at once)
+      head_mr_ = nullptr;
       hub_.reset();
     }
   }
@@ -993,6 +1048,7 @@ class ReceiverCore {
     if (peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
     peer_ = FI_ADDR_NOTAVAIL;
     peer_ = hub_->AddPeer(peer, peerlen);
+    peer_name_.assign(reinterpret_cast<const char*>(peer), peerlen);
     credit_addr_ = credit_addr;
     credit_key_ = credit_key;
     // Undelivered bytes of the previous connection are dropped: the sender resends from start_seq.
@@ -1034,7 +1090,7 @@ class ReceiverCore {
         continue;
       }
       if (tail_ - pos < kHeader) break;
-      const auto* h = reinterpret_cast<const RecordHeader*>(ring_.base + off);
+      const auto* h = reinterpret_cast<const RecordHeader*>(ring_->base + off);
       if (h->type == kPadding) {
         if (h->length != room - kHeader) {
           SetFailed("corrupt PADDING record at position " + std::to_string(pos), "ERR_RDMAQ_BAD_HEADER");
@@ -1107,7 +1163,7 @@ class ReceiverCore {
   uint64_t head() const { return head_; }
   uint64_t tail() const { return tail_; }
   uint64_t capacity() const { return cap_; }
-  uint8_t* ring() const { return ring_.base; }
+  uint8_t* ring() const { return ring_->base; }
   uint64_t ring_key() const { return ring_key_; }
   uint64_t ring_base() const { return ring_base_; }
   Endpoint& ep() { return hub_->ep(); }
@@ -1140,8 +1196,14 @@ class ReceiverCore {
     hub_->Drain();
     if (hub_->failed()) SetFailed(hub_->error().message, "ERR_RDMAQ_FABRIC");
   }
+  // This connection's test write arrived: every write of the previous connection that used the same peer
+  // endpoint (same connection, FIFO) is past, so its key can go; one from another peer endpoint is buried.
   void RetireDone() {
-    if (retired_mr_) fi_close(&retired_mr_->fid);
+    if (!retired_mr_) return;
+    if (retired_peer_ == peer_name_)
+      fi_close(&retired_mr_->fid);
+    else
+      hub_->Bury({retired_mr_}, ring_);
     retired_mr_ = nullptr;
   }
 
@@ -1157,7 +1219,7 @@ class ReceiverCore {
     }
     ++completions_;
     if (data & kCheckFlag) {
-      memcpy(&check_got_, ring_.base + (tail_ & mask_), 8);
+      memcpy(&check_got_, ring_->base + (tail_ & mask_), 8);
       check_arrived_ = true;
       return;
     }
@@ -1180,12 +1242,13 @@ class ReceiverCore {
   }
 
   uint64_t cap_, mask_;
-  Mapping ring_;
+  std::shared_ptr<Mapping> ring_;  // shared with the hub's graveyard after close (see CloseFabric)
   uint64_t* head_word_ = nullptr;
   std::shared_ptr<FabricHub> hub_;
   uint32_t slot_ = 0;
   fid_mr* ring_mr_ = nullptr;     // this connection's key
   fid_mr* retired_mr_ = nullptr;  // the previous connection's, until its last write is past (OpenFabric)
+  std::string peer_name_, retired_peer_;  // fabric address of the current / the retired key's sender
   fid_mr* head_mr_ = nullptr;     // source of the credit writes: local access only, kept
   std::vector<uint64_t> early_;   // CQ data for our slot that came before Connect (the test write)
   uint64_t ring_key_ = 0, ring_base_ = 0;
@@ -1204,7 +1267,12 @@ class ReceiverCore {
 // routes every entry; see FabricHub. Not re-entrant: the cores' On* calls do not drain.
 inline void FabricHub::Drain() {
   if (failed_ || draining_ || !ep_.open()) return;
+  if (!graveyard_.empty() && (++drains_ & 4095) == 0) Sweep();
   draining_ = true;
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{draining_};
   fi_cq_data_entry e[64];
   for (;;) {
     ssize_t n = fi_cq_read(ep_.cq(), e, 64);
@@ -1248,7 +1316,6 @@ inline void FabricHub::Drain() {
     }
     if (n < 64) break;
   }
-  draining_ = false;
 }
 
 // Parses an IP provider's fabric address (sockaddr_in / sockaddr_in6) into "ip" and port; "" if another format.

@@ -74,6 +74,8 @@ export class FabricSender extends EventEmitter {
   private stateNow: LinkState = 'connecting';
   private epochNow = 0;
   private conn: ControlConn | undefined;
+  /** The control connection of a handshake in progress (close() shuts it). */
+  private handshaking: ControlConn | undefined;
   private ready = false;
   private closedFlag = false;
   private pumpTimer: LoopTimer | undefined;
@@ -271,8 +273,10 @@ export class FabricSender extends EventEmitter {
   async close(): Promise<void> {
     if (this.closedFlag) return;
     this.closedFlag = true;
+    this.ready = false;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.stopPump();
+    this.handshaking?.shut('sender closed');
     const c = this.conn;
     this.conn = undefined;
     if (c) {
@@ -342,8 +346,15 @@ export class FabricSender extends EventEmitter {
       );
     });
     const conn = new ControlConn(sock, 'client');
+    this.handshaking = conn;
+    // close() during a handshake: stop at the next step instead of bringing a closed link up.
+    const stillWanted = () => {
+      if (this.closedFlag)
+        throw new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} closed during the handshake`);
+    };
     try {
       await conn.authenticateClient(this.secret, HANDSHAKE_TIMEOUT_MS);
+      stillWanted();
       // Only now (peer proved the secret) is anything about the fabric shared.
       this.native.closeFabric();
       const info = this.native.open(this.provider, plainIp(sock.localAddress));
@@ -364,6 +375,7 @@ export class FabricSender extends EventEmitter {
         nextSeq: st.nextSeq,
       });
       const ring = await conn.next(HANDSHAKE_TIMEOUT_MS);
+      stillWanted();
       if (ring.t === 'error') throw remoteError(ring);
       if (ring.t !== 'ring') throw handshakeError(`expected ring parameters, got ${ring.t}`);
       if (ring.linkId !== this.linkId)
@@ -400,6 +412,7 @@ export class FabricSender extends EventEmitter {
       } finally {
         clearInterval(spin);
       }
+      stillWanted();
       if (ready.t === 'error') throw remoteError(ready);
       if (ready.t !== 'ready') throw handshakeError(`expected ready, got ${ready.t}`);
       this.native.startData();
@@ -420,9 +433,11 @@ export class FabricSender extends EventEmitter {
       this.kick();
     } catch (err) {
       conn.shut('handshake failed');
-      this.native.closeFabric();
+      this.native.closeFabric(this.closedFlag);
       this.errors.add(errorKind((err as RdmaqError).code));
       throw err;
+    } finally {
+      if (this.handshaking === conn) this.handshaking = undefined;
     }
   }
 
