@@ -28,14 +28,16 @@ async function listener(extra: Partial<Parameters<typeof listenFabric>[0]> = {})
   return l;
 }
 
-async function pair(
+/** Accepts `linkId` on `l` (64 KiB ring) and connects a sender to it over `provider`. */
+async function link(
+  l: FabricListener,
+  linkId: string,
   provider: string,
   rxOpts: Parameters<FabricListener['accept']>[1] = {},
-): Promise<{ l: FabricListener; rx: FabricReceiver; tx: FabricSender }> {
-  const l = await listener();
-  const rx = l.accept('unit', { capacity: 1 << 16, ...rxOpts });
+): Promise<{ rx: FabricReceiver; tx: FabricSender }> {
+  const rx = l.accept(linkId, { capacity: 1 << 16, ...rxOpts });
   const tx = await connectFabric({
-    linkId: 'unit',
+    linkId,
     host: '127.0.0.1',
     port: l.port,
     secret: SECRET,
@@ -43,7 +45,15 @@ async function pair(
     capacity: 1 << 16,
   });
   cleanups.push(() => tx.close());
-  return { l, rx, tx };
+  return { rx, tx };
+}
+
+async function pair(
+  provider: string,
+  rxOpts: Parameters<FabricListener['accept']>[1] = {},
+): Promise<{ l: FabricListener; rx: FabricReceiver; tx: FabricSender }> {
+  const l = await listener();
+  return { l, ...(await link(l, 'unit', provider, rxOpts)) };
 }
 
 function errorOf(p: Promise<unknown>): Promise<Error & { code?: string }> {
@@ -539,16 +549,7 @@ describe('fabric link in one process', () => {
       const l = await listener();
       const links: Array<{ rx: FabricReceiver; tx: FabricSender; got: number[] }> = [];
       for (let i = 0; i < 24; i++) {
-        const rx = l.accept(`many-${i}`, { capacity: 1 << 16, idle: 'backoff' });
-        const tx = await connectFabric({
-          linkId: `many-${i}`,
-          host: '127.0.0.1',
-          port: l.port,
-          secret: SECRET,
-          provider,
-          capacity: 1 << 16,
-        });
-        cleanups.push(() => tx.close());
+        const { rx, tx } = await link(l, `many-${i}`, provider, { idle: 'backoff' });
         const got: number[] = [];
         rx.start((buf, off) => got.push(buf.readUInt32LE(off)));
         const b = Buffer.alloc(4);
@@ -567,19 +568,7 @@ describe('fabric link in one process', () => {
 
     it(`${provider}: link ends share one endpoint; one link breaking and reconnecting leaves the other alone`, async () => {
       const l = await listener();
-      const open = async (linkId: string) => {
-        const rx = l.accept(linkId, { capacity: 1 << 16, idle: 'busy-spin' });
-        const tx = await connectFabric({
-          linkId,
-          host: '127.0.0.1',
-          port: l.port,
-          secret: SECRET,
-          provider,
-          capacity: 1 << 16,
-        });
-        cleanups.push(() => tx.close());
-        return { rx, tx };
-      };
+      const open = (linkId: string) => link(l, linkId, provider, { idle: 'busy-spin' });
       const a = await open('unit-a');
       const b = await open('unit-b');
       // One endpoint (one fabric address) serves all four ends; each receiver has its own slot.
