@@ -861,6 +861,9 @@ class SenderCore {
     Progress();
   }
 
+  // Test hook: the credit word as a late credit write of an older connection would leave it.
+  void ForgeCredit(uint64_t value) { hdr_->credit = value; }
+
   // Test hook: a write whose remote CQ data lies (out-of-range tail delta).
   void ForgeWrite(uint64_t len, uint64_t data) {
     if (!attached_ || !connected_) Fail("ERR_RDMAQ_STATE", "forgeWrite needs a connected link");
@@ -1136,7 +1139,9 @@ class ReceiverCore {
   // The first k records of the last poll were consumed; the others are parsed again by the next poll.
   // Credit is batched: every quarter ring, or at once when `flush` (the consumer goes idle, or the sender
   // said it waits for space) — not on every empty poll, which would add a write per record to a ping-pong.
-  void Release(size_t k, const std::vector<Delivered>& out, bool flush) {
+  // resend: write the head even if it was credited already — the sender says it waits, so what it holds is
+  // not what we sent (a late credit write of an older connection may have overwritten its word).
+  void Release(size_t k, const std::vector<Delivered>& out, bool flush, bool resend = false) {
     if (k < out.size()) {
       consumed_ = out[k].start;
       expected_ = out[k].seq;
@@ -1148,7 +1153,7 @@ class ReceiverCore {
     }
     head_ = consumed_;
     if (!connected_ || failed_) return;
-    if (head_ != credited_ && (head_ - credited_ >= cap_ / 4 || flush)) SendCredit();
+    if ((head_ != credited_ && (head_ - credited_ >= cap_ / 4 || flush)) || resend) SendCredit();
   }
 
   // Test hook for bad input. Exposed so a test can check the receiver rejects an out-of-range tail delta.

@@ -118,6 +118,7 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
                         InstanceMethod("error", &FabricSenderNative::Error),
                         InstanceMethod("closeFabric", &FabricSenderNative::CloseFabric),
                         InstanceMethod("forgeWrite", &FabricSenderNative::ForgeWrite),
+                        InstanceMethod("forgeCredit", &FabricSenderNative::ForgeCredit),
                         InstanceMethod("writeCheck", &FabricSenderNative::WriteCheck),
                         InstanceMethod("startData", &FabricSenderNative::StartData)});
   }
@@ -239,6 +240,10 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
     core_->StartData();
     return info.Env().Undefined();
   }
+  Napi::Value ForgeCredit(const Napi::CallbackInfo& info) {
+    core_->ForgeCredit(ArgU64(info, 0, "credit"));
+    return info.Env().Undefined();
+  }
   Napi::Value ForgeWrite(const Napi::CallbackInfo& info) {
     core_->ForgeWrite(ArgU64(info, 0, "length"), ArgU64(info, 1, "data"));
     return info.Env().Undefined();
@@ -329,13 +334,14 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     }
     return Napi::Number::New(info.Env(), double(n));
   }
-  // release(count?, flush?): the first `count` records of the last poll were consumed (default all: also
+  // release(count?, flush?, resend?): the first `count` records of the last poll were consumed (default all: also
   // what to pass when nothing was polled since); the rest are handed out again by the next poll (a handler
   // threw). flush: return credit now.
   Napi::Value Release(const Napi::CallbackInfo& info) {
     uint64_t k = info.Length() > 0 && info[0].IsNumber() ? ArgU64(info, 0, "count") : out_.size();
     bool flush = info.Length() > 1 && info[1].ToBoolean();
-    core_->Release(std::min<uint64_t>(k, out_.size()), out_, flush);
+    bool resend = info.Length() > 2 && info[2].ToBoolean();
+    core_->Release(std::min<uint64_t>(k, out_.size()), out_, flush || resend, resend);
     out_.clear();  // released views are gone: a later release() must not rewind to them
     return info.Env().Undefined();
   }

@@ -492,6 +492,31 @@ describe('fabric link in one process', () => {
     rx.stop();
   });
 
+  it('a sender whose credit word was overwritten by an older credit gets the head again when it asks', async () => {
+    const { rx, tx } = await pair('net', { idle: 'event' });
+    const native = (tx as unknown as { native: NativeFabricSender }).native;
+    const rec = Buffer.alloc(1000);
+    while (tx.send(rec)) {}
+    tx.flush();
+    const old = native.state().acked;
+    // All synchronous (the sender's pump cannot read its word in between): the receiver consumes everything
+    // and returns credit; polling drives the shared endpoint until that write has landed; then an older
+    // value lands on top of it, as a late credit write of a previous connection could.
+    let got = 0;
+    for (let k = 0; k < 2000; k++) got += rx.poll(() => {}, 256, 100_000);
+    rx.stop();
+    expect(got).toBeGreaterThan(30);
+    (rx as unknown as { native: { release(c?: number, f?: boolean): void } }).native.release(undefined, true);
+    for (let k = 0; k < 200; k++) rx.poll(() => {}, 256, 10_000);
+    native.forgeCredit(old);
+    // The sender still sees a full ring; it asks (`need`), and the receiver writes its head again.
+    await Promise.race([
+      tx.whenWritable(1000),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no credit within 10 s')), 10_000)),
+    ]);
+    expect(tx.send(rec)).toBe(true);
+  });
+
   it('a full ring is back-pressure: send() false, whenWritable() resolves once the receiver consumes', async () => {
     const { rx, tx } = await pair('net');
     const rec = Buffer.alloc(1000);

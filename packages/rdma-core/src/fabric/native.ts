@@ -93,6 +93,8 @@ export interface NativeFabricSender {
   writeCheck(value: number): void;
   /** The receiver confirmed the test write ("ready"): data may be posted. */
   startData(): void;
+  /** Test hook: overwrite the credit word (as a late credit write of an older connection would). */
+  forgeCredit(credit: number): void;
   /** Test hook: one write whose remote CQ data is `data` instead of its length. */
   forgeWrite(length: number, data: number): void;
 }
@@ -110,9 +112,9 @@ export interface NativeFabricReceiver {
   /**
    * The first `count` views of the last poll are no longer used (default: all): free them; the others are
    * handed out again. Credit goes back every quarter ring, or now when `flush` (going idle, or the sender
-   * asked).
+   * asked). resend: write the head even if it was sent already (the sender says it waits for space).
    */
-  release(count?: number, flush?: boolean): void;
+  release(count?: number, flush?: boolean, resend?: boolean): void;
   ring(): ArrayBuffer;
   descriptors(): Float64Array;
   state(): FabricReceiverState;

@@ -78,6 +78,8 @@ export class FabricReceiver extends EventEmitter {
   private failure: Error | undefined;
   /** The sender waits for space (or we go idle): return credit at the next release. */
   private creditWanted = false;
+  /** The sender said it waits (`need`): write the head even if it was sent already. */
+  private resendWanted = false;
   /** Inside poll()'s handler loop: the views are not released yet (release happens when the loop ends). */
   private inPoll = false;
   info: FabricInfo | null = null;
@@ -138,7 +140,7 @@ export class FabricReceiver extends EventEmitter {
     if (n <= 0) {
       // Hot path of every spinning strategy: one native call when nothing arrived.
       if (n < 0) this.checkNative();
-      if (this.creditWanted) this.native.release(undefined, this.takeCredit());
+      if (this.creditWanted) this.native.release(undefined, this.takeCredit(), this.takeResend());
       return 0;
     }
     const d = this.desc;
@@ -164,7 +166,7 @@ export class FabricReceiver extends EventEmitter {
       this.inPoll = false;
       // All handlers returned: the next native poll releases these views (one N-API crossing per poll, not
       // two), unless credit must go back now. A handler threw: the records from it on are handed out again.
-      if (threw || this.creditWanted) this.native.release(i, this.takeCredit());
+      if (threw || this.creditWanted) this.native.release(i, this.takeCredit(), this.takeResend());
     }
     return delivered;
   }
@@ -341,11 +343,14 @@ export class FabricReceiver extends EventEmitter {
         this.schedule(0);
       }
     } else if (m.t === 'need') {
-      // The sender waits for space: credit now (also when nobody is polling: a parked or stopped consumer).
+      // The sender waits for space: credit now (also when nobody is polling: a parked or stopped consumer),
+      // even a head already sent — the sender's word may hold an older one.
       this.creditWanted = true;
+      this.resendWanted = true;
       if (!this.running || this.running.parked) {
-        this.native.release(undefined, true);
+        this.native.release(undefined, true, true);
         this.creditWanted = false;
+        this.resendWanted = false;
       }
     } else if (m.t === 'bye') {
       conn.shut('sender closed the link');
@@ -355,6 +360,12 @@ export class FabricReceiver extends EventEmitter {
   private takeCredit(): boolean {
     const f = this.creditWanted;
     this.creditWanted = false;
+    return f;
+  }
+
+  private takeResend(): boolean {
+    const f = this.resendWanted;
+    this.resendWanted = false;
     return f;
   }
 
