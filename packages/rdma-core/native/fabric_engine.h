@@ -8,10 +8,10 @@
 // keep calling poll()/progress() — a sender waiting for credit keeps polling its own CQ.
 //
 // Endpoints are shared (FabricHub): every link end of a thread on one (provider, local address) uses one RDM
-// endpoint, one CQ and one AV. A request and its reply then travel on one connection (measured here: one-way
-// latency 0.70x that of an endpoint per link end — 2.0 TCP segments per round trip instead of 3.0), and a host
-// with thousands of links pays for one set of provider buffers, not one per link. The receiver's slot in the
-// remote CQ data routes each incoming write to its ring (see kSlotShift).
+// endpoint, one CQ and one AV. A request and its reply then travel on one connection (bench/endpoint-layout:
+// one-way latency 0.70-0.75x that of an endpoint per link end; 2.0 TCP segments per round trip instead of
+// 3.0), and a host with thousands of links pays for one set of provider buffers, not one per link. The
+// receiver's slot in the remote CQ data routes each incoming write to its ring (see kSlotShift).
 //
 // Threading: one object is used by one thread (the JS thread); FI_THREAD_DOMAIN matches that, and hubs are
 // per thread.
@@ -125,9 +125,8 @@ struct InfoSummary {
   size_t addrlen = 0;
 };
 
-// One endpoint with its fabric, domain, CQ and AV. A FabricHub owns it and shares it among link ends; a link's
-// memory registrations are its own and are closed on every reconnect (a write of the old connection then
-// fails the key check at the target instead of landing).
+// One endpoint with its fabric, domain, CQ and AV. A FabricHub owns it and shares it among link ends; each
+// link registers its own memory on it (see FabricHub for when those keys may be closed).
 class Endpoint {
  public:
   Endpoint() = default;
@@ -362,8 +361,8 @@ struct Mapping {
 //   - our own write completions and errors by their op_context, which encodes (sender index, generation,
 //     kind): no pointer, so a completion that arrives after its sender left is recognised and dropped.
 // Lifetime: links hold shared_ptrs; the thread's registry holds weak ones, so the endpoint closes with its last
-// link. A sender that goes away with writes in flight leaves its memory to the hub (the provider may still read
-// it), freed when the endpoint closes.
+// link. A link that closes for good buries its remote-access keys and the memory under them here for kBuryNs
+// (writes and credit may still be on their way, queued writes may still read its mirror).
 class SenderCore;
 class ReceiverCore;
 
@@ -414,10 +413,9 @@ class FabricHub {
   bool failed() const { return failed_; }
   const FabricError& error() const { return error_; }
   size_t links() const { return receiver_count_ + sender_count_; }
-  uint64_t stale() const { return stale_; }
 
   // Slots are handed out round robin, so a reconnecting receiver gets a fresh one: a late entry for its old
-  // slot finds nobody (or, after 1022 other attaches, a receiver whose checks reject a wrong delta).
+  // slot finds nobody (kSlotSlack keeps a freed slot out of use for at least 64 attaches).
   uint32_t AttachReceiver(ReceiverCore* r) {
     for (uint32_t i = 0; i < kSlots - 1; ++i) {
       next_slot_ = next_slot_ % (kSlots - 1) + 1;
@@ -461,8 +459,8 @@ class FabricHub {
   }
   static void* Context(uint64_t token, Kind kind) { return reinterpret_cast<void*>(uintptr_t(token << 2 | kind)); }
 
-  // Peers are shared too: one AV entry per peer address, removed with its last link (fi_av_remove closes the
-  // provider's connection to it).
+  // Peers are shared too: one AV entry per peer address, removed with its last link (the providers keep the
+  // connection itself unless FI_AV_REMOVE_CLEANUP is set; Learnt 9).
   fi_addr_t AddPeer(const uint8_t* addr, size_t len) {
     std::string k(reinterpret_cast<const char*>(addr), len);
     auto it = peers_.find(k);
@@ -474,7 +472,11 @@ class FabricHub {
     peers_[k] = {a, 1};
     return a;
   }
-  void DropPeer(fi_addr_t a) {
+  // Lets go of *peer (if set) and clears it, so it is never dropped twice (AddPeer after it may throw).
+  void DropPeer(fi_addr_t* peer) {
+    const fi_addr_t a = *peer;
+    *peer = FI_ADDR_NOTAVAIL;
+    if (a == FI_ADDR_NOTAVAIL) return;
     for (auto it = peers_.begin(); it != peers_.end(); ++it) {
       if (it->second.addr != a) continue;
       if (--it->second.refs == 0) {
@@ -490,7 +492,6 @@ class FabricHub {
   void Bury(std::vector<fid_mr*> mrs, std::shared_ptr<Mapping> mem) {
     graveyard_.push_back({NowNs() + kBuryNs, std::move(mrs), std::move(mem)});
   }
-  size_t buried() const { return graveyard_.size(); }
 
   inline void Drain();  // defined after SenderCore and ReceiverCore
 
@@ -563,7 +564,6 @@ class FabricHub {
   uint64_t drains_ = 0;
   bool rx_cq_data_ = false, failed_ = false, draining_ = false;
   FabricError error_;
-  uint64_t stale_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -729,8 +729,7 @@ class SenderCore {
   void CloseFabric(bool final = false) {
     if (hub_ && attached_) hub_->DetachSender(token_);
     attached_ = false;
-    if (hub_ && peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
-    peer_ = FI_ADDR_NOTAVAIL;
+    if (hub_) hub_->DropPeer(&peer_);
     if (final && hub_) {
       // Writes of ours may still sit in the provider's queues (reading the mirror) and the receiver's last
       // credit write may be on its way to our key: the hub keeps both for a while (kBuryNs).
@@ -783,8 +782,7 @@ class SenderCore {
     if (slot == 0 || slot >= kSlots)
       Fail("ERR_RDMAQ_HANDSHAKE", "receiver slot " + std::to_string(slot) + " is out of range 1.." +
                                       std::to_string(kSlots - 1));
-    if (peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
-    peer_ = FI_ADDR_NOTAVAIL;
+    hub_->DropPeer(&peer_);
     peer_ = hub_->AddPeer(peer, peerlen);
     ring_base_ = ring_base;
     ring_key_ = ring_key;
@@ -885,7 +883,6 @@ class SenderCore {
   bool failed() const { return failed_; }
   const FabricError& error() const { return error_; }
   Endpoint& ep() { return hub_->ep(); }
-  bool open() const { return attached_; }
   size_t endpoint_links() const { return hub_ && attached_ ? hub_->links() : 0; }
   uint8_t* mirror() const { return mirror_; }
   uint64_t credit_key() const { return credit_key_; }
@@ -1014,7 +1011,7 @@ class ReceiverCore {
       retired_mr_ = ring_mr_;
       retired_peer_ = peer_name_;
     }
-    ring_mr_ = nullptr;
+    ring_mr_ = nullptr;  // moved to retired_mr_ (or gone): a failed Register must not leave it twice
     Endpoint& ep = hub_->ep();
     ring_mr_ = ep.Register(ring_->base, cap_, FI_REMOTE_WRITE, &ring_key_);
     ring_base_ = ep.RemoteBase(ring_->base);
@@ -1029,8 +1026,7 @@ class ReceiverCore {
     slot_ = 0;
     early_.clear();
     check_arrived_ = false;
-    if (hub_ && peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
-    peer_ = FI_ADDR_NOTAVAIL;
+    if (hub_) hub_->DropPeer(&peer_);
     connected_ = false;
     if (final && hub_) {
       std::vector<fid_mr*> keys;
@@ -1048,8 +1044,7 @@ class ReceiverCore {
   void Connect(const uint8_t* peer, size_t peerlen, uint64_t credit_addr, uint64_t credit_key, uint64_t start_pos,
                uint64_t start_seq) {
     if (!hub_ || !slot_) Fail("ERR_RDMAQ_STATE", "connect before open");
-    if (peer_ != FI_ADDR_NOTAVAIL) hub_->DropPeer(peer_);
-    peer_ = FI_ADDR_NOTAVAIL;
+    hub_->DropPeer(&peer_);
     peer_ = hub_->AddPeer(peer, peerlen);
     peer_name_.assign(reinterpret_cast<const char*>(peer), peerlen);
     credit_addr_ = credit_addr;
@@ -1291,9 +1286,8 @@ inline void FabricHub::Drain() {
         char buf[256];
         const char* pe = fi_cq_strerror(ep_.cq(), err.prov_errno, err.err_data, buf, sizeof(buf));
         s->OnError(kind, pe ? pe : "?", int(err.err));
-      } else {
-        ++stale_;  // a completion of a link that left, or a cancelled receive: nobody to tell
-        if (kind == kRecvOp && rx_cq_data_ && err.err != FI_ECANCELED) PostRecv();
+      } else if (kind == kRecvOp && rx_cq_data_ && err.err != FI_ECANCELED) {
+        PostRecv();  // otherwise: a completion of a link that left, nobody to tell
       }
       continue;
     }
@@ -1308,10 +1302,7 @@ inline void FabricHub::Drain() {
         uint64_t data = e[i].data & 0xffffffffull;
         uint32_t slot = uint32_t(data >> kSlotShift) & (kSlots - 1);
         if (slot == 0) continue;  // a credit write: the word itself carries the value
-        if (ReceiverCore* r = receivers_[slot])
-          r->OnRemoteWrite(data);
-        else
-          ++stale_;
+        if (ReceiverCore* r = receivers_[slot]) r->OnRemoteWrite(data);  // none: a late write of a closed link
         continue;
       }
       Kind kind;

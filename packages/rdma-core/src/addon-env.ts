@@ -1,10 +1,8 @@
 /**
  * Environment the native addon must see before its first fi_getinfo: imported (for its side effect) by both
  * modules that load the addon, src/native.ts and src/fabric/native.ts, ahead of the load.
- */
-/*
- * libfabric reads its FI_* variables once, at the process's first fi_getinfo (always after this module has
- * loaded). rdmaq moves data with RMA writes only, so ofi_rxm's receive bounce buffers (by default 4096 of
+ *
+ * libfabric reads its FI_* variables once, at the process's first fi_getinfo. rdmaq moves data with RMA writes only, so ofi_rxm's receive bounce buffers (by default 4096 of
  * 16 KiB per endpoint) are dead weight: measured here, one tcp;ofi_rxm link (both ends in one process) cost
  * 160 MB of RSS with the defaults and 24 MB with these. An operator's own setting wins.
  */

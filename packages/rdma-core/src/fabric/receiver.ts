@@ -140,7 +140,7 @@ export class FabricReceiver extends EventEmitter {
     if (n <= 0) {
       // Hot path of every spinning strategy: one native call when nothing arrived.
       if (n < 0) this.checkNative();
-      if (this.creditWanted) this.native.release(undefined, this.takeCredit(), this.takeResend());
+      if (this.creditWanted) this.releaseViews(undefined);
       return 0;
     }
     const d = this.desc;
@@ -166,7 +166,7 @@ export class FabricReceiver extends EventEmitter {
       this.inPoll = false;
       // All handlers returned: the next native poll releases these views (one N-API crossing per poll, not
       // two), unless credit must go back now. A handler threw: the records from it on are handed out again.
-      if (threw || this.creditWanted) this.native.release(i, this.takeCredit(), this.takeResend());
+      if (threw || this.creditWanted) this.releaseViews(i);
     }
     return delivered;
   }
@@ -243,7 +243,7 @@ export class FabricReceiver extends EventEmitter {
     return null;
   }
 
-  /** @internal Rebuilds the endpoint for a new sender connection. */
+  /** @internal A new sender connection: a new slot and ring key on the shared endpoint (FabricHub). */
   openFabric(
     provider: string,
     node: string,
@@ -347,26 +347,19 @@ export class FabricReceiver extends EventEmitter {
       // even a head already sent — the sender's word may hold an older one.
       this.creditWanted = true;
       this.resendWanted = true;
-      if (!this.running || this.running.parked) {
-        this.native.release(undefined, true, true);
-        this.creditWanted = false;
-        this.resendWanted = false;
-      }
+      if (!this.running || this.running.parked) this.releaseViews(undefined);
     } else if (m.t === 'bye') {
       conn.shut('sender closed the link');
     }
   }
 
-  private takeCredit(): boolean {
-    const f = this.creditWanted;
+  /** Releases the first `count` views of the last poll (all: undefined), with the credit that is wanted. */
+  private releaseViews(count: number | undefined): void {
+    const flush = this.creditWanted;
+    const resend = this.resendWanted;
     this.creditWanted = false;
-    return f;
-  }
-
-  private takeResend(): boolean {
-    const f = this.resendWanted;
     this.resendWanted = false;
-    return f;
+    this.native.release(count, flush, resend);
   }
 
   private checkNative(): void {
