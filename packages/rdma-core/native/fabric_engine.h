@@ -35,7 +35,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -190,11 +192,7 @@ class Endpoint {
                                         " bytes of remote CQ data; rdmaq needs at least 4");
     Check(fi_fabric(info_->fabric_attr, &fabric_, nullptr), "fi_fabric");
     Check(fi_domain(fabric_, info_, &domain_, nullptr), "fi_domain");
-    fi_cq_attr cq_attr{};
-    cq_attr.size = cq_size;
-    cq_attr.format = FI_CQ_FORMAT_DATA;
-    cq_attr.wait_obj = FI_WAIT_NONE;  // wait objects misbehave here (net fd always readable, shm sread spins)
-    Check(fi_cq_open(domain_, &cq_attr, &cq_, nullptr), "fi_cq_open");
+    OpenCq(cq_size);
     fi_av_attr av_attr{};
     av_attr.type = FI_AV_TABLE;
     av_attr.count = 256;  // a hint: the table grows
@@ -263,6 +261,7 @@ class Endpoint {
     av_ = nullptr;
     if (cq_) fi_close(&cq_->fid);
     cq_ = nullptr;
+    wait_fd_ = -1;
     if (domain_) fi_close(&domain_->fid);
     domain_ = nullptr;
     if (fabric_) fi_close(&fabric_->fid);
@@ -272,6 +271,18 @@ class Endpoint {
   }
 
   bool open() const { return ep_ != nullptr; }
+  // The CQ's pollable wait fd (an epoll fd on the IP providers, the ibv_comp_channel on verbs), or -1 when the
+  // provider has none; then wait_note() says why in plain words.
+  int wait_fd() const { return wait_fd_; }
+  const std::string& wait_note() const { return wait_note_; }
+  // The fi_trywait half of the sleep protocol (docs: notes/cq-wait-here.md): 0 = armed, the wait fd will turn
+  // readable on the next completion; -FI_EAGAIN = completions (or progress) pending: drain, then try again.
+  // Never called without a wait fd: fi_trywait on a FI_WAIT_NONE CQ crashes inside libfabric 1.17.
+  int TryWait() {
+    if (wait_fd_ < 0 || !cq_) return -FI_ENOSYS;
+    fid* f = &cq_->fid;
+    return fi_trywait(fabric_, &f, 1);
+  }
   fid_ep* ep() const { return ep_; }
   fid_cq* cq() const { return cq_; }
   fi_info* info() const { return info_; }
@@ -291,6 +302,48 @@ class Endpoint {
  private:
   void Check(int rc, const char* what) {
     if (rc != 0) Fail("ERR_RDMAQ_FABRIC", std::string(what) + " failed on provider " + summary_.provider, rc);
+  }
+  // Opens the CQ with a pollable fd where the provider has one, so an idle consumer can sleep on the CQ
+  // itself (uv_poll) instead of being woken by its peer. FI_WAIT_FD is asked explicitly: FI_WAIT_UNSPEC gives
+  // net's FI_WAIT_POLLFD (a struct, not an int). shm and efa (1.17) have none (-FI_ENOSYS): they are not even
+  // asked, and any other refusal falls back to FI_WAIT_NONE with the reason kept for stats and logs.
+  void OpenCq(size_t cq_size) {
+    fi_cq_attr cq_attr{};
+    cq_attr.size = cq_size;
+    cq_attr.format = FI_CQ_FORMAT_DATA;
+    const std::string first = summary_.provider.substr(0, summary_.provider.find(';'));
+    wait_fd_ = -1;
+    wait_note_.clear();
+    if (first == "shm" || first == "efa" || getenv("RDMAQ_FABRIC_NO_WAIT_FD")) {
+      wait_note_ = "provider " + summary_.provider +
+                   (first == "shm" || first == "efa" ? " has no completion-queue wait fd in libfabric 1.17"
+                                                     : " asked not to use a wait fd (RDMAQ_FABRIC_NO_WAIT_FD)");
+    } else {
+      cq_attr.wait_obj = FI_WAIT_FD;
+      cq_attr.wait_cond = FI_CQ_COND_NONE;
+      int rc = fi_cq_open(domain_, &cq_attr, &cq_, nullptr);
+      if (rc == 0) {
+        enum fi_wait_obj obj = FI_WAIT_NONE;
+        int fd = -1;
+        // The argument type of FI_GETWAIT depends on the wait object (a wrong one corrupts the stack): ask
+        // which object we got first, and take the fd only for FI_WAIT_FD.
+        int orc = fi_control(&cq_->fid, FI_GETWAITOBJ, &obj);
+        int grc = orc == 0 && obj == FI_WAIT_FD ? fi_control(&cq_->fid, FI_GETWAIT, &fd) : -FI_ENOSYS;
+        if (grc == 0 && fd >= 0) {
+          wait_fd_ = fd;
+          return;
+        }
+        wait_note_ = "provider " + summary_.provider + " opened its completion queue but gave no wait fd (" +
+                     (orc ? FiText(orc) : grc ? FiText(grc) : "wait object " + std::to_string(int(obj))) + ")";
+        fi_close(&cq_->fid);
+        cq_ = nullptr;
+      } else {
+        wait_note_ = "provider " + summary_.provider + " has no completion-queue wait fd (fi_cq_open: " +
+                     FiText(rc) + ")";
+      }
+    }
+    cq_attr.wait_obj = FI_WAIT_NONE;
+    Check(fi_cq_open(domain_, &cq_attr, &cq_, nullptr), "fi_cq_open");
   }
   void Summarise() {
     InfoSummary& s = summary_;
@@ -319,6 +372,8 @@ class Endpoint {
   fid_ep* ep_ = nullptr;
   uint8_t addr_[256];
   size_t addrlen_ = 0;
+  int wait_fd_ = -1;  // owned by the CQ (closed with it)
+  std::string wait_note_;
   InfoSummary summary_;
 };
 
@@ -366,7 +421,17 @@ struct Mapping {
 class SenderCore;
 class ReceiverCore;
 
-class FabricHub {
+// The consumers sleeping on a hub's CQ wait fd (cq_waiter.h keeps them; libuv lives there, not here). The
+// engine only needs to make a closing receiver forget its sleep.
+struct HubSleepers {
+  virtual ~HubSleepers() = default;
+  virtual void Forget(ReceiverCore* r) = 0;
+  // A Drain routed data (or an error) to a parked receiver: the CQ entry that would have made the wait fd
+  // readable is consumed, so the sleeper must be woken some other way (cq_waiter.h: a uv_async).
+  virtual void ParkedDataRouted() = 0;
+};
+
+class FabricHub : public std::enable_shared_from_this<FabricHub> {
  public:
   enum Kind : uintptr_t { kWriteOp = 1, kCheckOp = 2, kRecvOp = 3 };
 
@@ -402,6 +467,7 @@ class FabricHub {
   FabricHub(const FabricHub&) = delete;
   FabricHub& operator=(const FabricHub&) = delete;
   ~FabricHub() {
+    sleepers.reset();  // stops watching the wait fd before the CQ (which owns it) closes
     ep_.CloseEp();  // no traffic any more: buried keys and memory can go, then the rest of the endpoint
     for (Buried& b : graveyard_)
       for (fid_mr* mr : b.mrs) fi_close(&mr->fid);
@@ -494,6 +560,10 @@ class FabricHub {
   }
 
   inline void Drain();  // defined after SenderCore and ReceiverCore
+  // Set by OnRemoteWrite when it moved a parked receiver's tail; Drain tells `sleepers` once at its end.
+  void NoteParkedData() { parked_data_ = true; }
+
+  std::unique_ptr<HubSleepers> sleepers;  // created on the first sleep (cq_waiter.h)
 
  private:
   struct SenderEntry {
@@ -562,7 +632,7 @@ class FabricHub {
   std::map<std::string, PeerEntry> peers_;
   std::vector<Buried> graveyard_;
   uint64_t drains_ = 0;
-  bool rx_cq_data_ = false, failed_ = false, draining_ = false;
+  bool rx_cq_data_ = false, failed_ = false, draining_ = false, parked_data_ = false;
   FabricError error_;
 };
 
@@ -1022,6 +1092,8 @@ class ReceiverCore {
   // Ends the connection (its slot is freed). final: also leave the endpoint; the ring's keys (and the ring's
   // memory) are buried, since the sender may still be writing until it reads `bye` (Learnt 9).
   void CloseFabric(bool final = false) {
+    if (hub_ && hub_->sleepers) hub_->sleepers->Forget(this);
+    parked = false;
     if (hub_ && slot_) hub_->DetachReceiver(slot_);
     slot_ = 0;
     early_.clear();
@@ -1072,11 +1144,21 @@ class ReceiverCore {
 
   // Reads the CQ (this is also what makes incoming writes land: progress is manual), then parses up to
   // `limit` records from the ring. Returns how many were delivered into out.
+  // The CQ is read only when the ring holds no complete record: records already landed are handed out
+  // without a syscall (on the IP providers every CQ read is an epoll_wait and a recv), which is what a
+  // consumer just woken from its CQ sleep finds — the wake-up drained the CQ already.
   size_t Poll(size_t limit, std::vector<Delivered>& out) {
     out.clear();
     if (!connected_ || failed_) return 0;
+    if (consumed_ != tail_ && Parse(limit, out)) return out.size();
+    if (failed_) return 0;
     ReadCq();
     if (failed_) return 0;
+    return Parse(limit, out);
+  }
+
+  // Parses up to `limit` complete records between consumed_ and tail_ into out.
+  size_t Parse(size_t limit, std::vector<Delivered>& out) {
     uint64_t pos = consumed_;
     while (out.size() < limit && pos < tail_) {
       uint64_t off = pos & mask_;
@@ -1151,6 +1233,13 @@ class ReceiverCore {
     if ((head_ != credited_ && (head_ - credited_ >= cap_ / 4 || flush)) || resend) SendCredit();
   }
 
+  // Going to sleep: credit goes back now only when at least `min_bytes` were consumed since the last credit.
+  // Less waits for the next batch, the sender's `need`, or the 1 s safety poll (which flushes): a credit write
+  // per record would wake a sleeping peer for nothing after every message of a ping-pong.
+  void CreditIfAbove(uint64_t min_bytes) {
+    if (connected_ && !failed_ && head_ != credited_ && head_ - credited_ >= min_bytes) SendCredit();
+  }
+
   // Test hook for bad input. Exposed so a test can check the receiver rejects an out-of-range tail delta.
   bool failed() const { return failed_; }
   const FabricError& error() const { return error_; }
@@ -1173,6 +1262,13 @@ class ReceiverCore {
 
   uint64_t records_ = 0, bytes_ = 0, completions_ = 0, credits_ = 0, wraps_ = 0, duplicates_ = 0,
            cq_errors_ = 0;
+  // Sleeping on the CQ wait fd (cq_waiter.h): times this receiver went to sleep, and times it was woken with
+  // something to deliver (the rest of its wake-ups were for others on the same endpoint or spurious).
+  uint64_t sleeps_ = 0, wakeups_ = 0;
+  bool parked = false;  // asleep on the hub's wait fd: a write routed to it must wake it
+  FabricHub* hub_ptr() const { return hub_.get(); }
+  // Something for a sleeping consumer to act on: records, an error, or the connection gone.
+  bool WakeWanted() const { return !connected_ || failed_ || consumed_ != tail_ || !hub_ || hub_->failed(); }
 
  private:
   void SendCredit() {
@@ -1223,6 +1319,7 @@ class ReceiverCore {
       check_arrived_ = true;
       return;
     }
+    if (parked) hub_->NoteParkedData();  // data or an error below: either way the sleeper must wake
     uint64_t delta = data & kDeltaMask;
     if (delta == 0 || (delta & 7) || tail_ + delta - head_ > cap_) {
       SetFailed("out-of-range remote CQ data: tail delta " + std::to_string(delta) + " with " +
@@ -1311,6 +1408,10 @@ inline void FabricHub::Drain() {
       // kCheckOp: the test write left; the receiver's "ready" is what counts.
     }
     if (n < 64) break;
+  }
+  if (parked_data_) {
+    parked_data_ = false;
+    if (sleepers) sleepers->ParkedDataRouted();
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "cq_waiter.h"
 #include "fabric_engine.h"
 
 namespace rdmaq_fabric {
@@ -85,6 +86,8 @@ inline Napi::Object InfoToJs(Napi::Env env, Endpoint& ep) {
   o.Set("maxMsgSize", Napi::Number::New(env, double(s.max_msg_size)));
   o.Set("mrKeySize", Napi::Number::New(env, double(s.mr_key_size)));
   o.Set("addrFormat", Napi::Number::New(env, double(s.addr_format)));
+  o.Set("waitFd", Napi::Boolean::New(env, ep.wait_fd() >= 0));
+  o.Set("waitNote", ep.wait_note());
   o.Set("address", Napi::Buffer<uint8_t>::Copy(env, ep.addr(), ep.addrlen()));
   o.Set("addressText", ep.StrAddr(ep.addr(), ep.addrlen()));
   return o;
@@ -267,7 +270,9 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
                         InstanceMethod("error", &FabricReceiverNative::Error),
                         InstanceMethod("closeFabric", &FabricReceiverNative::CloseFabric),
                         InstanceMethod("expectCheck", &FabricReceiverNative::ExpectCheck),
-                        InstanceMethod("pollCheck", &FabricReceiverNative::PollCheck)});
+                        InstanceMethod("pollCheck", &FabricReceiverNative::PollCheck),
+                        InstanceMethod("sleep", &FabricReceiverNative::Sleep),
+                        InstanceMethod("unsleep", &FabricReceiverNative::Unsleep)});
   }
   FabricReceiverNative(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FabricReceiverNative>(info) {
     uint64_t cap = ArgU64(info, 0, "capacity");
@@ -371,6 +376,9 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     o.Set("wraps", double(c.wraps_));
     o.Set("duplicates", double(c.duplicates_));
     o.Set("cqErrors", double(c.cq_errors_));
+    o.Set("sleeps", double(c.sleeps_));
+    o.Set("wakeups", double(c.wakeups_));
+    o.Set("parked", c.parked);
     o.Set("endpointLinks", double(c.endpoint_links()));
     return o;
   }
@@ -387,6 +395,29 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
   }
   Napi::Value PollCheck(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), core_->PollCheck());
+  }
+  // sleep(cb) → 1 asleep on the shared CQ's wait fd (cb is called once when there is something to do),
+  // 0 not asleep (records or an error are there now: poll), -1 this endpoint has no wait fd (waitNote says
+  // why): the caller falls back to another way of waking. Releases the views of the last poll first, with
+  // credit only if a sixteenth of the ring or more was consumed since the last (CreditIfAbove).
+  Napi::Value Sleep(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsFunction()) ArgError(info.Env(), "sleep(callback): callback must be a function");
+    FabricHub* hub = core_->hub_ptr();
+    if (!hub || hub->ep().wait_fd() < 0) return Napi::Number::New(info.Env(), -1);
+    if (!out_.empty()) {
+      core_->Release(out_.size(), out_, false);
+      out_.clear();
+    }
+    core_->CreditIfAbove(core_->capacity() / 16);
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      HubWaiter& w = HubWaiter::For(info.Env(), *hub);
+      return Napi::Number::New(info.Env(), w.Sleep(info.Env(), core_.get(), info[0].As<Napi::Function>()));
+    });
+  }
+  Napi::Value Unsleep(const Napi::CallbackInfo& info) {
+    FabricHub* hub = core_->hub_ptr();
+    if (hub && hub->sleepers) hub->sleepers->Forget(core_.get());
+    return info.Env().Undefined();
   }
 
   std::shared_ptr<ReceiverCore> core_;

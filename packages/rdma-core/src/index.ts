@@ -43,6 +43,7 @@ export type {
   SparseBuckets,
   StateChange,
   Transport,
+  WakeupStats,
 } from './types.js';
 
 /** libfabric providers available on this host (e.g. `["net", "shm", "tcp", ...]`). */

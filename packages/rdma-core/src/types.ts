@@ -71,6 +71,24 @@ export interface LinkStats {
   };
   /** Cumulative since the link object was created. Queue: send timestamp → delivery (receiver); rtt: probe round trips (sender). */
   latency: { queue: SparseBuckets; rtt: SparseBuckets };
+  /** How an idle consumer is woken (fabric receivers): see WakeupStats. */
+  wakeup?: WakeupStats;
+}
+
+/**
+ * How an idle fabric consumer learns of new records. `cq`: it sleeps on the completion queue's own wait fd
+ * (the design's path); `peer`: the provider has no wait fd, so it tells its sender over the control
+ * connection and is woken by a reply (slower: one TCP round trip); `none`: not asleep yet / busy-spin.
+ */
+export interface WakeupStats {
+  mode: 'cq' | 'peer' | 'none';
+  /** Why the fallback is used (plain words), when mode is `peer`. */
+  note?: string;
+  /** Times the consumer went to sleep on the CQ, and times it woke with records to deliver. */
+  sleeps: number;
+  wakeups: number;
+  /** Records that waited for the 1 s safety poll (a lost wake-up: should stay 0). */
+  safetyRescues: number;
 }
 
 /**

@@ -33,6 +33,13 @@ function sizeOf(seq, minSize, maxSize) {
   return minSize + (mix(seq) % (maxSize - minSize + 1));
 }
 
+/**
+ * Gaps of the stress mode in µs: -2 = until the receiver consumed everything (drain), -1 = one event-loop
+ * turn; busy waits below 1 ms, timers above.
+ */
+const GAP_CLASSES = [-2, -1, 5, 30, 200, 1000, 4000];
+const gapsMade = GAP_CLASSES.map(() => 0);
+
 if (mode === 'send') {
   const s = await connectFabric({
     linkId: o.linkId,
@@ -69,9 +76,25 @@ if (mode === 'send') {
     seq++;
     if (o.throttleEvery && seq % o.throttleEvery === 0)
       await new Promise((r) => setTimeout(r, o.throttleMs ?? 1));
+    if (o.gaps && mix(seq ^ 0x2545f491) % (o.burst ?? 100) === 0) {
+      // Lost-wake-up stress: bursts of random length, then a gap of one of GAP_CLASSES, so the consumer
+      // goes to sleep (or is about to) at every point of its sleep protocol when the next write lands.
+      const gap = GAP_CLASSES[mix(seq ^ 0x68e31da4) % GAP_CLASSES.length];
+      gapsMade[GAP_CLASSES.indexOf(gap)]++;
+      s.flush();
+      if (gap === -2) {
+        // Quiet until the receiver consumed everything: the last record before it must wake the consumer
+        // by itself (nothing comes after it), or it waits for the 1 s safety poll.
+        if (!(await s.drain(10_000))) throw new Error('drain timed out');
+      } else if (gap < 0) await new Promise((r) => setImmediate(r));
+      else if (gap < 1000) {
+        const until = process.hrtime.bigint() + BigInt(gap * 1000);
+        while (process.hrtime.bigint() < until) s.flush(); // keep posting/reaping like a busy producer
+      } else await new Promise((r) => setTimeout(r, gap / 1000));
+    }
     if (seq % 4096 === 0) await new Promise((r) => setImmediate(r)); // let heartbeats and the pump run
   }
-  out({ ev: 'sent', nextSeq: seq });
+  out({ ev: 'sent', nextSeq: seq, gapsMade });
   const drained = await s.drain(120_000);
   out({ ev: 'done', drained, stats: s.stats() });
   await s.close();

@@ -22,6 +22,10 @@ export interface FabricInfo {
   maxMsgSize: number;
   mrKeySize: number;
   addrFormat: number;
+  /** The shared completion queue has a pollable wait fd: idle consumers sleep on it (see cq_waiter.h). */
+  waitFd: boolean;
+  /** Without a wait fd: why, in plain words (empty otherwise). */
+  waitNote: string;
   /** This endpoint's fabric address (fi_getname). */
   address: Buffer;
   addressText: string;
@@ -65,6 +69,11 @@ export interface FabricReceiverState {
   wraps: number;
   duplicates: number;
   cqErrors: number;
+  /** Times this consumer went to sleep on the CQ wait fd, and was woken with records to deliver. */
+  sleeps: number;
+  wakeups: number;
+  /** Asleep on the CQ wait fd now. */
+  parked: boolean;
   /** Link ends of this thread on the same shared endpoint (this one included; 0 when not open). */
   endpointLinks: number;
 }
@@ -124,6 +133,13 @@ export interface NativeFabricReceiver {
   expectCheck(value: number): void;
   /** 0: the test write has not arrived, 1: arrived intact, 2: arrived with other bytes. */
   pollCheck(): 0 | 1 | 2;
+  /**
+   * Sleeps on the shared CQ's wait fd (drain → fi_trywait → uv_poll): 1 asleep, `wake` is called once when
+   * there is something to do; 0 records or an error are there now (poll); -1 no wait fd on this endpoint.
+   */
+  sleep(wake: () => void): -1 | 0 | 1;
+  /** Cancels a sleep (no callback follows). */
+  unsleep(): void;
 }
 
 export interface FabricAddon {

@@ -10,6 +10,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, connect as netConnect, type Socket } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { samplePercentiles, sparsePercentiles } from '../perf/stats.js';
@@ -39,7 +40,17 @@ export interface FabricPerfOptions {
 }
 
 interface WorkerCfg {
-  role: 'lat-a' | 'lat-b' | 'bw-send' | 'bw-recv' | 'idle-send' | 'idle-recv' | 'net-send' | 'net-recv';
+  role:
+    | 'lat-a'
+    | 'lat-b'
+    | 'bw-send'
+    | 'bw-recv'
+    | 'idle-send'
+    | 'idle-recv'
+    | 'net-send'
+    | 'net-recv'
+    | 'net-ping'
+    | 'net-pong';
   provider: string;
   size: number;
   iters: number;
@@ -284,6 +295,47 @@ async function nodeNetStream(size: number, iters = 1_000_000): Promise<Baseline>
   };
 }
 
+/**
+ * Plain Node `net` ping-pong on loopback (TCP_NODELAY, ends pinned like ours): one-way p50 µs. The peer of a
+ * sleeping fabric consumer: both wake from epoll in libuv for every message.
+ */
+async function nodeNetPingPong(size: number, iters = 20_000): Promise<Baseline> {
+  const base = { provider: 'tcp', size, iters, warmup: 2000, idle: 'event' as const, engine: false };
+  const [ra] = await pairCase({ ...base, role: 'net-ping' }, { ...base, role: 'net-pong' });
+  return {
+    baseline: 'node_net_pingpong',
+    size,
+    one_way_us: us(ra.p50 as number),
+    p99_us: us(ra.p99 as number),
+  };
+}
+
+/** `ucx_tag_lat_tcp_sleep` from ../shared/bench/baselines.sh: UCX's own event mode over TCP (one-way µs). */
+async function ucxSleepBaseline(size: number): Promise<Baseline> {
+  const here = dirname(HERE);
+  // dist/fabric → package → packages → repository root → its parent holds shared/
+  const script = resolve(here, '..', '..', '..', '..', '..', 'shared', 'bench', 'baselines.sh');
+  if (!existsSync(script)) return { baseline: 'ucx_tag_lat_tcp_sleep', size, error: `no ${script}` };
+  const out = await new Promise<string>((done) => {
+    execFile(
+      'bash',
+      [script, '--size', String(size), '--iters', '10000'],
+      { timeout: 300_000 },
+      (_e, stdout) => done(stdout ?? ''),
+    );
+  });
+  for (const line of out.split('\n')) {
+    try {
+      const j = JSON.parse(line) as { name?: string; one_way_us?: number };
+      if (j.name === 'ucx_tag_lat_tcp_sleep' && Number.isFinite(j.one_way_us))
+        return { baseline: 'ucx_tag_lat_tcp_sleep', size, one_way_us: j.one_way_us };
+    } catch {
+      // not a JSON line
+    }
+  }
+  return { baseline: 'ucx_tag_lat_tcp_sleep', size, error: 'baselines.sh printed no ucx_tag_lat_tcp_sleep' };
+}
+
 function printRow(o: FabricPerfOptions, row: Record<string, unknown>): void {
   if (o.json) {
     process.stdout.write(`${JSON.stringify(row)}\n`);
@@ -359,7 +411,24 @@ export async function runFabricPerf(o: FabricPerfOptions): Promise<void> {
   };
   const jsP50 = median(jsRuns.map((r) => r.p50_us));
   const engineP50 = median(engineRuns.map((r) => r.p50_us));
-  show({ ...(await latCase(o, 64, 'event', false)) });
+  // Event mode (sleeping on the CQ wait fd) beside busy-spin and the peers that also sleep in epoll: Node's
+  // own net ping-pong and UCX's event mode. Interleaved, medians compared.
+  const eventRuns: number[] = [];
+  const spinRuns: number[] = [];
+  const nodeRuns: number[] = [];
+  for (let k = 0; k < repeat; k++) {
+    const ev = await latCase(o, 64, 'event', false);
+    show({ ...ev, run: k + 1 });
+    eventRuns.push(ev.p50_us);
+    const sp = await latCase(o, 64, 'busy-spin', false, 20_000);
+    show({ ...sp, run: k + 1 });
+    spinRuns.push(sp.p50_us);
+    if (o.baselines) {
+      const nn = await nodeNetPingPong(64);
+      show({ ...nn, run: k + 1 });
+      nodeRuns.push(Number(nn.one_way_us));
+    }
+  }
   show({ ...(await latCase(o, 64, 'backoff', false)) });
   const bw = await bwCase(o, 64, 'busy-spin', false);
   show({ ...bw });
@@ -408,7 +477,35 @@ export async function runFabricPerf(o: FabricPerfOptions): Promise<void> {
     undefined,
   );
   ratio(o, 'idle backoff link, % of a core', idleB.core_pct, '< 2', idleB.core_pct < 2);
-  ratio(o, 'idle event link, % of a core', idleE.core_pct, '< 2', idleE.core_pct < 2);
+  ratio(o, 'idle event link, % of a core', idleE.core_pct, '<= 0.1', idleE.core_pct <= 0.1);
+  const evP50 = median(eventRuns);
+  const spinP50 = median(spinRuns);
+  const nodeP50 = median(nodeRuns);
+  const ucx = await ucxSleepBaseline(64);
+  show(ucx);
+  const ucxUs = Number(ucx.one_way_us);
+  const spinLimit = o.provider === 'net' ? 1.5 : 2.5;
+  ratio(
+    o,
+    `lat event p50 / busy-spin p50, medians of ${repeat} (${o.provider})`,
+    evP50 / spinP50,
+    `<= ${spinLimit}`,
+    le(evP50 / spinP50, spinLimit),
+  );
+  ratio(
+    o,
+    `lat event p50 / node_net_pingpong p50, medians of ${repeat} (${o.provider})`,
+    evP50 / nodeP50,
+    '<= 0.75',
+    le(evP50 / nodeP50, 0.75),
+  );
+  ratio(
+    o,
+    `lat event p50 / ucx_tag_lat_tcp_sleep (${o.provider})`,
+    evP50 / ucxUs,
+    '<= 1',
+    le(evP50 / ucxUs, 1),
+  );
 }
 
 // ---- worker side ------------------------------------------------------------------------------------------------
@@ -667,6 +764,70 @@ async function netRecv(cfg: WorkerCfg): Promise<void> {
   await finish({ t: 'result', elapsedNs }, []);
 }
 
+/** Node net ping-pong, answering end: echoes every `size` bytes it receives. */
+async function netPong(cfg: WorkerCfg): Promise<void> {
+  const server = createServer();
+  const conn = new Promise<Socket>((r) => server.once('connection', r));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  toParent({ t: 'listening', port: (server.address() as { port: number }).port });
+  await next('connect');
+  toParent({ t: 'connected' });
+  await next('run');
+  const sock = await conn;
+  sock.setNoDelay(true);
+  const total = cfg.warmup + cfg.iters;
+  const reply = Buffer.alloc(cfg.size, 0x33);
+  let got = 0;
+  let answered = 0;
+  await new Promise<void>((resolve) => {
+    sock.on('data', (d: Buffer) => {
+      got += d.length;
+      while (got >= cfg.size) {
+        got -= cfg.size;
+        sock.write(reply);
+        if (++answered === total) resolve();
+      }
+    });
+  });
+  await finish({ t: 'result' }, [
+    { close: async () => void sock.destroy() },
+    { close: async () => void server.close() },
+  ]);
+}
+
+/** Node net ping-pong, measuring end: one-way = round trip / 2. */
+async function netPing(cfg: WorkerCfg): Promise<void> {
+  toParent({ t: 'listening', port: 0 });
+  const c = await next('connect');
+  const sock = await new Promise<Socket>((resolve) => {
+    const s = netConnect({ host: '127.0.0.1', port: c.port as number }, () => resolve(s));
+  });
+  sock.setNoDelay(true);
+  toParent({ t: 'connected' });
+  await next('run');
+  const total = cfg.warmup + cfg.iters;
+  const samples = new Float64Array(cfg.iters);
+  const payload = Buffer.alloc(cfg.size, 0x22);
+  let got = 0;
+  let i = 0;
+  let s = nowNs();
+  await new Promise<void>((resolve) => {
+    sock.on('data', (d: Buffer) => {
+      got += d.length;
+      while (got >= cfg.size) {
+        got -= cfg.size;
+        if (i >= cfg.warmup) samples[i - cfg.warmup] = (nowNs() - s) / 2;
+        if (++i === total) return resolve();
+        s = nowNs();
+        sock.write(payload);
+      }
+    });
+    sock.write(payload);
+  });
+  sock.destroy();
+  await finish({ t: 'result', ...samplePercentiles(samples) }, []);
+}
+
 async function netSend(cfg: WorkerCfg): Promise<void> {
   toParent({ t: 'listening', port: 0 });
   const c = await next('connect');
@@ -694,6 +855,8 @@ async function worker(cfg: WorkerCfg): Promise<void> {
     'idle-recv': idleRecv,
     'net-send': netSend,
     'net-recv': netRecv,
+    'net-ping': netPing,
+    'net-pong': netPong,
   };
   await roles[cfg.role](cfg);
 }

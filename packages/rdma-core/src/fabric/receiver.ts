@@ -4,12 +4,15 @@
  * restarts); each attach rebuilds the endpoint and restarts the stream at the sender's resend point, the
  * receiver dropping what it already delivered.
  *
- * Idle strategies: progress is manual (incoming writes land only while we read the CQ) and the wait objects
- * of these providers misbehave (net's fd is always readable, shm's sread spins), so nothing sleeps in
- * libfabric: `busy-spin` polls on every event-loop turn; `backoff` polls on setImmediate, then on a 1 ms
- * timer, then parks; `event` parks at once. Parking = telling the sender over the control connection
- * ("park", with the tail seen); it answers "wake" as soon as it posted beyond that tail, so an idle link
- * costs no CPU and no wake-up is lost. A 1 s safety poll bounds the damage of anything unforeseen.
+ * Idle strategies: progress is manual (incoming writes land only while we read the CQ). `busy-spin` polls on
+ * every event-loop turn; `backoff` polls on setImmediate, then on a 1 ms timer, then sleeps; `event` sleeps
+ * at once. Sleeping = on the shared completion queue's own wait fd (native/cq_waiter.h: drain → fi_trywait →
+ * uv_poll, one watcher per shared CQ), so the sender is not involved and the wake-up costs what the provider's
+ * fd costs (net: ~1.2x busy poll). Providers without a wait fd (shm, efa in libfabric 1.17) fall back to
+ * telling the sender over the control connection ("park", with the tail seen); it answers "wake" as soon as it
+ * posted beyond that tail — a TCP round trip more, said plainly in stats().wakeup and a `notice` event. Either
+ * way an idle link costs no CPU and no wake-up is lost; a 1 s safety poll bounds the damage of anything
+ * unforeseen and counts what it rescued (stats().wakeup.safetyRescues; tests expect 0).
  */
 import { EventEmitter } from 'node:events';
 import { RdmaqError } from '../errors.js';
@@ -70,6 +73,17 @@ export class FabricReceiver extends EventEmitter {
     | undefined;
   private safety: NodeJS.Timeout | undefined;
   private safetyRescueCount = 0;
+  /** How this consumer sleeps: on the CQ's wait fd, or (no fd) woken by its peer. Decided at the first sleep. */
+  private wakeMode: 'cq' | 'peer' | 'none' = 'none';
+  private wakeNote: string | undefined;
+  /** Called by the native CQ waiter (once per sleep). */
+  private readonly onCqWake = (): void => {
+    const r = this.running;
+    if (!r?.parked) return;
+    r.parked = false;
+    r.rounds = 0;
+    this.step(); // now, not on the next turn: this is the latency path
+  };
   private readonly onClose: () => void;
   private readonly errors = new ErrorCounts();
   private readonly queueLat = new SparseHistogram();
@@ -183,6 +197,7 @@ export class FabricReceiver extends EventEmitter {
     const r = this.running;
     if (!r) return;
     this.clearTimer(r);
+    if (r.parked) this.native.unsleep();
     this.running = undefined;
     // What was consumed goes back as credit now (or when poll() releases, if stop() came from a handler).
     if (this.inPoll) this.creditWanted = true;
@@ -216,6 +231,13 @@ export class FabricReceiver extends EventEmitter {
       },
       gauges: { occupancyBytes: occ, peakOccupancyBytes: peak, capacityBytes: s.capacity },
       latency: { queue: this.queueLat.toSparse(), rtt: [] },
+      wakeup: {
+        mode: this.wakeMode,
+        ...(this.wakeNote ? { note: this.wakeNote } : {}),
+        sleeps: s.sleeps,
+        wakeups: s.wakeups,
+        safetyRescues: this.safetyRescueCount,
+      },
     };
   }
 
@@ -255,6 +277,8 @@ export class FabricReceiver extends EventEmitter {
     this.native.closeFabric();
     const info = this.native.open(provider, node);
     this.info = info;
+    if (info.waitFd && this.wakeMode === 'peer') this.wakeMode = 'none'; // decided again at the next sleep
+    if (info.waitFd) this.wakeNote = undefined;
     return info;
   }
 
@@ -391,6 +415,25 @@ export class FabricReceiver extends EventEmitter {
 
   private park(): void {
     const r = this.running!;
+    if (this.wakeMode !== 'peer') {
+      // One native call: release the views, credit if much was consumed, drain the CQ, fi_trywait, watch.
+      const slept = this.native.sleep(this.onCqWake);
+      if (slept === 1) {
+        this.wakeMode = 'cq';
+        r.parked = true;
+        this.armSafety();
+        return;
+      }
+      if (slept === 0) {
+        // Records (or an error) arrived while it drained for the sleep: deliver them first.
+        r.rounds = 0;
+        this.schedule(0);
+        return;
+      }
+      this.wakeMode = 'peer';
+      this.wakeNote = `${this.info?.waitNote || 'no completion-queue wait fd'}; an idle consumer is woken by its sender over the control connection instead (one TCP round trip more per wake-up)`;
+      this.emit('notice', this.wakeNote);
+    }
     this.native.release(undefined, true); // going idle: whatever was consumed goes back as credit now
     // Returning credit reads the CQ (manual progress), which may land a write that no poll has parsed yet.
     // Parking now would report that write's tail as seen, the sender would not wake us, and the record would
@@ -413,6 +456,10 @@ export class FabricReceiver extends EventEmitter {
       const r = this.running;
       if (r?.parked) {
         r.parked = false;
+        this.native.unsleep();
+        // A CQ sleep keeps small amounts of credit back (see park): the safety poll returns them, so an
+        // idle sender's ring shows empty within a second.
+        if (this.connected && !this.failure) this.native.release(undefined, true);
         const before = this.native.state().records;
         this.step();
         // Records found by the safety poll waited for it: a wake-up was lost somewhere (should stay 0).

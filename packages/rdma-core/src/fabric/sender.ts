@@ -505,7 +505,13 @@ export class FabricSender extends EventEmitter {
   private kick(): void {
     if (!this.ready) return;
     if (this.pumping) {
-      if (this.emptyTurns >= SPIN_TURNS) this.emptyTurns = 0; // new data: back to setImmediate turns
+      if (this.emptyTurns >= SPIN_TURNS) {
+        // The pump waits on its 1 ms timer (a write of ours still in flight): post now rather than when it
+        // fires — a consumer that answers from its handler would otherwise wait up to 1 ms for its reply.
+        this.stopPump();
+        if (this.turn(true) < 0) return;
+        this.schedulePump();
+      }
       return;
     }
     if (this.turn(true) < 0) return;
