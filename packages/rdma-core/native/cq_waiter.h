@@ -6,9 +6,10 @@
 //   wait fd turns readable on the next completion; -FI_EAGAIN: something is pending, drain again.
 // The wait fd is an epoll fd on the IP providers (it nests in libuv's epoll) and the ibv_comp_channel on
 // verbs. A Drain that someone else runs (another link of the hub polling, a sender's progress) can consume
-// the completion that was meant to wake a sleeper: the engine then calls ParkedDataRouted() and a uv_idle
-// handle wakes that sleeper on the next loop turn instead: no syscall (a uv_async costs an eventfd write and
-// read), and the loop does not block in poll while it is active.
+// the completion that was meant to wake a sleeper. On the IP providers the socket's arrival has raised an
+// edge anyway, but a provider may consume its own signal inside fi_cq_read, so the wake-up does not rely on
+// it: the engine calls ParkedDataRouted() and a uv_idle handle wakes that sleeper on the next loop turn (no
+// syscall, unlike a uv_async's eventfd; the loop does not block in poll while it is active).
 //
 // Edge, not level: the provider's wait fd is watched through an epoll fd of our own with EPOLLET, and that
 // one is what libuv polls. On `net` (libfabric 1.17) the wait fd stays readable while nothing is pending —
