@@ -562,7 +562,9 @@ function Rules({ canAct, state }: { canAct: boolean; state: ReturnType<typeof us
                     <div className="muted mono">{r.id}</div>
                   </td>
                   <td className="mono">
-                    {r.metric} {r.comparison} {formatMetric(r.metric, r.threshold)}
+                    {r.metric}
+                    {r.windowS > 0 ? ` over ${formatDurationS(r.windowS)}` : ''} {r.comparison}{' '}
+                    {formatMetric(r.metric, r.threshold)}
                     {Object.keys(r.match).length > 0 && (
                       <div className="muted">
                         where{' '}

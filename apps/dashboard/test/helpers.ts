@@ -93,6 +93,9 @@ export interface LinkSpec {
   id: string;
   peer: string;
   direction?: 'tx' | 'rx';
+  transport?: LinkSample['transport'];
+  /** libfabric provider; default tcp;ofi_rxm (shm for the shm transport). */
+  provider?: string;
   state?: LinkSample['state'];
   records?: number;
   bytes?: number;
@@ -110,8 +113,8 @@ export function linkSample(s: LinkSpec): LinkSample {
     id: s.id,
     peer: s.peer,
     direction: s.direction ?? 'rx',
-    transport: 'fabric',
-    provider: 'tcp;ofi_rxm',
+    transport: s.transport ?? 'fabric',
+    provider: s.provider ?? (s.transport === 'shm' ? 'shm' : 'tcp;ofi_rxm'),
     state: s.state ?? 'up',
     counters: {
       records: s.records ?? 0,

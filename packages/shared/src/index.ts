@@ -2,3 +2,4 @@ export * from './histogram.js';
 export * from './live.js';
 export * from './metrics.js';
 export * from './protocol.js';
+export * from './providers.js';

@@ -402,10 +402,19 @@ export const AlertRuleSchema = z.object({
   clear: z.number().finite(),
   forS: z.number().nonnegative().max(86_400),
   keepFiringForS: z.number().nonnegative().max(86_400),
+  /**
+   * Latency metrics only: 0 judges each sample's own histogram (the latest second); N > 0 judges the
+   * quantile of the histogram merged over the last N seconds (in 5 s slots, so 30 means the last 30–35 s),
+   * which is what a tail percentile needs to mean anything. At most the hub's `history.latencyWindowS`.
+   */
+  windowS: z.number().int().nonnegative().max(3600).default(0),
   severity: SeveritySchema,
   labels: z.record(z.string().max(64), z.string().max(256)).default({}),
   enabled: z.boolean().default(true),
-  /** Only evaluate link ends / nodes whose labels match (node, link, peer, transport, provider). */
+  /**
+   * Only evaluate link ends / nodes whose labels equal these (node, link, peer, direction, transport,
+   * provider, provider_class — see providers.ts).
+   */
   match: z.record(z.string().max(64), z.string().max(256)).default({}),
 });
 export type AlertRule = z.infer<typeof AlertRuleSchema>;

@@ -13,6 +13,8 @@ import {
   describeZodError,
   type Matcher,
   MatcherSchema,
+  PROVIDER_CLASSES,
+  type ProviderClass,
   type Silence,
 } from '@rdmaq/shared';
 import { z } from 'zod';
@@ -21,21 +23,63 @@ import type { Fleet, LinkEnd } from './fleet.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
 
+/**
+ * Queue-latency p99 thresholds per provider class (ns): what is sick on an RDMA NIC is normal on kernel TCP.
+ * One default rule per class (`link-latency-p99-<class>`, all named LinkLatencyP99High), each matching
+ * `provider_class`, so every class's figures are an ordinary rule operators read and edit on the alerts page
+ * and through /api/rules. Reasons in README.md (Alerts).
+ */
+export const LATENCY_P99_DEFAULTS: Record<ProviderClass, { threshold: number; clear: number }> = {
+  rdma: { threshold: 500_000, clear: 250_000 },
+  tcp: { threshold: 20_000_000, clear: 10_000_000 },
+  shm: { threshold: 10_000_000, clear: 5_000_000 },
+  other: { threshold: 20_000_000, clear: 10_000_000 },
+};
+
+/**
+ * p99 over the last 30 s (30–35 s: 5 s slots), pending 45 s, keep-firing 30 s. `for` is longer than the
+ * window on purpose: one slow second holds a window's p99 up for as long as it stays in the window (30–35 s),
+ * so with `for` ≤ the window a single stall would fire. With 45 s, episodes under ~10 s never fire and a
+ * lasting slowdown fires ~46 s after it began; it resolves 30–35 s (window) + 30 s after it ended.
+ */
+const latencyRule = (cls: ProviderClass): AlertRule => ({
+  id: `link-latency-p99-${cls}`,
+  name: 'LinkLatencyP99High',
+  metric: 'latency_p99',
+  comparison: '>',
+  threshold: LATENCY_P99_DEFAULTS[cls].threshold,
+  clear: LATENCY_P99_DEFAULTS[cls].clear,
+  windowS: 30,
+  forS: 45,
+  keepFiringForS: 30,
+  severity: 'warning',
+  labels: {},
+  enabled: true,
+  match: { provider_class: cls },
+});
+
+/** The single latency rule installed before provider classes; replaced by the per-class ones on upgrade. */
+const LEGACY_LATENCY_RULE: AlertRule = {
+  id: 'link-latency-p99',
+  name: 'LinkLatencyP99High',
+  metric: 'latency_p99',
+  comparison: '>',
+  threshold: 1_000_000,
+  clear: 500_000,
+  windowS: 0,
+  forS: 30,
+  keepFiringForS: 60,
+  severity: 'warning',
+  labels: {},
+  enabled: true,
+  match: {},
+};
+
+/** Version of the default rule set in the `rules_seeded` setting (1: before provider classes). */
+const RULES_VERSION = '2';
+
 export const DEFAULT_RULES: AlertRule[] = [
-  {
-    id: 'link-latency-p99',
-    name: 'LinkLatencyP99High',
-    metric: 'latency_p99',
-    comparison: '>',
-    threshold: 1_000_000,
-    clear: 500_000,
-    forS: 30,
-    keepFiringForS: 60,
-    severity: 'warning',
-    labels: {},
-    enabled: true,
-    match: {},
-  },
+  ...PROVIDER_CLASSES.map(latencyRule),
   {
     id: 'ring-occupancy',
     name: 'RingOccupancyHigh',
@@ -43,6 +87,7 @@ export const DEFAULT_RULES: AlertRule[] = [
     comparison: '>',
     threshold: 0.9,
     clear: 0.7,
+    windowS: 0,
     forS: 10,
     keepFiringForS: 30,
     severity: 'warning',
@@ -57,6 +102,7 @@ export const DEFAULT_RULES: AlertRule[] = [
     comparison: '>=',
     threshold: 1,
     clear: 1,
+    windowS: 0,
     forS: 5,
     keepFiringForS: 0,
     severity: 'critical',
@@ -71,6 +117,7 @@ export const DEFAULT_RULES: AlertRule[] = [
     comparison: '>',
     threshold: 30,
     clear: 5,
+    windowS: 0,
     forS: 0,
     keepFiringForS: 0,
     severity: 'critical',
@@ -85,6 +132,7 @@ export const DEFAULT_RULES: AlertRule[] = [
     comparison: '>',
     threshold: 1,
     clear: 0.1,
+    windowS: 0,
     forS: 30,
     keepFiringForS: 60,
     severity: 'warning',
@@ -96,6 +144,34 @@ export const DEFAULT_RULES: AlertRule[] = [
 
 const cmp = (op: AlertRule['comparison'], v: number, t: number) =>
   op === '>' ? v > t : op === '>=' ? v >= t : op === '<' ? v < t : v <= t;
+
+const isLatency = (m: AlertRule['metric']) => m.startsWith('latency_');
+
+/** Three significant digits without trailing zeros (as the UI's format.ts). */
+function sig3(v: number): string {
+  const a = Math.abs(v);
+  if (a === 0) return '0';
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1).replace(/\.0$/, '');
+  return v.toFixed(2).replace(/\.?0+$/, '');
+}
+
+/** A metric's value in its unit, for summaries and notifications: "61.2 ms", "95 %", "3.5/s". */
+export function formatMetricValue(metric: AlertRule['metric'], v: number | null): string {
+  if (v === null || !Number.isFinite(v)) return 'no data';
+  if (isLatency(metric)) {
+    if (v < 1_000) return `${sig3(v)} ns`;
+    if (v < 1_000_000) return `${sig3(v / 1_000)} µs`;
+    if (v < 1_000_000_000) return `${sig3(v / 1_000_000)} ms`;
+    return `${sig3(v / 1_000_000_000)} s`;
+  }
+  if (metric === 'occupancy_ratio') return `${sig3(v * 100)} %`;
+  if (metric === 'bytes_rate') return `${sig3(v)} B/s`;
+  if (metric.endsWith('_rate')) return `${sig3(v)}/s`;
+  if (metric === 'agent_offline') return `${sig3(v)} s`;
+  if (metric === 'link_down') return v >= 1 ? 'down' : 'up';
+  return sig3(v);
+}
 
 interface SeriesValue {
   /** Link key or node id. */
@@ -207,11 +283,14 @@ export class AlertEngine {
       }
       byKey.set(r.series_key, r.id);
     }
-    if (!store.getSetting('rules_seeded')) {
+    const seeded = store.getSetting('rules_seeded');
+    if (!seeded) {
       db.transaction(() => {
         for (const r of DEFAULT_RULES) this.saveRule(r, 'system');
-        store.setSetting('rules_seeded', '1');
+        store.setSetting('rules_seeded', RULES_VERSION);
       })();
+    } else if (seeded === '1') {
+      this.upgradeLatencyRules();
     }
     this.loadRules();
     this.silences = (
@@ -236,6 +315,47 @@ export class AlertEngine {
     }));
   }
 
+  /**
+   * Databases seeded before provider classes have one latency rule for every link (p99 > 1 ms on the last
+   * sample: it fired on every healthy TCP link). Untouched by operators, it is replaced by the per-class
+   * rules (keeping its enabled flag); edited or deleted, it is left alone and the per-class rules are added
+   * disabled, for an operator to enable. Rules that already exist under the new ids are never overwritten.
+   */
+  private upgradeLatencyRules(): void {
+    const db = this.store.db;
+    db.transaction(() => {
+      const row = db.prepare('SELECT json FROM alert_rules WHERE id = ?').get(LEGACY_LATENCY_RULE.id) as
+        | { json: string }
+        | undefined;
+      let enabled = false;
+      if (row) {
+        const old = AlertRuleSchema.safeParse(JSON.parse(row.json));
+        const canon = (r: AlertRule) =>
+          JSON.stringify(
+            Object.keys(r)
+              .sort()
+              .map((k) => [k, k === 'enabled' ? true : r[k as keyof AlertRule]]),
+          );
+        const same = old.success && canon(old.data) === canon(LEGACY_LATENCY_RULE);
+        if (same) {
+          enabled = old.data.enabled;
+          this.store.destructive('DELETE FROM alert_rules WHERE id = ?').run(LEGACY_LATENCY_RULE.id);
+        } else {
+          this.log.warn(
+            { rule: LEGACY_LATENCY_RULE.id },
+            'the latency rule was edited here: kept; the per-provider-class latency rules are added disabled',
+          );
+        }
+      }
+      const exists = db.prepare('SELECT 1 FROM alert_rules WHERE id = ?');
+      for (const r of DEFAULT_RULES) {
+        if (!r.id.startsWith('link-latency-p99-') || exists.get(r.id)) continue;
+        this.saveRule({ ...r, enabled }, 'system');
+      }
+      this.store.setSetting('rules_seeded', RULES_VERSION);
+    })();
+  }
+
   private loadRules(): void {
     this.rules = (
       this.store.db.prepare('SELECT json FROM alert_rules ORDER BY id').all() as Array<{ json: string }>
@@ -258,7 +378,16 @@ export class AlertEngine {
   parseRule(body: unknown): AlertRule {
     const r = AlertRuleSchema.safeParse(body);
     if (!r.success) throw badRequest(`rule: ${describeZodError(r.error)}`);
-    return r.data;
+    const rule = r.data;
+    if (rule.windowS > 0 && !isLatency(rule.metric)) {
+      throw badRequest(`rule: windowS applies to latency metrics only; use 0 for ${rule.metric}`);
+    }
+    if (rule.windowS > this.fleet.latencyWindowS) {
+      throw badRequest(
+        `rule: windowS ${rule.windowS} exceeds the ${this.fleet.latencyWindowS} s of latency histograms the hub keeps (history.latencyWindowS)`,
+      );
+    }
+    return rule;
   }
 
   createRule(body: unknown, by: string): AlertRule {
@@ -297,7 +426,32 @@ export class AlertEngine {
       direction: l.direction,
       transport: l.transport,
       provider: l.provider,
+      provider_class: l.providerClass,
     };
+  }
+
+  /** One label of a link end without building them all (rule matching runs for every link every second). */
+  private static linkLabel(l: LinkEnd, name: string): string | undefined {
+    switch (name) {
+      case 'node':
+        return l.node;
+      case 'link':
+        return l.id;
+      case 'link_key':
+        return l.key;
+      case 'peer':
+        return l.peer;
+      case 'direction':
+        return l.direction;
+      case 'transport':
+        return l.transport;
+      case 'provider':
+        return l.provider;
+      case 'provider_class':
+        return l.providerClass;
+      default:
+        return undefined;
+    }
   }
 
   /**
@@ -327,17 +481,26 @@ export class AlertEngine {
       const n = this.fleet.nodes.get(l.node);
       // Figures of an offline agent are stale; agent-offline speaks for it.
       if (!n?.connected) continue;
-      if (filtered && !matchOk(AlertEngine.linkLabels(l))) continue;
+      if (filtered) {
+        let ok = true;
+        for (const k in rule.match) {
+          if (AlertEngine.linkLabel(l, k) !== rule.match[k]) {
+            ok = false;
+            break;
+          }
+        }
+        if (!ok) continue;
+      }
       let v: number;
       switch (rule.metric) {
         case 'latency_p50':
-          v = l.p50;
+          v = rule.windowS > 0 ? this.fleet.windowQuantile(l, rule.windowS, 0.5, now) : l.p50;
           break;
         case 'latency_p99':
-          v = l.p99;
+          v = rule.windowS > 0 ? this.fleet.windowQuantile(l, rule.windowS, 0.99, now) : l.p99;
           break;
         case 'latency_p999':
-          v = l.p999;
+          v = rule.windowS > 0 ? this.fleet.windowQuantile(l, rule.windowS, 0.999, now) : l.p999;
           break;
         case 'records_rate':
           v = l.recordsPerS;
@@ -377,10 +540,12 @@ export class AlertEngine {
 
   private summary(rule: AlertRule, labels: Record<string, string>, value: number | null): string {
     const where = labels.link
-      ? `link ${labels.link} on ${labels.node} (peer ${labels.peer})`
+      ? `link ${labels.link} on ${labels.node} (peer ${labels.peer}, ${labels.provider}, class ${labels.provider_class})`
       : `node ${labels.node}`;
-    const v = value === null ? 'no data' : Number.isInteger(value) ? String(value) : value.toPrecision(4);
-    return `${rule.name}: ${rule.metric} ${rule.comparison} ${rule.threshold} on ${where} (value ${v})`;
+    const metric =
+      isLatency(rule.metric) && rule.windowS > 0 ? `${rule.metric} over ${rule.windowS} s` : rule.metric;
+    const fmt = (v: number) => formatMetricValue(rule.metric, v);
+    return `${rule.name}: ${metric} ${rule.comparison} ${fmt(rule.threshold)} (clears ${rule.comparison === '>' || rule.comparison === '>=' ? 'below' : 'above'} ${fmt(rule.clear)}) on ${where}: value ${formatMetricValue(rule.metric, value)}`;
   }
 
   private event(a: Alert, state: string, by?: string, comment?: string): void {
@@ -470,7 +635,7 @@ export class AlertEngine {
               al.firedAt = now;
               this.event(al, 'firing');
               this.log.info(
-                { alert: al.id, rule: rule.id, labels: s.labels, value: s.value },
+                { alert: al.id, rule: rule.id, labels: al.labels, value: s.value },
                 'alert firing',
               );
             }

@@ -1,12 +1,13 @@
 /** REST API under /api (see API.md). A small table-driven router on node:http; JSON in and out. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Role, RoleSchema } from '@rdmaq/shared';
+import { mergeSparse, type Role, RoleSchema, sparseQuantile } from '@rdmaq/shared';
 import type { AlertEngine } from './alerts.js';
 import { type Auth, roleAtLeast, type SessionUser } from './auth.js';
 import { badRequest, forbidden, HubError, notFound, unauthenticated } from './errors.js';
 import type { Fleet } from './fleet.js';
 import type { Ingest } from './ingest.js';
 import type { Logger } from './log.js';
+import { SLOT_MS } from './window.js';
 
 export const SESSION_COOKIE = 'rdmaq_session';
 const MAX_BODY = 64 * 1024;
@@ -197,6 +198,49 @@ export function createApi(d: ApiDeps) {
     if (link) return d.fleet.linkHistory(link, from, to, points);
     if (node) return d.fleet.nodeHistory(node, from, to, points);
     throw badRequest('give link=<nodeId>~<linkId> or node=<nodeId>');
+  });
+
+  // ── queue-latency histograms of the last minutes (windowed alert rules use the same data)
+  add('GET', '/api/latency', 'viewer', (ctx) => {
+    const kept = d.fleet.latencyWindowS;
+    const windowS = intParam(ctx.query, 'windowS', Math.min(120, kept), 1, 86_400);
+    if (windowS > kept) {
+      throw badRequest(
+        `windowS: this hub keeps ${kept} s of latency histograms (history.latencyWindowS); ask for at most that`,
+      );
+    }
+    const link = ctx.query.get('link');
+    const node = ctx.query.get('node');
+    const withSlots = ['1', 'true'].includes(ctx.query.get('slots') ?? '');
+    if (link) linkOr404(link);
+    const now = d.now();
+    const links = [...d.fleet.links.values()]
+      .filter((l) => (!link || l.key === link) && (!node || l.node === node))
+      .map((l) => {
+        const slots = d.fleet.windowSlots(l, windowS, now);
+        const merged = mergeSparse(...slots.map((x) => x.buckets));
+        let count = 0;
+        for (const [, n] of merged) count += n;
+        const q = (p: number) => (count ? sparseQuantile(merged, p) : null);
+        return {
+          key: l.key,
+          node: l.node,
+          link: l.id,
+          peer: l.peer,
+          direction: l.direction,
+          transport: l.transport,
+          provider: l.provider,
+          providerClass: l.providerClass,
+          state: l.state,
+          connected: d.fleet.nodes.get(l.node)?.connected ?? false,
+          count,
+          p50Ns: q(0.5),
+          p99Ns: q(0.99),
+          p999Ns: q(0.999),
+          ...(withSlots ? { slots } : {}),
+        };
+      });
+    return { now, windowS, keptS: kept, slotMs: SLOT_MS, links };
   });
 
   // ── alerts, silences, rules

@@ -106,6 +106,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     store,
     log,
     memoryS: config.history.memoryS,
+    latencyWindowS: config.history.latencyWindowS,
     minuteRetentionDays: config.history.minuteRetentionDays,
     hourRetentionDays: config.history.hourRetentionDays,
     now,

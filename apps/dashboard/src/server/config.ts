@@ -36,12 +36,23 @@ export const ConfigSchema = z
     history: z
       .object({
         memoryS: z.number().int().min(60).max(3600).default(900),
+        /**
+         * Seconds of queue-latency histograms kept per link end (5 s slots): the longest `windowS` an alert
+         * rule may use and the longest window `GET /api/latency` answers. ~8 bytes per bucket per slot.
+         */
+        latencyWindowS: z.number().int().min(30).max(900).default(120),
         minuteRetentionDays: z.number().min(1).max(366).default(7),
         hourRetentionDays: z.number().min(1).max(3660).default(90),
         /** How often finished minutes are written to SQLite. */
         flushIntervalMs: z.number().int().min(100).default(10_000),
       })
-      .default({ memoryS: 900, minuteRetentionDays: 7, hourRetentionDays: 90, flushIntervalMs: 10_000 }),
+      .default({
+        memoryS: 900,
+        latencyWindowS: 120,
+        minuteRetentionDays: 7,
+        hourRetentionDays: 90,
+        flushIntervalMs: 10_000,
+      }),
     backup: z
       .object({
         intervalS: z

@@ -19,7 +19,10 @@ import {
   type LivePoint,
   linkKey,
   type NodeSummary,
+  type ProviderClass,
+  providerClass,
   type Sample,
+  type SparseBuckets,
   sparseQuantile,
 } from '@rdmaq/shared';
 import type Database from 'better-sqlite3';
@@ -36,6 +39,7 @@ import {
 } from './hist.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
+import { LatencyWindow } from './window.js';
 
 /** Field offsets of a link's 1 s point in its ring. */
 const LF = {
@@ -142,6 +146,8 @@ export interface LinkEnd {
   direction: 'tx' | 'rx';
   transport: LinkSample['transport'];
   provider: string;
+  /** rdma / tcp / shm / other, from provider and transport (the `provider_class` alert label). */
+  providerClass: ProviderClass;
   state: LinkState;
   reason: string | undefined;
   ts: number;
@@ -170,6 +176,8 @@ export interface LinkEnd {
   rttP50: number;
   ring: Ring;
   minutes: Map<number, MinuteAcc>;
+  /** Queue-latency histograms of the last `history.latencyWindowS`; created at the first record. */
+  qwin: LatencyWindow | undefined;
 }
 
 export interface NodeEntry {
@@ -207,6 +215,8 @@ export interface FleetOptions {
   store: Store;
   log: Logger;
   memoryS: number;
+  /** Seconds of queue-latency histograms kept per link end (windowed alert rules, GET /api/latency). */
+  latencyWindowS: number;
   minuteRetentionDays: number;
   hourRetentionDays: number;
   now: () => number;
@@ -452,6 +462,7 @@ export class Fleet {
       direction: ls.direction,
       transport: ls.transport,
       provider: ls.provider,
+      providerClass: providerClass(ls.provider, ls.transport),
       state: ls.state,
       reason: ls.reason,
       ts: 0,
@@ -470,6 +481,7 @@ export class Fleet {
       rttP50: Number.NaN,
       ring: new Ring(this.opts.memoryS, LINK_FLOATS, LINK_FIELDS - LINK_FLOATS),
       minutes: new Map(),
+      qwin: undefined,
     };
   }
 
@@ -513,6 +525,9 @@ export class Fleet {
     l.counters = c;
     l.peer = ls.peer;
     l.direction = ls.direction;
+    if (ls.provider !== l.provider || ls.transport !== l.transport) {
+      l.providerClass = providerClass(ls.provider, ls.transport);
+    }
     l.transport = ls.transport;
     l.provider = ls.provider;
     l.state = ls.state;
@@ -532,6 +547,11 @@ export class Fleet {
     l.p50 = i50 < 0 ? Number.NaN : bucketValue(i50);
     l.p99 = i99 < 0 ? Number.NaN : bucketValue(i99);
     l.p999 = i999 < 0 ? Number.NaN : bucketValue(i999);
+    // Like the 1 s ring, only samples timed within memory (and at most 60 s ahead of the hub's clock).
+    if (q.length && sec >= 0) {
+      l.qwin ??= new LatencyWindow(this.opts.latencyWindowS);
+      l.qwin.add(ts, q);
+    }
     l.rttP50 = ls.latency.rtt.length ? sparseQuantile(ensureSorted(ls.latency.rtt), 0.5) : Number.NaN;
     const up = ls.state === 'up' ? 1 : 0;
     if (sec >= 0) {
@@ -882,6 +902,31 @@ export class Fleet {
       });
     });
     return out;
+  }
+
+  // ───────────────────────────── latency windows ─────────────────────────────
+
+  /** Seconds of queue-latency histograms kept per link end: the longest window rules and the API get. */
+  get latencyWindowS(): number {
+    return this.opts.latencyWindowS;
+  }
+
+  /**
+   * Queue-latency quantile q of a link end over the last `windowS` seconds (clamped to the kept window;
+   * the 5 s slots overlapping it), ns; NaN when no record passed in it.
+   */
+  windowQuantile(l: LinkEnd, windowS: number, q: number, now = this.opts.now()): number {
+    if (!l.qwin) return Number.NaN;
+    return l.qwin.quantile(now, Math.min(windowS, this.opts.latencyWindowS) * 1000, q);
+  }
+
+  /** The 5 s queue-latency histogram slots of a link end overlapping the last `windowS` seconds. */
+  windowSlots(
+    l: LinkEnd,
+    windowS: number,
+    now = this.opts.now(),
+  ): Array<{ ts: number; buckets: SparseBuckets }> {
+    return l.qwin ? l.qwin.slots(now, Math.min(windowS, this.opts.latencyWindowS) * 1000) : [];
   }
 
   // ───────────────────────────── history ─────────────────────────────
