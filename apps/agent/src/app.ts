@@ -16,9 +16,11 @@ import {
 } from '@rdmaq/shared';
 import { type Clock, realClock, type TimerHandle } from './clock.js';
 import type { AgentConfig } from './config.js';
-import { errorMessage } from './errors.js';
+import { type DataPath, InProcessDataPath } from './data-path.js';
+import { AgentError, errorMessage } from './errors.js';
 import { HostSampler } from './host.js';
 import { HubClient } from './hub-client.js';
+import { LinkThread } from './link-thread.js';
 import { type LinkEvent, LinkManager, type LinkView, type RdmaApi } from './links.js';
 import { createLogger, type Logger } from './logger.js';
 import { AgentMetrics } from './prom.js';
@@ -27,9 +29,9 @@ import { AGENT_VERSION } from './version.js';
 export interface AgentDeps {
   /** Default: JSON (or pretty on a TTY) on stdout at config.log.level. */
   logger?: Logger;
-  /** Default: real time. Tests pass a scaled clock. */
+  /** Default: real time. Tests pass a scaled clock (with `dataPath: main`: a clock cannot cross threads). */
   clock?: Clock;
-  /** Default: @rdmaq/rdma-core itself. */
+  /** Default: @rdmaq/rdma-core itself. A substitute needs `dataPath: main` (the worker loads the real one). */
   rdma?: RdmaApi;
   hostname?: string;
   /** Export prom-client's default process metrics (default true). */
@@ -52,7 +54,8 @@ export interface Agent {
   readonly config: AgentConfig;
   readonly runId: string;
   readonly logger: Logger;
-  readonly links: LinkManager;
+  /** The links: in a worker thread (`dataPath: worker`) or on the main loop (`main`). */
+  readonly links: DataPath;
   readonly hub: HubClient | undefined;
   readonly metrics: AgentMetrics;
   /** The HTTP server (not listening until start()). */
@@ -63,15 +66,19 @@ export interface Agent {
   start(): Promise<{ http: AddressInfo }>;
   /** Drains and closes the links, sends a final sample, closes the hub connection and the HTTP server. */
   stop(reason?: string): Promise<void>;
-  /** Takes a sample now (the sampler does this every interval). */
-  sampleNow(): Sample;
+  /** Takes a sample now (the sampler does this every interval); samples are taken one at a time, in order. */
+  sampleNow(): Promise<Sample>;
   health(): Health;
   /** Called after every sample (tests, bench). */
   onSample(fn: (s: Sample) => void): () => void;
   /** Stops periodic sampling (benchmark baseline); resumeSampling restarts it, optionally at another interval. */
   pauseSampling(): void;
   resumeSampling(intervalMs?: number): void;
-  /** What sampling has cost so far: samples taken and CPU time spent taking them. */
+  /**
+   * What sampling has cost so far: samples taken and time spent taking them (main mode: CPU time; worker
+   * mode: wall time of the worker's statistics read plus that of the main thread's part, because process CPU
+   * time would include the other thread's own work).
+   */
   samplingCost(): { samples: number; busyMs: number };
 }
 
@@ -105,11 +112,23 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     log.warn(`cannot list libfabric providers: ${errorMessage(err)}`);
   }
 
-  const links = new LinkManager({ config, rdma, logger, clock });
+  let links: DataPath;
+  if (config.dataPath === 'worker') {
+    if (deps.rdma || (deps.clock && deps.clock !== realClock)) {
+      throw new AgentError(
+        'ERR_RDMAQ_CONFIG',
+        'dataPath: worker runs the links on their own thread with the real rdma-core and real time; a substitute rdma API or clock (tests) needs dataPath: main',
+      );
+    }
+    links = new LinkThread({ config, logger });
+  } else {
+    links = new InProcessDataPath(new LinkManager({ config, rdma, logger, clock }));
+  }
   const metrics = new AgentMetrics({
     nodeId: config.nodeId,
     version: AGENT_VERSION,
     defaultMetrics: deps.defaultMetrics ?? true,
+    dataPathThread: links.mode === 'worker',
   });
   const hostSampler = new HostSampler();
 
@@ -182,10 +201,27 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   let seq = 0;
   let busyMs = 0;
   const sampleListeners = new Set<(s: Sample) => void>();
-  const sampleNow = (): Sample => {
-    // CPU time, not wall time: on a busy host the thread may be preempted mid-sample, which costs no CPU.
-    const cpu0 = process.cpuUsage();
-    const linkSamples = links.sample();
+  // Main mode: CPU time, not wall time (on a busy host the thread may be preempted mid-sample, which costs no
+  // CPU). Worker mode: wall time, as process CPU time would count the data-path thread's work too.
+  const meter =
+    links.mode === 'main'
+      ? () => {
+          const cpu0 = process.cpuUsage();
+          return () => {
+            const cpu = process.cpuUsage(cpu0);
+            return (cpu.user + cpu.system) / 1000;
+          };
+        }
+      : () => {
+          const t0 = performance.now();
+          return () => performance.now() - t0;
+        };
+  const takeSample = async (): Promise<Sample> => {
+    // One round trip to the data path for every link's statistics (in worker mode the main thread waits
+    // without blocking; the reading itself is timed by the data path).
+    const dp = await links.sample();
+    const done = meter();
+    const linkSamples = dp.links;
     if (linkSamples.length > MAX_LINKS_PER_SAMPLE) {
       log.error(
         { links: linkSamples.length },
@@ -205,13 +241,15 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     metrics.ingest(sample);
     hub?.pushSample(sample);
     const hs = hub?.stats;
-    const cpu = process.cpuUsage(cpu0);
-    busyMs += (cpu.user + cpu.system) / 1000;
+    busyMs += dp.costMs + done();
     metrics.setSide({
       hubConnected: hs?.state === 'live',
       bufferedSamples: hs?.bufferedSamples ?? 0,
       droppedSamples: hs?.droppedSamples ?? 0,
       samplingSeconds: busyMs / 1000,
+      ...(links instanceof LinkThread
+        ? { dataPathLagSeconds: (dp.loop?.lagMs ?? 0) / 1000, dataPathRestarts: links.restarts }
+        : {}),
     });
     for (const fn of sampleListeners) {
       try {
@@ -222,24 +260,33 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     }
     return sample;
   };
+  // One sample at a time, in order (the final sample of stop() waits for one in flight).
+  let sampleChain: Promise<unknown> = Promise.resolve();
+  const sampleNow = (): Promise<Sample> => {
+    const next = sampleChain.then(takeSample);
+    sampleChain = next.catch(() => {});
+    return next;
+  };
 
   let stopping = false;
   let sampleTimer: TimerHandle | undefined;
   let interval = config.sampling.intervalMs;
   let nextAt = 0;
+  // Bumped by pause/resume: a sample in flight then does not re-arm the timer of an older schedule.
+  let schedule = 0;
   const scheduleSample = (): void => {
     if (stopping) return;
+    const mine = schedule;
     // Drift-free: aim at start + k·interval; after a long stall, skip ahead instead of sampling in a burst.
     nextAt += interval;
     const now = clock.now();
     if (nextAt < now) nextAt = now + interval;
     sampleTimer = clock.setTimeout(() => {
-      try {
-        sampleNow();
-      } catch (err) {
-        log.error(`sampling failed: ${errorMessage(err)}`);
-      }
-      scheduleSample();
+      sampleNow()
+        .catch((err: unknown) => log.error(`sampling failed: ${errorMessage(err)}`))
+        .finally(() => {
+          if (mine === schedule) scheduleSample();
+        });
     }, nextAt - now);
   };
 
@@ -340,10 +387,10 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       log.info({ reason }, 'stopping: draining links');
       const drained = await links.drain(deps.drainTimeoutMs ?? 5000);
       if (!drained) log.warn('outgoing rings did not drain in time; closing anyway');
-      links.markAllDown(reason);
+      await links.markAllDown(reason);
       event({ kind: 'agent', severity: 'info', message: `agent stopping: ${reason}` });
       try {
-        sampleNow();
+        await sampleNow();
       } catch (err) {
         log.error(`final sample failed: ${errorMessage(err)}`);
       }
@@ -382,11 +429,13 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       return () => sampleListeners.delete(fn);
     },
     pauseSampling() {
+      schedule++;
       sampleTimer?.cancel();
       sampleTimer = undefined;
     },
     resumeSampling(intervalMs) {
       if (stopping) return;
+      schedule++;
       sampleTimer?.cancel();
       if (intervalMs !== undefined) interval = intervalMs;
       nextAt = clock.now();

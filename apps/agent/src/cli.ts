@@ -157,14 +157,35 @@ async function run(config: AgentConfig, io: Io): Promise<number> {
     write(io.stderr, `rdmaq-agent: cannot build the agent: ${errorMessage(err)}`);
     return EXIT_FAILURE;
   }
+  if (agent.links.mode === 'worker') {
+    // An uncaught error on this thread must not end the process while the data-path worker holds open shm
+    // links: rdma-core would crash it (SIGSEGV) tearing the worker down (see link-worker.ts). Log it, close
+    // the links (bounded), exit 1.
+    let failing = false;
+    process.on('uncaughtException', (err: Error) => {
+      if (failing) return;
+      failing = true;
+      agent.logger.fatal(
+        { code: errorCode(err), stack: err?.stack },
+        `uncaught error: ${errorMessage(err)}; closing the links and exiting`,
+      );
+      agent.logger.flush?.();
+      void agent.links.closeBeforeExit(1000).finally(() => process.exit(EXIT_FAILURE));
+    });
+  }
   let signals = 0;
   const done = new Promise<number>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {
       signals++;
       if (signals > 1) {
+        if (signals > 2) return; // already exiting
         agent.logger.warn({ signal: sig }, 'second signal: exiting at once');
         agent.logger.flush?.();
-        process.exit(sig === 'SIGINT' ? 130 : 143);
+        // A data-path worker must close its shm links before the process exits (it would crash otherwise:
+        // see link-worker.ts); bounded, so this stays "at once".
+        const code = sig === 'SIGINT' ? 130 : 143;
+        void agent.links.closeBeforeExit(1000).finally(() => process.exit(code));
+        return;
       }
       agent.logger.info({ signal: sig }, 'signal received: shutting down (send it again to exit at once)');
       agent.stop(`received ${sig}`).then(

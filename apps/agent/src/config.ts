@@ -287,6 +287,12 @@ export const ConfigSchema = z.strictObject({
         .default('auto'),
     })
     .prefault({}),
+  /**
+   * Where the links (consumers, senders, traffic, probes) run: `worker` (default) on a worker thread of their
+   * own, so sampling, the hub connection, HTTP and GC on the main thread never delay a record; `main` on the
+   * main event loop with everything else (tests with a simulated clock).
+   */
+  dataPath: z.enum(['worker', 'main'], { error: 'dataPath must be "worker" or "main"' }).default('worker'),
   /** Directory of the sender journals (links with `journal: true`). */
   journalDir: z
     .string({ error: 'journalDir must be a string' })
@@ -456,6 +462,13 @@ export const OVERRIDES: readonly Override[] = [
     help: 'auto | true | false',
   },
   {
+    path: ['dataPath'],
+    env: 'RDMAQ_DATA_PATH',
+    flag: 'data-path',
+    kind: 'string',
+    help: 'worker (links on their own thread, default) | main',
+  },
+  {
     path: ['journalDir'],
     env: 'RDMAQ_JOURNAL_DIR',
     flag: 'journal-dir',
@@ -494,6 +507,10 @@ const FIXES: Array<[RegExp, string]> = [
   [/^reconnect\./, 'use milliseconds with initialMs ≤ maxMs, e.g. initialMs: 250, maxMs: 30000'],
   [/^log\.level$/, 'use one of fatal, error, warn, info, debug, trace, silent'],
   [/^log\.pretty$/, 'use auto (pretty on a terminal), true or false'],
+  [
+    /^dataPath$/,
+    'use worker (the links run on a thread of their own: queue latency does not wait for the main event loop) or main (everything on one event loop)',
+  ],
   [/^journalDir$/, 'use an absolute directory path, e.g. "/var/lib/rdmaq"'],
   [/^links$/, 'give links as a YAML list of mappings (peer, address, transport, ...)'],
   [/^links\.\*$/, 'each entry of links is a mapping with at least peer and address'],

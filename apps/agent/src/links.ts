@@ -25,7 +25,7 @@ import { Backoff } from './backoff.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { AgentConfig, LinkConfig } from './config.js';
 import { AgentError, errorCode, errorMessage } from './errors.js';
-import type { Logger } from './logger.js';
+import type { BaseLogger } from './logger.js';
 import { TrafficGenerator } from './traffic.js';
 
 /** The parts of @rdmaq/rdma-core the agent uses (the real module in production and in tests). */
@@ -152,7 +152,7 @@ export interface LinkEvent {
 export interface LinkManagerOptions {
   config: AgentConfig;
   rdma: RdmaApi;
-  logger: Logger;
+  logger: BaseLogger;
   clock: Clock;
 }
 
@@ -164,7 +164,7 @@ export class LinkManager extends EventEmitter {
   private readonly links = new Map<string, ManagedLink>();
   private listener: Listener | undefined;
   private stopping = false;
-  private readonly log: Logger;
+  private readonly log: BaseLogger;
   private readonly cfg: AgentConfig;
   /** True when the listener came up without its fabric (TCP) acceptor. */
   fabricListenerMissing: string | undefined;
@@ -490,16 +490,13 @@ export class LinkManager extends EventEmitter {
   }
 
   views(): LinkView[] {
-    return [...this.links.values()].map((l) => ({
-      required: l.expected || !(l.state === 'down' && l.lastCode === undefined && l.end !== undefined),
-      id: l.id,
-      peer: l.peer,
-      direction: l.direction,
-      transport: l.transport,
-      provider: l.provider,
-      state: l.state,
-      reason: l.reason,
-    }));
+    return [...this.links.values()].map(viewOf);
+  }
+
+  /** The view of one link (the data-path worker sends it along with each state change). */
+  view(id: string): LinkView | undefined {
+    const l = this.links.get(id);
+    return l ? viewOf(l) : undefined;
   }
 
   /** Traffic generator figures by link id (tests compare them with the native counters). */
@@ -558,6 +555,19 @@ export class LinkManager extends EventEmitter {
       l.reason = reason;
     }
   }
+}
+
+function viewOf(l: ManagedLink): LinkView {
+  return {
+    required: l.expected || !(l.state === 'down' && l.lastCode === undefined && l.end !== undefined),
+    id: l.id,
+    peer: l.peer,
+    direction: l.direction,
+    transport: l.transport,
+    provider: l.provider,
+    state: l.state,
+    reason: l.reason,
+  };
 }
 
 function consume(): void {

@@ -24,3 +24,20 @@ export function createLogger(opts: LoggerOptions, stream: NodeJS.WritableStream 
   }
   return pino(options, stream);
 }
+
+/** pino's levels that carry a log method (silent is a threshold only). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LogMethod {
+  (obj: Record<string, unknown>, msg?: string): void;
+  (msg: string): void;
+}
+
+/**
+ * The part of pino's Logger the data path uses. A pino Logger is one; in the data-path worker it is a
+ * facade that posts each line to the main thread, whose pino logger writes it (one log stream).
+ */
+export type BaseLogger = { [L in LogLevel]: LogMethod } & {
+  child(bindings: Record<string, unknown>): BaseLogger;
+};

@@ -121,6 +121,8 @@ export interface AgentMetricsOptions {
   version: string;
   /** Default process/Node.js metrics (CPU seconds, RSS, event-loop lag, GC). */
   defaultMetrics?: boolean;
+  /** The links run in a worker thread (`dataPath: worker`): export that thread's figures too. */
+  dataPathThread?: boolean;
 }
 
 export interface AgentSideFigures {
@@ -129,6 +131,10 @@ export interface AgentSideFigures {
   droppedSamples: number;
   /** CPU time spent taking samples. */
   samplingSeconds: number;
+  /** Worker mode: event-loop lag of the data-path thread over the last sampling interval (p99, seconds). */
+  dataPathLagSeconds?: number;
+  /** Worker mode: data-path workers started again after a crash. */
+  dataPathRestarts?: number;
 }
 
 export class AgentMetrics {
@@ -265,6 +271,34 @@ export class AgentMetrics {
         this.inc(side().samplingSeconds);
       },
     });
+    const lastHost = () => this.last?.host;
+    new Gauge({
+      name: 'rdmaq_agent_event_loop_lag_seconds',
+      help: "Event-loop lag of the agent's main thread (sampling, hub, HTTP) over the last sampling interval: p99 of the timer delay beyond the 10 ms resolution.",
+      registers: [r],
+      collect() {
+        this.set((lastHost()?.eventLoopLagMs ?? 0) / 1000);
+      },
+    });
+    if (opts.dataPathThread) {
+      new Gauge({
+        name: 'rdmaq_agent_data_path_event_loop_lag_seconds',
+        help: "Event-loop lag of the agent's data-path thread (the links' consumers and senders) over the last sampling interval: p99 of the timer delay beyond the 10 ms resolution.",
+        registers: [r],
+        collect() {
+          this.set(side().dataPathLagSeconds ?? 0);
+        },
+      });
+      new Counter({
+        name: 'rdmaq_agent_data_path_restarts_total',
+        help: 'Data-path worker threads started again after a crash.',
+        registers: [r],
+        collect() {
+          this.reset();
+          this.inc(side().dataPathRestarts ?? 0);
+        },
+      });
+    }
     const lastSeq = () => this.last?.seq ?? 0;
     new Counter({
       name: 'rdmaq_agent_samples_total',

@@ -22,6 +22,8 @@ async function startAgent(hub: TestHub, extra: Record<string, unknown> = {}, spe
     hub: { url: hub.url, token: TOKEN, ...((extra.hub as object) ?? {}) },
     http: { host: '127.0.0.1', port: 0 },
     listen: { enabled: false },
+    // The scaled clock cannot cross into a data-path worker: links (none here) on the main loop.
+    dataPath: 'main',
     sampling: { intervalMs: 1000 },
     reconnect: { initialMs: 250, maxMs: 4000 },
     ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'hub')),

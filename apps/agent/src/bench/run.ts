@@ -30,6 +30,8 @@ const SIZE = Number(process.env.BENCH_SIZE ?? 64);
 const PHASE_MS = Number(process.env.BENCH_PHASE_MS ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const IDLE = process.env.BENCH_IDLE ?? 'event';
+/** Where the measured agent's links run: worker (the default of the agent) or main. */
+const DATA_PATH = process.env.BENCH_DATA_PATH ?? 'worker';
 const SECRET = 'bench-secret-0123456789abcdef';
 const TOKEN = 'bench-token-0123456789';
 
@@ -157,6 +159,7 @@ async function main(): Promise<void> {
           expect: expectFrom('bench-peer', 'bench-agent'),
         },
         sampling: { intervalMs: 1000 },
+        dataPath: DATA_PATH,
         log: { level: 'warn' },
         links: linksTo('bench-peer', 'bench-agent', dir),
       }),
@@ -181,11 +184,11 @@ async function main(): Promise<void> {
         await sleep(500);
         const c0 = process.cpuUsage();
         const t0 = performance.now();
-        const ls = a.links.sample();
+        const ls = (await a.links.sample()).links;
         const t1 = performance.now();
         const c1 = process.cpuUsage(c0);
         const t2 = performance.now();
-        const s = a.sampleNow();
+        const s = await a.sampleNow();
         const t3 = performance.now();
         const buckets = ls.reduce((n, l) => n + l.latency.queue.length + l.latency.rtt.length, 0);
         process.stdout.write(
@@ -196,7 +199,8 @@ async function main(): Promise<void> {
     }
 
     // 1. Latency with and without sampling, interleaved.
-    const readQueue = (): SparseBuckets[] => rxIds.map((id) => a.links.rawStats(id)?.latency.queue ?? []);
+    const readQueue = (): Promise<SparseBuckets[]> =>
+      Promise.all(rxIds.map(async (id) => (await a.links.rawStats(id))?.latency.queue ?? []));
     const cases = [
       {
         name: 'no sampling',
@@ -214,11 +218,11 @@ async function main(): Promise<void> {
         if (c.interval === null) a.pauseSampling();
         else a.resumeSampling(c.interval);
         await sleep(300); // let the switch settle
-        const before = readQueue();
+        const before = await readQueue();
         const busy0 = a.samplingCost().busyMs;
         const t0 = performance.now();
         await sleep(PHASE_MS);
-        const after = readQueue();
+        const after = await readQueue();
         if (c.interval === 1000) {
           cpuPhaseMs += performance.now() - t0;
           cpuPhaseBusy += a.samplingCost().busyMs - busy0;
@@ -239,7 +243,8 @@ async function main(): Promise<void> {
     const rss = process.memoryUsage.rss();
     const parts = rssParts();
     const samplingPct = (cpuPhaseBusy / cpuPhaseMs) * 100;
-    const records = rxIds.reduce((n, id) => n + (a.links.rawStats(id)?.counters.records ?? 0), 0);
+    let records = 0;
+    for (const id of rxIds) records += (await a.links.rawStats(id))?.counters.records ?? 0;
 
     const base = cases[0]!.hist.quantile(0.5);
     const rows: Array<[string, string, string]> = [];
@@ -275,7 +280,7 @@ async function main(): Promise<void> {
     const w0 = Math.max(...rows.map((r) => r[0].length));
     const w1 = Math.max(...rows.map((r) => r[1].length));
     process.stdout.write(
-      `\nrdmaq-agent bench (${new Date().toISOString()}, shm, idle ${IDLE}, ${ROUNDS} rounds × ${PHASE_MS} ms per case)\n`,
+      `\nrdmaq-agent bench (${new Date().toISOString()}, shm, idle ${IDLE}, data path ${DATA_PATH}, ${ROUNDS} rounds × ${PHASE_MS} ms per case)\n`,
     );
     for (const [k, v, b] of rows) process.stdout.write(`  ${k.padEnd(w0)}  ${v.padEnd(w1)}  ${b}\n`);
     const report = {
