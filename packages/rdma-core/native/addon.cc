@@ -195,10 +195,9 @@ struct LinkInfo {
 // by its finalizer), so a Buffer a user keeps after close() stays valid memory instead of a crash.
 Napi::Value bufferOver(Napi::Env env, uint8_t* data, uint64_t len, ShmRing* owned) {
   if (!owned) return Napi::Buffer<uint8_t>::New(env, data, len);
-  auto [base, mapLen] = owned->detachMapping();
-  return Napi::Buffer<uint8_t>::New(env, data, len, [base = base, mapLen = mapLen](Napi::Env, uint8_t*) {
-    munmap(base, mapLen);
-  });
+  auto* share = new std::shared_ptr<uint8_t>(owned->shareMapping());
+  return Napi::Buffer<uint8_t>::New(
+      env, data, len, [](Napi::Env, uint8_t*, std::shared_ptr<uint8_t>* s) { delete s; }, share);
 }
 
 // ---------------------------------------------------------------------------------------------------------

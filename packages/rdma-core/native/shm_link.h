@@ -28,6 +28,7 @@
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -203,12 +204,11 @@ class ShmRing {
     if (unlinkFiles) removeFiles(path_);
   }
 
-  // Hands the mapping's lifetime to the caller (the JS Buffer over the ring unmaps it when collected), so
-  // a Buffer kept after close() never points at unmapped memory. close() then only releases fds and files.
-  std::pair<uint8_t*, uint64_t> detachMapping() {
-    detached_ = true;
-    return {base_, len_};
-  }
+  // A share of the mapping's lifetime for the JS Buffer over the ring: the memory is unmapped when both the
+  // Buffer is collected and this ring is closed, in either order. (When a Worker or the process ends, Node
+  // runs finalizers in no set order: with the Buffer owning the mapping alone, a link end's own finalizer
+  // then wrote its pid into unmapped memory — SIGSEGV.)
+  std::shared_ptr<uint8_t> shareMapping() const { return mapping_; }
 
   static void removeFiles(const std::string& ringPath) {
     unlink(ringPath.c_str());
@@ -387,7 +387,7 @@ class ShmRing {
       throw;
     }
     cap_ = hdr_->capacity;
-    munmap(base_, kHeaderPage);
+    mapping_.reset();  // the header-only mapping: nobody else holds it yet
     base_ = nullptr;
     map(kHeaderPage + cap_);
   }
@@ -403,12 +403,13 @@ class ShmRing {
     }
     base_ = static_cast<uint8_t*>(p);
     len_ = len;
+    mapping_ = std::shared_ptr<uint8_t>(base_, [len](uint8_t* b) { munmap(b, len); });
     hdr_ = reinterpret_cast<ShmFileHeader*>(base_);
     ctl_ = reinterpret_cast<ShmControl*>(base_ + 128);
   }
 
   void unmap() {
-    if (base_ && !detached_) munmap(base_, len_);
+    mapping_.reset();  // unmapped here unless a Buffer still shares it
     base_ = nullptr;
     hdr_ = nullptr;
     ctl_ = nullptr;
@@ -424,7 +425,7 @@ class ShmRing {
   ShmFileHeader* hdr_ = nullptr;
   ShmControl* ctl_ = nullptr;
   bool receiver_ = false;
-  bool detached_ = false;
+  std::shared_ptr<uint8_t> mapping_;  // shared with the JS Buffer over the ring (shareMapping)
   bool created_ = false;
 };
 
