@@ -235,7 +235,10 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       v: PROTOCOL_VERSION,
       seq: ++seq,
       ts: clock.now(),
-      host: hostSampler.sample(),
+      host:
+        links instanceof LinkThread && dp.loop
+          ? { ...hostSampler.sample(), dataPathLagMs: dp.loop.lagMs }
+          : hostSampler.sample(),
       links: linkSamples,
     };
     metrics.ingest(sample);

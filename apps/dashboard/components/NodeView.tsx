@@ -112,9 +112,15 @@ export function NodeView({ nodeId }: { nodeId: string }) {
               <dd>{formatBytes(n.rssBytes)}</dd>
             </div>
             <div>
-              <dt>Event-loop lag</dt>
+              <dt title="The agent's main thread: sampling, WebSocket, HTTP">Event-loop lag</dt>
               <dd>{n.eventLoopLagMs === null ? '—' : fmtMs(n.eventLoopLagMs)}</dd>
             </div>
+            {n.dataPathLagMs != null && (
+              <div>
+                <dt title="The thread that runs the links: what queue latency waits behind">Data-path lag</dt>
+                <dd>{fmtMs(n.dataPathLagMs)}</dd>
+              </div>
+            )}
             <div>
               <dt>Uptime</dt>
               <dd>{formatDurationS(n.uptimeS)}</dd>

@@ -92,6 +92,8 @@ export const NodeSummarySchema = z.object({
   cpuPercent: num,
   rssBytes: num,
   eventLoopLagMs: num,
+  /** Lag of the agent's data-path thread (null: the links run on the main loop, or no sample yet). */
+  dataPathLagMs: num.optional(),
   uptimeS: num,
   linkCount: z.number(),
   linksUp: z.number(),

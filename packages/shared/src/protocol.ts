@@ -120,7 +120,13 @@ export type LinkSample = z.infer<typeof LinkSampleSchema>;
 export const HostFiguresSchema = z.object({
   cpuPercent: nonNeg,
   rssBytes: count,
+  /** Lag of the agent's main event loop (sampling, WebSocket, HTTP). */
   eventLoopLagMs: nonNeg,
+  /**
+   * Lag of the thread that runs the links (consumers, traffic, probes) when it is not the main one: what
+   * queue latency waits behind. Absent from agents that run their links on the main loop.
+   */
+  dataPathLagMs: nonNeg.optional(),
   uptimeS: nonNeg,
 });
 export type HostFigures = z.infer<typeof HostFiguresSchema>;

@@ -807,6 +807,7 @@ export class Fleet {
       cpuPercent: n.host?.cpuPercent ?? null,
       rssBytes: n.host?.rssBytes ?? null,
       eventLoopLagMs: n.host?.eventLoopLagMs ?? null,
+      dataPathLagMs: n.host?.dataPathLagMs ?? null,
       uptimeS: n.host?.uptimeS ?? null,
       linkCount: n.links.size,
       linksUp: up,
