@@ -45,19 +45,12 @@
 #include <string>
 #include <vector>
 
+#include "fabric_record.h"
+
 namespace rdmaq_fabric {
 
-// ---- record format (DESIGN.md §2): 24-byte header, 8-byte aligned, PADDING fills the end of the ring ----
-enum RecordType : uint16_t { kData = 1, kPadding = 2, kProbe = 3, kProbeReply = 4, kHeartbeat = 5 };
-struct RecordHeader {
-  uint32_t length;  // payload bytes
-  uint16_t type;
-  uint16_t flags;
-  uint64_t seq;
-  uint64_t timestamp_ns;
-};
-static_assert(sizeof(RecordHeader) == 24, "record header is 24 bytes");
-constexpr uint64_t kHeader = sizeof(RecordHeader);
+// The record format (RecordHeader, kHeader, Align8, Delivered) and the receiver's record parsing live in
+// fabric_record.h (pure functions: fuzzed and tested natively without libfabric).
 // Remote CQ data (32 bits: verbs carries 4 bytes): bits 0..20 the tail delta (one write moves at most
 // kMaxWrite bytes), bits 21..30 the receiver's slot on its hub (1..1023; 0 = a credit write, which needs no
 // routing: the word itself carries the value), bit 31 marks the handshake's test write (no records).
@@ -72,7 +65,6 @@ constexpr uint32_t kSlotSlack = 64;
 // already on its way must find its key (Learnt 9), and by then the peer has long seen `bye` or the EOF.
 constexpr uint64_t kBuryNs = 30'000'000'000ull;
 constexpr uint64_t kMaxWrite = 1ull << 20;
-inline uint64_t Align8(uint64_t v) { return (v + 7) & ~uint64_t(7); }
 inline uint64_t NowNs() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -1038,17 +1030,8 @@ class SenderCore {
 };
 
 // ---------------------------------------------------------------------------------------------------------
-// Receiver: the ring (registered for remote write). Delivers views: poll() fills a descriptor list, the
-// caller reads the payloads, then Release() frees the bytes and maybe returns credit.
-struct Delivered {
-  uint64_t start;   // ring position of the record header
-  uint64_t end;     // ring position after the record
-  uint64_t offset;  // payload offset in the ring
-  uint32_t length;
-  uint16_t type;
-  uint64_t seq;
-  uint64_t timestamp_ns;
-};
+// Receiver: the ring (registered for remote write). Delivers views: poll() fills a descriptor list (Delivered,
+// fabric_record.h), the caller reads the payloads, then Release() frees the bytes and maybe returns credit.
 
 class ReceiverCore {
  public:
@@ -1157,57 +1140,15 @@ class ReceiverCore {
     return Parse(limit, out);
   }
 
-  // Parses up to `limit` complete records between consumed_ and tail_ into out.
+  // Parses up to `limit` complete records between consumed_ and tail_ into out (ParseRecords, fabric_record.h).
   size_t Parse(size_t limit, std::vector<Delivered>& out) {
-    uint64_t pos = consumed_;
-    while (out.size() < limit && pos < tail_) {
-      uint64_t off = pos & mask_;
-      uint64_t room = cap_ - off;
-      if (room < kHeader) {  // implicit padding
-        if (tail_ - pos < room) break;
-        pos += room;
-        ++wraps_;
-        continue;
-      }
-      if (tail_ - pos < kHeader) break;
-      const auto* h = reinterpret_cast<const RecordHeader*>(ring_->base + off);
-      if (h->type == kPadding) {
-        if (h->length != room - kHeader) {
-          SetFailed("corrupt PADDING record at position " + std::to_string(pos), "ERR_RDMAQ_BAD_HEADER");
-          break;
-        }
-        if (tail_ - pos < room) break;
-        pos += room;
-        ++wraps_;
-        continue;
-      }
-      uint64_t total = Align8(kHeader + uint64_t(h->length));
-      if (h->type < kData || h->type > kHeartbeat || total > room) {
-        SetFailed("corrupt record header at position " + std::to_string(pos) + " (type " +
-                      std::to_string(h->type) + ", length " + std::to_string(h->length) + ")",
-                  "ERR_RDMAQ_BAD_HEADER");
-        break;
-      }
-      if (tail_ - pos < total) break;  // the rest of this record is in a later write
-      if (h->seq != expected_) {
-        if (h->seq < expected_) {  // delivered before a reconnect: drop
-          ++duplicates_;
-          pos += total;
-          continue;
-        }
-        SetFailed("sequence gap: expected " + std::to_string(expected_) + ", got " + std::to_string(h->seq),
-                  "ERR_RDMAQ_BAD_HEADER");
-        break;
-      }
-      ++expected_;
-      if (h->type == kData) {  // counted when handed out (Release uncounts what comes back); probes and
-        ++records_;            // heartbeats are not records (as on shm)
-        bytes_ += h->length;
-      }
-      out.push_back({pos, pos + total, off + kHeader, h->length, h->type, h->seq, h->timestamp_ns});
-      pos += total;
-    }
-    consumed_ = pos;
+    ParseTally t;
+    consumed_ = ParseRecords(ring_->base, cap_, consumed_, tail_, expected_, limit, out, t);
+    records_ += t.records;
+    bytes_ += t.bytes;
+    wraps_ += t.wraps;
+    duplicates_ += t.duplicates;
+    if (t.fault != ParseTally::kNone) SetFailed(ParseFaultText(t), "ERR_RDMAQ_BAD_HEADER");
     return out.size();
   }
 
@@ -1321,7 +1262,7 @@ class ReceiverCore {
     }
     if (parked) hub_->NoteParkedData();  // data or an error below: either way the sleeper must wake
     uint64_t delta = data & kDeltaMask;
-    if (delta == 0 || (delta & 7) || tail_ + delta - head_ > cap_) {
+    if (!TailDeltaOk(delta, tail_, head_, cap_)) {
       SetFailed("out-of-range remote CQ data: tail delta " + std::to_string(delta) + " with " +
                     std::to_string(cap_ - (tail_ - head_)) + " bytes free in the ring",
                 "ERR_RDMAQ_PROTOCOL");

@@ -438,6 +438,11 @@ export const SilenceSchema = z.object({
   comment: z.string(),
   /** active: now within [startsAt, endsAt); expired; pending: startsAt in the future. */
   status: z.enum(['active', 'pending', 'expired']),
+  /**
+   * Set on a stored silence the hub cannot use under its current rules (e.g. a regex it cannot match in
+   * linear time): the reason. Such a silence silences nothing; expire it and create a new one.
+   */
+  invalid: z.string().optional(),
 });
 export type Silence = z.infer<typeof SilenceSchema>;
 

@@ -18,9 +18,10 @@ import {
   type Silence,
 } from '@rdmaq/shared';
 import { z } from 'zod';
-import { badRequest, conflict, notFound } from './errors.js';
+import { badRequest, conflict, HubError, notFound } from './errors.js';
 import type { Fleet, LinkEnd } from './fleet.js';
 import type { Logger } from './log.js';
+import { compileSafeRegex, MAX_PROGRAM, RegexError, type SafeRegex } from './regex.js';
 import type { Store } from './store/store.js';
 
 /**
@@ -215,17 +216,41 @@ const SilenceInputSchema = z.object({
   comment: z.string().max(1024).default(''),
 });
 
-function matcherMatches(m: Matcher, labels: Record<string, string>): boolean {
-  const v = labels[m.name] ?? '';
-  let ok: boolean;
-  if (m.isRegex) {
-    try {
-      ok = new RegExp(`^(?:${m.value})$`).test(v);
-    } catch {
-      ok = false;
-    }
-  } else ok = v === m.value;
-  return m.isEqual === false ? !ok : ok;
+/** Most silences kept (active or pending); each is checked against every active alert every second. */
+export const MAX_SILENCES = 1000;
+/** Budget of regex program steps (regex.ts) per silence: bounds what one silence costs per label value. */
+export const MAX_SILENCE_REGEX_STEPS = 2 * MAX_PROGRAM;
+const MAX_SILENCE_MS = 366 * 86_400_000;
+
+type LabelPredicate = (labels: Record<string, string>) => boolean;
+
+/**
+ * A silence's matchers as one predicate. Regex matchers use the linear-time matcher (regex.ts), never
+ * RegExp: label values are chosen by agents. Throws RegexError naming the matcher and the problem.
+ */
+export function compileMatchers(matchers: Matcher[]): LabelPredicate {
+  let steps = 0;
+  const preds = matchers.map((m) => {
+    let test: (v: string) => boolean;
+    if (m.isRegex) {
+      let re: SafeRegex;
+      try {
+        re = compileSafeRegex(m.value);
+      } catch (err) {
+        throw new RegexError(`matcher ${m.name}: ${(err as Error).message}`);
+      }
+      steps += re.size;
+      test = (v) => re.test(v);
+    } else test = (v) => v === m.value;
+    const negate = m.isEqual === false;
+    return (labels: Record<string, string>) => test(labels[m.name] ?? '') !== negate;
+  });
+  if (steps > MAX_SILENCE_REGEX_STEPS) {
+    throw new RegexError(
+      `the regex matchers of one silence compile to ${steps} steps; at most ${MAX_SILENCE_REGEX_STEPS} (fewer or simpler patterns)`,
+    );
+  }
+  return (labels) => preds.every((p) => p(labels));
 }
 
 export class AlertEngine {
@@ -235,6 +260,8 @@ export class AlertEngine {
   private readonly bySeries = new Map<string, Map<string, string>>();
   private readonly recent: Alert[] = [];
   private silences: Silence[] = [];
+  /** Silence id → its matchers compiled; null for a stored silence invalid under the current rules. */
+  private readonly silenceMatch = new Map<string, LabelPredicate | null>();
   private pendingChanges: AlertChanges = { upserted: [], removed: [], resolved: [], notify: [] };
   private readonly insertEvent;
   private readonly stmts;
@@ -304,15 +331,32 @@ export class AlertEngine {
         created_by: string;
         comment: string;
       }>
-    ).map((r) => ({
-      id: r.id,
-      matchers: JSON.parse(r.matchers) as Matcher[],
-      startsAt: r.starts_at,
-      endsAt: r.ends_at,
-      createdBy: r.created_by,
-      comment: r.comment,
-      status: 'active',
-    }));
+    ).map((r) => {
+      const s: Silence = {
+        id: r.id,
+        matchers: [],
+        startsAt: r.starts_at,
+        endsAt: r.ends_at,
+        createdBy: r.created_by,
+        comment: r.comment,
+        status: 'active',
+      };
+      // A silence stored before the matching rules tightened (a backtracking pattern, say) must not hang
+      // the start or the evaluation: it is kept, listed with the reason, and silences nothing.
+      try {
+        const parsed = z.array(MatcherSchema).min(1).safeParse(JSON.parse(r.matchers));
+        if (!parsed.success) throw new RegexError(describeZodError(parsed.error));
+        s.matchers = parsed.data;
+        this.silenceMatch.set(s.id, compileMatchers(s.matchers));
+      } catch (err) {
+        s.invalid = `${(err as Error).message}; this silence silences nothing: expire it and create a new one`;
+        if (!s.matchers.length)
+          s.matchers = [{ name: '(invalid)', value: '', isRegex: false, isEqual: true }];
+        this.silenceMatch.set(s.id, null);
+        this.log.error({ silence: s.id, reason: s.invalid }, 'stored silence is invalid: skipped');
+      }
+      return s;
+    });
   }
 
   /**
@@ -566,7 +610,11 @@ export class AlertEngine {
   evaluate(now = this.now()): AlertChanges {
     const ch: AlertChanges = { upserted: [], removed: [], resolved: [], notify: [] };
     const seen = new Set<string>();
-    const activeSilences = this.silences.filter((s) => s.startsAt <= now && s.endsAt > now);
+    const activeSilences: Array<{ id: string; match: LabelPredicate }> = [];
+    for (const s of this.silences) {
+      const match = this.silenceMatch.get(s.id);
+      if (match && s.startsAt <= now && s.endsAt > now) activeSilences.push({ id: s.id, match });
+    }
     const store = this.store.db;
     store.transaction(() => {
       for (const rule of this.rules) {
@@ -667,9 +715,7 @@ export class AlertEngine {
       }
       for (const a of this.active.values()) {
         const al = a.alert;
-        al.silencedBy = activeSilences
-          .filter((s) => s.matchers.every((m) => matcherMatches(m, al.labels)))
-          .map((s) => s.id);
+        al.silencedBy = activeSilences.filter((s) => s.match(al.labels)).map((s) => s.id);
         if (al.state === 'firing' && !a.notified && al.silencedBy.length === 0) {
           a.notified = true;
           ch.notify.push(structuredClone(al));
@@ -827,14 +873,20 @@ export class AlertEngine {
     const endsAt = r.data.endsAt ?? (r.data.durationS ? startsAt + r.data.durationS * 1000 : undefined);
     if (endsAt === undefined) throw badRequest('silence: give endsAt (ms) or durationS');
     if (endsAt <= startsAt) throw badRequest('silence: endsAt must be after startsAt');
-    for (const m of r.data.matchers) {
-      if (m.isRegex) {
-        try {
-          new RegExp(m.value);
-        } catch (err) {
-          throw badRequest(`silence: matcher ${m.name}: bad regex: ${(err as Error).message}`);
-        }
-      }
+    if (endsAt - startsAt > MAX_SILENCE_MS) throw badRequest('silence: at most 366 days long');
+    let match: LabelPredicate;
+    try {
+      match = compileMatchers(r.data.matchers);
+    } catch (err) {
+      if (err instanceof RegexError) throw badRequest(`silence: ${err.message}`);
+      throw err;
+    }
+    if (this.silences.filter((x) => x.endsAt > now).length >= MAX_SILENCES) {
+      throw new HubError(
+        'ERR_RDMAQ_LIMIT',
+        `silence: ${MAX_SILENCES} silences are active or pending already; expire some first`,
+        409,
+      );
     }
     const s: Silence = {
       id: randomBytes(8).toString('hex'),
@@ -850,7 +902,14 @@ export class AlertEngine {
         'INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       )
       .run(s.id, JSON.stringify(s.matchers), s.startsAt, s.endsAt, by, s.comment, now);
+    // Silences expired for more than the week the list shows leave memory.
+    this.silences = this.silences.filter((x) => {
+      const keep = x.endsAt > now - 7 * 86_400_000;
+      if (!keep) this.silenceMatch.delete(x.id);
+      return keep;
+    });
     this.silences.push(s);
+    this.silenceMatch.set(s.id, match);
     return this.status(s, now);
   }
 
