@@ -1,0 +1,139 @@
+// The fabric receiver's record parsing, without libfabric: the record format, the walk over the ring that
+// turns landed bytes into records (ReceiverCore::Parse) and the range check of a remote write's tail delta
+// (ReceiverCore::OnRemoteWrite). Pure functions over plain memory, so the fuzz targets (native/fuzz/) and
+// the native tests (native/test/) drive exactly the code the engine runs, under ASan/UBSan, with no network.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace rdmaq_fabric {
+
+// ---- record format (DESIGN.md §2): 24-byte header, 8-byte aligned, PADDING fills the end of the ring ----
+enum RecordType : uint16_t { kData = 1, kPadding = 2, kProbe = 3, kProbeReply = 4, kHeartbeat = 5 };
+struct RecordHeader {
+  uint32_t length;  // payload bytes
+  uint16_t type;
+  uint16_t flags;
+  uint64_t seq;
+  uint64_t timestamp_ns;
+};
+static_assert(sizeof(RecordHeader) == 24, "record header is 24 bytes");
+constexpr uint64_t kHeader = sizeof(RecordHeader);
+inline uint64_t Align8(uint64_t v) { return (v + 7) & ~uint64_t(7); }
+
+// One record handed out by the receiver (a view into its ring).
+struct Delivered {
+  uint64_t start;   // ring position of the record header
+  uint64_t end;     // ring position after the record
+  uint64_t offset;  // payload offset in the ring
+  uint32_t length;
+  uint16_t type;
+  uint64_t seq;
+  uint64_t timestamp_ns;
+};
+
+// What one ParseRecords call counted (the caller adds it to its own counters) and, when it stopped at a bad
+// record, what was wrong with it.
+struct ParseTally {
+  uint64_t records = 0;     // DATA records handed out (probes and heartbeats are not records)
+  uint64_t bytes = 0;       // their payload bytes
+  uint64_t wraps = 0;       // PADDING records and implicit paddings passed
+  uint64_t duplicates = 0;  // records dropped because their sequence was delivered before (a reconnect)
+  enum Fault : uint8_t { kNone, kBadPadding, kBadHeader, kSeqGap };
+  Fault fault = kNone;
+  uint64_t fault_pos = 0;
+  uint16_t fault_type = 0;
+  uint32_t fault_length = 0;
+  uint64_t fault_seq = 0, fault_expected = 0;
+};
+
+// Parses the complete records in [pos, tail) of `ring` (`cap` bytes, a power of two) into `out` until it
+// holds `limit` entries. `expected` is the sequence the next record must carry and moves past each record
+// handed out; a record with a lower one was delivered before a reconnect and is dropped. A record whose end
+// has not landed yet stops the walk (the rest comes with a later write). Returns the position reached: after
+// the last record handed out or dropped, or at the bad record when `t.fault` is set.
+// Allocation-free except for out's growth (the caller keeps it); every view lies inside [0, cap).
+inline uint64_t ParseRecords(const uint8_t* ring, uint64_t cap, uint64_t pos, uint64_t tail, uint64_t& expected,
+                             size_t limit, std::vector<Delivered>& out, ParseTally& t) {
+  const uint64_t mask = cap - 1;
+  while (out.size() < limit && pos < tail) {
+    const uint64_t off = pos & mask;
+    const uint64_t room = cap - off;
+    if (room < kHeader) {  // implicit padding
+      if (tail - pos < room) break;
+      pos += room;
+      ++t.wraps;
+      continue;
+    }
+    if (tail - pos < kHeader) break;
+    RecordHeader h;
+    std::memcpy(&h, ring + off, kHeader);  // one snapshot; no alignment assumption on pos
+    if (h.type == kPadding) {
+      if (h.length != room - kHeader) {
+        t.fault = ParseTally::kBadPadding;
+        t.fault_pos = pos;
+        break;
+      }
+      if (tail - pos < room) break;
+      pos += room;
+      ++t.wraps;
+      continue;
+    }
+    const uint64_t total = Align8(kHeader + uint64_t(h.length));
+    if (h.type < kData || h.type > kHeartbeat || total > room) {
+      t.fault = ParseTally::kBadHeader;
+      t.fault_pos = pos;
+      t.fault_type = h.type;
+      t.fault_length = h.length;
+      break;
+    }
+    if (tail - pos < total) break;  // the rest of this record is in a later write
+    if (h.seq != expected) {
+      if (h.seq < expected) {  // delivered before a reconnect: drop
+        ++t.duplicates;
+        pos += total;
+        continue;
+      }
+      t.fault = ParseTally::kSeqGap;
+      t.fault_pos = pos;
+      t.fault_seq = h.seq;
+      t.fault_expected = expected;
+      break;
+    }
+    ++expected;
+    if (h.type == kData) {  // counted when handed out (Release uncounts what comes back); probes and
+      ++t.records;          // heartbeats are not records (as on shm)
+      t.bytes += h.length;
+    }
+    out.push_back({pos, pos + total, off + kHeader, h.length, h.type, h.seq, h.timestamp_ns});
+    pos += total;
+  }
+  return pos;
+}
+
+// The error text of a parse that stopped at a bad record (t.fault != kNone).
+inline std::string ParseFaultText(const ParseTally& t) {
+  switch (t.fault) {
+    case ParseTally::kBadPadding:
+      return "corrupt PADDING record at position " + std::to_string(t.fault_pos);
+    case ParseTally::kBadHeader:
+      return "corrupt record header at position " + std::to_string(t.fault_pos) + " (type " +
+             std::to_string(t.fault_type) + ", length " + std::to_string(t.fault_length) + ")";
+    case ParseTally::kSeqGap:
+      return "sequence gap: expected " + std::to_string(t.fault_expected) + ", got " + std::to_string(t.fault_seq);
+    case ParseTally::kNone:
+      break;
+  }
+  return "";
+}
+
+// A remote write may move the tail by `delta` bytes (from its CQ data): whole 8-byte units, at least one, and
+// the unreleased part of the ring [head, tail + delta) no longer than the ring.
+inline bool TailDeltaOk(uint64_t delta, uint64_t tail, uint64_t head, uint64_t cap) {
+  return delta != 0 && (delta & 7) == 0 && tail + delta - head <= cap;
+}
+
+}  // namespace rdmaq_fabric
