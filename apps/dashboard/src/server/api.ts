@@ -176,6 +176,7 @@ export function createApi(d: ApiDeps) {
       events: n.events,
     };
   });
+  add('GET', '/api/ingest', 'viewer', () => d.ingest.stats());
   add('GET', '/api/links', 'viewer', (ctx) => {
     const node = ctx.query.get('node');
     const links = [...d.fleet.links.values()].filter((l) => !node || l.node === node);

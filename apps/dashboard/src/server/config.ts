@@ -67,8 +67,34 @@ export const ConfigSchema = z
         maxFrameBytes: z.number().int().min(1024).max(MAX_FRAME_BYTES).default(MAX_FRAME_BYTES),
         helloTimeoutMs: z.number().int().min(100).default(10_000),
         maxAgents: z.number().int().min(1).default(20_000),
+        /**
+         * Oldest sample (and event) accepted, in seconds before the hub's clock: an agent replays what it
+         * buffered while the hub was away (hub.bufferSeconds, at most a day). Older ones are refused (and
+         * acked, so they are not replayed again): a sample from 1970 must not make the hub catch up 56 years.
+         * Never more than the minute retention.
+         */
+        maxSampleAgeS: z
+          .number()
+          .int()
+          .min(60)
+          .max(366 * 86_400)
+          .default(86_400),
+        /** Newest sample accepted, in ms ahead of the hub's clock (clock skew between hosts). */
+        maxSampleAheadMs: z.number().int().min(0).max(600_000).default(5_000),
+        /** Most nodes the hub keeps (known node ids, connected or not); a hello for one more is refused. */
+        maxNodes: z.number().int().min(1).max(1_000_000).default(20_000),
+        /** Most link ends the hub keeps in memory (each holds memoryS seconds of points, ~27 KB at 900 s). */
+        maxLinkEnds: z.number().int().min(1).max(1_000_000).default(65_536),
       })
-      .default({ maxFrameBytes: MAX_FRAME_BYTES, helloTimeoutMs: 10_000, maxAgents: 20_000 }),
+      .default({
+        maxFrameBytes: MAX_FRAME_BYTES,
+        helloTimeoutMs: 10_000,
+        maxAgents: 20_000,
+        maxSampleAgeS: 86_400,
+        maxSampleAheadMs: 5_000,
+        maxNodes: 20_000,
+        maxLinkEnds: 65_536,
+      }),
     live: z
       .object({
         tickMs: z.number().int().min(1000, 'at most one delta per view per second: use ≥ 1000').default(1000),

@@ -60,6 +60,10 @@ const NO_BUCKET = 0xffff;
 const FLAG = 0x8000_0000;
 const SEC_MASK = 0x7fff_ffff;
 const HOST_FIELDS = 3;
+/** Hours rolled up per flush round at most (catch-up after a long stop continues at the next round). */
+export const MAX_HOURS_PER_ROUND = 24;
+/** One-hour delete slices per table per retention pass at most. */
+export const MAX_RETENTION_SLICES = 200;
 
 /**
  * Fixed-size ring of 1 s points: slot = second % size, `secs` tells which second a slot holds; its top bit
@@ -286,7 +290,8 @@ export class Fleet {
          SELECT node_id, @hour, sum(samples), sum(cpu_sum), sum(rss_sum), sum(lag_sum)
          FROM host_1m WHERE ts >= @hour AND ts < @hour + 3600000 GROUP BY node_id`,
       ),
-      minMinute: this.db.prepare('SELECT min(ts) AS ts FROM rollup_1m'),
+      nextMinute: this.db.prepare('SELECT min(ts) AS ts FROM rollup_1m WHERE ts >= ?'),
+      nextHostMinute: this.db.prepare('SELECT min(ts) AS ts FROM host_1m WHERE ts >= ?'),
       upsertRun: this.db.prepare(
         `INSERT INTO agent_runs (node_id, run_id, last_seq, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(node_id, run_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), updated_at = excluded.updated_at`,
@@ -382,6 +387,23 @@ export class Fleet {
     if (!n) return;
     n.events.push(e);
     if (n.events.length > 50) n.events.shift();
+  }
+
+  /**
+   * A sample refused for its timestamp: nothing of it is stored, but its seq counts as done (acked, so the
+   * agent does not replay it again). False when it was a replay anyway.
+   */
+  skipSample(nodeId: string, seq: number): boolean {
+    const n = this.nodes.get(nodeId);
+    if (!n) return false;
+    if (seq <= n.lastSeq) {
+      n.duplicatesDropped++;
+      return false;
+    }
+    n.lastSeq = seq;
+    n.runDirty = true;
+    n.lastSeen = this.opts.now();
+    return true;
   }
 
   /**
@@ -663,24 +685,48 @@ export class Fleet {
     }
   }
 
-  /** Hours to roll: finished ones since the last roll, hours that got late minutes, and (force) the current. */
+  /** Earliest minute row (links or hosts) at or after `from`, null when none. */
+  private nextMinute(from: number): number | null {
+    const a = (this.stmts.nextMinute.get(from) as { ts: number | null }).ts;
+    const b = (this.stmts.nextHostMinute.get(from) as { ts: number | null }).ts;
+    if (a === null) return b;
+    if (b === null) return a;
+    return Math.min(a, b);
+  }
+
+  /**
+   * Hours to roll: finished ones since the last roll, hours that got late minutes, and (force) the current.
+   * Bounded: at most MAX_HOURS_PER_ROUND per call (the rest next round), never before the minute retention
+   * (those minutes are deleted anyway), and hours without minutes are jumped over, not walked one by one —
+   * a stray old row once made the hub walk every hour since 1970 on the event loop.
+   */
   private hoursDue(force: boolean): { todo: number[]; until: number } {
+    const H = 3_600_000;
     const now = this.opts.now();
     let until = Number(this.opts.store.getSetting('rolled_hour_until') ?? 0);
     const todo = new Set(this.dirtyHours);
     this.dirtyHours.clear();
-    if (!until) {
-      const min = (this.stmts.minMinute.get() as { ts: number | null }).ts;
-      if (min === null) return { todo: [], until: 0 };
-      until = Math.floor(min / 3_600_000) * 3_600_000;
-    }
+    const oldest = Math.floor((now - this.opts.minuteRetentionDays * 86_400_000) / H) * H;
+    if (until < oldest) until = oldest;
     // An hour is final once its last minute was flushed (minute end + grace), or at shutdown.
     const limit = force ? now : now - 60_000 - 10_000;
-    while (until + 3_600_000 <= limit) {
+    let rounds = 0;
+    while (until + H <= limit && todo.size < MAX_HOURS_PER_ROUND && rounds++ < 2 * MAX_HOURS_PER_ROUND) {
+      const next = this.nextMinute(until);
+      if (next === null) {
+        // Nothing stored from `until` on: every finished hour up to `limit` is done.
+        until = Math.max(until, Math.floor(limit / H) * H);
+        break;
+      }
+      const hour = Math.floor(next / H) * H;
+      if (hour > until) {
+        until = Math.min(hour, Math.floor(limit / H) * H);
+        continue;
+      }
       todo.add(until);
-      until += 3_600_000;
+      until += H;
     }
-    if (force) todo.add(Math.floor(now / 3_600_000) * 3_600_000);
+    if (force) todo.add(Math.floor(now / H) * H);
     return { todo: [...todo].sort((a, b) => a - b), until };
   }
 
@@ -744,12 +790,15 @@ export class Fleet {
       ['alert_events', now - this.opts.hourRetentionDays * day],
     ];
     for (const [table, before] of plan) {
-      const min = (this.db.prepare(`SELECT min(ts) AS ts FROM ${table}`).get() as { ts: number | null }).ts;
-      if (min === null || min >= before) continue;
+      const first = this.db.prepare(`SELECT min(ts) AS ts FROM ${table}`);
       const del = this.opts.store.destructive(`DELETE FROM ${table} WHERE ts >= ? AND ts < ?`);
-      // Slices of one hour keep each statement (and the time the event loop is held) short.
-      for (let lo = min; lo < before; lo += 3_600_000) {
-        deleted += del.run(lo, Math.min(lo + 3_600_000, before)).changes;
+      // Slices of one hour keep each statement (and the time the event loop is held) short; each slice
+      // starts at the oldest row left, so empty hours (a stray row from 1970) cost nothing, and one call
+      // deletes at most MAX_RETENTION_SLICES slices (the rest at the next).
+      for (let k = 0; k < MAX_RETENTION_SLICES; k++) {
+        const min = (first.get() as { ts: number | null }).ts;
+        if (min === null || min >= before) break;
+        deleted += del.run(min, Math.min(min + 3_600_000, before)).changes;
       }
     }
     // Replay positions of agent runs nobody has heard of for as long as hourly history is kept.

@@ -14,6 +14,14 @@ import type { Logger } from './log.js';
 
 export const HUB_VERSION = '0.1.0';
 
+/** 1234 ms → "1.2 s", 3 days → "72 h" (for messages). */
+function fmtMs(ms: number): string {
+  const s = Math.abs(ms) / 1000;
+  if (s < 120) return `${Math.round(s * 10) / 10} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
 /** Close reasons are limited to 123 bytes by the WebSocket protocol. */
 export function closeReason(s: string): string {
   let r = s;
@@ -28,7 +36,13 @@ interface AgentConn {
   nodeId: string | undefined;
   helloTimer: NodeJS.Timeout | undefined;
   ackSeq: number;
+  /** Hub clock (ms) of the last non-fatal notice sent to this agent, and notices held back since. */
+  noticeAt: number;
+  noticesHeld: number;
 }
+
+/** At most one non-fatal `error` frame (a refused sample or event) per agent connection per this many ms. */
+export const NOTICE_INTERVAL_MS = 10_000;
 
 export interface IngestOptions {
   fleet: Fleet;
@@ -37,6 +51,10 @@ export interface IngestOptions {
   maxFrameBytes: number;
   helloTimeoutMs: number;
   maxAgents: number;
+  /** Samples and events timestamped more than this before the hub's clock are refused. */
+  maxSampleAgeMs: number;
+  /** … or more than this after it. */
+  maxSampleAheadMs: number;
   originAllowed: (req: IncomingMessage) => boolean;
   now: () => number;
   /** Called after a sample was applied (the live hub and alerting read the fleet on their own tick). */
@@ -51,6 +69,11 @@ export class Ingest {
   private readonly ackTimer: NodeJS.Timeout;
   /** Frames refused since start, by close code (exposed for tests and /api/nodes). */
   readonly refused = new Map<number, number>();
+  /**
+   * Samples and events dropped without closing the connection, by reason (sample_too_old,
+   * sample_in_future, event_too_old, event_in_future, …): GET /api/ingest.
+   */
+  readonly rejected = new Map<string, number>();
 
   constructor(private readonly o: IngestOptions) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: o.maxFrameBytes, perMessageDeflate: false });
@@ -63,13 +86,35 @@ export class Ingest {
     return this.conns.size;
   }
 
+  /** What GET /api/ingest shows: connections and every refusal counted since start. */
+  stats(): {
+    agentsConnected: number;
+    refusedFrames: Record<string, number>;
+    rejected: Record<string, number>;
+  } {
+    return {
+      agentsConnected: this.conns.size,
+      refusedFrames: Object.fromEntries([...this.refused].map(([k, v]) => [String(k), v])),
+      rejected: Object.fromEntries(this.rejected),
+    };
+  }
+
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
   }
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    const c: AgentConn = { ws, remote, token: '', nodeId: undefined, helloTimer: undefined, ackSeq: 0 };
+    const c: AgentConn = {
+      ws,
+      remote,
+      token: '',
+      nodeId: undefined,
+      helloTimer: undefined,
+      ackSeq: 0,
+      noticeAt: Number.NEGATIVE_INFINITY,
+      noticesHeld: 0,
+    };
     if (!this.o.originAllowed(req)) {
       this.refuse(
         c,
@@ -193,6 +238,11 @@ export class Ingest {
       return;
     }
     if (f.type === 'event') {
+      const late = this.checkTime(f.ts);
+      if (late) {
+        this.reject(c, `event_${late.kind}`, 'ERR_RDMAQ_EVENT_TIME', `event refused: ${late.text}`);
+        return;
+      }
       this.o.fleet.event(c.nodeId, f);
       this.o.log.info(
         { node: c.nodeId, kind: f.kind, link: f.link, severity: f.severity, text: f.message },
@@ -205,7 +255,19 @@ export class Ingest {
       this.refuse(c, CloseCode.BadFrame, 'ERR_RDMAQ_BAD_FRAME', problem);
       return;
     }
-    if (!this.o.fleet.applySample(c.nodeId, f)) {
+    const late = this.checkTime(f.ts);
+    if (late) {
+      // Not fatal: closing would only make the agent reconnect and replay the same sample. It is acked
+      // (never replayed again, never stored) and the agent is told why.
+      if (this.o.fleet.skipSample(c.nodeId, f.seq)) {
+        this.reject(
+          c,
+          `sample_${late.kind}`,
+          'ERR_RDMAQ_SAMPLE_TIME',
+          `sample ${f.seq} refused (not stored): ${late.text}`,
+        );
+      }
+    } else if (!this.o.fleet.applySample(c.nodeId, f)) {
       this.o.log.debug(
         { node: c.nodeId, seq: f.seq, lastSeq: c.ackSeq },
         'replayed sample already stored: dropped',
@@ -220,7 +282,7 @@ export class Ingest {
     } else if (n) this.ackDue.add(c);
   }
 
-  /** Checks zod cannot express: unique link ids, a sane clock. Returns the problem or undefined. */
+  /** Checks zod cannot express: unique link ids, gauges that fit. Returns the problem or undefined. */
   private checkSample(s: Sample): string | undefined {
     const ids = new Set<string>();
     for (const l of s.links) {
@@ -230,11 +292,52 @@ export class Ingest {
         return `links.${l.id}.gauges: occupancyBytes ${l.gauges.occupancyBytes} exceeds capacityBytes ${l.gauges.capacityBytes}`;
       }
     }
-    const ahead = s.ts - this.o.now();
-    if (ahead > 5 * 60_000) {
-      return `sample ${s.seq} is timestamped ${Math.round(ahead / 1000)} s ahead of the hub clock; synchronise the agent's clock (NTP)`;
+    return undefined;
+  }
+
+  /** A timestamp outside [now − maxSampleAge, now + maxSampleAhead]: which side and a sentence. */
+  private checkTime(ts: number): { kind: 'too_old' | 'in_future'; text: string } | undefined {
+    const now = this.o.now();
+    const ahead = ts - now;
+    if (ahead > this.o.maxSampleAheadMs) {
+      return {
+        kind: 'in_future',
+        text: `timestamped ${fmtMs(ahead)} ahead of the hub clock (at most ${fmtMs(this.o.maxSampleAheadMs)} is accepted); synchronise the agent's clock (NTP)`,
+      };
+    }
+    if (-ahead > this.o.maxSampleAgeMs) {
+      return {
+        kind: 'too_old',
+        text: `timestamped ${fmtMs(-ahead)} before the hub clock (at most ${fmtMs(this.o.maxSampleAgeMs)} is accepted, ingest.maxSampleAgeS); check the agent's clock`,
+      };
     }
     return undefined;
+  }
+
+  /** Counts a dropped sample or event and tells the agent (non-fatal, at most one frame per interval). */
+  private reject(c: AgentConn, reason: string, errCode: string, message: string): void {
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+    const now = this.o.now();
+    if (now - c.noticeAt < NOTICE_INTERVAL_MS && now >= c.noticeAt) {
+      c.noticesHeld++;
+      return;
+    }
+    const held = c.noticesHeld ? ` (and ${c.noticesHeld} more refused since the last notice)` : '';
+    c.noticeAt = now;
+    c.noticesHeld = 0;
+    this.o.log.warn({ node: c.nodeId, remote: c.remote, reason }, `${message}${held}`);
+    this.send(c, { type: 'error', v: PROTOCOL_VERSION, code: errCode, message: `${message}${held}` });
+    if (c.nodeId) {
+      this.o.fleet.event(c.nodeId, {
+        type: 'event',
+        v: PROTOCOL_VERSION,
+        ts: now,
+        kind: 'hub_error',
+        severity: 'warning',
+        code: errCode,
+        message: `${message}${held}`,
+      });
+    }
   }
 
   private flushAcks(): void {
