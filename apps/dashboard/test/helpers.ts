@@ -45,7 +45,8 @@ export async function startHub(
   const res = await fetch(`${url}/api/agent-tokens`, {
     method: 'POST',
     headers: { cookie, 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'test' }),
+    // Tests speak for many node ids with one token.
+    body: JSON.stringify({ name: 'test', nodes: ['*'] }),
   });
   const { token } = (await res.json()) as { token: string };
   return {

@@ -56,6 +56,74 @@ describe('store: staged migrations, backups, restore', () => {
     b.close();
   });
 
+  it('v4 keeps agent tokens working (bound to any node, as before) and replay positions, after a backup', async () => {
+    const dir = fresh();
+    const v3 = MIGRATIONS.filter((m) => m.version <= 3);
+    const old = await Store.open({ dataDir: dir, log, migrations: v3 });
+    old.db
+      .prepare(
+        "INSERT INTO agent_tokens (id, name, hash, created_at, created_by) VALUES ('t1', 'rack', 'h1', 1, 'admin')",
+      )
+      .run();
+    old.db
+      .prepare(
+        "INSERT INTO agent_runs (node_id, run_id, last_seq, updated_at) VALUES ('n1', 'r1', 42, 5), ('n2', 'r9', 7, 6)",
+      )
+      .run();
+    old.close();
+    const s = await Store.open({ dataDir: dir, log });
+    expect(s.lastMigration).toMatchObject({ from: 3, to: LATEST });
+    expect(s.lastMigration?.applied.map((m) => m.version)).toContain(4);
+    expect(s.db.prepare('SELECT id, nodes FROM agent_tokens').all()).toEqual([{ id: 't1', nodes: '["*"]' }]);
+    expect(
+      s.db.prepare('SELECT node_id, run_id, token_id, last_seq FROM agent_runs ORDER BY node_id').all(),
+    ).toEqual([
+      { node_id: 'n1', run_id: 'r1', token_id: '', last_seq: 42 },
+      { node_id: 'n2', run_id: 'r9', token_id: '', last_seq: 7 },
+    ]);
+    // One position per (node, run, token) now.
+    s.db
+      .prepare(
+        "INSERT INTO agent_runs (node_id, run_id, token_id, last_seq, updated_at) VALUES ('n1', 'r1', 't1', 1, 1)",
+      )
+      .run();
+    s.close();
+    const backup = listBackups(dir).find((b) => b.file.includes('pre-v'))!;
+    const b = new Database(backup.file, { readonly: true });
+    expect(b.pragma('user_version', { simple: true })).toBe(3);
+    expect(b.prepare('SELECT count(*) AS n FROM agent_runs').get()).toEqual({ n: 2 });
+    b.close();
+  });
+
+  it('v4 is atomic: a failure after its first statement leaves v3 as it was', async () => {
+    const dir = fresh();
+    const v3 = MIGRATIONS.filter((m) => m.version <= 3);
+    const old = await Store.open({ dataDir: dir, log, migrations: v3 });
+    old.db
+      .prepare("INSERT INTO agent_runs (node_id, run_id, last_seq, updated_at) VALUES ('n1', 'r1', 42, 5)")
+      .run();
+    old.close();
+    const v4 = MIGRATIONS.find((m) => m.version === 4)!;
+    const broken: Migration = {
+      ...v4,
+      up: (db) => {
+        v4.up(db);
+        if (!db.name.includes('staging-')) throw new Error('power cut (simulated)');
+      },
+    };
+    await expect(Store.open({ dataDir: dir, log, migrations: [...v3, broken] })).rejects.toMatchObject({
+      code: 'ERR_RDMAQ_MIGRATION',
+    });
+    const db = new Database(path.join(dir, DB_FILE));
+    expect(db.pragma('user_version', { simple: true })).toBe(3);
+    const cols = (t: string) =>
+      (db.prepare(`PRAGMA table_info(${t})`).all() as Array<{ name: string }>).map((c) => c.name);
+    expect(cols('agent_tokens')).not.toContain('nodes');
+    expect(cols('agent_runs')).not.toContain('token_id');
+    expect(db.prepare('SELECT last_seq FROM agent_runs').all()).toEqual([{ last_seq: 42 }]);
+    db.close();
+  });
+
   it('a migration failing halfway leaves the database as it was, and a backup exists', async () => {
     const dir = fresh();
     const s = await Store.open({ dataDir: dir, log });

@@ -290,7 +290,13 @@ export function createApi(d: ApiDeps) {
   add('GET', '/api/agent-tokens', 'admin', () => ({ tokens: d.auth.listAgentTokens() }));
   add('POST', '/api/agent-tokens', 'admin', async (ctx) => {
     const b = await ctx.body();
-    return new Reply(201, d.auth.createAgentToken(str(b.name, 'name'), ctx.user!.name));
+    return new Reply(201, d.auth.createAgentToken(str(b.name, 'name'), ctx.user!.name, b.nodes));
+  });
+  add('PATCH', '/api/agent-tokens/:id', 'admin', async (ctx) => {
+    const b = await ctx.body();
+    const t = d.auth.setAgentTokenNodes(ctx.params[0]!, b.nodes);
+    const disconnected = d.ingest.tokenRebound(t.id);
+    return { id: t.id, name: t.name, nodes: t.nodes, disconnected };
   });
   add('DELETE', '/api/agent-tokens/:id', 'admin', (ctx) => {
     d.auth.revokeAgentToken(ctx.params[0]!);

@@ -149,6 +149,8 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     maxFrameBytes: config.ingest.maxFrameBytes,
     helloTimeoutMs: config.ingest.helloTimeoutMs,
     maxAgents: config.ingest.maxAgents,
+    maxNodes: config.ingest.maxNodes,
+    maxLinkEnds: config.ingest.maxLinkEnds,
     maxSampleAgeMs: Math.min(config.ingest.maxSampleAgeS, config.history.minuteRetentionDays * 86_400) * 1000,
     maxSampleAheadMs: config.ingest.maxSampleAheadMs,
     originAllowed,

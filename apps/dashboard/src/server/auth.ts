@@ -48,6 +48,9 @@ export async function verifyPassword(password: string, stored: string): Promise<
 export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const token = (prefix: string) => `${prefix}${randomBytes(32).toString('base64url')}`;
 
+/** Most agent tokens (revoked ones included: they are kept for the record). */
+export const MAX_AGENT_TOKENS = 10_000;
+
 export interface SessionUser {
   name: string;
   role: Role;
@@ -62,8 +65,67 @@ export function validatePassword(password: unknown): string {
 
 const NAME_RE = /^[A-Za-z0-9._@-]{1,64}$/;
 
+/** A node id (protocol.ts's id characters) where `*` stands for any run of characters. */
+const NODE_PATTERN_RE = /^[A-Za-z0-9._:@/>*-]{1,128}$/;
+export const MAX_TOKEN_NODES = 64;
+/** What tokens created before node binding (and tokens created without `nodes`) may speak for. */
+export const ANY_NODE = '*';
+
+/** Validates the `nodes` of an agent token: 1–64 node ids or patterns (`rack12-*`). */
+export function validateNodePatterns(v: unknown): string[] {
+  if (!Array.isArray(v) || v.length < 1 || v.length > MAX_TOKEN_NODES) {
+    throw badRequest(
+      `nodes: give 1 to ${MAX_TOKEN_NODES} node ids or patterns such as "rack12-*" (["*"]: any node)`,
+    );
+  }
+  for (const p of v) {
+    if (typeof p !== 'string' || !NODE_PATTERN_RE.test(p)) {
+      throw badRequest(
+        `nodes: ${JSON.stringify(p)} is not a node id or pattern (1-128 of letters, digits, . _ : @ / - > and * for any run of characters)`,
+      );
+    }
+  }
+  return [...new Set(v as string[])];
+}
+
+/** Whether a node id matches a pattern (`*`: any run of characters). O(len × len), no backtracking blow-up. */
+export function nodeMatches(pattern: string, id: string): boolean {
+  if (!pattern.includes('*')) return pattern === id;
+  let p = 0;
+  let s = 0;
+  let star = -1;
+  let mark = 0;
+  while (s < id.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === id[s]) {
+      p++;
+      s++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      mark = s;
+    } else if (star >= 0) {
+      p = star + 1;
+      s = ++mark;
+    } else return false;
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
+}
+
+export interface AgentToken {
+  id: string;
+  name: string;
+  revoked: boolean;
+  /** Node ids or patterns this token may say hello as. */
+  nodes: string[];
+}
+
+/** Whether an agent token may speak for `nodeId`. */
+export function tokenAllows(t: AgentToken, nodeId: string): boolean {
+  return t.nodes.some((p) => nodeMatches(p, nodeId));
+}
+
 export class Auth {
-  private readonly agentTokens = new Map<string, { id: string; name: string; revoked: boolean }>();
+  private readonly agentTokens = new Map<string, AgentToken>();
   private readonly lastUsed = new Map<string, number>();
   /** Dummy hash so an unknown user costs the same scrypt time as a wrong password. */
   private dummyHash: string | undefined;
@@ -74,13 +136,31 @@ export class Auth {
     private readonly sessionTtlMs: number,
     private readonly now: () => number,
   ) {
-    for (const row of store.db.prepare('SELECT id, name, hash, revoked_at FROM agent_tokens').all() as Array<{
+    for (const row of store.db
+      .prepare('SELECT id, name, hash, revoked_at, nodes FROM agent_tokens')
+      .all() as Array<{
       id: string;
       name: string;
       hash: string;
       revoked_at: number | null;
+      nodes: string;
     }>) {
-      this.agentTokens.set(row.hash, { id: row.id, name: row.name, revoked: row.revoked_at !== null });
+      let nodes: string[];
+      try {
+        nodes = validateNodePatterns(JSON.parse(row.nodes));
+      } catch {
+        // Unreadable binding: the token speaks for nothing (fail closed) until an admin sets its nodes.
+        nodes = [];
+        log.error({ token: row.id }, 'agent token has an unreadable node binding: it is refused');
+      }
+      const revoked = row.revoked_at !== null;
+      this.agentTokens.set(row.hash, { id: row.id, name: row.name, revoked, nodes });
+      if (!revoked && nodes.includes(ANY_NODE)) {
+        log.warn(
+          { token: row.id, name: row.name },
+          'agent token may speak for ANY node id: bind it to its nodes with PATCH /api/agent-tokens/:id {"nodes": [...]}',
+        );
+      }
     }
   }
 
@@ -233,17 +313,53 @@ export class Auth {
     return this.store.destructive('DELETE FROM sessions WHERE expires_at < ?').run(this.now()).changes;
   }
 
-  createAgentToken(name: string, by: string): { id: string; name: string; token: string } {
+  createAgentToken(
+    name: string,
+    by: string,
+    nodesIn?: unknown,
+  ): { id: string; name: string; token: string; nodes: string[]; warning?: string } {
     if (typeof name !== 'string' || name.length < 1 || name.length > 128)
       throw badRequest('name: 1-128 characters');
+    const nodes = nodesIn === undefined ? [ANY_NODE] : validateNodePatterns(nodesIn);
+    if (this.agentTokens.size >= MAX_AGENT_TOKENS) {
+      throw new HubError(
+        'ERR_RDMAQ_LIMIT',
+        `at most ${MAX_AGENT_TOKENS} agent tokens; revoke unused ones`,
+        409,
+      );
+    }
     const t = token('rdmaq_');
     const id = randomBytes(8).toString('hex');
     const hash = sha256(t);
     this.store.db
-      .prepare('INSERT INTO agent_tokens (id, name, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)')
-      .run(id, name, hash, this.now(), by);
-    this.agentTokens.set(hash, { id, name, revoked: false });
-    return { id, name, token: t };
+      .prepare(
+        'INSERT INTO agent_tokens (id, name, hash, created_at, created_by, nodes) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run(id, name, hash, this.now(), by, JSON.stringify(nodes));
+    this.agentTokens.set(hash, { id, name, revoked: false, nodes });
+    if (nodes.includes(ANY_NODE)) {
+      const warning =
+        'this token may speak for ANY node id: give "nodes" (e.g. ["node-3"] or ["rack12-*"]) so a leaked token cannot impersonate other nodes';
+      this.log.warn({ token: id, name, by }, warning);
+      return { id, name, token: t, nodes, warning };
+    }
+    return { id, name, token: t, nodes };
+  }
+
+  /** Re-binds a token to other nodes; returns the token (its live connections are checked by the caller). */
+  setAgentTokenNodes(id: string, nodesIn: unknown): AgentToken {
+    const nodes = validateNodePatterns(nodesIn);
+    const r = this.store
+      .destructive('UPDATE agent_tokens SET nodes = ? WHERE id = ? AND revoked_at IS NULL')
+      .run(JSON.stringify(nodes), id);
+    if (r.changes === 0) throw notFound(`no active agent token ${id}`);
+    for (const v of this.agentTokens.values()) {
+      if (v.id === id) {
+        v.nodes = nodes;
+        return v;
+      }
+    }
+    throw notFound(`no active agent token ${id}`);
   }
 
   listAgentTokens() {
@@ -251,11 +367,21 @@ export class Auth {
       this.store.destructive('UPDATE agent_tokens SET last_used_at = ? WHERE id = ?').run(at, id);
     }
     this.lastUsed.clear();
-    return this.store.db
-      .prepare(
-        'SELECT id, name, created_at AS createdAt, created_by AS createdBy, last_used_at AS lastUsedAt, revoked_at AS revokedAt FROM agent_tokens ORDER BY created_at',
-      )
-      .all();
+    return (
+      this.store.db
+        .prepare(
+          'SELECT id, name, nodes, created_at AS createdAt, created_by AS createdBy, last_used_at AS lastUsedAt, revoked_at AS revokedAt FROM agent_tokens ORDER BY created_at',
+        )
+        .all() as Array<Record<string, unknown> & { nodes: string }>
+    ).map((r) => {
+      let nodes: unknown = [];
+      try {
+        nodes = JSON.parse(r.nodes);
+      } catch {
+        // shown as bound to nothing, as the hub treats it
+      }
+      return { ...r, nodes };
+    });
   }
 
   revokeAgentToken(id: string): void {
@@ -267,11 +393,11 @@ export class Auth {
   }
 
   /** The token's id when it is a live agent token. Memory only (hot path at reconnect storms). */
-  checkAgentToken(t: string | undefined): { id: string; name: string } | undefined {
-    if (!t) return undefined;
+  checkAgentToken(t: string | undefined): AgentToken | undefined {
+    if (!t || t.length > 256) return undefined;
     const e = this.agentTokens.get(sha256(t));
     if (!e || e.revoked) return undefined;
     this.lastUsed.set(e.id, this.now());
-    return { id: e.id, name: e.name };
+    return e;
   }
 }

@@ -191,6 +191,8 @@ export interface NodeEntry {
   providers: string[];
   connected: boolean;
   runId: string;
+  /** Agent token that owns the run's replay position (null: a position stored before tokens owned runs). */
+  runToken: string | null;
   intervalMs: number;
   lastSeq: number;
   /** Hub clock (ms) of the last sample or connection change. */
@@ -292,11 +294,16 @@ export class Fleet {
       ),
       nextMinute: this.db.prepare('SELECT min(ts) AS ts FROM rollup_1m WHERE ts >= ?'),
       nextHostMinute: this.db.prepare('SELECT min(ts) AS ts FROM host_1m WHERE ts >= ?'),
+      // A run's replay position belongs to the token that wrote it (key node, run, token): another token
+      // naming the same run id starts over, and never moves the owner's position.
       upsertRun: this.db.prepare(
-        `INSERT INTO agent_runs (node_id, run_id, last_seq, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT(node_id, run_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), updated_at = excluded.updated_at`,
+        `INSERT INTO agent_runs (node_id, run_id, token_id, last_seq, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(node_id, run_id, token_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),
+           updated_at = excluded.updated_at`,
       ),
-      getRun: this.db.prepare('SELECT last_seq FROM agent_runs WHERE node_id = ? AND run_id = ?'),
+      getRun: this.db.prepare(
+        'SELECT last_seq FROM agent_runs WHERE node_id = ? AND run_id = ? AND token_id = ?',
+      ),
       upsertNode: this.db.prepare(
         `INSERT INTO nodes (id, hostname, version, providers, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET hostname = excluded.hostname, version = excluded.version,
@@ -333,6 +340,7 @@ export class Fleet {
       providers,
       connected: false,
       runId,
+      runToken: null,
       intervalMs,
       lastSeq: 0,
       lastSeen: this.opts.now(),
@@ -348,20 +356,34 @@ export class Fleet {
     return n;
   }
 
-  /** An agent said hello: returns the highest seq already held for its (node, run). */
-  hello(h: Hello): number {
+  /**
+   * An agent said hello (with token `tokenId`): returns the highest seq already held for its (node, run).
+   * The position is the token's own: a run id known from another token (it is no secret: agents log it,
+   * viewers see it) starts from 0, so nobody can make a real agent's samples count as already stored.
+   */
+  hello(h: Hello, tokenId: string): number {
     const now = this.opts.now();
     let n = this.nodes.get(h.nodeId);
     if (!n) {
       n = this.newNode(h.nodeId, h.hostname, h.version, h.providers, h.runId, h.intervalMs);
       this.nodes.set(h.nodeId, n);
     }
-    if (n.runId !== h.runId) {
-      const row = this.stmts.getRun.get(h.nodeId, h.runId) as { last_seq: number } | undefined;
+    if (n.runId !== h.runId || n.runToken !== tokenId) {
+      // Keep the position being left (its owner may come back).
+      if (n.runDirty && n.runId && n.runToken !== null) {
+        this.stmts.upsertRun.run(n.id, n.runId, n.runToken, n.lastSeq, now);
+        n.runDirty = false;
+      }
+      // The token's own position, else one stored before tokens owned runs (token '').
+      const row = (this.stmts.getRun.get(h.nodeId, h.runId, tokenId) ??
+        this.stmts.getRun.get(h.nodeId, h.runId, '')) as { last_seq: number } | undefined;
+      if (n.runId !== h.runId) {
+        // A new agent process: its cumulative counters restart, so rates start over.
+        for (const l of n.links.values()) l.prev = undefined;
+      }
       n.runId = h.runId;
+      n.runToken = tokenId;
       n.lastSeq = row?.last_seq ?? 0;
-      // A new agent process: its cumulative counters restart, so rates start over.
-      for (const l of n.links.values()) l.prev = undefined;
     }
     n.hostname = h.hostname;
     n.version = h.version;
@@ -654,7 +676,7 @@ export class Fleet {
           }
         }
         if (n.runDirty) {
-          this.stmts.upsertRun.run(n.id, n.runId, n.lastSeq, now);
+          this.stmts.upsertRun.run(n.id, n.runId, n.runToken ?? '', n.lastSeq, now);
           n.runDirty = false;
         }
       }

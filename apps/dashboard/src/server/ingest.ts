@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CloseCode, type HubFrame, PROTOCOL_VERSION, type Sample } from '@rdmaq/shared';
 import { type WebSocket, WebSocketServer } from 'ws';
-import type { Auth } from './auth.js';
+import { type AgentToken, type Auth, tokenAllows } from './auth.js';
 import { decodeAgentFrame } from './decode.js';
 import type { Fleet } from './fleet.js';
 import type { Logger } from './log.js';
@@ -32,8 +32,11 @@ export function closeReason(s: string): string {
 interface AgentConn {
   ws: WebSocket;
   remote: string;
-  token: string;
+  /** The connection's agent token (the live object: a re-binding applies at once). */
+  token: AgentToken | undefined;
   nodeId: string | undefined;
+  /** Hub clock (ms) of the last frame received. */
+  lastFrameAt: number;
   helloTimer: NodeJS.Timeout | undefined;
   ackSeq: number;
   /** Hub clock (ms) of the last non-fatal notice sent to this agent, and notices held back since. */
@@ -51,6 +54,10 @@ export interface IngestOptions {
   maxFrameBytes: number;
   helloTimeoutMs: number;
   maxAgents: number;
+  /** Most nodes the fleet keeps: a hello for a new node id beyond it is refused. */
+  maxNodes: number;
+  /** Most link ends the fleet keeps: a sample that would add more is refused. */
+  maxLinkEnds: number;
   /** Samples and events timestamped more than this before the hub's clock are refused. */
   maxSampleAgeMs: number;
   /** … or more than this after it. */
@@ -108,8 +115,9 @@ export class Ingest {
     const c: AgentConn = {
       ws,
       remote,
-      token: '',
+      token: undefined,
       nodeId: undefined,
+      lastFrameAt: this.o.now(),
       helloTimer: undefined,
       ackSeq: 0,
       noticeAt: Number.NEGATIVE_INFINITY,
@@ -147,7 +155,7 @@ export class Ingest {
       );
       return;
     }
-    c.token = tok.id;
+    c.token = tok;
     this.all.add(c);
     c.helloTimer = setTimeout(
       () =>
@@ -210,14 +218,47 @@ export class Ingest {
       return;
     }
     const f = d.frame;
+    c.lastFrameAt = this.o.now();
     if (f.type === 'hello') {
       if (c.nodeId) {
         this.refuse(c, CloseCode.BadFrame, 'ERR_RDMAQ_BAD_FRAME', 'hello sent twice on one connection');
         return;
       }
       clearTimeout(c.helloTimer);
+      const tok = c.token!;
+      if (!tokenAllows(tok, f.nodeId)) {
+        const bound = tok.nodes.length ? tok.nodes.slice(0, 8).join(', ') : 'no node';
+        this.refuse(
+          c,
+          CloseCode.Forbidden,
+          'ERR_RDMAQ_NODE_NOT_ALLOWED',
+          `agent token "${tok.name}" may not speak for node ${f.nodeId}: it is bound to ${bound}; use the token made for this node, or an admin re-binds it (PATCH /api/agent-tokens/${tok.id})`,
+        );
+        return;
+      }
+      if (!this.o.fleet.nodes.has(f.nodeId) && this.o.fleet.nodes.size >= this.o.maxNodes) {
+        this.refuse(
+          c,
+          1013,
+          'ERR_RDMAQ_LIMIT',
+          `the hub keeps at most ${this.o.maxNodes} nodes (ingest.maxNodes); node ${f.nodeId} is one too many`,
+        );
+        return;
+      }
       const old = this.conns.get(f.nodeId);
       if (old) {
+        // Another token may not push a live agent off its node (or write in its name): only a connection
+        // that has gone quiet is taken over (an agent whose token was rotated, after a crash).
+        const quietMs = Math.max(15_000, 3 * (this.o.fleet.nodes.get(f.nodeId)?.intervalMs ?? 1000));
+        if (old.token?.id !== tok.id && this.o.now() - old.lastFrameAt < quietMs) {
+          this.refuse(
+            c,
+            CloseCode.Duplicate,
+            'ERR_RDMAQ_NODE_IN_USE',
+            `node ${f.nodeId} is connected with another agent token (from ${old.remote}); refused while that agent is alive`,
+          );
+          return;
+        }
         this.refuse(
           old,
           CloseCode.Duplicate,
@@ -227,7 +268,7 @@ export class Ingest {
       }
       c.nodeId = f.nodeId;
       this.conns.set(f.nodeId, c);
-      const lastSeq = this.o.fleet.hello(f);
+      const lastSeq = this.o.fleet.hello(f, tok.id);
       c.ackSeq = lastSeq;
       this.send(c, { type: 'welcome', v: PROTOCOL_VERSION, hubVersion: HUB_VERSION, lastSeq });
       this.o.log.info({ node: f.nodeId, runId: f.runId, lastSeq, remote: c.remote }, 'agent connected');
@@ -359,9 +400,26 @@ export class Ingest {
   /** Disconnects agents that use a revoked token. */
   revokeToken(tokenId: string): void {
     for (const c of [...this.all]) {
-      if (c.token === tokenId)
+      if (c.token?.id === tokenId)
         this.refuse(c, CloseCode.Unauthorized, 'ERR_RDMAQ_AGENT_TOKEN', 'agent token revoked');
     }
+  }
+
+  /** After a token was re-bound: disconnects its agents that speak for a node it no longer covers. */
+  tokenRebound(tokenId: string): number {
+    let n = 0;
+    for (const c of [...this.all]) {
+      if (c.token?.id === tokenId && c.nodeId && !tokenAllows(c.token, c.nodeId)) {
+        n++;
+        this.refuse(
+          c,
+          CloseCode.Forbidden,
+          'ERR_RDMAQ_NODE_NOT_ALLOWED',
+          `agent token "${c.token.name}" was re-bound and no longer covers node ${c.nodeId}`,
+        );
+      }
+    }
+    return n;
   }
 
   close(): void {

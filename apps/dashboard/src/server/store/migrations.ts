@@ -163,7 +163,39 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    name: 'agent tokens bound to node ids; replay positions owned by a token',
+    up: (db) => {
+      // Tokens from before could speak for any node: they keep doing so (["*"]) until an admin binds them
+      // (PATCH /api/agent-tokens/:id); the hub warns about each at start. New tokens name their nodes.
+      // A run's replay position is kept per token that wrote it (primary key node, run, token): a run id
+      // named by another token starts over and never moves the owner's position. Positions from before
+      // have token '' and are taken over by the first token that names the run.
+      db.exec(`
+        ALTER TABLE agent_tokens ADD COLUMN nodes TEXT NOT NULL DEFAULT '["*"]';
+        CREATE TABLE agent_runs_v4 (
+          node_id TEXT NOT NULL,
+          run_id TEXT NOT NULL,
+          token_id TEXT NOT NULL DEFAULT '',
+          last_seq INTEGER NOT NULL,
+          updated_at INTEGER NOT NULL,
+          PRIMARY KEY (node_id, run_id, token_id)
+        );
+        INSERT INTO agent_runs_v4 (node_id, run_id, token_id, last_seq, updated_at)
+          SELECT node_id, run_id, '', last_seq, updated_at FROM agent_runs;
+        DROP TABLE agent_runs;
+        ALTER TABLE agent_runs_v4 RENAME TO agent_runs;
+      `);
+    },
+  },
 ];
+
+/** Columns the application needs, with the schema version that introduced each (checked after migrating). */
+export const REQUIRED_COLUMNS: Record<string, { table: string; since: number }> = {
+  'agent_tokens.nodes': { table: 'agent_tokens', since: 4 },
+  'agent_runs.token_id': { table: 'agent_runs', since: 4 },
+};
 
 /** Tables the application needs, with the schema version that introduced each (checked after migrating). */
 export const REQUIRED_TABLES: Record<string, number> = {

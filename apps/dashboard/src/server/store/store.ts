@@ -19,7 +19,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { HubError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { MIGRATIONS, type Migration, REQUIRED_TABLES } from './migrations.js';
+import { MIGRATIONS, type Migration, REQUIRED_COLUMNS, REQUIRED_TABLES } from './migrations.js';
 
 export const DB_FILE = 'rdmaq.db';
 export const BACKUP_DIR = 'backups';
@@ -80,6 +80,14 @@ export function checkDatabase(
       .filter(([t, since]) => since <= expectVersion && !tables.has(t))
       .map(([t]) => t);
     if (missing.length) problems.push(`missing tables: ${missing.join(', ')}`);
+    const missingCols = Object.entries(REQUIRED_COLUMNS)
+      .filter(([, c]) => c.since <= expectVersion && tables.has(c.table))
+      .filter(([name, c]) => {
+        const cols = db.prepare(`PRAGMA table_info(${c.table})`).all() as Array<{ name: string }>;
+        return !cols.some((col) => col.name === name.split('.')[1]);
+      })
+      .map(([name]) => name);
+    if (missingCols.length) problems.push(`missing columns: ${missingCols.join(', ')}`);
   }
   if (extra) problems.push(...extra(db));
   return problems;
