@@ -102,6 +102,9 @@ export interface ApiDeps {
   originAllowed: (req: IncomingMessage) => boolean;
 }
 
+/** The client's address as the hub sees it (no proxy header is trusted). */
+const addressOf = (req: IncomingMessage): string => req.socket.remoteAddress ?? 'unknown';
+
 const str = (v: unknown, name: string): string => {
   if (typeof v !== 'string') throw badRequest(`${name}: expected a string`);
   return v;
@@ -138,7 +141,11 @@ export function createApi(d: ApiDeps) {
   // ── auth
   add('POST', '/api/auth/login', null, async (ctx) => {
     const b = await ctx.body();
-    const r = await d.auth.login(String(b.name ?? ''), String(b.password ?? ''));
+    const r = await d.auth.login(
+      typeof b.name === 'string' ? b.name : '',
+      typeof b.password === 'string' ? b.password : '',
+      addressOf(ctx.req),
+    );
     if (!r) throw new HubError('ERR_RDMAQ_BAD_CREDENTIALS', 'wrong user name or password', 401);
     return loggedIn(r.user, r.token);
   });
@@ -153,12 +160,17 @@ export function createApi(d: ApiDeps) {
     const name = str(b.name, 'name');
     const password = str(b.password, 'password');
     await d.auth.setupFirstAdmin(str(b.token, 'token'), name, password);
-    const r = await d.auth.login(name, password);
+    const r = await d.auth.login(name, password, addressOf(ctx.req));
     return loggedIn(r!.user, r!.token);
   });
   add('POST', '/api/auth/password', 'viewer', async (ctx) => {
     const b = await ctx.body();
-    await d.auth.changePassword(ctx.user!.name, str(b.current, 'current'), str(b.password, 'password'));
+    await d.auth.changePassword(
+      ctx.user!.name,
+      str(b.current, 'current'),
+      str(b.password, 'password'),
+      addressOf(ctx.req),
+    );
     return new Reply(204);
   });
 
@@ -397,7 +409,10 @@ export function createApi(d: ApiDeps) {
           res,
           e.status,
           { error: { code: e.code, message: e.message } },
-          e.status === 413 ? { connection: 'close' } : {},
+          {
+            ...(e.status === 413 ? { connection: 'close' } : {}),
+            ...(e.retryAfterS !== undefined ? { 'retry-after': String(e.retryAfterS) } : {}),
+          },
         );
       } else res.end();
     }

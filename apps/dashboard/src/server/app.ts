@@ -100,7 +100,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     releaseLock();
     throw err;
   }
-  const auth = new Auth(store, log, config.sessionTtlS * 1000, now);
+  const auth = new Auth(store, log, config.sessionTtlS * 1000, now, config.auth);
   const setupToken = await auth.bootstrap(config.admin);
   const fleet = new Fleet({
     store,

@@ -7,7 +7,9 @@ import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { Role } from '@rdmaq/shared';
 import { badRequest, conflict, HubError, notFound } from './errors.js';
 import type { Logger } from './log.js';
+import { MAX_PASSWORD_LENGTH, passwordProblem } from './password-policy.js';
 import type { Store } from './store/store.js';
+import { FailureThrottle, Gate } from './throttle.js';
 
 const SCRYPT = { N: 16_384, r: 8, p: 1, keylen: 32 };
 const ROLE_RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
@@ -22,6 +24,17 @@ function scryptAsync(password: string, salt: Buffer, N: number, r: number, p: nu
       err ? reject(err) : resolve(key),
     ),
   );
+}
+
+/** Runs a hash through the gate; 503 with Retry-After when too many wait already. */
+async function gated<T>(gate: Gate, fn: () => Promise<T>): Promise<T> {
+  const r = await gate.run(fn);
+  if (!r.ok) {
+    throw new HubError('ERR_RDMAQ_BUSY', 'the hub is busy checking passwords; retry in a second', 503, {
+      retryAfterS: 1,
+    });
+  }
+  return r.value;
 }
 
 export async function hashPassword(password: string): Promise<string> {
@@ -56,14 +69,50 @@ export interface SessionUser {
   role: Role;
 }
 
-export function validatePassword(password: unknown): string {
-  if (typeof password !== 'string' || password.length < 10 || password.length > 256) {
-    throw badRequest('password: use 10 to 256 characters');
-  }
-  return password;
+/** Checks a new password against the policy (password-policy.ts); 400 naming the rule it breaks. */
+export function validatePassword(password: unknown, user: string): string {
+  const problem = passwordProblem(password, user);
+  if (problem) throw badRequest(problem);
+  return password as string;
 }
 
+export interface LoginLimits {
+  /** Failed logins (or current-password checks) per account before it is locked out. */
+  maxFailuresPerAccount: number;
+  /** … per client address. */
+  maxFailuresPerAddress: number;
+  /** The first lockout; each further failure doubles it, up to lockoutMaxS. */
+  lockoutBaseS: number;
+  lockoutMaxS: number;
+  /** Password hashes computed at once (scrypt runs on libuv's pool; more would starve the hub's loop). */
+  maxConcurrentHashes: number;
+  /** Logins waiting for a hash slot; beyond, 503 with Retry-After. */
+  maxQueuedHashes: number;
+}
+
+export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
+  maxFailuresPerAccount: 5,
+  maxFailuresPerAddress: 20,
+  lockoutBaseS: 1,
+  lockoutMaxS: 900,
+  maxConcurrentHashes: 2,
+  maxQueuedHashes: 64,
+};
+
+/** Most sessions one user keeps; the oldest go when a login would make more. */
+export const MAX_SESSIONS_PER_USER = 100;
+
 const NAME_RE = /^[A-Za-z0-9._@-]{1,64}$/;
+
+const tooMany = (waitMs: number) => {
+  const s = Math.max(1, Math.ceil(waitMs / 1000));
+  return new HubError(
+    'ERR_RDMAQ_TOO_MANY_ATTEMPTS',
+    `too many failed password attempts for this account or from this address; try again in ${s} s`,
+    429,
+    { retryAfterS: s },
+  );
+};
 
 /** A node id (protocol.ts's id characters) where `*` stands for any run of characters. */
 const NODE_PATTERN_RE = /^[A-Za-z0-9._:@/>*-]{1,128}$/;
@@ -129,13 +178,27 @@ export class Auth {
   private readonly lastUsed = new Map<string, number>();
   /** Dummy hash so an unknown user costs the same scrypt time as a wrong password. */
   private dummyHash: string | undefined;
+  readonly byAccount: FailureThrottle;
+  readonly byAddress: FailureThrottle;
+  /** Every password hash (login, setup, user creation, password change) passes through it. */
+  readonly hashGate: Gate;
 
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
     private readonly sessionTtlMs: number,
     private readonly now: () => number,
+    limits: LoginLimits = DEFAULT_LOGIN_LIMITS,
   ) {
+    const lockout = {
+      baseMs: limits.lockoutBaseS * 1000,
+      maxMs: limits.lockoutMaxS * 1000,
+      forgetMs: Math.max(3600_000, 2 * limits.lockoutMaxS * 1000),
+      maxEntries: 10_000,
+    };
+    this.byAccount = new FailureThrottle({ ...lockout, threshold: limits.maxFailuresPerAccount }, now);
+    this.byAddress = new FailureThrottle({ ...lockout, threshold: limits.maxFailuresPerAddress }, now);
+    this.hashGate = new Gate(limits.maxConcurrentHashes, limits.maxQueuedHashes);
     for (const row of store.db
       .prepare('SELECT id, name, hash, revoked_at, nodes FROM agent_tokens')
       .all() as Array<{
@@ -206,8 +269,8 @@ export class Auth {
     if (typeof name !== 'string' || !NAME_RE.test(name)) {
       throw badRequest('name: 1-64 letters, digits and . _ @ -');
     }
-    validatePassword(password);
-    const hash = await hashPassword(password);
+    validatePassword(password, name);
+    const hash = await gated(this.hashGate, () => hashPassword(password));
     try {
       this.store.db
         .prepare('INSERT INTO users (name, role, hash, created_at) VALUES (?, ?, ?, ?)')
@@ -237,7 +300,8 @@ export class Auth {
     if (patch.role && patch.role !== 'admin' && u.role === 'admin') this.assertNotLastAdmin(name);
     if (patch.role) this.store.destructive('UPDATE users SET role = ? WHERE name = ?').run(patch.role, name);
     if (patch.password !== undefined) {
-      const hash = await hashPassword(validatePassword(patch.password));
+      const pw = validatePassword(patch.password, name);
+      const hash = await gated(this.hashGate, () => hashPassword(pw));
       this.store.destructive('UPDATE users SET hash = ? WHERE name = ?').run(hash, name);
       this.store.destructive('DELETE FROM sessions WHERE user = ?').run(name);
     }
@@ -261,26 +325,70 @@ export class Auth {
     if (n === 0) throw conflict(`${name} is the last admin; make another admin first`);
   }
 
-  /** Checks credentials; returns a new session token (for the cookie) or undefined. */
-  async login(name: string, password: string): Promise<{ token: string; user: SessionUser } | undefined> {
-    const u = typeof name === 'string' ? this.getUser(name) : undefined;
+  /**
+   * Throttled credential check (login, current-password check): 429 with Retry-After while the account or
+   * the address is locked out — then no hash is computed at all; failures count for both.
+   */
+  private async checkThrottled(name: string, password: string, address: string): Promise<boolean> {
+    const acct = `u:${name}`;
+    const addr = `a:${address}`;
+    const wait = Math.max(this.byAccount.blockedFor(acct), this.byAddress.blockedFor(addr));
+    if (wait > 0) throw tooMany(wait);
+    const u = NAME_RE.test(name) ? this.getUser(name) : undefined;
+    let ok: boolean;
     if (!u) {
-      this.dummyHash ??= await hashPassword('not-a-real-password');
-      await verifyPassword(String(password), this.dummyHash);
+      this.dummyHash ??= await gated(this.hashGate, () => hashPassword('not-a-real-password'));
+      const dummy = this.dummyHash;
+      await gated(this.hashGate, () => verifyPassword(password, dummy));
+      ok = false;
+    } else ok = await gated(this.hashGate, () => verifyPassword(password, u.hash));
+    if (ok) {
+      this.byAccount.succeed(acct);
+      return true;
+    }
+    const lock = Math.max(this.byAccount.fail(acct), this.byAddress.fail(addr));
+    if (lock > 0) this.log.warn({ user: name, address, lockoutMs: lock }, 'login failures: locked out');
+    return false;
+  }
+
+  /** Checks credentials; returns a new session token (for the cookie) or undefined. */
+  async login(
+    name: string,
+    password: string,
+    address = 'unknown',
+  ): Promise<{ token: string; user: SessionUser } | undefined> {
+    if (typeof name !== 'string' || typeof password !== 'string') return undefined;
+    // Longer than any valid password: refused without hashing (still a failure for the address).
+    if (name.length > 64 || password.length > MAX_PASSWORD_LENGTH) {
+      const wait = this.byAddress.blockedFor(`a:${address}`);
+      if (wait > 0) throw tooMany(wait);
+      this.byAddress.fail(`a:${address}`);
       return undefined;
     }
-    if (!(await verifyPassword(String(password), u.hash))) return undefined;
+    if (!(await this.checkThrottled(name, password, address))) return undefined;
+    const u = this.getUser(name)!;
     const t = token('');
     const now = this.now();
+    // A user keeps at most MAX_SESSIONS_PER_USER sessions: the oldest go.
+    this.store
+      .destructive(
+        'DELETE FROM sessions WHERE user = ? AND id NOT IN (SELECT id FROM sessions WHERE user = ? ORDER BY created_at DESC LIMIT ?)',
+      )
+      .run(u.name, u.name, MAX_SESSIONS_PER_USER - 1);
     this.store.db
       .prepare('INSERT INTO sessions (id, user, created_at, expires_at) VALUES (?, ?, ?, ?)')
       .run(sha256(t), u.name, now, now + this.sessionTtlMs);
     return { token: t, user: { name: u.name, role: u.role } };
   }
 
-  async changePassword(name: string, current: string, password: string): Promise<void> {
-    const u = this.getUser(name);
-    if (!u || !(await verifyPassword(String(current), u.hash))) {
+  async changePassword(name: string, current: string, password: string, address = 'unknown'): Promise<void> {
+    // The policy first: a weak new password is refused without spending a guess of the current one.
+    validatePassword(password, name);
+    if (
+      typeof current !== 'string' ||
+      current.length > MAX_PASSWORD_LENGTH ||
+      !(await this.checkThrottled(name, current, address))
+    ) {
       throw new HubError('ERR_RDMAQ_BAD_CREDENTIALS', 'current password is wrong', 403);
     }
     await this.updateUser(name, { password });

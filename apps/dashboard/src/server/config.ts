@@ -33,6 +33,24 @@ export const ConfigSchema = z
     admin: z
       .object({ user: z.string().min(1).max(64), password: z.string().min(10, 'use at least 10 characters') })
       .optional(),
+    /** Login throttling and password hashing (see SECURITY.md). */
+    auth: z
+      .object({
+        maxFailuresPerAccount: z.number().int().min(1).max(1000).default(5),
+        maxFailuresPerAddress: z.number().int().min(1).max(100_000).default(20),
+        lockoutBaseS: z.number().min(0.01).max(3600).default(1),
+        lockoutMaxS: z.number().min(1).max(86_400).default(900),
+        maxConcurrentHashes: z.number().int().min(1).max(64).default(2),
+        maxQueuedHashes: z.number().int().min(0).max(10_000).default(64),
+      })
+      .default({
+        maxFailuresPerAccount: 5,
+        maxFailuresPerAddress: 20,
+        lockoutBaseS: 1,
+        lockoutMaxS: 900,
+        maxConcurrentHashes: 2,
+        maxQueuedHashes: 64,
+      }),
     history: z
       .object({
         memoryS: z.number().int().min(60).max(3600).default(900),

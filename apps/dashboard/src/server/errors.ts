@@ -2,11 +2,19 @@
 export class HubError extends Error {
   readonly code: string;
   readonly status: number;
-  constructor(code: string, message: string, status = 500, options?: { cause?: unknown }) {
+  /** Seconds for a Retry-After header (429, 503). */
+  readonly retryAfterS: number | undefined;
+  constructor(
+    code: string,
+    message: string,
+    status = 500,
+    options?: { cause?: unknown; retryAfterS?: number },
+  ) {
     super(message, options);
     this.name = 'HubError';
     this.code = code;
     this.status = status;
+    this.retryAfterS = options?.retryAfterS;
   }
 }
 
