@@ -216,6 +216,10 @@ const SilenceInputSchema = z.object({
   comment: z.string().max(1024).default(''),
 });
 
+/** Most alert rules (each is evaluated over every link end every second). */
+export const MAX_RULES = 500;
+/** Most `labels` and `match` entries per rule. */
+export const MAX_RULE_LABELS = 32;
 /** Most silences kept (active or pending); each is checked against every active alert every second. */
 export const MAX_SILENCES = 1000;
 /** Budget of regex program steps (regex.ts) per silence: bounds what one silence costs per label value. */
@@ -423,6 +427,10 @@ export class AlertEngine {
     const r = AlertRuleSchema.safeParse(body);
     if (!r.success) throw badRequest(`rule: ${describeZodError(r.error)}`);
     const rule = r.data;
+    for (const k of ['labels', 'match'] as const) {
+      if (Object.keys(rule[k]).length > MAX_RULE_LABELS)
+        throw badRequest(`rule: ${k}: at most ${MAX_RULE_LABELS} entries`);
+    }
     if (rule.windowS > 0 && !isLatency(rule.metric)) {
       throw badRequest(`rule: windowS applies to latency metrics only; use 0 for ${rule.metric}`);
     }
@@ -438,6 +446,9 @@ export class AlertEngine {
     const rule = this.parseRule(body);
     if (this.rules.some((r) => r.id === rule.id))
       throw conflict(`rule ${rule.id} exists; PUT /api/rules/${rule.id}`);
+    if (this.rules.length >= MAX_RULES) {
+      throw new HubError('ERR_RDMAQ_LIMIT', `rule: at most ${MAX_RULES} rules; delete unused ones`, 409);
+    }
     this.saveRule(rule, by);
     this.loadRules();
     return rule;

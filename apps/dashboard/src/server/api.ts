@@ -266,7 +266,7 @@ export function createApi(d: ApiDeps) {
     return {
       events: d.alerts.history(
         intParam(ctx.query, 'limit', 100, 1, 1000),
-        before ? Number(before) : undefined,
+        before ? intParam(ctx.query, 'before', 0, 0, Number.MAX_SAFE_INTEGER) : undefined,
       ),
     };
   });
@@ -368,7 +368,13 @@ export function createApi(d: ApiDeps) {
         if (!m) continue;
         pathMatched = true;
         if (route.method === method) {
-          matched = { route, params: m.slice(1).map((p) => decodeURIComponent(p)) };
+          let params: string[];
+          try {
+            params = m.slice(1).map((p) => decodeURIComponent(p));
+          } catch {
+            throw badRequest(`malformed percent-encoding in ${url.pathname}`);
+          }
+          matched = { route, params };
           break;
         }
       }

@@ -163,6 +163,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     now,
     maxBufferedBytes: config.live.maxBufferedBytes,
     maxClients: config.live.maxClients,
+    maxClientsPerUser: config.live.maxClientsPerUser,
   });
   const api = createApi({
     fleet,

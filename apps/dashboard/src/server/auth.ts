@@ -61,6 +61,8 @@ export async function verifyPassword(password: string, stored: string): Promise<
 export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const token = (prefix: string) => `${prefix}${randomBytes(32).toString('base64url')}`;
 
+/** Most operator accounts. */
+export const MAX_USERS = 1000;
 /** Most agent tokens (revoked ones included: they are kept for the record). */
 export const MAX_AGENT_TOKENS = 10_000;
 
@@ -270,6 +272,9 @@ export class Auth {
       throw badRequest('name: 1-64 letters, digits and . _ @ -');
     }
     validatePassword(password, name);
+    if (this.userCount() >= MAX_USERS) {
+      throw new HubError('ERR_RDMAQ_LIMIT', `at most ${MAX_USERS} users; delete unused ones`, 409);
+    }
     const hash = await gated(this.hashGate, () => hashPassword(password));
     try {
       this.store.db

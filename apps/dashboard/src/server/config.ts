@@ -123,8 +123,9 @@ export const ConfigSchema = z
           .min(1024)
           .default(4 * 1024 * 1024),
         maxClients: z.number().int().min(1).default(1000),
+        maxClientsPerUser: z.number().int().min(1).default(32),
       })
-      .default({ tickMs: 1000, maxBufferedBytes: 4 * 1024 * 1024, maxClients: 1000 }),
+      .default({ tickMs: 1000, maxBufferedBytes: 4 * 1024 * 1024, maxClients: 1000, maxClientsPerUser: 32 }),
     alerts: z
       .object({
         evalIntervalMs: z.number().int().min(50).default(1000),

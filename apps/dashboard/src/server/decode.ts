@@ -9,6 +9,7 @@ import {
   type AgentFrame,
   AgentFrameSchema,
   BUCKET_COUNT,
+  CloseCode,
   type Decoded,
   decodeFrame,
   EventSchema,
@@ -44,7 +45,57 @@ export function bucketsValid(list: unknown[]): boolean {
   return true;
 }
 
+/**
+ * The hub's own bounds on values the shared schema leaves open (SECURITY.md lists every field): figures
+ * that must stay finite when summed over a minute, bucket counts exact in the latency window's packing,
+ * the number of error kinds. Returns the problem, naming the field, or undefined.
+ */
+export const HUB_LIMITS = {
+  /** Process CPU % summed over cores: 1,000 cores' worth. */
+  cpuPercent: 100_000,
+  /** Event-loop lag (ms): a day. */
+  lagMs: 86_400_000,
+  /** Agent uptime (s): a century. */
+  uptimeS: 3_200_000_000,
+  /** Histogram bucket count per sample (window.ts packs counts exactly up to 2^41). */
+  bucketCount: 2 ** 40,
+  /** Error kinds per link counter map. */
+  errorKinds: 64,
+} as const;
+
+export function hubFrameProblem(f: AgentFrame): string | undefined {
+  if (f.type !== 'sample') return undefined;
+  const h = f.host;
+  if (h.cpuPercent > HUB_LIMITS.cpuPercent) return `host.cpuPercent: at most ${HUB_LIMITS.cpuPercent}`;
+  if (h.eventLoopLagMs > HUB_LIMITS.lagMs) return `host.eventLoopLagMs: at most ${HUB_LIMITS.lagMs}`;
+  if (h.dataPathLagMs !== undefined && h.dataPathLagMs > HUB_LIMITS.lagMs)
+    return `host.dataPathLagMs: at most ${HUB_LIMITS.lagMs}`;
+  if (h.uptimeS > HUB_LIMITS.uptimeS) return `host.uptimeS: at most ${HUB_LIMITS.uptimeS}`;
+  for (let i = 0; i < f.links.length; i++) {
+    const l = f.links[i]!;
+    let kinds = 0;
+    for (const _ in l.counters.errors) kinds++;
+    if (kinds > HUB_LIMITS.errorKinds)
+      return `links.${i}.counters.errors: at most ${HUB_LIMITS.errorKinds} error kinds`;
+    for (const q of ['queue', 'rtt'] as const) {
+      for (const b of l.latency[q]) {
+        if (b[1] > HUB_LIMITS.bucketCount)
+          return `links.${i}.latency.${q}: bucket count ${b[1]} over ${HUB_LIMITS.bucketCount}`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Schema decode (fast path, then the canonical one for the reason) plus the hub's bounds. */
 export function decodeAgentFrame(raw: Buffer | string): Decoded<AgentFrame> {
+  const d = decodeAgentFrameSchema(raw);
+  if (!d.ok) return d;
+  const problem = hubFrameProblem(d.frame);
+  return problem ? { ok: false, reason: problem, closeCode: CloseCode.BadFrame } : d;
+}
+
+function decodeAgentFrameSchema(raw: Buffer | string): Decoded<AgentFrame> {
   const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length;
   if (size <= MAX_FRAME_BYTES) {
     let json: unknown;

@@ -60,6 +60,8 @@ const NO_BUCKET = 0xffff;
 const FLAG = 0x8000_0000;
 const SEC_MASK = 0x7fff_ffff;
 const HOST_FIELDS = 3;
+/** Replay positions kept per node (the newest runs). */
+export const MAX_RUNS_PER_NODE = 32;
 /** Hours rolled up per flush round at most (catch-up after a long stop continues at the next round). */
 export const MAX_HOURS_PER_ROUND = 24;
 /** One-hour delete slices per table per retention pass at most. */
@@ -304,6 +306,10 @@ export class Fleet {
       getRun: this.db.prepare(
         'SELECT last_seq FROM agent_runs WHERE node_id = ? AND run_id = ? AND token_id = ?',
       ),
+      pruneRuns: opts.store.destructive(
+        `DELETE FROM agent_runs WHERE node_id = ? AND rowid NOT IN
+           (SELECT rowid FROM agent_runs WHERE node_id = ? ORDER BY updated_at DESC LIMIT ?)`,
+      ),
       upsertNode: this.db.prepare(
         `INSERT INTO nodes (id, hostname, version, providers, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET hostname = excluded.hostname, version = excluded.version,
@@ -374,6 +380,9 @@ export class Fleet {
         this.stmts.upsertRun.run(n.id, n.runId, n.runToken, n.lastSeq, now);
         n.runDirty = false;
       }
+      // A node keeps the replay positions of its newest MAX_RUNS_PER_NODE runs: an agent inventing run ids
+      // cannot grow the table.
+      this.stmts.pruneRuns.run(h.nodeId, h.nodeId, MAX_RUNS_PER_NODE);
       // The token's own position, else one stored before tokens owned runs (token '').
       const row = (this.stmts.getRun.get(h.nodeId, h.runId, tokenId) ??
         this.stmts.getRun.get(h.nodeId, h.runId, '')) as { last_seq: number } | undefined;

@@ -42,7 +42,14 @@ interface AgentConn {
   /** Hub clock (ms) of the last non-fatal notice sent to this agent, and notices held back since. */
   noticeAt: number;
   noticesHeld: number;
+  /** Event token bucket: tokens left and when it was last refilled (hub clock). */
+  eventTokens: number;
+  eventRefillAt: number;
 }
+
+/** Events an agent may send in a burst, and per second after it (each is logged and kept on the node). */
+export const EVENT_BURST = 50;
+export const EVENT_RATE_PER_S = 10;
 
 /** At most one non-fatal `error` frame (a refused sample or event) per agent connection per this many ms. */
 export const NOTICE_INTERVAL_MS = 10_000;
@@ -122,6 +129,8 @@ export class Ingest {
       ackSeq: 0,
       noticeAt: Number.NEGATIVE_INFINITY,
       noticesHeld: 0,
+      eventTokens: EVENT_BURST,
+      eventRefillAt: this.o.now(),
     };
     if (!this.o.originAllowed(req)) {
       this.refuse(
@@ -279,6 +288,22 @@ export class Ingest {
       return;
     }
     if (f.type === 'event') {
+      const now = this.o.now();
+      c.eventTokens = Math.min(
+        EVENT_BURST,
+        c.eventTokens + (Math.max(0, now - c.eventRefillAt) / 1000) * EVENT_RATE_PER_S,
+      );
+      c.eventRefillAt = now;
+      if (c.eventTokens < 1) {
+        this.reject(
+          c,
+          'event_rate',
+          'ERR_RDMAQ_EVENT_RATE',
+          `event refused: more than ${EVENT_BURST} events at once or ${EVENT_RATE_PER_S} per second`,
+        );
+        return;
+      }
+      c.eventTokens--;
       const late = this.checkTime(f.ts);
       if (late) {
         this.reject(c, `event_${late.kind}`, 'ERR_RDMAQ_EVENT_TIME', `event refused: ${late.text}`);
@@ -296,8 +321,19 @@ export class Ingest {
       this.refuse(c, CloseCode.BadFrame, 'ERR_RDMAQ_BAD_FRAME', problem);
       return;
     }
+    const node = this.o.fleet.nodes.get(c.nodeId);
+    const linkEnds = this.o.fleet.links.size - (node?.links.size ?? 0) + f.links.length;
     const late = this.checkTime(f.ts);
-    if (late) {
+    if (!late && linkEnds > this.o.maxLinkEnds && f.links.length > (node?.links.size ?? 0)) {
+      if (this.o.fleet.skipSample(c.nodeId, f.seq)) {
+        this.reject(
+          c,
+          'link_limit',
+          'ERR_RDMAQ_LIMIT',
+          `sample ${f.seq} refused (not stored): the hub keeps at most ${this.o.maxLinkEnds} link ends (ingest.maxLinkEnds) and this sample would make ${linkEnds}`,
+        );
+      }
+    } else if (late) {
       // Not fatal: closing would only make the agent reconnect and replay the same sample. It is acked
       // (never replayed again, never stored) and the agent is told why.
       if (this.o.fleet.skipSample(c.nodeId, f.seq)) {

@@ -38,7 +38,15 @@ interface Client {
   ws: WebSocket;
   user: SessionUser;
   subs: Map<string, Sub>;
+  /** Frame token bucket (a subscribe builds a snapshot: the overview of a big fleet is megabytes). */
+  tokens: number;
+  refillAt: number;
 }
+
+/** Browser frames in a burst and per second after it; beyond, the socket is closed with this code. */
+export const LIVE_FRAME_BURST = 40;
+export const LIVE_FRAMES_PER_S = 10;
+export const LIVE_RATE_LIMITED = 4008;
 
 export interface LiveOptions {
   fleet: Fleet;
@@ -47,6 +55,8 @@ export interface LiveOptions {
   now: () => number;
   maxBufferedBytes: number;
   maxClients: number;
+  /** Live connections one user may hold at once (tabs); more are refused (1013). */
+  maxClientsPerUser: number;
 }
 
 export class LiveHub {
@@ -73,7 +83,19 @@ export class LiveHub {
         ws.close(1013, 'too many live clients; retry later');
         return;
       }
-      const c: Client = { ws, user, subs: new Map() };
+      let mine = 0;
+      for (const x of this.clients) if (x.user.name === user.name) mine++;
+      if (mine >= this.o.maxClientsPerUser) {
+        ws.close(1013, `at most ${this.o.maxClientsPerUser} live connections per user; close some tabs`);
+        return;
+      }
+      const c: Client = {
+        ws,
+        user,
+        subs: new Map(),
+        tokens: LIVE_FRAME_BURST,
+        refillAt: this.o.now(),
+      };
       this.clients.add(c);
       this.sendFrame(c, {
         type: 'welcome',
@@ -107,6 +129,21 @@ export class LiveHub {
   }
 
   private onMessage(c: Client, data: Buffer, isBinary: boolean): void {
+    const now = this.o.now();
+    c.tokens = Math.min(
+      LIVE_FRAME_BURST,
+      c.tokens + (Math.max(0, now - c.refillAt) / 1000) * LIVE_FRAMES_PER_S,
+    );
+    c.refillAt = now;
+    if (c.tokens < 1) {
+      this.fail(
+        c,
+        LIVE_RATE_LIMITED,
+        `more than ${LIVE_FRAME_BURST} frames at once or ${LIVE_FRAMES_PER_S} per second; reconnect and subscribe less often`,
+      );
+      return;
+    }
+    c.tokens--;
     if (isBinary) {
       this.fail(c, LiveCloseCode.BadFrame, 'binary frames are not part of the protocol');
       return;
