@@ -162,7 +162,12 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   };
 
   links.on('state', (ev: LinkEvent) => {
-    const severity = ev.state === 'down' ? 'critical' : ev.state === 'degraded' ? 'warning' : 'info';
+    const severity =
+      ev.state === 'down'
+        ? 'critical'
+        : ev.state === 'degraded' || ev.state === 'stalled'
+          ? 'warning'
+          : 'info';
     event({
       kind: 'link_state',
       severity,

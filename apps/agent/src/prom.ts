@@ -211,6 +211,11 @@ export class AgentMetrics {
       },
     });
     gauge(LinkMetric.up, '1 while the link is up, else 0.', (l) => (l.state === 'up' ? 1 : 0));
+    gauge(
+      LinkMetric.stalled,
+      '1 while the link is connected but records wait and none move (consumer stopped or path blocked).',
+      (l) => (l.state === 'stalled' ? 1 : 0),
+    );
     gauge(LinkMetric.occupancy, 'Bytes in the ring now (tail - head).', (l) => l.gauges.occupancyBytes);
     gauge(
       LinkMetric.peakOccupancy,

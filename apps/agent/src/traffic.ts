@@ -142,7 +142,7 @@ export class TrafficGenerator {
       this.stop();
       return;
     }
-    if (this.sink.state !== 'up' && this.sink.state !== 'degraded') {
+    if (this.sink.state !== 'up' && this.sink.state !== 'degraded' && this.sink.state !== 'stalled') {
       // The peer is away: keep the schedule moving, do not pile up a backlog.
       this.forgetBacklog(performance.now());
       this.schedule(this.tickMs);

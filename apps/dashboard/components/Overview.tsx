@@ -137,7 +137,13 @@ const NodesTable = memo(function NodesTable({ nodes }: { nodes: readonly NodeSum
   );
 });
 
-const LINK_RANK: Record<LinkSummary['state'], number> = { down: 0, degraded: 1, connecting: 2, up: 3 };
+const LINK_RANK: Record<LinkSummary['state'], number> = {
+  down: 0,
+  stalled: 1,
+  degraded: 2,
+  connecting: 3,
+  up: 4,
+};
 
 const LinksTable = memo(function LinksTable({ links }: { links: readonly LinkSummary[] }) {
   const [q, setQ] = useState('');

@@ -82,6 +82,7 @@ describe('alert rules: pending → firing → resolved, hysteresis, for, keep-fi
       'link-latency-p99-rdma',
       'link-latency-p99-shm',
       'link-latency-p99-tcp',
+      'link-stalled',
       'ring-occupancy',
     ]);
     // The effective threshold of each class is an ordinary rule field, readable by anyone with a login.
@@ -186,6 +187,23 @@ describe('alert rules: pending → firing → resolved, hysteresis, for, keep-fi
     });
     await step(1, { state: 'up' });
     expect(alertOf('link-down')).toBeUndefined();
+  });
+
+  it('link stalled (records wait, none move): fires after 10 s, resolves when the link moves again', async () => {
+    await step(1, { state: 'stalled' });
+    expect(alertOf('link-stalled')?.state).toBe('pending');
+    expect(alertOf('link-down')).toBeUndefined();
+    await step(10, { state: 'stalled' });
+    const a = alertOf('link-stalled')!;
+    expect(a.state).toBe('firing');
+    expect(a.labels).toMatchObject({
+      alertname: 'LinkStalled',
+      node: 'a1',
+      link: 'l0',
+      severity: 'critical',
+    });
+    await step(1, { state: 'up' });
+    expect(alertOf('link-stalled')).toBeUndefined();
   });
 
   it('error rate: > 1/s for 30 s, resolves 60 s after dropping below 0.1/s', async () => {
@@ -512,6 +530,33 @@ describe('upgrade of a database seeded with the single latency rule', () => {
     const rules = await latencyRules(await legacyDir({ ...legacy, enabled: false }));
     expect(rules.map((r) => r[0])).not.toContain('link-latency-p99');
     expect(rules.every((r) => r[1] === false)).toBe(true);
+  });
+});
+
+describe('upgrade of a database seeded before LinkStalled', () => {
+  it("adds LinkStalled once, and keeps an operator's own rule of that id", async () => {
+    const { tempDir } = await import('./helpers.js');
+    const { rmSync } = await import('node:fs');
+    const dir = tempDir('rdmaq-upgrade-stalled-');
+    try {
+      let hub = await startHub({}, { dir });
+      hub.app.store.db.prepare("DELETE FROM alert_rules WHERE id = 'link-stalled'").run();
+      hub.app.store.setSetting('rules_seeded', '2');
+      await hub.close();
+      hub = await startHub({}, { dir });
+      const added = hub.app.alerts.listRules().find((r) => r.id === 'link-stalled');
+      expect(added).toMatchObject({ name: 'LinkStalled', metric: 'link_stalled', enabled: true, forS: 10 });
+      // An operator edits it; a later start must not put the default back.
+      hub.app.store.db
+        .prepare('UPDATE alert_rules SET json = ? WHERE id = ?')
+        .run(JSON.stringify({ ...added, forS: 60 }), 'link-stalled');
+      await hub.close();
+      hub = await startHub({}, { dir });
+      expect(hub.app.alerts.listRules().find((r) => r.id === 'link-stalled')?.forS).toBe(60);
+      await hub.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -440,7 +440,7 @@ class FabricHub : public std::enable_shared_from_this<FabricHub> {
         it = list.erase(it);
         continue;
       }
-      if (!h->failed_ && (!need_slot || h->receiver_count_ < kSlots - 1 - kSlotSlack) &&
+      if (!h->failed_ && !h->abandoned_ && (!need_slot || h->receiver_count_ < kSlots - 1 - kSlotSlack) &&
           (!pick || h.get() == current))
         pick = h;
       ++it;
@@ -469,6 +469,10 @@ class FabricHub : public std::enable_shared_from_this<FabricHub> {
 
   Endpoint& ep() { return ep_; }
   bool failed() const { return failed_; }
+  // No new link ends on this endpoint (its links stay until they leave): a link found its provider
+  // connection to a peer wedged, and a fresh endpoint is the only way to a fresh connection (fi_av_remove
+  // keeps it, Learnt 9).
+  void Abandon() { abandoned_ = true; }
   const FabricError& error() const { return error_; }
   size_t links() const { return receiver_count_ + sender_count_; }
 
@@ -624,7 +628,7 @@ class FabricHub : public std::enable_shared_from_this<FabricHub> {
   std::map<std::string, PeerEntry> peers_;
   std::vector<Buried> graveyard_;
   uint64_t drains_ = 0;
-  bool rx_cq_data_ = false, failed_ = false, draining_ = false, parked_data_ = false;
+  bool rx_cq_data_ = false, failed_ = false, draining_ = false, parked_data_ = false, abandoned_ = false;
   FabricError error_;
 };
 
@@ -921,8 +925,18 @@ class SenderCore {
     Progress();
   }
 
+  // The next connection opens a new endpoint (see FabricHub::Abandon); leaves this one.
+  void AbandonEndpoint() {
+    if (hub_) hub_->Abandon();
+    CloseFabric(true);
+  }
+
   // Test hook: the credit word as a late credit write of an older connection would leave it.
   void ForgeCredit(uint64_t value) { hdr_->credit = value; }
+
+  // Test hook: this connection stops posting data, as a wedged provider connection would (records wait,
+  // nothing arrives, the control connection stays alive). The next connection posts again.
+  void ForgeWedge() { hold_ = true; }
 
   // Test hook: a write whose remote CQ data lies (out-of-range tail delta).
   void ForgeWrite(uint64_t len, uint64_t data) {

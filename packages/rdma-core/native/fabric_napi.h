@@ -122,6 +122,7 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
                         InstanceMethod("closeFabric", &FabricSenderNative::CloseFabric),
                         InstanceMethod("forgeWrite", &FabricSenderNative::ForgeWrite),
                         InstanceMethod("forgeCredit", &FabricSenderNative::ForgeCredit),
+                        InstanceMethod("forgeWedge", &FabricSenderNative::ForgeWedge),
                         InstanceMethod("writeCheck", &FabricSenderNative::WriteCheck),
                         InstanceMethod("startData", &FabricSenderNative::StartData)});
   }
@@ -228,7 +229,10 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
     return ErrorOrNull(info.Env(), core_->failed(), core_->error());
   }
   Napi::Value CloseFabric(const Napi::CallbackInfo& info) {
-    core_->CloseFabric(info.Length() > 0 && info[0].ToBoolean());  // final: leave the shared endpoint
+    if (info.Length() > 1 && info[1].ToBoolean())
+      core_->AbandonEndpoint();  // the provider connection to the peer is wedged: next time a new endpoint
+    else
+      core_->CloseFabric(info.Length() > 0 && info[0].ToBoolean());  // final: leave the shared endpoint
     return info.Env().Undefined();
   }
   Napi::Value WriteCheck(const Napi::CallbackInfo& info) {
@@ -241,6 +245,10 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
   }
   Napi::Value StartData(const Napi::CallbackInfo& info) {
     core_->StartData();
+    return info.Env().Undefined();
+  }
+  Napi::Value ForgeWedge(const Napi::CallbackInfo& info) {
+    core_->ForgeWedge();
     return info.Env().Undefined();
   }
   Napi::Value ForgeCredit(const Napi::CallbackInfo& info) {

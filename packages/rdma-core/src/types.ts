@@ -15,8 +15,12 @@ export type Transport = 'shm' | 'fabric';
  */
 export type IdleStrategy = 'busy-spin' | 'backoff' | 'event';
 
-/** `connecting` until the first handshake, `up` while the peer is attached, `down` when it is gone or closed. */
-export type LinkState = 'connecting' | 'up' | 'degraded' | 'down';
+/**
+ * `connecting` until the first handshake, `up` while the peer is attached, `down` when it is gone or closed;
+ * `degraded`: a fabric sender that lost its receiver and reconnects; `stalled`: attached, but records wait
+ * and none have moved for a while (the consumer does not consume, or the fabric path is blocked).
+ */
+export type LinkState = 'connecting' | 'up' | 'degraded' | 'stalled' | 'down';
 
 export type Role = 'sender' | 'receiver';
 

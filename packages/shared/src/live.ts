@@ -383,6 +383,7 @@ export const MetricNameSchema = z.enum([
   'errors_rate',
   'occupancy_ratio',
   'link_down',
+  'link_stalled',
   'agent_offline',
 ]);
 export type MetricName = z.infer<typeof MetricNameSchema>;

@@ -16,6 +16,7 @@ export const LinkMetric = {
   reconnects: 'rdmaq_link_reconnects_total',
   errors: 'rdmaq_link_errors_total',
   up: 'rdmaq_link_up',
+  stalled: 'rdmaq_link_stalled',
   occupancy: 'rdmaq_link_ring_occupancy_bytes',
   peakOccupancy: 'rdmaq_link_ring_peak_occupancy_bytes',
   capacity: 'rdmaq_link_ring_capacity_bytes',

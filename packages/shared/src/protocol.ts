@@ -46,7 +46,12 @@ export type Transport = z.infer<typeof TransportSchema>;
 export const IdleStrategySchema = z.enum(['busy-spin', 'backoff', 'event']);
 export type IdleStrategy = z.infer<typeof IdleStrategySchema>;
 
-export const LinkStateSchema = z.enum(['connecting', 'up', 'degraded', 'down']);
+/**
+ * `degraded`: connected, but the agent's probes go unanswered; `stalled`: connected, but records wait and none
+ * have moved for a while (rdma-core's own verdict from both ends' heartbeats: a consumer that does not
+ * consume, or a fabric path that delivers nothing).
+ */
+export const LinkStateSchema = z.enum(['connecting', 'up', 'degraded', 'stalled', 'down']);
 export type LinkState = z.infer<typeof LinkStateSchema>;
 
 /** Sparse histogram buckets: [index, count] pairs, index ascending. */

@@ -3,11 +3,12 @@
  * the palette lives here and globals.css mirrors the same values.
  */
 
-export type Health = 'up' | 'degraded' | 'connecting' | 'down' | 'offline' | 'unknown';
+export type Health = 'up' | 'degraded' | 'stalled' | 'connecting' | 'down' | 'offline' | 'unknown';
 
 export const HEALTH_COLOR: Record<Health, string> = {
   up: '#3fb950',
   degraded: '#d29922',
+  stalled: '#db6d28',
   connecting: '#58a6ff',
   down: '#f85149',
   offline: '#8b949e',
@@ -17,6 +18,7 @@ export const HEALTH_COLOR: Record<Health, string> = {
 export const HEALTH_LABEL: Record<Health, string> = {
   up: 'up',
   degraded: 'degraded',
+  stalled: 'stalled',
   connecting: 'connecting',
   down: 'down',
   offline: 'offline',
@@ -27,6 +29,7 @@ export function healthOf(state: string | null | undefined): Health {
   switch (state) {
     case 'up':
     case 'degraded':
+    case 'stalled':
     case 'connecting':
     case 'down':
     case 'offline':
@@ -43,8 +46,16 @@ export function nodeHealth(h: 'ok' | 'degraded' | 'down' | 'offline'): Health {
   return h === 'ok' ? 'up' : h;
 }
 
-/** Worse of two health states (down > degraded > connecting > offline > unknown > up). */
-const RANK: Record<Health, number> = { up: 0, unknown: 1, offline: 2, connecting: 3, degraded: 4, down: 5 };
+/** Worse of two health states (down > stalled > degraded > connecting > offline > unknown > up). */
+const RANK: Record<Health, number> = {
+  up: 0,
+  unknown: 1,
+  offline: 2,
+  connecting: 3,
+  degraded: 4,
+  stalled: 5,
+  down: 6,
+};
 export function worseHealth(a: Health, b: Health): Health {
   return RANK[a] >= RANK[b] ? a : b;
 }

@@ -118,5 +118,6 @@ export function formatMetric(metric: string, v: number | null | undefined): stri
   if (metric.endsWith('_rate')) return formatRate(v);
   if (metric === 'agent_offline') return `${formatDurationS(v)} offline`;
   if (metric === 'link_down') return v >= 1 ? 'down' : 'up';
+  if (metric === 'link_stalled') return v >= 1 ? 'stalled' : 'moving';
   return String(v);
 }

@@ -77,7 +77,8 @@ const LEGACY_LATENCY_RULE: AlertRule = {
 };
 
 /** Version of the default rule set in the `rules_seeded` setting (1: before provider classes). */
-const RULES_VERSION = '2';
+/** '2': latency rules per provider class; '3': LinkStalled. */
+const RULES_VERSION = '3';
 
 export const DEFAULT_RULES: AlertRule[] = [
   ...PROVIDER_CLASSES.map(latencyRule),
@@ -105,6 +106,23 @@ export const DEFAULT_RULES: AlertRule[] = [
     clear: 1,
     windowS: 0,
     forS: 5,
+    keepFiringForS: 0,
+    severity: 'critical',
+    labels: {},
+    enabled: true,
+    match: {},
+  },
+  {
+    // rdma-core's own verdict from both ends' heartbeats (5 s without progress while records wait); 10 s
+    // more here, so a consumer that pauses briefly does not page anyone.
+    id: 'link-stalled',
+    name: 'LinkStalled',
+    metric: 'link_stalled',
+    comparison: '>=',
+    threshold: 1,
+    clear: 1,
+    windowS: 0,
+    forS: 10,
     keepFiringForS: 0,
     severity: 'critical',
     labels: {},
@@ -171,6 +189,7 @@ export function formatMetricValue(metric: AlertRule['metric'], v: number | null)
   if (metric.endsWith('_rate')) return `${sig3(v)}/s`;
   if (metric === 'agent_offline') return `${sig3(v)} s`;
   if (metric === 'link_down') return v >= 1 ? 'down' : 'up';
+  if (metric === 'link_stalled') return v >= 1 ? 'stalled' : 'moving';
   return sig3(v);
 }
 
@@ -323,6 +342,7 @@ export class AlertEngine {
     } else if (seeded === '1') {
       this.upgradeLatencyRules();
     }
+    if (seeded && seeded !== RULES_VERSION) this.addNewDefaultRules();
     this.loadRules();
     this.silences = (
       db
@@ -399,6 +419,19 @@ export class AlertEngine {
       for (const r of DEFAULT_RULES) {
         if (!r.id.startsWith('link-latency-p99-') || exists.get(r.id)) continue;
         this.saveRule({ ...r, enabled }, 'system');
+      }
+      this.store.setSetting('rules_seeded', RULES_VERSION);
+    })();
+  }
+
+  /** Default rules added since a store was seeded (e.g. LinkStalled): added once, never overwriting. */
+  private addNewDefaultRules(): void {
+    const db = this.store.db;
+    db.transaction(() => {
+      const exists = db.prepare('SELECT 1 FROM alert_rules WHERE id = ?');
+      for (const r of DEFAULT_RULES) {
+        if (r.id !== 'link-stalled' || exists.get(r.id)) continue;
+        this.saveRule(r, 'system');
       }
       this.store.setSetting('rules_seeded', RULES_VERSION);
     })();
@@ -577,6 +610,9 @@ export class AlertEngine {
           break;
         case 'link_down':
           v = l.state === 'down' ? 1 : 0;
+          break;
+        case 'link_stalled':
+          v = l.state === 'stalled' ? 1 : 0;
           break;
         default:
           v = Number.NaN;

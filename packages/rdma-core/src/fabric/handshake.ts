@@ -178,7 +178,7 @@ export class ControlConn extends EventEmitter {
    * Hands every later message to the `message` event and starts heartbeats: one every `intervalMs`; the
    * connection is declared dead when nothing was heard for `deadMs` (libfabric never reports a dead peer).
    */
-  startStreaming(intervalMs: number, deadMs: number): void {
+  startStreaming(intervalMs: number, deadMs: number, beat?: () => Record<string, number>): void {
     for (const m of this.queue.splice(0)) {
       if (m instanceof Error) this.shut(m.message);
       else this.emit('message', m);
@@ -189,7 +189,10 @@ export class ControlConn extends EventEmitter {
         this.shut(`peer silent for more than ${deadMs} ms (no heartbeat on the control connection)`);
         return;
       }
-      this.send({ t: 'hb' });
+      // A heartbeat carries where this end's stream stands (e.g. the sender's next sequence): the peer can
+      // tell "up and moving" from "up, but records wait and none move" (link state `stalled`).
+      this.send({ t: 'hb', ...beat?.() });
+      this.emit('beat');
     }, intervalMs);
   }
 
@@ -277,7 +280,10 @@ export class ControlConn extends EventEmitter {
         return;
       }
       const m = msg as ControlMsg;
-      if (m.t === 'hb') continue;
+      if (m.t === 'hb') {
+        if (this.hbTimer !== undefined) this.emit('heartbeat', m);
+        continue;
+      }
       this.deliver(m);
     }
   }

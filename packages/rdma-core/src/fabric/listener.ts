@@ -181,7 +181,7 @@ export class FabricListener extends EventEmitter {
       );
       receiver.attach(conn, { epoch, streamId });
       conn.send({ t: 'ready' });
-      conn.startStreaming(this.opts.heartbeatMs ?? 500, this.opts.deadAfterMs ?? 2500);
+      conn.startStreaming(this.opts.heartbeatMs ?? 500, this.opts.deadAfterMs ?? 2500, () => receiver.beat());
     } catch (err) {
       receiver.countError((err as RdmaqError).code);
       throw err;

@@ -96,14 +96,19 @@ export interface NativeFabricSender {
   progress(postFirst?: boolean): -1 | 0 | 1 | 2;
   state(): FabricSenderState;
   error(): (Error & { code: string }) | null;
-  /** Ends the connection; final: also leaves the shared endpoint (it closes with its last link end). */
-  closeFabric(final?: boolean): void;
+  /**
+   * Ends the connection; final: also leaves the shared endpoint. abandon: and no later link end of this
+   * thread joins that endpoint (its provider connection to a peer is wedged; the next open makes a new one).
+   */
+  closeFabric(final?: boolean, abandon?: boolean): void;
   /** The handshake's test write of `value` into the ring's free space (see receiver.expectCheck). */
   writeCheck(value: number): void;
   /** The receiver confirmed the test write ("ready"): data may be posted. */
   startData(): void;
   /** Test hook: overwrite the credit word (as a late credit write of an older connection would). */
   forgeCredit(credit: number): void;
+  /** Test hook: this connection posts no more data (a wedged provider connection); the next one does. */
+  forgeWedge(): void;
   /** Test hook: one write whose remote CQ data is `data` instead of its length. */
   forgeWrite(length: number, data: number): void;
 }

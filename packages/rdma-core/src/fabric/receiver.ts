@@ -20,6 +20,7 @@ import { cancelTimer, type LoopTimer } from '../loop.js';
 import type { IdleStrategy, LinkState, LinkStats, RecordHandler, StateChange } from '../types.js';
 import { type ControlConn, type ControlMsg, handshakeError } from './handshake.js';
 import { DESC_FIELDS, type FabricInfo, fabricNative, type NativeFabricReceiver } from './native.js';
+import { type Beat, readBeat, StallWatch } from './stall.js';
 import { ErrorCounts, errorKind, SparseHistogram } from './stats.js';
 
 const BACKOFF_SPIN_TURNS = 64;
@@ -42,6 +43,11 @@ export interface FabricReceiverOptions {
   batch?: number;
   /** Accept only this provider (default: whatever the sender asks for). */
   provider?: string;
+  /**
+   * The sender's heartbeat says records wait and our position has not moved for this long: state `stalled`
+   * (default 5000 ms; checked at each heartbeat).
+   */
+  stallAfterMs?: number;
 }
 
 export class FabricReceiver extends EventEmitter {
@@ -96,6 +102,9 @@ export class FabricReceiver extends EventEmitter {
   private resendWanted = false;
   /** Inside poll()'s handler loop: the views are not released yet (release happens when the loop ends). */
   private inPoll = false;
+  private readonly stall: StallWatch;
+  /** What the sender's last heartbeat said (the sequence its next record gets). */
+  private peerBeat: Beat = {};
   info: FabricInfo | null = null;
 
   /** @internal — use FabricListener.accept(). */
@@ -110,6 +119,7 @@ export class FabricReceiver extends EventEmitter {
       opts.capacity ?? 4 * 1024 * 1024,
       Math.max(this.batch, 1024),
     );
+    this.stall = new StallWatch(opts.stallAfterMs ?? 5000);
     this.buffer = Buffer.from(this.native.ring());
     this.desc = this.native.descriptors();
     this.capacity = this.buffer.length;
@@ -322,6 +332,12 @@ export class FabricReceiver extends EventEmitter {
     this.connected = true;
     this.failure = undefined;
     conn.on('message', (m: ControlMsg) => this.onMessage(conn, m));
+    this.peerBeat = {};
+    this.stall.reset(Date.now());
+    conn.on('heartbeat', (m: ControlMsg) => {
+      this.peerBeat = readBeat(m);
+    });
+    conn.on('beat', () => this.checkStall(conn, Date.now()));
     let graceful = false;
     conn.on('message', (m: ControlMsg) => {
       if (m.t === 'bye') graceful = true;
@@ -344,6 +360,38 @@ export class FabricReceiver extends EventEmitter {
       r.parked = false;
       r.rounds = 0;
       this.schedule(0);
+    }
+  }
+
+  /** @internal What our heartbeats tell the sender: where we are, and what waits in the ring unconsumed. */
+  beat(): Record<string, number> {
+    const s = this.native.state();
+    return { next: s.expected, queued: s.tail - s.head };
+  }
+
+  /**
+   * At each heartbeat: the sender holds records beyond our next sequence and it has not moved for
+   * stallAfterMs → `stalled`, saying whether the records sit in our ring (the consumer does not consume) or
+   * never arrived (the fabric path is blocked; the sender reconnects on a fresh endpoint after a while).
+   */
+  private checkStall(conn: ControlConn, now: number): void {
+    if (this.conn !== conn || !this.connected) return;
+    const s = this.native.state();
+    const senderNext = this.peerBeat.next;
+    const waiting = senderNext !== undefined && senderNext > s.expected;
+    const change = this.stall.update(now, waiting, s.expected);
+    if (change === 'stalled') {
+      const queued = s.tail - s.head;
+      const secs = Math.round(this.stall.afterMs / 1000);
+      this.setState(
+        'stalled',
+        queued > 0
+          ? `records ${s.expected}..${(senderNext ?? 0) - 1} wait: ${queued} bytes in the ring, not consumed for ${secs} s${this.running ? '' : ' (the consumer is stopped)'}`
+          : `records ${s.expected}..${(senderNext ?? 0) - 1} wait at the sender: none arrived for ${secs} s (fabric path blocked)`,
+        'ERR_RDMAQ_STALLED',
+      );
+    } else if (change === 'moving') {
+      this.setState('up', 'records move again');
     }
   }
 

@@ -26,6 +26,7 @@ import {
   u64Field,
 } from './handshake.js';
 import { type FabricInfo, fabricNative, type NativeFabricSender } from './native.js';
+import { type Beat, readBeat, StallWatch } from './stall.js';
 import { ErrorCounts, errorKind, SparseHistogram } from './stats.js';
 
 export const FABRIC_DEFAULT_CAPACITY = 4 * 1024 * 1024;
@@ -53,6 +54,17 @@ export interface FabricSenderOptions {
   heartbeatMs?: number;
   /** The peer is declared dead after this much silence on the control connection (default 2500 ms). */
   deadAfterMs?: number;
+  /**
+   * Records wait and the receiver's position has not moved for this long: state `stalled` (default 5000 ms;
+   * checked at each heartbeat).
+   */
+  stallAfterMs?: number;
+  /**
+   * Stalled for this much longer with nothing waiting in the receiver's ring (so the records are not reaching
+   * it: the fabric path is wedged, not the consumer slow): the connection is dropped and the link reconnects
+   * on a fresh endpoint, then resends (default 10000 ms).
+   */
+  recoverAfterMs?: number;
 }
 
 function secretBuf(s: string | Buffer): Buffer {
@@ -91,6 +103,12 @@ export class FabricSender extends EventEmitter {
   private reconnects = 0;
   private peak = 0;
   private probes = new Map<number, { t0: bigint; resolve: (ns: number) => void }>();
+  private readonly stall: StallWatch;
+  /** What the receiver's last heartbeat said (its next sequence, what waits in its ring). */
+  private peerBeat: Beat = {};
+  /** The next connection must not reuse the shared endpoint (its provider connection to the peer is wedged). */
+  private freshEndpoint = false;
+  private stallRecoveries = 0;
   /** What the fi_info of the current endpoint said (null before the first connect). */
   info: FabricInfo | null = null;
 
@@ -109,6 +127,7 @@ export class FabricSender extends EventEmitter {
       opts.capacity ?? FABRIC_DEFAULT_CAPACITY,
       opts.journal ?? '',
     );
+    this.stall = new StallWatch(opts.stallAfterMs ?? 5000);
     this.buffer = Buffer.from(this.native.mirror());
     const st = this.native.state();
     this.capacity = st.capacity;
@@ -356,7 +375,8 @@ export class FabricSender extends EventEmitter {
       await conn.authenticateClient(this.secret, HANDSHAKE_TIMEOUT_MS);
       stillWanted();
       // Only now (peer proved the secret) is anything about the fabric shared.
-      this.native.closeFabric();
+      this.native.closeFabric(this.freshEndpoint, this.freshEndpoint);
+      this.freshEndpoint = false;
       const info = this.native.open(this.provider, plainIp(sock.localAddress));
       this.info = info;
       const epoch = this.epochNow + 1;
@@ -428,7 +448,15 @@ export class FabricSender extends EventEmitter {
       this.peerParkedTail = -1;
       conn.on('message', (m: ControlMsg) => this.onMessage(m));
       conn.once('close', (reason: string) => this.onLost(conn, reason));
-      conn.startStreaming(this.opts.heartbeatMs ?? 500, this.opts.deadAfterMs ?? 2500);
+      this.peerBeat = {};
+      this.stall.reset(Date.now());
+      conn.on('heartbeat', (m: ControlMsg) => {
+        this.peerBeat = readBeat(m);
+      });
+      conn.on('beat', () => this.checkStall(conn, Date.now()));
+      conn.startStreaming(this.opts.heartbeatMs ?? 500, this.opts.deadAfterMs ?? 2500, () => ({
+        next: this.native.state().nextSeq,
+      }));
       this.setState('up', resent > 0 ? `connected; resending ${resent} records from ${seq}` : 'connected');
       this.kick();
     } catch (err) {
@@ -461,14 +489,51 @@ export class FabricSender extends EventEmitter {
     }
   }
 
+  /**
+   * At each heartbeat: records wait (the receiver's next sequence is behind ours) and it has not moved for
+   * stallAfterMs → `stalled`. Receivers of before this check say nothing about their position: never stalled.
+   */
+  private checkStall(conn: ControlConn, now: number): void {
+    if (this.conn !== conn || !this.ready) return;
+    const peerNext = this.peerBeat.next;
+    const next = this.native.state().nextSeq;
+    const waiting = peerNext !== undefined && next > peerNext;
+    const change = this.stall.update(now, waiting, peerNext ?? -1);
+    const queued = this.peerBeat.queued ?? 0;
+    if (change === 'stalled') {
+      this.setState(
+        'stalled',
+        queued > 0
+          ? `records ${peerNext}..${next - 1} wait: the receiver holds ${queued} bytes it does not consume`
+          : `records ${peerNext}..${next - 1} wait: none reached the receiver for ${Math.round(this.stall.afterMs / 1000)} s (fabric path blocked)`,
+        'ERR_RDMAQ_STALLED',
+      );
+    } else if (change === 'moving') {
+      this.setState('up', 'records move again');
+    } else if (
+      this.stall.stalled &&
+      queued === 0 &&
+      this.stall.stalledFor(now) >= (this.opts.recoverAfterMs ?? 10_000)
+    ) {
+      // The records are not reaching the receiver although both ends are alive: the provider's connection
+      // between the two endpoints is wedged (a long cut leaves TCP retransmissions backed off for minutes,
+      // or one side shut it). Reconnecting on the same endpoint would use the same connection: take a new one.
+      this.stallRecoveries += 1;
+      this.freshEndpoint = true;
+      conn.shut(
+        `stalled for ${Math.round((this.stall.afterMs + this.stall.stalledFor(now)) / 1000)} s with the receiver's ring empty: reconnecting on a fresh endpoint`,
+      );
+    }
+  }
+
   private onLost(conn: ControlConn, reason: string): void {
     if (this.conn !== conn) return;
     this.conn = undefined;
     this.ready = false;
     // End the connection: completions of its writes that come later are dropped (FabricHub).
-    this.native.closeFabric();
+    this.native.closeFabric(this.freshEndpoint, this.freshEndpoint);
     if (this.closedFlag) return;
-    this.errors.add('peer_gone');
+    this.errors.add(this.freshEndpoint ? 'stalled' : 'peer_gone');
     this.setState('degraded', `lost the receiver: ${reason}`, 'ERR_RDMAQ_PEER_GONE');
     this.scheduleReconnect();
   }
