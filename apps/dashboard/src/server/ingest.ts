@@ -117,7 +117,8 @@ export class Ingest {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage): void {
+  /** Takes an upgraded socket (public: the frame property test drives it with a socket double). */
+  accept(ws: WebSocket, req: IncomingMessage): void {
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     const c: AgentConn = {
       ws,

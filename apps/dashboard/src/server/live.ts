@@ -78,45 +78,46 @@ export class LiveHub {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, user: SessionUser): void {
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      if (this.clients.size >= this.o.maxClients) {
-        ws.close(1013, 'too many live clients; retry later');
-        return;
-      }
-      let mine = 0;
-      for (const x of this.clients) if (x.user.name === user.name) mine++;
-      if (mine >= this.o.maxClientsPerUser) {
-        ws.close(1013, `at most ${this.o.maxClientsPerUser} live connections per user; close some tabs`);
-        return;
-      }
-      const c: Client = {
-        ws,
-        user,
-        subs: new Map(),
-        tokens: LIVE_FRAME_BURST,
-        refillAt: this.o.now(),
-      };
-      this.clients.add(c);
-      this.sendFrame(c, {
-        type: 'welcome',
-        v: LIVE_PROTOCOL_VERSION,
-        user: { name: user.name, role: user.role },
-        hubVersion: HUB_VERSION,
-        serverTime: this.o.now(),
-      });
-      ws.on('message', (data, isBinary) => {
-        try {
-          this.onMessage(c, data as Buffer, isBinary);
-        } catch (err) {
-          this.o.log.error({ err }, 'live frame handling failed');
-          ws.close(1011, 'hub error');
-        }
-      });
-      ws.on('error', (err) =>
-        this.o.log.warn({ err: err.message, user: user.name }, 'live connection error'),
-      );
-      ws.on('close', () => this.clients.delete(c));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, user));
+  }
+
+  /** Takes an upgraded socket (public: the frame property test drives it with a socket double). */
+  attach(ws: WebSocket, user: SessionUser): void {
+    if (this.clients.size >= this.o.maxClients) {
+      ws.close(1013, 'too many live clients; retry later');
+      return;
+    }
+    let mine = 0;
+    for (const x of this.clients) if (x.user.name === user.name) mine++;
+    if (mine >= this.o.maxClientsPerUser) {
+      ws.close(1013, `at most ${this.o.maxClientsPerUser} live connections per user; close some tabs`);
+      return;
+    }
+    const c: Client = {
+      ws,
+      user,
+      subs: new Map(),
+      tokens: LIVE_FRAME_BURST,
+      refillAt: this.o.now(),
+    };
+    this.clients.add(c);
+    this.sendFrame(c, {
+      type: 'welcome',
+      v: LIVE_PROTOCOL_VERSION,
+      user: { name: user.name, role: user.role },
+      hubVersion: HUB_VERSION,
+      serverTime: this.o.now(),
     });
+    ws.on('message', (data, isBinary) => {
+      try {
+        this.onMessage(c, data as Buffer, isBinary);
+      } catch (err) {
+        this.o.log.error({ err }, 'live frame handling failed');
+        ws.close(1011, 'hub error');
+      }
+    });
+    ws.on('error', (err) => this.o.log.warn({ err: err.message, user: user.name }, 'live connection error'));
+    ws.on('close', () => this.clients.delete(c));
   }
 
   private sendFrame(c: Client, f: LiveServerFrame): void {
