@@ -66,10 +66,15 @@ class Histogram {
     return out;
   }
 
-  // Nearest-rank quantile, clamped to the exact min/max (same rule as the TS Histogram).
+  // Nearest-rank quantile, clamped to the exact min/max (same rule as the TS Histogram). q outside [0, 1]
+  // (or NaN) is taken as the nearest end: converting an out-of-range double to an integer is undefined
+  // behaviour (fuzz_histogram; regression input in its corpus).
   double quantile(double q) const {
     if (count_ == 0) return 0;
-    uint64_t rank = static_cast<uint64_t>(q * static_cast<double>(count_) + 0.999999999);
+    if (!(q > 0)) q = 0;
+    if (q > 1) q = 1;
+    const double r = q * static_cast<double>(count_) + 0.999999999;
+    uint64_t rank = r >= static_cast<double>(count_) ? count_ : static_cast<uint64_t>(r);
     if (rank < 1) rank = 1;
     uint64_t seen = 0;
     for (uint32_t i = 0; i < kBuckets; ++i) {

@@ -85,9 +85,14 @@ class RingWriter {
   // Head position at which a record of `len` bytes fits.
   uint64_t needHead(uint64_t len) const { return tail_ + need(len) - cap_; }
 
+  // Whether a record of `len` payload bytes fits now. Never true for more than the ring can hold, whatever
+  // the head word says: the head comes from the consumer (shared control block or remote credit), and one
+  // ahead of our tail (a corrupt or hostile control block: `occupied` underflows) would otherwise open
+  // "space" for a claim past the ring's end (fuzz_ring_writer; regression input in its corpus).
   bool fits(uint64_t len) {
+    if (len > cap_) return false;  // also keeps need() from overflowing
     const uint64_t n = need(len);
-    if (cap_ - (tail_ - head_) >= n) return true;
+    if (tail_ - head_ <= cap_ && cap_ - (tail_ - head_) >= n) return true;
     const uint64_t h = t_->head();  // acquire: bytes below it were released by the consumer
     if (h > pubTail_ || pubTail_ - h > cap_) {
       // A head beyond what we published is a corrupt control block: never let it open space to overwrite.
@@ -97,8 +102,11 @@ class RingWriter {
     head_ = h;
     // Occupancy is only known exactly right after a head refresh (the cached head is stale otherwise);
     // the consumer's own gauge is the authoritative one.
-    if (tail_ - head_ > peak_) peak_ = tail_ - head_;
-    return cap_ - (tail_ - head_) >= n;
+    const uint64_t occupied = tail_ - head_;
+    if (occupied > peak_) peak_ = occupied;
+    // occupied > cap_: the head went back below what earlier claims were allowed on (unpublished claims
+    // since): no space until it is sane again.
+    return occupied <= cap_ && cap_ - occupied >= n;
   }
 
   // Reserves a record and writes its header; returns the payload offset in data() or -1 when the ring is
