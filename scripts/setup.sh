@@ -10,6 +10,7 @@ die() { printf '\033[1;31msetup failed:\033[0m %s\n' "$*" >&2; exit 1; }
 PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]" 2>/dev/null || echo 10.34.9)
 APT_PACKAGES=(
   build-essential pkg-config python3 # node-gyp toolchain for the native addon
+  clang libclang-rt-14-dev           # libFuzzer + sanitizers for the native fuzz targets (pnpm test:fuzz)
   libfabric-dev libfabric-bin        # the fabric transport (libfabric 1.17) and fi_info / fi_pingpong
   ucx-utils sockperf                 # C peers the benchmarks compare against (../shared/bench/baselines.sh)
   iproute2 procps time openssl       # network namespaces for fault tests, process figures, test TLS certs

@@ -80,6 +80,17 @@ struct ShmControl {
 
 inline std::string errnoText(int e) { return std::string(strerror(e)) + " (errno " + std::to_string(e) + ")"; }
 
+// Field 22 (starttime) of a /proc/<pid>/stat line (NUL-terminated); 0 if it has none. The command name
+// (field 2) is chosen by the process itself and may hold spaces and ')': fields count from the last ')'.
+inline uint64_t statStartTime(const char* line) {
+  const char* p = strrchr(line, ')');
+  if (!p) return 0;
+  int field = 2;
+  for (; *p && field < 22; ++p)
+    if (*p == ' ') ++field;
+  return field == 22 ? strtoull(p, nullptr, 10) : 0;
+}
+
 // Process start time (clock ticks since boot) from /proc/<pid>/stat field 22; 0 if the process is gone.
 inline uint64_t processStart(int pid) {
   char path[64];
@@ -90,12 +101,7 @@ inline uint64_t processStart(int pid) {
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   fclose(f);
   buf[n] = 0;
-  const char* p = strrchr(buf, ')');  // comm may contain spaces: fields count from the last ')'
-  if (!p) return 0;
-  int field = 2;
-  for (; *p && field < 22; ++p)
-    if (*p == ' ') ++field;
-  return strtoull(p, nullptr, 10);
+  return statStartTime(buf);
 }
 
 inline bool processAlive(int pid, uint64_t start) {
@@ -250,6 +256,26 @@ class ShmRing {
     return i;
   }
 
+  // Checks a ring file's header (written by whichever process created the file: the peer) against the file's
+  // size before anything is mapped beyond it; throws ERR_RDMAQ_RING_MAGIC / _VERSION / _SIZE. Pure: fuzzed by
+  // native/fuzz/fuzz_shm_header.cc.
+  static void validate(const std::string& path, const ShmFileHeader* h, uint64_t size) {
+    if (std::memcmp(h->magic, kRingMagic, 8) != 0) {
+      throw RdmaqException("ERR_RDMAQ_RING_MAGIC", "file " + path + " is not an rdmaq ring (bad magic); remove it");
+    }
+    if (h->version != kRingVersion) {
+      throw RdmaqException("ERR_RDMAQ_RING_VERSION", "ring file " + path + " has layout version " +
+                                                         std::to_string(h->version) + ", this build speaks " +
+                                                         std::to_string(kRingVersion) +
+                                                         "; stop the other rdmaq build or remove the file");
+    }
+    const uint64_t cap = h->capacity;
+    if (h->headerBytes != kHeaderPage || cap < kMinCapacity || cap > kMaxCapacity || (cap & (cap - 1)) != 0 ||
+        size != kHeaderPage + cap) {
+      throw RdmaqException("ERR_RDMAQ_RING_SIZE", sizeMessage(path, size, cap));
+    }
+  }
+
   // Removes ring files in `dir` whose recorded receiver and sender are both dead (or gone cleanly).
   static std::vector<std::string> sweep(const std::string& dir) {
     std::vector<std::string> removed;
@@ -318,23 +344,6 @@ class ShmRing {
                       std::to_string(kHeaderPage + cap) + " bytes)"
                 : " (too small for a ring header)") +
            "; it is damaged or not an rdmaq ring: remove it";
-  }
-
-  static void validate(const std::string& path, const ShmFileHeader* h, uint64_t size) {
-    if (std::memcmp(h->magic, kRingMagic, 8) != 0) {
-      throw RdmaqException("ERR_RDMAQ_RING_MAGIC", "file " + path + " is not an rdmaq ring (bad magic); remove it");
-    }
-    if (h->version != kRingVersion) {
-      throw RdmaqException("ERR_RDMAQ_RING_VERSION", "ring file " + path + " has layout version " +
-                                                         std::to_string(h->version) + ", this build speaks " +
-                                                         std::to_string(kRingVersion) +
-                                                         "; stop the other rdmaq build or remove the file");
-    }
-    const uint64_t cap = h->capacity;
-    if (h->headerBytes != kHeaderPage || cap < kMinCapacity || cap > kMaxCapacity || (cap & (cap - 1)) != 0 ||
-        size != kHeaderPage + cap) {
-      throw RdmaqException("ERR_RDMAQ_RING_SIZE", sizeMessage(path, size, cap));
-    }
   }
 
   void initNew(uint64_t capacity, uint64_t startSeq, bool receiver) {
