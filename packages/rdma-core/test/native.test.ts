@@ -1,6 +1,8 @@
 /**
- * The C++ unit tests of the ring protocol, shm transport and histogram (native/test/ring_test.cc), built
- * with AddressSanitizer + UndefinedBehaviorSanitizer and run as a separate binary (`pnpm test:native`).
+ * The C++ unit tests of the ring protocol, shm transport and histogram (native/test/ring_test.cc) and of the
+ * fabric engine's record parsing, tail-delta check and the histogram's edges (native/test/fabric_record_test.cc,
+ * no libfabric or network needed), built with AddressSanitizer + UndefinedBehaviorSanitizer and run as
+ * separate binaries (`pnpm test:native`).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const hasCompiler = existsSync('/usr/bin/g++');
 
-describe('native ring tests under ASan + UBSan', () => {
+describe('native ring and fabric record tests under ASan + UBSan', () => {
   it.skipIf(!hasCompiler)(
     'build and pass',
     async () => {
@@ -25,6 +27,7 @@ describe('native ring tests under ASan + UBSan', () => {
         );
       });
       expect(out.text).toContain('native ring tests: all passed');
+      expect(out.text).toContain('native fabric record tests: all passed');
       expect(out.text).not.toMatch(/AddressSanitizer|runtime error/);
       expect(out.code).toBe(0);
     },

@@ -139,6 +139,34 @@ static void testCorruption() {
   CHECK(r.error().find("runs past") != std::string::npos);
 }
 
+// A consumer's control block with a head ahead of the tail, or a tail more than a ring ahead of the head
+// (corrupt, or a hostile receiver that created the ring file): no claim may be accepted — before the fix the
+// occupancy underflowed, and a claim longer than the ring (a resend from an older, bigger ring) was placed
+// at offset 0 and written past the ring's end (found by native/fuzz/fuzz_ring_writer).
+static void testHostileControlBlock() {
+  const uint64_t cap = 64 * 1024;
+  for (int variant = 0; variant < 2; ++variant) {
+    Link l(cap, "-hostile" + std::to_string(variant));
+    ShmControl* ctl = l.rx->ring().ctl();
+    if (variant == 0) {
+      ctl->head.a.store(243);
+    } else {
+      ctl->tail.a.store(3 * cap);
+    }
+    RingWriter w(l.tx.get(), &l.tc);
+    CHECK(w.claim(cap + 1000, kData, 0) < 0);
+    CHECK(w.claim(cap - 24, kData, 0) < 0);
+    CHECK(w.claim(100, kData, 0) < 0);
+    CHECK(!w.fits(w.maxPayload()));
+    CHECK(l.tc.errors["bad_credit"] >= 1);
+  }
+  // An honest ring: the largest record fits, one longer than the ring never does.
+  Link l(cap, "-honest");
+  RingWriter w(l.tx.get(), &l.tc);
+  CHECK(!w.fits(cap + 1) && w.claim(cap + 1, kData, 0) < 0 && w.claim(UINT64_MAX - 8, kData, 0) < 0);
+  CHECK(w.claim(w.maxPayload(), kData, 0) == 24);
+}
+
 static void testBadFiles() {
   const std::string path = base() + "-ver.ring";
   {
@@ -230,6 +258,7 @@ int main() {
   testHistogram();
   testWrapPaddingFull();
   testCorruption();
+  testHostileControlBlock();
   testBadFiles();
   testTwoProcesses();
   auto swept = ShmRing::sweep("/dev/shm");
