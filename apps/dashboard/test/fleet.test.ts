@@ -121,8 +121,9 @@ describe('simulated fleet: ingest, roll-ups, history, live', () => {
 
   it('rolls finished hours up to 1-hour rows (histograms merged bucket-wise)', async () => {
     hub.clock.t += 2 * 3600_000;
-    const { hours } = hub.app.fleet.flush();
-    expect(hours).toBeGreaterThanOrEqual(1);
+    // The samples' hour may already be final (and rolled) at the previous flush when this runs in the first
+    // minutes of an hour; hours without minutes are not rolled: what counts is that every sample is in 1 h rows.
+    hub.app.fleet.flush();
     const rows = hub.app.store.db.prepare('SELECT sum(samples) AS s, count(*) AS n FROM rollup_1h').get() as {
       s: number;
       n: number;
