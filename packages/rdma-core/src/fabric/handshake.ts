@@ -10,6 +10,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import { describeValue, MAX_JSON_DEPTH, nestedDeeperThan } from '../decode.js';
 import { RdmaqError } from '../errors.js';
 
 /** 2: the receiver's `slot` on its shared endpoint (routes its incoming writes; see FABRIC.md). */
@@ -35,10 +36,15 @@ function sameBytes(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** A message's type for an error text: bounded (a frame may carry a 16 KiB `t`). */
+function typeOf(msg: ControlMsg): string {
+  return typeof msg.t === 'string' ? msg.t.slice(0, 40) : describeValue(msg.t);
+}
+
 function hexField(msg: ControlMsg, key: string, bytes: number): Buffer {
   const v = msg[key];
   if (typeof v !== 'string' || v.length !== bytes * 2 || !/^[0-9a-f]+$/.test(v)) {
-    throw handshakeError(`control message ${msg.t}: ${key} must be ${bytes} bytes of lowercase hex`);
+    throw handshakeError(`control message ${typeOf(msg)}: ${key} must be ${bytes} bytes of lowercase hex`);
   }
   return Buffer.from(v, 'hex');
 }
@@ -279,6 +285,11 @@ export class ControlConn extends EventEmitter {
         this.fatal('control frame is not an object with a string type');
         return;
       }
+      if (nestedDeeperThan(msg, MAX_JSON_DEPTH)) {
+        // Real messages are flat; a deep one would throw a RangeError wherever a field of it is printed.
+        this.fatal(`control frame nests deeper than ${MAX_JSON_DEPTH} levels`);
+        return;
+      }
       const m = msg as ControlMsg;
       if (m.t === 'hb') {
         if (this.hbTimer !== undefined) this.emit('heartbeat', m);
@@ -311,7 +322,7 @@ export function intField(msg: ControlMsg, key: string, min = 0, max = Number.MAX
   const v = msg[key];
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
     throw handshakeError(
-      `control message ${msg.t}: ${key} must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`,
+      `control message ${typeOf(msg)}: ${key} must be an integer in [${min}, ${max}], got ${describeValue(v)}`,
     );
   }
   return v;
@@ -322,7 +333,7 @@ export function u64Field(msg: ControlMsg, key: string): bigint {
   const v = msg[key];
   if (typeof v !== 'string' || !/^[0-9]{1,20}$/.test(v) || BigInt(v) > 0xffff_ffff_ffff_ffffn) {
     throw handshakeError(
-      `control message ${msg.t}: ${key} must be a u64 in decimal, got ${JSON.stringify(v)}`,
+      `control message ${typeOf(msg)}: ${key} must be a u64 in decimal, got ${describeValue(v)}`,
     );
   }
   return BigInt(v);
@@ -331,9 +342,7 @@ export function u64Field(msg: ControlMsg, key: string): bigint {
 export function strField(msg: ControlMsg, key: string, re: RegExp): string {
   const v = msg[key];
   if (typeof v !== 'string' || !re.test(v)) {
-    throw handshakeError(
-      `control message ${msg.t}: ${key} is malformed (${JSON.stringify(v)?.slice(0, 80)})`,
-    );
+    throw handshakeError(`control message ${typeOf(msg)}: ${key} is malformed (${describeValue(v)})`);
   }
   return v;
 }
@@ -343,7 +352,7 @@ export function addrField(msg: ControlMsg, key: string): Buffer {
   const v = strField(msg, key, /^[A-Za-z0-9+/]{1,344}={0,2}$/);
   const b = Buffer.from(v, 'base64');
   if (b.length === 0 || b.length > 256)
-    throw handshakeError(`control message ${msg.t}: ${key} has ${b.length} bytes`);
+    throw handshakeError(`control message ${typeOf(msg)}: ${key} has ${b.length} bytes`);
   return b;
 }
 

@@ -170,6 +170,10 @@ export class FabricListener extends EventEmitter {
       if (start.t !== 'start') throw handshakeError(`expected start, got ${start.t}`);
       const pos = intField(start, 'pos');
       const seq = intField(start, 'seq');
+      // Records are 8-byte aligned: an unaligned start would put every record header across 8-byte
+      // boundaries and the test write past the ring's last byte (seen writing the parser's fuzz target).
+      if (pos % 8 !== 0)
+        throw handshakeError(`sender wants to start at ring position ${pos}, not 8-byte aligned`);
       if (nextSeq !== null && seq !== nextSeq) {
         throw handshakeError(`sender wants to start at sequence ${seq}, this receiver expects ${nextSeq}`);
       }
