@@ -1,11 +1,15 @@
 # rdmaq — the two commands of the README, plus helpers. Every target is idempotent.
-.PHONY: demo test setup bench lint typecheck format clean
+.PHONY: demo test test-faults setup bench lint typecheck format clean
 
 demo:      ## install what is missing, build, run the dashboard + four local agents with real traffic
 	@scripts/demo.sh
 
 test:      ## install what is missing, build, run every check and test; ends with "N passed, N failed"
 	@scripts/test.sh
+
+test-faults: ## only the fault-injection tests (kill -9, veth cuts of 5 s and 3 min, tbf, stalled consumer, wedged path); namespaces need root
+	@scripts/setup.sh
+	@cd packages/rdma-core && pnpm exec vitest run test/fabric-faults.test.ts test/fabric-netns.test.ts test/fabric-stall.test.ts test/bad-input.test.ts
 
 setup:     ## install what is missing and build, nothing else
 	@scripts/setup.sh
