@@ -971,6 +971,9 @@ class SenderCore {
  private:
   void RefreshCredit() {
     uint64_t c = hdr_->credit;  // written by the NIC/provider; volatile read
+    // Never beyond what exists: a late or forged credit write while not connected would otherwise make
+    // Free() underflow (found in review of the fuzzing work).
+    if (c > hdr_->tail && !connected_) return;
     if (c > acked_) {
       if (c > sent_ && connected_) {
         SetFailed("receiver returned credit beyond what was sent (" + std::to_string(c) + " > " +
