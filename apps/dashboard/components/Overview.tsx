@@ -57,7 +57,7 @@ const EMPTY_LINKS: LinkSummary[] = [];
 function TopologyLegend({ grouped }: { grouped: boolean }) {
   return (
     <div className="legend" style={{ marginTop: 0 }}>
-      {(['up', 'degraded', 'down', 'offline'] as const).map((h) => (
+      {(['up', 'degraded', 'stalled', 'down', 'offline'] as const).map((h) => (
         <span key={h}>
           <span className="swatch" style={{ background: HEALTH_COLOR[h] }} />
           {h}
