@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { MAX_FRAME_BYTES } from '@rdmaq/shared';
 import { z } from 'zod';
+import { DEFAULT_LOGIN_LIMITS } from './auth.js';
 import { HubError } from './errors.js';
 
 const url = z.string().url('must be an absolute URL such as http://host:9093');
@@ -36,21 +37,29 @@ export const ConfigSchema = z
     /** Login throttling and password hashing (see SECURITY.md). */
     auth: z
       .object({
-        maxFailuresPerAccount: z.number().int().min(1).max(1000).default(5),
-        maxFailuresPerAddress: z.number().int().min(1).max(100_000).default(20),
-        lockoutBaseS: z.number().min(0.01).max(3600).default(1),
-        lockoutMaxS: z.number().min(1).max(86_400).default(900),
-        maxConcurrentHashes: z.number().int().min(1).max(64).default(2),
-        maxQueuedHashes: z.number().int().min(0).max(10_000).default(64),
+        maxFailuresPerAccount: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(DEFAULT_LOGIN_LIMITS.maxFailuresPerAccount),
+        maxFailuresPerAddress: z
+          .number()
+          .int()
+          .min(1)
+          .max(100_000)
+          .default(DEFAULT_LOGIN_LIMITS.maxFailuresPerAddress),
+        lockoutBaseS: z.number().min(0.01).max(3600).default(DEFAULT_LOGIN_LIMITS.lockoutBaseS),
+        lockoutMaxS: z.number().min(1).max(86_400).default(DEFAULT_LOGIN_LIMITS.lockoutMaxS),
+        maxConcurrentHashes: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(DEFAULT_LOGIN_LIMITS.maxConcurrentHashes),
+        maxQueuedHashes: z.number().int().min(0).max(10_000).default(DEFAULT_LOGIN_LIMITS.maxQueuedHashes),
       })
-      .default({
-        maxFailuresPerAccount: 5,
-        maxFailuresPerAddress: 20,
-        lockoutBaseS: 1,
-        lockoutMaxS: 900,
-        maxConcurrentHashes: 2,
-        maxQueuedHashes: 64,
-      }),
+      .default(DEFAULT_LOGIN_LIMITS),
     history: z
       .object({
         memoryS: z.number().int().min(60).max(3600).default(900),

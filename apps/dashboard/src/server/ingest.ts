@@ -11,6 +11,7 @@ import { type AgentToken, type Auth, tokenAllows } from './auth.js';
 import { decodeAgentFrame } from './decode.js';
 import type { Fleet } from './fleet.js';
 import type { Logger } from './log.js';
+import { TokenBucket } from './throttle.js';
 
 export const HUB_VERSION = '0.1.0';
 
@@ -43,8 +44,8 @@ interface AgentConn {
   noticeAt: number;
   noticesHeld: number;
   /** Event token bucket: tokens left and when it was last refilled (hub clock). */
-  eventTokens: number;
-  eventRefillAt: number;
+  /** Events this connection may send (EVENT_BURST at once, EVENT_RATE_PER_S after). */
+  events: TokenBucket;
 }
 
 /** Events an agent may send in a burst, and per second after it (each is logged and kept on the node). */
@@ -130,8 +131,7 @@ export class Ingest {
       ackSeq: 0,
       noticeAt: Number.NEGATIVE_INFINITY,
       noticesHeld: 0,
-      eventTokens: EVENT_BURST,
-      eventRefillAt: this.o.now(),
+      events: new TokenBucket(EVENT_BURST, EVENT_RATE_PER_S, this.o.now()),
     };
     if (!this.o.originAllowed(req)) {
       this.refuse(
@@ -289,13 +289,7 @@ export class Ingest {
       return;
     }
     if (f.type === 'event') {
-      const now = this.o.now();
-      c.eventTokens = Math.min(
-        EVENT_BURST,
-        c.eventTokens + (Math.max(0, now - c.eventRefillAt) / 1000) * EVENT_RATE_PER_S,
-      );
-      c.eventRefillAt = now;
-      if (c.eventTokens < 1) {
+      if (!c.events.take(this.o.now())) {
         this.reject(
           c,
           'event_rate',
@@ -304,7 +298,6 @@ export class Ingest {
         );
         return;
       }
-      c.eventTokens--;
       const late = this.checkTime(f.ts);
       if (late) {
         this.reject(c, `event_${late.kind}`, 'ERR_RDMAQ_EVENT_TIME', `event refused: ${late.text}`);

@@ -26,6 +26,7 @@ import type { SessionUser } from './auth.js';
 import type { Fleet } from './fleet.js';
 import { closeReason, HUB_VERSION } from './ingest.js';
 import type { Logger } from './log.js';
+import { TokenBucket } from './throttle.js';
 
 const RECENT_MS = 5 * 60_000;
 
@@ -39,8 +40,8 @@ interface Client {
   user: SessionUser;
   subs: Map<string, Sub>;
   /** Frame token bucket (a subscribe builds a snapshot: the overview of a big fleet is megabytes). */
-  tokens: number;
-  refillAt: number;
+  /** Frames this client may send (LIVE_FRAME_BURST at once, LIVE_FRAMES_PER_S after). */
+  frames: TokenBucket;
 }
 
 /** Browser frames in a burst and per second after it; beyond, the socket is closed with this code. */
@@ -97,8 +98,7 @@ export class LiveHub {
       ws,
       user,
       subs: new Map(),
-      tokens: LIVE_FRAME_BURST,
-      refillAt: this.o.now(),
+      frames: new TokenBucket(LIVE_FRAME_BURST, LIVE_FRAMES_PER_S, this.o.now()),
     };
     this.clients.add(c);
     this.sendFrame(c, {
@@ -130,13 +130,7 @@ export class LiveHub {
   }
 
   private onMessage(c: Client, data: Buffer, isBinary: boolean): void {
-    const now = this.o.now();
-    c.tokens = Math.min(
-      LIVE_FRAME_BURST,
-      c.tokens + (Math.max(0, now - c.refillAt) / 1000) * LIVE_FRAMES_PER_S,
-    );
-    c.refillAt = now;
-    if (c.tokens < 1) {
+    if (!c.frames.take(this.o.now())) {
       this.fail(
         c,
         LIVE_RATE_LIMITED,
@@ -144,7 +138,6 @@ export class LiveHub {
       );
       return;
     }
-    c.tokens--;
     if (isBinary) {
       this.fail(c, LiveCloseCode.BadFrame, 'binary frames are not part of the protocol');
       return;

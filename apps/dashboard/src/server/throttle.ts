@@ -104,3 +104,30 @@ export class Gate {
     return this.waiting.length;
   }
 }
+
+/**
+ * A token bucket on the caller's clock: `burst` at once, then `perS` per second. What a connection may send
+ * (agent events, live frames) without any timer.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private refilledAt: number;
+
+  constructor(
+    readonly burst: number,
+    readonly perS: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.refilledAt = now;
+  }
+
+  /** Takes one token; false (nothing taken) when the bucket is empty. */
+  take(now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.refilledAt) / 1000) * this.perS);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+}
