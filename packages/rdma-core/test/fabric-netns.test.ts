@@ -18,25 +18,46 @@ if (!root) console.warn('fabric-netns: skipped — creating network namespaces (
 
 type Done = { first: number; next: number; delivered: number; bad: number };
 
+/**
+ * A throttled stream from namespace a to b (receiver in b), returned once `warm` records arrived, so the
+ * stream is still running when a fault comes and after it ends.
+ */
+async function streamAcross(
+  tag: string,
+  opts: { linkId: string; provider: string; count: number; maxSize: number; capacity?: number },
+  warm: number,
+  throttleEvery = 100,
+) {
+  const ns = makeNetns(tag);
+  cleanups.push(ns.remove);
+  const rx = await startReceiver({ ...opts, host: ns.ipB }, ns.b);
+  const tx = startPeer('send', { ...opts, host: ns.ipB, port: rx.port, throttleEvery, throttleMs: 2 }, ns.a);
+  await rx.peer.waitFor(
+    (e) => e.ev === 'progress' && (e.next as number) > warm,
+    60_000,
+    'progress before the fault',
+  );
+  return { ns, rx, tx };
+}
+
+/** The receiver's last reported next sequence. */
+function lastNext(p: { events: Array<Record<string, unknown>> }): number {
+  for (let i = p.events.length - 1; i >= 0; i--) {
+    const e = p.events[i]!;
+    if (e.ev === 'progress') return e.next as number;
+  }
+  return 0;
+}
+
 describe.skipIf(!root).each(['net', 'tcp;ofi_rxm'])(
   'fabric link across network namespaces (veth) over %s',
   (provider) => {
     it('veth cut for 5 s mid-stream: reconnects, nothing lost', async () => {
-      const ns = makeNetns(provider === 'net' ? 'c' : 'd');
-      cleanups.push(ns.remove);
       const count = 150_000;
-      const common = { linkId: 'veth', provider, count, maxSize: 4096 };
-      const rx = await startReceiver({ ...common, host: ns.ipB }, ns.b);
-      // Throttled so the stream is still running when the cut comes and after it ends.
-      const tx = startPeer(
-        'send',
-        { ...common, host: ns.ipB, port: rx.port, throttleEvery: 100, throttleMs: 2 },
-        ns.a,
-      );
-      await rx.peer.waitFor(
-        (e) => e.ev === 'progress' && (e.next as number) > 10_000,
-        60_000,
-        'progress before the cut',
+      const { ns, rx, tx } = await streamAcross(
+        provider === 'net' ? 'c' : 'd',
+        { linkId: 'veth', provider, count, maxSize: 4096 },
+        10_000,
       );
       sh('ip', ['-n', ns.a, 'link', 'set', ns.vethA, 'down']);
       await new Promise((r) => setTimeout(r, 5000));
@@ -79,29 +100,13 @@ describe.skipIf(!root).each(['net', 'tcp;ofi_rxm'])(
  */
 describe.skipIf(!root)('long faults across network namespaces (net)', () => {
   const provider = 'net';
-  const lastNext = (p: { events: Array<Record<string, unknown>> }): number => {
-    for (let i = p.events.length - 1; i >= 0; i--) {
-      const e = p.events[i]!;
-      if (e.ev === 'progress') return e.next as number;
-    }
-    return 0;
-  };
 
   it('veth cut for 3 minutes mid-stream: recovers by itself within 30 s of the path returning, nothing lost', async () => {
-    const ns = makeNetns('m');
-    cleanups.push(ns.remove);
     const count = 200_000;
-    const common = { linkId: 'cut3m', provider, count, maxSize: 4096, capacity: 1 << 20 };
-    const rx = await startReceiver({ ...common, host: ns.ipB }, ns.b);
-    const tx = startPeer(
-      'send',
-      { ...common, host: ns.ipB, port: rx.port, throttleEvery: 100, throttleMs: 2 },
-      ns.a,
-    );
-    await rx.peer.waitFor(
-      (e) => e.ev === 'progress' && (e.next as number) > 10_000,
-      60_000,
-      'progress before the cut',
+    const { ns, rx, tx } = await streamAcross(
+      'm',
+      { linkId: 'cut3m', provider, count, maxSize: 4096, capacity: 1 << 20 },
+      10_000,
     );
     sh('ip', ['-n', ns.a, 'link', 'set', ns.vethA, 'down']);
     await new Promise((r) => setTimeout(r, 180_000));
@@ -123,20 +128,12 @@ describe.skipIf(!root)('long faults across network namespaces (net)', () => {
   }, 420_000);
 
   it('a link throttled by tc tbf mid-stream: slower, never broken, nothing lost', async () => {
-    const ns = makeNetns('t');
-    cleanups.push(ns.remove);
     const count = 60_000;
-    const common = { linkId: 'tbf', provider, count, maxSize: 4096 };
-    const rx = await startReceiver({ ...common, host: ns.ipB }, ns.b);
-    const tx = startPeer(
-      'send',
-      { ...common, host: ns.ipB, port: rx.port, throttleEvery: 50, throttleMs: 2 },
-      ns.a,
-    );
-    await rx.peer.waitFor(
-      (e) => e.ev === 'progress' && (e.next as number) > 5_000,
-      60_000,
-      'progress before the throttle',
+    const { ns, rx, tx } = await streamAcross(
+      't',
+      { linkId: 'tbf', provider, count, maxSize: 4096 },
+      5_000,
+      50,
     );
     // 4 Mbit/s with 200 ms of queue on the sender's side: well below the offered ~100 Mbit/s.
     sh('tc', [
