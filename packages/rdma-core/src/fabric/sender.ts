@@ -106,9 +106,8 @@ export class FabricSender extends EventEmitter {
   private readonly stall: StallWatch;
   /** What the receiver's last heartbeat said (its next sequence, what waits in its ring). */
   private peerBeat: Beat = {};
-  /** The next connection must not reuse the shared endpoint (its provider connection to the peer is wedged). */
+  /** Set by checkStall just before it drops the connection: onLost leaves the endpoint for good. */
   private freshEndpoint = false;
-  private stallRecoveries = 0;
   /** What the fi_info of the current endpoint said (null before the first connect). */
   info: FabricInfo | null = null;
 
@@ -375,8 +374,7 @@ export class FabricSender extends EventEmitter {
       await conn.authenticateClient(this.secret, HANDSHAKE_TIMEOUT_MS);
       stillWanted();
       // Only now (peer proved the secret) is anything about the fabric shared.
-      this.native.closeFabric(this.freshEndpoint, this.freshEndpoint);
-      this.freshEndpoint = false;
+      this.native.closeFabric();
       const info = this.native.open(this.provider, plainIp(sock.localAddress));
       this.info = info;
       const epoch = this.epochNow + 1;
@@ -518,7 +516,6 @@ export class FabricSender extends EventEmitter {
       // The records are not reaching the receiver although both ends are alive: the provider's connection
       // between the two endpoints is wedged (a long cut leaves TCP retransmissions backed off for minutes,
       // or one side shut it). Reconnecting on the same endpoint would use the same connection: take a new one.
-      this.stallRecoveries += 1;
       this.freshEndpoint = true;
       conn.shut(
         `stalled for ${Math.round((this.stall.afterMs + this.stall.stalledFor(now)) / 1000)} s with the receiver's ring empty: reconnecting on a fresh endpoint`,
@@ -531,9 +528,12 @@ export class FabricSender extends EventEmitter {
     this.conn = undefined;
     this.ready = false;
     // End the connection: completions of its writes that come later are dropped (FabricHub).
-    this.native.closeFabric(this.freshEndpoint, this.freshEndpoint);
+    // A wedged path (checkStall): leave the endpoint for good, so the reconnect opens a new one.
+    const fresh = this.freshEndpoint;
+    this.freshEndpoint = false;
+    this.native.closeFabric(fresh, fresh);
     if (this.closedFlag) return;
-    this.errors.add(this.freshEndpoint ? 'stalled' : 'peer_gone');
+    this.errors.add(fresh ? 'stalled' : 'peer_gone');
     this.setState('degraded', `lost the receiver: ${reason}`, 'ERR_RDMAQ_PEER_GONE');
     this.scheduleReconnect();
   }
