@@ -1,7 +1,8 @@
 /** REST API under /api (see API.md). A small table-driven router on node:http; JSON in and out. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { mergeSparse, type Role, RoleSchema, sparseQuantile } from '@rdmaq/shared';
+import { type AlertRule, mergeSparse, type Role, RoleSchema, sparseQuantile } from '@rdmaq/shared';
 import type { AlertEngine } from './alerts.js';
+import { type AuditInput, type AuditLog, MAX_AUDIT_PAGE } from './audit.js';
 import { type Auth, roleAtLeast, type SessionUser } from './auth.js';
 import { badRequest, forbidden, HubError, notFound, unauthenticated } from './errors.js';
 import type { Fleet } from './fleet.js';
@@ -95,6 +96,7 @@ export interface ApiDeps {
   alerts: AlertEngine;
   auth: Auth;
   ingest: Ingest;
+  audit: AuditLog;
   log: Logger;
   now: () => number;
   secureCookies: boolean;
@@ -118,12 +120,40 @@ const intParam = (q: URLSearchParams, name: string, def: number, min: number, ma
   return Math.floor(n);
 };
 
+/** The fields of a rule an update changed, as `{field: [before, after]}` (bounded: a rule is small). */
+function ruleChanges(before: AlertRule | undefined, after: AlertRule): Record<string, unknown> {
+  if (!before) return {};
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(after) as Array<keyof AlertRule>) {
+    const a = JSON.stringify(before[k]);
+    const b = JSON.stringify(after[k]);
+    if (a !== b) out[k] = [before[k], after[k]];
+  }
+  return out;
+}
+
 export function createApi(d: ApiDeps) {
   const cookie = (token: string, maxAgeS: number) =>
     `${SESSION_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAgeS}${d.secureCookies ? '; Secure' : ''}`;
   const loggedIn = (user: SessionUser, token: string) =>
     new Reply(200, { name: user.name, role: user.role }, { 'set-cookie': cookie(token, d.sessionTtlS) });
   const me = (ctx: ApiContext) => ctx.user!;
+  /** Records a successful change by the signed-in user (see audit.ts); never a secret in `detail`. */
+  const note = (
+    ctx: ApiContext,
+    action: string,
+    target: string,
+    detail?: AuditInput['detail'],
+    who: { name: string; role: Role } | undefined = ctx.user,
+  ) =>
+    d.audit.record({
+      user: who?.name ?? '',
+      role: who?.role ?? '',
+      action,
+      target,
+      ...(detail ? { detail } : {}),
+      address: addressOf(ctx.req),
+    });
   const linkOr404 = (key: string) => {
     const l = d.fleet.links.get(key);
     if (!l) throw notFound(`no link ${key} (keys are <nodeId>~<linkId>)`);
@@ -160,6 +190,7 @@ export function createApi(d: ApiDeps) {
     const name = str(b.name, 'name');
     const password = str(b.password, 'password');
     await d.auth.setupFirstAdmin(str(b.token, 'token'), name, password);
+    note(ctx, 'setup.admin', name, undefined, { name, role: 'admin' });
     const r = await d.auth.login(name, password, addressOf(ctx.req));
     return loggedIn(r!.user, r!.token);
   });
@@ -171,6 +202,7 @@ export function createApi(d: ApiDeps) {
       str(b.password, 'password'),
       addressOf(ctx.req),
     );
+    note(ctx, 'password.change', ctx.user!.name);
     return new Reply(204);
   });
 
@@ -272,29 +304,46 @@ export function createApi(d: ApiDeps) {
   });
   add('POST', '/api/alerts/:id/ack', 'operator', async (ctx) => {
     const b = await ctx.body();
-    return d.alerts.ack(ctx.params[0]!, ctx.user!.name, b.comment ?? '');
+    const a = d.alerts.ack(ctx.params[0]!, ctx.user!.name, b.comment ?? '');
+    note(ctx, 'alert.ack', a.id, { rule: a.ruleId, comment: a.ack?.comment ?? '' });
+    return a;
   });
-  add('DELETE', '/api/alerts/:id/ack', 'operator', (ctx) => d.alerts.unack(ctx.params[0]!, ctx.user!.name));
+  add('DELETE', '/api/alerts/:id/ack', 'operator', (ctx) => {
+    const a = d.alerts.unack(ctx.params[0]!, ctx.user!.name);
+    note(ctx, 'alert.unack', a.id, { rule: a.ruleId });
+    return a;
+  });
   add('GET', '/api/silences', 'viewer', () => ({ silences: d.alerts.listSilences() }));
-  add(
-    'POST',
-    '/api/silences',
-    'operator',
-    async (ctx) => new Reply(201, d.alerts.createSilence(await ctx.body(), ctx.user!.name)),
-  );
-  add('DELETE', '/api/silences/:id', 'operator', (ctx) => d.alerts.expireSilence(ctx.params[0]!));
+  add('POST', '/api/silences', 'operator', async (ctx) => {
+    const s = d.alerts.createSilence(await ctx.body(), ctx.user!.name);
+    note(ctx, 'silence.create', s.id, {
+      matchers: s.matchers,
+      startsAt: s.startsAt,
+      endsAt: s.endsAt,
+      comment: s.comment,
+    });
+    return new Reply(201, s);
+  });
+  add('DELETE', '/api/silences/:id', 'operator', (ctx) => {
+    const s = d.alerts.expireSilence(ctx.params[0]!);
+    note(ctx, 'silence.expire', s.id);
+    return s;
+  });
   add('GET', '/api/rules', 'viewer', () => ({ rules: d.alerts.listRules() }));
-  add(
-    'POST',
-    '/api/rules',
-    'operator',
-    async (ctx) => new Reply(201, d.alerts.createRule(await ctx.body(), ctx.user!.name)),
-  );
-  add('PUT', '/api/rules/:id', 'operator', async (ctx) =>
-    d.alerts.updateRule(ctx.params[0]!, await ctx.body(), ctx.user!.name),
-  );
+  add('POST', '/api/rules', 'operator', async (ctx) => {
+    const r = d.alerts.createRule(await ctx.body(), ctx.user!.name);
+    note(ctx, 'rule.create', r.id, { rule: r });
+    return new Reply(201, r);
+  });
+  add('PUT', '/api/rules/:id', 'operator', async (ctx) => {
+    const before = d.alerts.listRules().find((r) => r.id === ctx.params[0]);
+    const r = d.alerts.updateRule(ctx.params[0]!, await ctx.body(), ctx.user!.name);
+    note(ctx, 'rule.update', r.id, { changed: ruleChanges(before, r) });
+    return r;
+  });
   add('DELETE', '/api/rules/:id', 'operator', (ctx) => {
     d.alerts.deleteRule(ctx.params[0]!);
+    note(ctx, 'rule.delete', ctx.params[0]!);
     return new Reply(204);
   });
 
@@ -302,18 +351,22 @@ export function createApi(d: ApiDeps) {
   add('GET', '/api/agent-tokens', 'admin', () => ({ tokens: d.auth.listAgentTokens() }));
   add('POST', '/api/agent-tokens', 'admin', async (ctx) => {
     const b = await ctx.body();
-    return new Reply(201, d.auth.createAgentToken(str(b.name, 'name'), ctx.user!.name, b.nodes));
+    const t = d.auth.createAgentToken(str(b.name, 'name'), ctx.user!.name, b.nodes);
+    note(ctx, 'token.create', t.id, { name: t.name, nodes: t.nodes });
+    return new Reply(201, t);
   });
   add('PATCH', '/api/agent-tokens/:id', 'admin', async (ctx) => {
     const b = await ctx.body();
     const t = d.auth.setAgentTokenNodes(ctx.params[0]!, b.nodes);
     const disconnected = d.ingest.tokenRebound(t.id);
+    note(ctx, 'token.update', t.id, { name: t.name, nodes: t.nodes, disconnected });
     return { id: t.id, name: t.name, nodes: t.nodes, disconnected };
   });
   add('DELETE', '/api/agent-tokens/:id', 'admin', (ctx) => {
     d.auth.revokeAgentToken(ctx.params[0]!);
-    d.ingest.revokeToken(ctx.params[0]!);
-    return { revoked: ctx.params[0] };
+    const disconnected = d.ingest.revokeToken(ctx.params[0]!);
+    note(ctx, 'token.revoke', ctx.params[0]!, { disconnected });
+    return { revoked: ctx.params[0], disconnected };
   });
   add('GET', '/api/users', 'admin', () => ({ users: d.auth.listUsers() }));
   add('POST', '/api/users', 'admin', async (ctx) => {
@@ -321,6 +374,7 @@ export function createApi(d: ApiDeps) {
     const role = RoleSchema.safeParse(b.role);
     if (!role.success) throw badRequest('role: viewer, operator or admin');
     await d.auth.createUser(str(b.name, 'name'), str(b.password, 'password'), role.data);
+    note(ctx, 'user.create', String(b.name), { role: role.data });
     return new Reply(201, { name: b.name, role: role.data });
   });
   add('PATCH', '/api/users/:name', 'admin', async (ctx) => {
@@ -333,11 +387,25 @@ export function createApi(d: ApiDeps) {
     }
     if (b.password !== undefined) patch.password = str(b.password, 'password');
     await d.auth.updateUser(ctx.params[0]!, patch);
+    note(ctx, 'user.update', ctx.params[0]!, {
+      ...(patch.role ? { role: patch.role } : {}),
+      ...(patch.password !== undefined ? { password: 'reset' } : {}),
+    });
     return { name: ctx.params[0], ...(patch.role ? { role: patch.role } : {}) };
   });
   add('DELETE', '/api/users/:name', 'admin', (ctx) => {
     d.auth.deleteUser(ctx.params[0]!);
+    note(ctx, 'user.delete', ctx.params[0]!);
     return new Reply(204);
+  });
+
+  // ── audit trail (admin): newest first; `before` is the `next` of the previous page
+  add('GET', '/api/audit', 'admin', (ctx) => {
+    const limit = intParam(ctx.query, 'limit', 100, 1, MAX_AUDIT_PAGE);
+    const before = ctx.query.has('before')
+      ? intParam(ctx.query, 'before', 0, 0, Number.MAX_SAFE_INTEGER)
+      : undefined;
+    return d.audit.list(limit, before);
   });
 
   const send = (

@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { AlertEngine } from './alerts.js';
 import { createApi, parseCookies, SESSION_COOKIE } from './api.js';
+import { AuditLog } from './audit.js';
 import { Auth } from './auth.js';
 import { type HubConfig, type HubConfigInput, parseConfig } from './config.js';
 import { HubError } from './errors.js';
@@ -47,6 +48,7 @@ export interface App {
   auth: Auth;
   ingest: Ingest;
   alerts: AlertEngine;
+  audit: AuditLog;
   live: LiveHub;
   notifier: Notifier;
   log: Logger;
@@ -102,6 +104,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
   }
   const auth = new Auth(store, log, config.sessionTtlS * 1000, now, config.auth);
   const setupToken = await auth.bootstrap(config.admin);
+  const audit = new AuditLog(store, log, now, config.audit);
   const fleet = new Fleet({
     store,
     log,
@@ -170,6 +173,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     alerts,
     auth,
     ingest,
+    audit,
     log,
     now,
     secureCookies: !!config.tls,
@@ -279,6 +283,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
       }, config.history.flushIntervalMs),
     );
     intervals.push(setInterval(() => auth.expireSessions(), 600_000));
+    intervals.push(setInterval(() => audit.prune(), 3600_000));
     store.startBackupSchedule(config.backup.intervalS * 1000);
   }
 
@@ -291,6 +296,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     auth,
     ingest,
     alerts,
+    audit,
     live,
     notifier,
     log,

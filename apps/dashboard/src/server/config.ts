@@ -155,6 +155,13 @@ export const ConfigSchema = z
         webhookRetryBaseMs: 1000,
         alertmanagerResendMs: 30_000,
       }),
+    /** The audit trail (GET /api/audit): newest `maxRows` rows, none older than `retentionDays`. */
+    audit: z
+      .object({
+        retentionDays: z.number().min(1).max(3660).default(90),
+        maxRows: z.number().int().min(100).max(10_000_000).default(100_000),
+      })
+      .default({ retentionDays: 90, maxRows: 100_000 }),
   })
   .strict();
 

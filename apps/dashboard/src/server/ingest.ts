@@ -427,12 +427,16 @@ export class Ingest {
     }
   }
 
-  /** Disconnects agents that use a revoked token. */
-  revokeToken(tokenId: string): void {
+  /** Disconnects agents that use a revoked token; returns how many. */
+  revokeToken(tokenId: string): number {
+    let n = 0;
     for (const c of [...this.all]) {
-      if (c.token?.id === tokenId)
+      if (c.token?.id === tokenId) {
+        n++;
         this.refuse(c, CloseCode.Unauthorized, 'ERR_RDMAQ_AGENT_TOKEN', 'agent token revoked');
+      }
     }
+    return n;
   }
 
   /** After a token was re-bound: disconnects its agents that speak for a node it no longer covers. */

@@ -189,6 +189,26 @@ export const MIGRATIONS: Migration[] = [
       `);
     },
   },
+  {
+    version: 5,
+    name: 'audit trail of state-changing API calls',
+    up: (db) => {
+      // Bounded sizes (audit.ts clips to the same limits); retention prunes by ts and by id, both indexed.
+      db.exec(`
+        CREATE TABLE audit (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          ts INTEGER NOT NULL,
+          user TEXT NOT NULL CHECK (length(user) <= 64),
+          role TEXT NOT NULL CHECK (role IN ('', 'viewer', 'operator', 'admin')),
+          action TEXT NOT NULL CHECK (length(action) BETWEEN 1 AND 64),
+          target TEXT NOT NULL DEFAULT '' CHECK (length(target) <= 256),
+          detail TEXT NOT NULL DEFAULT '{}' CHECK (length(detail) <= 4096 AND json_valid(detail)),
+          address TEXT CHECK (address IS NULL OR length(address) <= 64)
+        );
+        CREATE INDEX audit_ts ON audit(ts);
+      `);
+    },
+  },
 ];
 
 /** Columns the application needs, with the schema version that introduced each (checked after migrating). */
@@ -213,4 +233,5 @@ export const REQUIRED_TABLES: Record<string, number> = {
   alert_events: 1,
   silences: 1,
   alerts_active: 3,
+  audit: 5,
 };
