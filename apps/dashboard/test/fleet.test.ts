@@ -60,7 +60,7 @@ describe('simulated fleet: ingest, roll-ups, history, live', () => {
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({
       status: 'ok',
-      agents: { connected: AGENTS },
+      agents: { connected: AGENTS, stale: 0, offline: 0, total: AGENTS },
       links: { up: AGENTS * LINKS, total: AGENTS * LINKS },
     });
   });

@@ -113,6 +113,8 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     minuteRetentionDays: config.history.minuteRetentionDays,
     hourRetentionDays: config.history.hourRetentionDays,
     now,
+    staleAfterSamples: config.freshness.staleAfterSamples,
+    offlineAfterS: config.freshness.offlineAfterS,
   });
   const proto = config.tls ? 'https' : 'http';
   let boundUrl = '';
@@ -249,8 +251,17 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     rejectUpgrade(socket, 404, 'Not Found');
   });
 
+  /** Freshness and blame before anything reads the fleet; silent agents' connections are closed. */
+  const refresh = () => {
+    const t = now();
+    for (const id of fleet.refreshFreshness(t)) {
+      const n = fleet.nodes.get(id);
+      ingest.dropSilent(id, n ? Math.round((t - n.lastDataAt) / 1000) : 0);
+    }
+  };
   const fanOut = () => {
     try {
+      refresh();
       live.tick();
     } catch (err) {
       log.error({ err }, 'live fan-out failed');
@@ -258,6 +269,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
   };
   const evaluate = () => {
     try {
+      refresh();
       alerts.evaluate();
       notifier.tick(now(), alerts.firing());
     } catch (err) {

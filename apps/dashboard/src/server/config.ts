@@ -80,6 +80,16 @@ export const ConfigSchema = z
         hourRetentionDays: 90,
         flushIntervalMs: 10_000,
       }),
+    /**
+     * When figures stop being believed: a node is `stale` after `staleAfterSamples` of its sample periods
+     * without a sample (at least 2.5 s), `offline` after `offlineAfterS` (its connection is then closed).
+     */
+    freshness: z
+      .object({
+        staleAfterSamples: z.number().int().min(2).max(60).default(3),
+        offlineAfterS: z.number().min(3).max(3600).default(10),
+      })
+      .default({ staleAfterSamples: 3, offlineAfterS: 10 }),
     backup: z
       .object({
         intervalS: z
@@ -176,6 +186,7 @@ const ENV_HINT: Record<string, string> = {
   allowedOrigins: 'RDMAQ_ALLOWED_ORIGINS (comma-separated URLs)',
   admin: 'RDMAQ_ADMIN_USER and RDMAQ_ADMIN_PASSWORD',
   backup: 'RDMAQ_BACKUP_INTERVAL_S / RDMAQ_BACKUP_KEEP',
+  freshness: 'RDMAQ_STALE_AFTER_SAMPLES / RDMAQ_OFFLINE_AFTER_S',
   alerts: 'RDMAQ_WEBHOOK_URLS / RDMAQ_ALERTMANAGER_URL',
 };
 
@@ -258,6 +269,10 @@ export function loadConfig({ flags = {}, env = process.env }: ConfigSources = {}
     backup: {
       intervalS: num('RDMAQ_BACKUP_INTERVAL_S', env.RDMAQ_BACKUP_INTERVAL_S),
       keep: num('RDMAQ_BACKUP_KEEP', env.RDMAQ_BACKUP_KEEP),
+    },
+    freshness: {
+      staleAfterSamples: num('RDMAQ_STALE_AFTER_SAMPLES', env.RDMAQ_STALE_AFTER_SAMPLES),
+      offlineAfterS: num('RDMAQ_OFFLINE_AFTER_S', env.RDMAQ_OFFLINE_AFTER_S),
     },
     alerts: {
       webhooks: env.RDMAQ_WEBHOOK_URLS ? env.RDMAQ_WEBHOOK_URLS.split(',').map((s) => s.trim()) : undefined,

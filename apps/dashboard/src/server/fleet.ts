@@ -8,6 +8,7 @@
 import {
   type AgentEvent,
   bucketValue,
+  type Freshness,
   type Hello,
   type HistoryPoint,
   type HostPoint,
@@ -180,6 +181,8 @@ export interface LinkEnd {
   p99: number;
   p999: number;
   rttP50: number;
+  /** The host at fault while this end is not up (see `refreshFreshness`); undefined while up. */
+  blame: string | undefined;
   ring: Ring;
   minutes: Map<number, MinuteAcc>;
   /** Queue-latency histograms of the last `history.latencyWindowS`; created at the first record. */
@@ -199,6 +202,18 @@ export interface NodeEntry {
   lastSeq: number;
   /** Hub clock (ms) of the last sample or connection change. */
   lastSeen: number;
+  /**
+   * Hub clock (ms) of the last sample, or of the hello (a fresh connection gets the same grace as a
+   * sample). Freshness is judged on it, not on `connected`: a cut-off host's TCP connection can look
+   * open for minutes.
+   */
+  lastDataAt: number;
+  /** null until the hub saw a sample from this node (since it started). */
+  lastSampleAt: number | null;
+  freshness: Freshness;
+  /** Health as last computed by `refreshFreshness` (it needs every node's data, not only this one's). */
+  health: NodeSummary['health'];
+  linksDownByPeer: number;
   lastSampleTs: number | null;
   host: Sample['host'] | undefined;
   links: Map<string, LinkEnd>;
@@ -228,7 +243,14 @@ export interface FleetOptions {
   minuteRetentionDays: number;
   hourRetentionDays: number;
   now: () => number;
+  /** A node is stale after this many of its sample periods without a sample (default 3). */
+  staleAfterSamples?: number;
+  /** …and offline after this many seconds without one, connected or not (default 10). */
+  offlineAfterS?: number;
 }
+
+/** Fewest ms before a node counts as stale, whatever its sample period: one late sample is not news. */
+const MIN_STALE_MS = 2500;
 
 export class Fleet {
   readonly nodes = new Map<string, NodeEntry>();
@@ -350,6 +372,11 @@ export class Fleet {
       intervalMs,
       lastSeq: 0,
       lastSeen: this.opts.now(),
+      lastDataAt: this.opts.now(),
+      lastSampleAt: null,
+      freshness: 'offline',
+      health: 'offline',
+      linksDownByPeer: 0,
       lastSampleTs: null,
       host: undefined,
       links: new Map(),
@@ -400,6 +427,7 @@ export class Fleet {
     n.intervalMs = h.intervalMs;
     n.connected = true;
     n.lastSeen = now;
+    n.lastDataAt = now;
     this.stmts.upsertNode.run(n.id, n.hostname, n.version, JSON.stringify(n.providers), now, now);
     this.changedNodes.add(n.id);
     return n.lastSeq;
@@ -452,6 +480,8 @@ export class Fleet {
     n.lastSeq = s.seq;
     n.runDirty = true;
     n.lastSeen = now;
+    n.lastDataAt = now;
+    n.lastSampleAt = now;
     n.lastSampleTs = Math.max(n.lastSampleTs ?? 0, s.ts);
     n.host = s.host;
     const sec = Math.floor(s.ts / 1000);
@@ -532,6 +562,7 @@ export class Fleet {
       p99: Number.NaN,
       p999: Number.NaN,
       rttP50: Number.NaN,
+      blame: undefined,
       ring: new Ring(this.opts.memoryS, LINK_FLOATS, LINK_FIELDS - LINK_FLOATS),
       minutes: new Map(),
       qwin: undefined,
@@ -839,6 +870,91 @@ export class Fleet {
     return deleted;
   }
 
+  // ───────────────────────────── freshness and blame ─────────────────────────────
+
+  /** fresh / stale / offline of one node at `now` (hub clock), from the age of its last sample. */
+  freshnessOf(n: NodeEntry, now = this.opts.now()): Freshness {
+    if (!n.connected) return 'offline';
+    const age = now - n.lastDataAt;
+    if (age > (this.opts.offlineAfterS ?? 10) * 1000) return 'offline';
+    if (age > Math.max(MIN_STALE_MS, (this.opts.staleAfterSamples ?? 3) * n.intervalMs)) return 'stale';
+    return 'fresh';
+  }
+
+  /**
+   * Re-judges every node's freshness, every link end's blame and every node's health; marks what changed
+   * for the live hub. Called once per live tick and per alert evaluation (O(nodes + links), no allocation
+   * per link). Returns the ids of nodes that are still connected but went offline by silence: a host cut
+   * off from the network keeps its TCP connection "open" until the kernel gives up (minutes), so the
+   * caller closes it and the agent reconnects once its path is back.
+   *
+   * Blame: an end that is not up is the fault of its peer when the peer is not fresh (its own figures
+   * cannot be believed) or when the peer looks cut off — links to at least two distinct peers and to at
+   * least half of its peers are not up — while this node does not; otherwise its own node's. A node's
+   * health counts only the ends blamed on itself, so the peers of a cut-off host stay green apart from
+   * their links to it, and the host that went silent is the one shown red.
+   */
+  refreshFreshness(now = this.opts.now()): string[] {
+    const silent: string[] = [];
+    for (const n of this.nodes.values()) {
+      const f = this.freshnessOf(n, now);
+      if (f === n.freshness) continue;
+      if (f === 'offline' && n.connected) silent.push(n.id);
+      n.freshness = f;
+      this.changedNodes.add(n.id);
+      for (const l of n.links.values()) this.changedLinks.add(l.key);
+    }
+    // Cut-off suspects: distinct peers with a link end that is not up, against distinct peers.
+    const cutOff = new Set<string>();
+    for (const n of this.nodes.values()) {
+      if (n.freshness !== 'fresh' || n.links.size < 2) continue;
+      let peers = 0;
+      let peersNotUp = 0;
+      const seen = new Map<string, boolean>();
+      for (const l of n.links.values()) {
+        const notUp = l.state !== 'up' && l.state !== 'degraded';
+        const was = seen.get(l.peer);
+        if (was === undefined) {
+          peers++;
+          if (notUp) peersNotUp++;
+          seen.set(l.peer, notUp);
+        } else if (notUp && !was) {
+          peersNotUp++;
+          seen.set(l.peer, true);
+        }
+      }
+      if (peersNotUp >= 2 && peersNotUp * 2 >= peers) cutOff.add(n.id);
+    }
+    for (const n of this.nodes.values()) {
+      let worst: NodeSummary['health'] = 'ok';
+      let byPeer = 0;
+      for (const l of n.links.values()) {
+        let blame: string | undefined;
+        if (l.state !== 'up') {
+          const peer = this.nodes.get(l.peer);
+          const peerAtFault =
+            peer !== undefined && (peer.freshness !== 'fresh' || (cutOff.has(peer.id) && !cutOff.has(n.id)));
+          blame = n.freshness === 'fresh' && peerAtFault ? l.peer : n.id;
+        }
+        if (blame !== l.blame) {
+          l.blame = blame;
+          this.changedLinks.add(l.key);
+        }
+        if (blame === undefined) continue;
+        if (blame !== n.id) byPeer++;
+        else if (l.state === 'down') worst = 'down';
+        else if (worst === 'ok') worst = 'degraded';
+      }
+      const health: NodeSummary['health'] = n.freshness === 'fresh' ? worst : n.freshness;
+      if (health !== n.health || byPeer !== n.linksDownByPeer) {
+        n.health = health;
+        n.linksDownByPeer = byPeer;
+        this.changedNodes.add(n.id);
+      }
+    }
+    return silent;
+  }
+
   // ───────────────────────────── views ─────────────────────────────
 
   linkSummary(l: LinkEnd): LinkSummary {
@@ -864,19 +980,16 @@ export class Fleet {
       p99Ns: nullable(l.p99),
       p999Ns: nullable(l.p999),
       rttP50Ns: nullable(l.rttP50),
+      freshness: this.nodes.get(l.node)?.freshness ?? 'offline',
     };
     if (l.reason !== undefined) s.reason = l.reason;
+    if (l.blame !== undefined) s.blame = l.blame;
     return s;
   }
 
   nodeSummary(n: NodeEntry): NodeSummary {
     let up = 0;
-    let worst: NodeSummary['health'] = 'ok';
-    for (const l of n.links.values()) {
-      if (l.state === 'up') up++;
-      else if (l.state === 'down') worst = 'down';
-      else if (worst === 'ok') worst = 'degraded';
-    }
+    for (const l of n.links.values()) if (l.state === 'up') up++;
     return {
       id: n.id,
       hostname: n.hostname,
@@ -891,13 +1004,20 @@ export class Fleet {
       uptimeS: n.host?.uptimeS ?? null,
       linkCount: n.links.size,
       linksUp: up,
-      health: n.connected ? worst : 'offline',
+      freshness: n.freshness,
+      lastDataAt: n.lastSampleAt,
+      linksDownByPeer: n.linksDownByPeer,
+      health: n.health,
     };
   }
 
   kpi(alertsFiring: number, alertsPending: number): Kpi {
-    let connected = 0;
-    for (const n of this.nodes.values()) if (n.connected) connected++;
+    let fresh = 0;
+    let stale = 0;
+    for (const n of this.nodes.values()) {
+      if (n.freshness === 'fresh') fresh++;
+      else if (n.freshness === 'stale') stale++;
+    }
     let up = 0;
     let degraded = 0;
     let down = 0;
@@ -906,7 +1026,7 @@ export class Fleet {
     let occMax = 0;
     const p99s: number[] = [];
     for (const l of this.links.values()) {
-      if (l.state === 'up' && this.nodes.get(l.node)?.connected) up++;
+      if (l.state === 'up' && this.nodes.get(l.node)?.freshness === 'fresh') up++;
       else if (l.state === 'down') down++;
       else degraded++;
       if (l.direction === 'rx') {
@@ -920,7 +1040,9 @@ export class Fleet {
     const nowSec = Math.floor(this.opts.now() / 1000);
     return {
       nodesTotal: this.nodes.size,
-      nodesConnected: connected,
+      nodesConnected: fresh,
+      nodesStale: stale,
+      nodesOffline: this.nodes.size - fresh - stale,
       linksTotal: this.links.size,
       linksUp: up,
       linksDegraded: degraded,
@@ -941,13 +1063,35 @@ export class Fleet {
     };
   }
 
-  health(): { status: 'ok'; agents: { connected: number }; links: { up: number; total: number } } {
-    let connected = 0;
-    for (const n of this.nodes.values()) if (n.connected) connected++;
+  /**
+   * `GET /api/health`: the hub itself answers (status), and how current the fleet is. `agents.connected`
+   * counts agents whose samples are fresh — a connection that sends nothing is not an agent we can see.
+   */
+  health(): {
+    status: 'ok';
+    agents: { connected: number; stale: number; offline: number; total: number };
+    links: { up: number; total: number };
+  } {
+    // Judged now, not at the last tick: a health probe must not lag by a tick.
+    const now = this.opts.now();
+    let fresh = 0;
+    let stale = 0;
+    const freshIds = new Set<string>();
+    for (const n of this.nodes.values()) {
+      const f = this.freshnessOf(n, now);
+      if (f === 'fresh') {
+        fresh++;
+        freshIds.add(n.id);
+      } else if (f === 'stale') stale++;
+    }
     let up = 0;
-    // A link of an agent that is away is not known to be up.
-    for (const l of this.links.values()) if (l.state === 'up' && this.nodes.get(l.node)?.connected) up++;
-    return { status: 'ok', agents: { connected }, links: { up, total: this.links.size } };
+    // A link of an agent that is not fresh is not known to be up.
+    for (const l of this.links.values()) if (l.state === 'up' && freshIds.has(l.node)) up++;
+    return {
+      status: 'ok',
+      agents: { connected: fresh, stale, offline: this.nodes.size - fresh - stale, total: this.nodes.size },
+      links: { up, total: this.links.size },
+    };
   }
 
   /** 1 s points of a link in (fromMs, toMs], from memory. */
@@ -1167,7 +1311,7 @@ export class Fleet {
         });
         for (const [b, a] of buckets) {
           out.push({
-            ts: b * stepS * 1000,
+            ts: b * 1000,
             cpuPercent: a[0]! / a[3]!,
             rssBytes: a[1]! / a[3]!,
             eventLoopLagMs: a[2]! / a[3]!,

@@ -427,6 +427,23 @@ export class Ingest {
     }
   }
 
+  /**
+   * Closes the connection of an agent that went silent past the offline timeout (see
+   * Fleet.refreshFreshness): its TCP connection may look open for minutes after its host was cut off.
+   * `terminate`, not `close`: a close handshake would wait on a peer that cannot answer. The agent
+   * reconnects (and replays what it buffered) once its path is back.
+   */
+  dropSilent(nodeId: string, silentS: number): void {
+    const c = this.conns.get(nodeId);
+    if (!c) return;
+    this.o.log.warn(
+      { node: nodeId, remote: c.remote, silentS },
+      'agent silent past the offline timeout: connection closed; it reconnects when its path is back',
+    );
+    c.ws.terminate();
+    this.dropped(c);
+  }
+
   /** Disconnects agents that use a revoked token; returns how many. */
   revokeToken(tokenId: string): number {
     let n = 0;

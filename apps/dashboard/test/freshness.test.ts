@@ -1,0 +1,135 @@
+/**
+ * Freshness and blame: a host that goes silent (cut off — its TCP connection to the hub still looks open)
+ * is stale after a few sample periods and offline after `freshness.offlineAfterS`, everywhere: node
+ * health, link ends, KPIs, /api/health, alerts. Its peers, whose links to it went down, stay green apart
+ * from those links, and one alert (AgentOffline) names the silent host. The hub's clock is driven by the
+ * test; samples are acked before the clock moves, so nothing here depends on how fast the machine is.
+ */
+import type { Alert } from '@rdmaq/shared';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  api,
+  type LinkSpec,
+  sample,
+  startHub,
+  TestAgent as TA,
+  type TestAgent,
+  type TestHub,
+} from './helpers.js';
+
+const NODES = ['f1', 'f2', 'f3', 'f4'];
+/** Full mesh: each node has a tx end to and an rx end from every other node (6 link ends). */
+function linksOf(me: string, down: Set<string>): LinkSpec[] {
+  const out: LinkSpec[] = [];
+  for (const peer of NODES) {
+    if (peer === me) continue;
+    const state = down.has(me) || down.has(peer) ? 'down' : 'up';
+    out.push({ id: `${me}>${peer}`, peer, direction: 'tx', state, records: 100 });
+    out.push({ id: `${peer}>${me}`, peer, direction: 'rx', state, records: 100, latency: [[20_000, 100]] });
+  }
+  return out;
+}
+
+describe('freshness and blame', () => {
+  let hub: TestHub;
+  const agents = new Map<string, TestAgent>();
+  const seq = new Map<string, number>();
+
+  /** One second: every agent except `silent` sends a sample (links to `cut` hosts down), then a tick. */
+  async function second(silent: Set<string>, cut: Set<string>): Promise<void> {
+    hub.clock.t += 1000;
+    for (const id of NODES) {
+      if (silent.has(id)) continue;
+      const a = agents.get(id)!;
+      const s = (seq.get(id) ?? 0) + 1;
+      seq.set(id, s);
+      a.send(sample(s, hub.clock.t, linksOf(id, cut)));
+      await a.acked(s);
+    }
+    hub.app.tick();
+  }
+
+  const node = (id: string) => hub.app.fleet.nodeSummary(hub.app.fleet.nodes.get(id)!);
+  const firing = async () =>
+    (await api<{ active: Alert[] }>(hub, 'GET', '/api/alerts')).body.active.filter(
+      (a) => a.state === 'firing',
+    );
+
+  beforeAll(async () => {
+    hub = await startHub();
+    for (const id of NODES) {
+      const a = await TA.connect(hub.wsUrl, hub.agentToken);
+      await a.hello(id);
+      agents.set(id, a);
+    }
+    for (let i = 0; i < 3; i++) await second(new Set(), new Set());
+  });
+
+  afterAll(async () => {
+    for (const a of agents.values()) a.close();
+    await hub?.close();
+  });
+
+  it('a healthy mesh: every node fresh and ok, /api/health counts them', async () => {
+    for (const id of NODES) expect(node(id)).toMatchObject({ freshness: 'fresh', health: 'ok', linksUp: 6 });
+    const h = await (await fetch(`${hub.url}/api/health`)).json();
+    expect(h.agents).toEqual({ connected: 4, stale: 0, offline: 0, total: 4 });
+  });
+
+  it('a cut-off host: stale after 3 sample periods, offline after 10 s, its connection closed; its peers stay ok', async () => {
+    const silent = new Set(['f2']);
+    const cut = new Set(['f2']);
+    // The peers see their links to f2 go down at once; f2 itself sends nothing more.
+    await second(silent, cut);
+    await second(silent, cut);
+    expect(node('f2').freshness).toBe('fresh');
+    await second(silent, cut);
+    await second(silent, cut);
+    expect(node('f2')).toMatchObject({ freshness: 'stale', health: 'stale' });
+    for (const id of ['f1', 'f3', 'f4']) {
+      // Only their 2 ends to f2 are down, blamed on f2: the peers themselves are fine.
+      expect(node(id)).toMatchObject({ freshness: 'fresh', health: 'ok', linksUp: 4, linksDownByPeer: 2 });
+      const toF2 = [...hub.app.fleet.nodes.get(id)!.links.values()].filter((l) => l.peer === 'f2');
+      expect(toF2.map((l) => hub.app.fleet.linkSummary(l).blame)).toEqual(['f2', 'f2']);
+    }
+    // Frozen figures say so: f2's link ends carry its freshness.
+    const f2end = [...hub.app.fleet.nodes.get('f2')!.links.values()][0]!;
+    expect(hub.app.fleet.linkSummary(f2end).freshness).toBe('stale');
+
+    for (let i = 0; i < 7; i++) await second(silent, cut);
+    expect(node('f2')).toMatchObject({ freshness: 'offline', health: 'offline' });
+    // The hub closed the silent agent's connection (a cut host's TCP connection looks open for minutes).
+    expect((await agents.get('f2')!.closed).code).toBe(1006);
+    const h = await (await fetch(`${hub.url}/api/health`)).json();
+    expect(h.agents).toEqual({ connected: 3, stale: 0, offline: 1, total: 4 });
+    expect(h.links.up).toBe(3 * 4);
+    const kpi = hub.app.fleet.kpi(0, 0);
+    expect(kpi).toMatchObject({ nodesConnected: 3, nodesStale: 0, nodesOffline: 1 });
+
+    // Alerts: one names the host (AgentOffline on f2); the peers' ends to f2 are inhibited, not 6 LinkDowns.
+    await second(silent, cut);
+    const alerts = await firing();
+    expect(alerts.map((a) => `${a.ruleName} ${a.labels.node}`)).toEqual(['AgentOffline f2']);
+  });
+
+  it('the host comes back: fresh and ok everywhere, the alert resolves', async () => {
+    const a = await TA.connect(hub.wsUrl, hub.agentToken);
+    await a.hello('f2');
+    agents.set('f2', a);
+    await second(new Set(), new Set());
+    await second(new Set(), new Set());
+    for (const id of NODES) expect(node(id)).toMatchObject({ freshness: 'fresh', health: 'ok', linksUp: 6 });
+    expect(await firing()).toEqual([]);
+  });
+
+  it('a host cut off from its peers but still talking to the hub is the one blamed', async () => {
+    // f3's data path is cut, its hub connection is not: every node stays fresh. f3 has all 6 ends down
+    // (3 peers), each peer only its 2 ends to f3 (1 of 3 peers): the blame goes to f3.
+    const cut = new Set(['f3']);
+    await second(new Set(), cut);
+    expect(node('f3')).toMatchObject({ freshness: 'fresh', health: 'down', linksUp: 0 });
+    for (const id of ['f1', 'f2', 'f4']) expect(node(id)).toMatchObject({ health: 'ok', linksDownByPeer: 2 });
+    await second(new Set(), new Set());
+    for (const id of NODES) expect(node(id)).toMatchObject({ health: 'ok', linksDownByPeer: 0 });
+  });
+});
