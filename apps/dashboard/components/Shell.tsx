@@ -5,6 +5,7 @@ import { usePathname } from 'next/navigation';
 import { type ReactNode, useMemo } from 'react';
 import { api } from '../lib/ui/api';
 import { formatAgo } from '../lib/ui/format';
+import { AdminNavItems } from './admin/AdminNav';
 import { useConnection, useLiveView } from './LiveProvider';
 import { ThemeToggle } from './ThemeToggle';
 import { useNow } from './useNow';
@@ -42,6 +43,7 @@ export function Shell({ children }: { children: ReactNode }) {
                 </li>
               );
             })}
+            <AdminNavItems />
           </ul>
         </nav>
         <div className="topbar-right">

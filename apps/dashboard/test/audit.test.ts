@@ -80,7 +80,7 @@ describe('audit trail: every state-changing call records who did what', () => {
     );
     expect(del.body).toEqual({ revoked: c.body.id, disconnected: 1 });
     expect((await agent.closed).code).toBe(CloseCode.Unauthorized);
-    expect((await last('token.revoke', c.body.id))?.detail).toEqual({ disconnected: 1 });
+    expect((await last('token.revoke', c.body.id))?.detail).toEqual({ name: 'rack-7', disconnected: 1 });
     // A failed call (already revoked) records nothing.
     const before = (await audit()).length;
     expect((await api(hub, 'DELETE', `/api/agent-tokens/${c.body.id}`)).status).toBe(404);

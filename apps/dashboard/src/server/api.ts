@@ -363,9 +363,10 @@ export function createApi(d: ApiDeps) {
     return { id: t.id, name: t.name, nodes: t.nodes, disconnected };
   });
   add('DELETE', '/api/agent-tokens/:id', 'admin', (ctx) => {
+    const name = d.auth.agentTokenName(ctx.params[0]!);
     d.auth.revokeAgentToken(ctx.params[0]!);
     const disconnected = d.ingest.revokeToken(ctx.params[0]!);
-    note(ctx, 'token.revoke', ctx.params[0]!, { disconnected });
+    note(ctx, 'token.revoke', ctx.params[0]!, { ...(name !== undefined ? { name } : {}), disconnected });
     return { revoked: ctx.params[0], disconnected };
   });
   add('GET', '/api/users', 'admin', () => ({ users: d.auth.listUsers() }));

@@ -505,6 +505,12 @@ export class Auth {
     for (const v of this.agentTokens.values()) if (v.id === id) v.revoked = true;
   }
 
+  /** A token's name by id (memory only), revoked ones included; undefined when unknown. */
+  agentTokenName(id: string): string | undefined {
+    for (const v of this.agentTokens.values()) if (v.id === id) return v.name;
+    return undefined;
+  }
+
   /** The token's id when it is a live agent token. Memory only (hot path at reconnect storms). */
   checkAgentToken(t: string | undefined): AgentToken | undefined {
     if (!t || t.length > 256) return undefined;
