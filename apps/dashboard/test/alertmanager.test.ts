@@ -113,6 +113,20 @@ describe('a real Alertmanager receives the hub’s alerts (API v2)', () => {
     });
     expect(listed!.status.state).toBe('active');
     expect(listed!.annotations.summary).toMatch(/LinkDown/);
+    // The same texts as the dashboard, and the pages to open under the hub's external URL.
+    expect(listed!.annotations.summary).toBe(
+      'LinkDown: link l9 far → am-node (rx end on am-node, tcp;ofi_rxm, class tcp) is down',
+    );
+    expect(listed!.annotations).toMatchObject({
+      value: 'down',
+      url: `${hub.url}/links/am-node~l9`,
+      link_url: `${hub.url}/links/am-node~l9`,
+      node_url: `${hub.url}/nodes/am-node`,
+      peer_url: `${hub.url}/nodes/far`,
+    });
+    expect(listed!.annotations.description).toBe(
+      `CRITICAL LinkDown (firing). link l9 far → am-node (rx end on am-node, tcp;ofi_rxm, class tcp) is down. Open the link page: ${hub.url}/links/am-node~l9; node page: ${hub.url}/nodes/am-node; peer page: ${hub.url}/nodes/far.`,
+    );
     agent.close();
   });
 });

@@ -84,6 +84,7 @@ describe('alert rules: pending → firing → resolved, hysteresis, for, keep-fi
       'link-latency-p99-tcp',
       'link-stalled',
       'ring-occupancy',
+      'ring-stuck',
     ]);
     // The effective threshold of each class is an ordinary rule field, readable by anyone with a login.
     const byClass = Object.fromEntries(

@@ -3,3 +3,4 @@ export * from './live.js';
 export * from './metrics.js';
 export * from './protocol.js';
 export * from './providers.js';
+export * from './format.js';

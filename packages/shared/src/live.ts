@@ -172,6 +172,8 @@ export const AlertSchema = z.object({
   severity: SeveritySchema,
   labels: z.record(z.string(), z.string()),
   summary: z.string(),
+  /** The rule's metric (`MetricName`), so every reader formats value and threshold in its unit (format.ts). */
+  metric: z.string().optional(),
   /** Value of the metric at the last evaluation. */
   value: num,
   threshold: z.number(),
@@ -384,6 +386,8 @@ export const MetricNameSchema = z.enum([
   'occupancy_ratio',
   'link_down',
   'link_stalled',
+  /** Seconds a link's ring has been ≥ 95 % full with no record delivered, judged on both ends (0: moving). */
+  'ring_stuck',
   'agent_offline',
 ]);
 export type MetricName = z.infer<typeof MetricNameSchema>;

@@ -68,7 +68,7 @@ describe('format', () => {
     expect(formatMetric('occupancy_ratio', 0.9)).toBe('90 %');
     expect(formatMetric('errors_rate', 0.1)).toBe('0.1/s');
     expect(formatMetric('bytes_rate', 12.5e9)).toBe('100 Gbit/s');
-    expect(formatMetric('agent_offline', 30)).toBe('30 s offline');
+    expect(formatMetric('agent_offline', 30)).toBe('30 s');
     expect(formatMetric('link_down', 1)).toBe('down');
     expect(formatMetric('latency_p50', null)).toBe(MISSING);
   });

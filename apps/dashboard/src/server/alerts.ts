@@ -10,7 +10,9 @@ import {
   type Alert,
   type AlertRule,
   AlertRuleSchema,
+  alertSummary,
   describeZodError,
+  formatMetric,
   type Matcher,
   MatcherSchema,
   PROVIDER_CLASSES,
@@ -78,7 +80,11 @@ const LEGACY_LATENCY_RULE: AlertRule = {
 
 /** Version of the default rule set in the `rules_seeded` setting (1: before provider classes). */
 /** '2': latency rules per provider class; '3': LinkStalled. */
-const RULES_VERSION = '3';
+const RULES_VERSION = '5';
+/** '5': RingFullNoProgress. Each default rule added after the first seeding, with the version that added it. */
+const RULES_ADDED_IN: Record<string, number> = { 'link-stalled': 3, 'ring-stuck': 5 };
+/** Ring occupancy (fraction of capacity) from which a ring with no delivery counts as stuck. */
+export const RING_STUCK_RATIO = 0.95;
 
 export const DEFAULT_RULES: AlertRule[] = [
   ...PROVIDER_CLASSES.map(latencyRule),
@@ -130,6 +136,24 @@ export const DEFAULT_RULES: AlertRule[] = [
     match: {},
   },
   {
+    // A ring ≥ 95 % full on either end (the sender's unacknowledged bytes, the receiver's ring) while no
+    // record moves on that end, for 10 s: nothing gets through. Critical on BOTH ends, so each host's page
+    // and the sender's application owner see it even when one agent can no longer report.
+    id: 'ring-stuck',
+    name: 'RingFullNoProgress',
+    metric: 'ring_stuck',
+    comparison: '>=',
+    threshold: 10,
+    clear: 1,
+    windowS: 0,
+    forS: 0,
+    keepFiringForS: 0,
+    severity: 'critical',
+    labels: {},
+    enabled: true,
+    match: {},
+  },
+  {
     id: 'agent-offline',
     name: 'AgentOffline',
     metric: 'agent_offline',
@@ -166,31 +190,9 @@ const cmp = (op: AlertRule['comparison'], v: number, t: number) =>
 
 const isLatency = (m: AlertRule['metric']) => m.startsWith('latency_');
 
-/** Three significant digits without trailing zeros (as the UI's format.ts). */
-function sig3(v: number): string {
-  const a = Math.abs(v);
-  if (a === 0) return '0';
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(1).replace(/\.0$/, '');
-  return v.toFixed(2).replace(/\.?0+$/, '');
-}
-
-/** A metric's value in its unit, for summaries and notifications: "61.2 ms", "95 %", "3.5/s". */
+/** A metric's value in its unit, for summaries and notifications: "61.2 ms", "95 %", "3.5/s" (shared format.ts). */
 export function formatMetricValue(metric: AlertRule['metric'], v: number | null): string {
-  if (v === null || !Number.isFinite(v)) return 'no data';
-  if (isLatency(metric)) {
-    if (v < 1_000) return `${sig3(v)} ns`;
-    if (v < 1_000_000) return `${sig3(v / 1_000)} µs`;
-    if (v < 1_000_000_000) return `${sig3(v / 1_000_000)} ms`;
-    return `${sig3(v / 1_000_000_000)} s`;
-  }
-  if (metric === 'occupancy_ratio') return `${sig3(v * 100)} %`;
-  if (metric === 'bytes_rate') return `${sig3(v)} B/s`;
-  if (metric.endsWith('_rate')) return `${sig3(v)}/s`;
-  if (metric === 'agent_offline') return `${sig3(v)} s`;
-  if (metric === 'link_down') return v >= 1 ? 'down' : 'up';
-  if (metric === 'link_stalled') return v >= 1 ? 'stalled' : 'moving';
-  return sig3(v);
+  return v === null || !Number.isFinite(v) ? 'no data' : formatMetric(metric, v);
 }
 
 interface SeriesValue {
@@ -281,6 +283,8 @@ export class AlertEngine {
   private readonly active = new Map<string, ActiveAlert>();
   /** rule id → series key → alert id, so unchanged healthy series cost no hashing. */
   private readonly bySeries = new Map<string, Map<string, string>>();
+  /** Link key → agent time (ms) since which its ring has been full with nothing moving (`ring_stuck`). */
+  private readonly stuckSince = new Map<string, number>();
   private readonly recent: Alert[] = [];
   private silences: Silence[] = [];
   /** Silence id → its matchers compiled; null for a stored silence invalid under the current rules. */
@@ -342,7 +346,7 @@ export class AlertEngine {
     } else if (seeded === '1') {
       this.upgradeLatencyRules();
     }
-    if (seeded && seeded !== RULES_VERSION) this.addNewDefaultRules();
+    if (seeded && seeded !== RULES_VERSION) this.addNewDefaultRules(seeded);
     this.loadRules();
     this.silences = (
       db
@@ -424,13 +428,19 @@ export class AlertEngine {
     })();
   }
 
-  /** Default rules added since a store was seeded (e.g. LinkStalled): added once, never overwriting. */
-  private addNewDefaultRules(): void {
+  /**
+   * Default rules added since the store was seeded (LinkStalled in 3, RingFullNoProgress in 5): each added
+   * once, by the first start of a version that has it, never overwriting (and never again after an operator
+   * deleted it).
+   */
+  private addNewDefaultRules(seeded: string): void {
     const db = this.store.db;
+    const from = Number(seeded) || 1;
     db.transaction(() => {
       const exists = db.prepare('SELECT 1 FROM alert_rules WHERE id = ?');
       for (const r of DEFAULT_RULES) {
-        if (r.id !== 'link-stalled' || exists.get(r.id)) continue;
+        const since = RULES_ADDED_IN[r.id];
+        if (since === undefined || since <= from || exists.get(r.id)) continue;
         this.saveRule(r, 'system');
       }
       this.store.setSetting('rules_seeded', RULES_VERSION);
@@ -565,6 +575,7 @@ export class AlertEngine {
       }
       return out;
     }
+    if (rule.metric === 'ring_stuck') return this.ringStuckSeries(filtered ? matchOk : undefined, now);
     for (const l of this.fleet.links.values()) {
       const n = this.fleet.nodes.get(l.node);
       // Figures of an offline agent are stale; agent-offline speaks for it.
@@ -622,6 +633,58 @@ export class AlertEngine {
     return out;
   }
 
+  /** Whether a node's figures are current: connected, and a sample within three periods (+1 s). */
+  private freshFigures(node: string, now: number): boolean {
+    const n = this.fleet.nodes.get(node);
+    return n !== undefined && n.connected && now - n.lastSeen < 3 * n.intervalMs + 1000;
+  }
+
+  /**
+   * Seconds (agent clock, from its samples) this end's ring has been ≥ RING_STUCK_RATIO full while no record
+   * moved on it: the sender's unacknowledged bytes with nothing accepted, or the receiver's ring with nothing
+   * delivered. 0 when it is not.
+   */
+  private endStuckS(l: LinkEnd): number {
+    const full = l.capacityBytes > 0 && l.occupancyBytes >= RING_STUCK_RATIO * l.capacityBytes;
+    if (!full || l.recordsPerS > 0) {
+      this.stuckSince.delete(l.key);
+      return 0;
+    }
+    let since = this.stuckSince.get(l.key);
+    if (since === undefined || since > l.ts) {
+      since = l.ts;
+      this.stuckSince.set(l.key, since);
+    }
+    return (l.ts - since) / 1000;
+  }
+
+  /**
+   * `ring_stuck` per link END, judged on both ends: an end's value is the longer stuck time of itself and its
+   * other end (`<peer>~<id>`), counting only ends whose agent's figures are current. So a link whose
+   * receiver went silent alerts on the sender (its mirror stays full) AND on the receiver's end, and each
+   * host's page shows it. An end neither of whose sides is current is left out (its alert stays as it is).
+   */
+  private ringStuckSeries(
+    match: ((labels: Record<string, string>) => boolean) | undefined,
+    now: number,
+  ): SeriesValue[] {
+    const own = new Map<string, number>();
+    for (const l of this.fleet.links.values()) {
+      if (this.freshFigures(l.node, now)) own.set(l.key, this.endStuckS(l));
+    }
+    for (const k of this.stuckSince.keys()) if (!own.has(k)) this.stuckSince.delete(k);
+    const out: SeriesValue[] = [];
+    for (const l of this.fleet.links.values()) {
+      const mine = own.get(l.key);
+      const theirs = own.get(`${l.peer}~${l.id}`);
+      if (mine === undefined && theirs === undefined) continue;
+      const labels = () => AlertEngine.linkLabels(l);
+      if (match && !match(labels())) continue;
+      out.push({ key: l.key, labels, value: Math.max(mine ?? 0, theirs ?? 0) });
+    }
+    return out;
+  }
+
   private fingerprint(ruleId: string, labels: Record<string, string>): string {
     const keys = Object.keys(labels).sort();
     const h = createHash('sha1').update(ruleId);
@@ -630,13 +693,7 @@ export class AlertEngine {
   }
 
   private summary(rule: AlertRule, labels: Record<string, string>, value: number | null): string {
-    const where = labels.link
-      ? `link ${labels.link} on ${labels.node} (peer ${labels.peer}, ${labels.provider}, class ${labels.provider_class})`
-      : `node ${labels.node}`;
-    const metric =
-      isLatency(rule.metric) && rule.windowS > 0 ? `${rule.metric} over ${rule.windowS} s` : rule.metric;
-    const fmt = (v: number) => formatMetricValue(rule.metric, v);
-    return `${rule.name}: ${metric} ${rule.comparison} ${fmt(rule.threshold)} (clears ${rule.comparison === '>' || rule.comparison === '>=' ? 'below' : 'above'} ${fmt(rule.clear)}) on ${where}: value ${formatMetricValue(rule.metric, value)}`;
+    return alertSummary(rule, labels, value);
   }
 
   private event(a: Alert, state: string, by?: string, comment?: string): void {
@@ -695,6 +752,7 @@ export class AlertEngine {
                 severity: rule.severity,
                 labels,
                 summary: this.summary(rule, labels, s.value),
+                metric: rule.metric,
                 value: s.value,
                 threshold: rule.threshold,
                 activeAt: now,
@@ -718,6 +776,7 @@ export class AlertEngine {
           const al = a.alert;
           al.value = s.value;
           al.summary = this.summary(rule, al.labels, s.value);
+          al.metric = rule.metric;
           if (al.state === 'pending') {
             if (!cond) {
               this.forget(a);

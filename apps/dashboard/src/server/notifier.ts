@@ -4,7 +4,7 @@
  * and a single in-flight request; failures retry with exponential backoff. `notify` only enqueues, so the
  * evaluation loop never waits on the network.
  */
-import type { Alert } from '@rdmaq/shared';
+import { type Alert, alertDescription, alertLinks, formatMetric } from '@rdmaq/shared';
 import type { Logger } from './log.js';
 
 export interface WebhookAlertV4 {
@@ -167,11 +167,27 @@ export class Notifier {
     return `${this.opts.externalUrl.replace(/\/$/, '')}/alerts?id=${encodeURIComponent(a.id)}`;
   }
 
+  /**
+   * The same texts as the dashboard (shared format.ts): `summary` and `description` with value and
+   * threshold in the metric's unit, `value`/`threshold` in that unit too (the raw numbers in `value_raw`,
+   * `threshold_raw`), and the pages to open: `url` (the link's page, else the node's), `link_url`,
+   * `node_url`, `peer_url` — absolute under the dashboard's external URL (relative when it has none).
+   */
   private annotations(a: Alert): Record<string, string> {
+    const base = this.opts.externalUrl;
+    const links = alertLinks(a.labels, base);
+    const unit = (v: number | null) => (v === null ? '' : a.metric ? formatMetric(a.metric, v) : String(v));
     return {
       summary: a.summary,
-      value: a.value === null ? '' : String(a.value),
-      threshold: String(a.threshold),
+      description: alertDescription(a, base),
+      value: unit(a.value),
+      threshold: unit(a.threshold),
+      value_raw: a.value === null ? '' : String(a.value),
+      threshold_raw: String(a.threshold),
+      ...(links.link || links.node ? { url: (links.link ?? links.node)! } : {}),
+      ...(links.link ? { link_url: links.link } : {}),
+      ...(links.node ? { node_url: links.node } : {}),
+      ...(links.peer ? { peer_url: links.peer } : {}),
       ...(a.ack ? { acknowledged_by: a.ack.by, ack_comment: a.ack.comment } : {}),
     };
   }
