@@ -34,7 +34,7 @@ export const KpiStrip = memo(function KpiStrip({ kpi }: { kpi: Kpi | undefined }
   if (!kpi) {
     return (
       <dl className="kpis" aria-busy="true" aria-label="Cluster figures">
-        {['Nodes up', 'Links up', 'Throughput', 'Worst p99', 'Firing alerts'].map((l) => (
+        {['Nodes reporting', 'Links up', 'Throughput', 'Worst p99', 'Firing alerts'].map((l) => (
           <Item key={l} id={l} label={l} value="—" tone="none" />
         ))}
       </dl>
@@ -54,9 +54,13 @@ export const KpiStrip = memo(function KpiStrip({ kpi }: { kpi: Kpi | undefined }
     <dl className="kpis" aria-label="Cluster figures">
       <Item
         id="nodes"
-        label="Nodes up"
+        label="Nodes reporting"
         value={`${kpi.nodesConnected} / ${kpi.nodesTotal}`}
-        sub={`${formatRate(kpi.samplesPerS)} samples`}
+        sub={
+          (kpi.nodesStale ?? 0) + (kpi.nodesOffline ?? 0) > 0
+            ? `${kpi.nodesStale ?? 0} stale · ${kpi.nodesOffline ?? 0} offline`
+            : `${formatRate(kpi.samplesPerS)} samples`
+        }
         tone={nodesTone}
       />
       <Item

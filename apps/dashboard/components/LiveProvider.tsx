@@ -62,6 +62,12 @@ export function useLiveView<K extends keyof ViewStates>(view: string | null): Vi
 export function useConnection(): {
   status: ConnectionStatus;
   user: { name: string; role: Role } | undefined;
+  /** The socket is open but the hub has been silent past STALE_AFTER_MS (frozen hub, dead path). */
+  stale: boolean;
+  /** Browser clock (ms) of the last frame from the hub, 0 before the first. */
+  lastFrameAt: () => number;
+  /** hub clock − browser clock (ms). */
+  clockSkewMs: () => number;
 } {
   const client = useContext(Ctx);
   const subscribe = useCallback((cb: () => void) => (client ? client.onStatus(cb) : () => {}), [client]);
@@ -75,7 +81,14 @@ export function useConnection(): {
     () => client?.user,
     () => undefined,
   );
-  return { status, user };
+  const stale = useSyncExternalStore(
+    subscribe,
+    () => client?.isStale() ?? false,
+    () => false,
+  );
+  const lastFrameAt = useCallback(() => client?.lastFrameAt ?? 0, [client]);
+  const clockSkewMs = useCallback(() => client?.clockSkewMs ?? 0, [client]);
+  return { status, user, stale, lastFrameAt, clockSkewMs };
 }
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };

@@ -13,6 +13,7 @@ import {
 } from '../lib/ui/format';
 import { clipFrom, pointsForWidth, type RangeId, rangeMs } from '../lib/ui/range';
 import { joinHistory } from '../lib/ui/views';
+import { FrozenAge, isFrozen } from './Freshness';
 import { AlertList } from './LinkView';
 import { useClockSkew, useLiveView } from './LiveProvider';
 import { RangePicker } from './RangePicker';
@@ -22,6 +23,11 @@ import { useHistory, useWidth } from './useHistory';
 
 const fmtPct = (v: number) => `${v.toFixed(v < 10 ? 1 : 0)} %`;
 const fmtMs = (v: number) => `${v.toFixed(v < 10 ? 2 : 0)} ms`;
+
+function agentLabel(f: string | undefined, connected: boolean): string {
+  const fr = f ?? (connected ? 'fresh' : 'offline');
+  return fr === 'fresh' ? 'reporting' : fr === 'stale' ? 'stale (silent)' : 'offline';
+}
 
 /** Node page: the host's agent, its figures over time and every link end it reports. */
 export function NodeView({ nodeId }: { nodeId: string }) {
@@ -67,16 +73,28 @@ export function NodeView({ nodeId }: { nodeId: string }) {
       </div>
       <h1>{nodeId}</h1>
       {stale && state && <p className="stale">Reconnecting; figures may be out of date.</p>}
+      {n && isFrozen(n.freshness) && (
+        <p className="frozen-age" role="status" data-testid="node-frozen">
+          {n.freshness === 'offline'
+            ? `This host's agent is offline: the figures below are its last ones (last sample ${formatTimestamp(n.lastSampleTs)}).`
+            : `This host's agent stopped sending: the figures below are frozen (last sample ${formatTimestamp(n.lastSampleTs)}).`}
+        </p>
+      )}
       {n && (
-        <section className="panel" aria-label="Node facts">
+        <section className={`panel${isFrozen(n.freshness) ? ' frozen' : ''}`} aria-label="Node facts">
           <dl className="facts">
             <div>
               <dt>Agent</dt>
               <dd>
                 <StatePill
-                  state={n.connected ? 'ok' : 'offline'}
-                  label={n.connected ? 'connected' : 'offline'}
+                  state={
+                    (n.freshness ?? (n.connected ? 'fresh' : 'offline')) === 'fresh'
+                      ? 'ok'
+                      : (n.freshness ?? 'offline')
+                  }
+                  label={agentLabel(n.freshness, n.connected)}
                 />
+                <FrozenAge lastDataAt={n.lastDataAt} freshness={n.freshness} />
               </dd>
             </div>
             <div>
@@ -101,6 +119,7 @@ export function NodeView({ nodeId }: { nodeId: string }) {
               <dt>Links up</dt>
               <dd>
                 {n.linksUp} / {n.linkCount}
+                {n.linksDownByPeer ? ` (${n.linksDownByPeer} down by their peer)` : ''}
               </dd>
             </div>
             <div>
@@ -161,7 +180,7 @@ export function NodeView({ nodeId }: { nodeId: string }) {
               </thead>
               <tbody>
                 {state.links.map((l) => (
-                  <tr key={l.key}>
+                  <tr key={l.key} className={isFrozen(l.freshness) ? 'frozen' : undefined}>
                     <td>
                       <Link href={`/links/${encodeURIComponent(l.key)}`}>{l.id}</Link>
                     </td>
@@ -172,6 +191,7 @@ export function NodeView({ nodeId }: { nodeId: string }) {
                     <td>
                       <StatePill state={l.state} />
                       {l.reason && <div className="muted">{l.reason}</div>}
+                      {l.blame && l.blame !== l.node && <div className="muted">cause: {l.blame}</div>}
                     </td>
                     <td>
                       {l.transport}/{l.provider}

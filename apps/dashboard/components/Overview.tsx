@@ -5,6 +5,7 @@ import { memo, useDeferredValue, useMemo, useState } from 'react';
 import { HEALTH_COLOR } from '../lib/ui/colors';
 import { formatBitRate, formatDurationS, formatNs, formatPercent } from '../lib/ui/format';
 import { compareIds, GRAPH_MAX_NODES } from '../lib/ui/layout';
+import { FrozenAge, isFrozen } from './Freshness';
 import { KpiStrip } from './KpiStrip';
 import { useLiveView } from './LiveProvider';
 import { OccupancyHeatmap } from './OccupancyHeatmap';
@@ -57,7 +58,7 @@ const EMPTY_LINKS: LinkSummary[] = [];
 function TopologyLegend({ grouped }: { grouped: boolean }) {
   return (
     <div className="legend" style={{ marginTop: 0 }}>
-      {(['up', 'degraded', 'stalled', 'down', 'offline'] as const).map((h) => (
+      {(['up', 'degraded', 'stalled', 'down', 'stale', 'offline'] as const).map((h) => (
         <span key={h}>
           <span className="swatch" style={{ background: HEALTH_COLOR[h] }} />
           {h}
@@ -68,7 +69,13 @@ function TopologyLegend({ grouped }: { grouped: boolean }) {
   );
 }
 
-const NODE_RANK: Record<NodeSummary['health'], number> = { down: 0, offline: 1, degraded: 2, ok: 3 };
+const NODE_RANK: Record<NodeSummary['health'], number> = {
+  offline: 0,
+  down: 1,
+  stale: 2,
+  degraded: 3,
+  ok: 4,
+};
 
 const NodesTable = memo(function NodesTable({ nodes }: { nodes: readonly NodeSummary[] }) {
   const [q, setQ] = useState('');
@@ -116,10 +123,16 @@ const NodesTable = memo(function NodesTable({ nodes }: { nodes: readonly NodeSum
                   {n.hostname && n.hostname !== n.id && <div className="muted">{n.hostname}</div>}
                 </td>
                 <td>
-                  <StatePill state={n.health} label={n.connected ? n.health : 'offline'} />
+                  <StatePill state={n.health} />
+                  <FrozenAge lastDataAt={n.lastDataAt} freshness={n.freshness} />
                 </td>
                 <td className="num">
                   {n.linksUp} / {n.linkCount}
+                  {n.linksDownByPeer ? (
+                    <div className="muted" title="links down because their peer is the host at fault">
+                      {n.linksDownByPeer} down by peer
+                    </div>
+                  ) : null}
                 </td>
                 <td className="num">{n.cpuPercent === null ? '—' : `${n.cpuPercent.toFixed(0)} %`}</td>
                 <td className="num">{formatDurationS(n.uptimeS)}</td>
@@ -191,7 +204,7 @@ const LinksTable = memo(function LinksTable({ links }: { links: readonly LinkSum
           </thead>
           <tbody>
             {rows.slice(0, TABLE_ROWS).map((l) => (
-              <tr key={l.key}>
+              <tr key={l.key} className={isFrozen(l.freshness) ? 'frozen' : undefined}>
                 <td>
                   <Link href={`/links/${encodeURIComponent(l.key)}`}>{l.id}</Link>
                   <div className="muted">
@@ -201,6 +214,12 @@ const LinksTable = memo(function LinksTable({ links }: { links: readonly LinkSum
                 </td>
                 <td>
                   <StatePill state={l.state} />
+                  {isFrozen(l.freshness) && (
+                    <div className="frozen-age">
+                      frozen: {l.node} {l.freshness}
+                    </div>
+                  )}
+                  {l.blame && l.blame !== l.node && <div className="muted">cause: {l.blame}</div>}
                 </td>
                 <td className="num">{formatBitRate(l.bytesPerS)}</td>
                 <td className="num">{formatNs(l.p99Ns)}</td>

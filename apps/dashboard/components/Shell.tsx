@@ -4,7 +4,7 @@ import Link from 'next/link';
 import { usePathname } from 'next/navigation';
 import { type ReactNode, useMemo } from 'react';
 import { api } from '../lib/ui/api';
-import { formatAgo } from '../lib/ui/format';
+import { formatAgo, formatDurationS, formatTimestamp } from '../lib/ui/format';
 import { AdminNavItems } from './admin/AdminNav';
 import { useConnection, useLiveView } from './LiveProvider';
 import { ThemeToggle } from './ThemeToggle';
@@ -15,9 +15,43 @@ const NAV = [
   { href: '/alerts', label: 'Alerts' },
 ];
 
+/**
+ * The top bar's freshness: "live · updated 1 s ago" while frames arrive, "stale · no update for 12 s" by
+ * itself when the hub goes quiet (the page pings it every 1.5 s, so silence means trouble), "reconnecting"
+ * when the socket dropped.
+ */
+function ConnectionState() {
+  const { status, stale, lastFrameAt } = useConnection();
+  const now = useNow(1000);
+  const last = lastFrameAt();
+  const age = last > 0 ? Math.max(0, (now - last) / 1000) : null;
+  const shown = status === 'open' && stale ? 'stale' : status;
+  const label =
+    shown === 'open' ? 'live' : shown === 'stale' ? 'stale' : shown === 'unauthorized' ? 'signed out' : shown;
+  const detail =
+    age === null
+      ? ''
+      : shown === 'open'
+        ? `updated ${age < 1.5 ? 'now' : `${Math.round(age)} s ago`}`
+        : `no update for ${formatDurationS(age)}`;
+  return (
+    <span
+      className={`conn conn-${shown}`}
+      role="status"
+      data-testid="connection"
+      data-state={shown}
+      title={last > 0 ? `last frame from the hub: ${formatTimestamp(last)}` : 'no frame from the hub yet'}
+    >
+      <span className="dot" aria-hidden="true" />
+      {label}
+      {detail && <span className="conn-age"> · {detail}</span>}
+    </span>
+  );
+}
+
 export function Shell({ children }: { children: ReactNode }) {
   const path = usePathname();
-  const { status, user } = useConnection();
+  const { user } = useConnection();
   return (
     <>
       <a href="#main" className="skip">
@@ -47,10 +81,7 @@ export function Shell({ children }: { children: ReactNode }) {
           </ul>
         </nav>
         <div className="topbar-right">
-          <span className={`conn conn-${status}`} role="status" data-testid="connection">
-            <span className="dot" aria-hidden="true" />
-            {status === 'open' ? 'live' : status === 'unauthorized' ? 'signed out' : status}
-          </span>
+          <ConnectionState />
           {user && (
             <span className="user" title={`role: ${user.role}`}>
               {user.name} <span className="role">{user.role}</span>

@@ -2,7 +2,7 @@
 import type { LinkSummary, NodeSummary } from '@rdmaq/shared';
 import { useRouter } from 'next/navigation';
 import { type KeyboardEvent, type MouseEvent, memo, useEffect, useMemo, useRef, useState } from 'react';
-import { HEALTH_COLOR, type Health, healthOf, nodeHealth, worseHealth } from '../lib/ui/colors';
+import { HEALTH_COLOR, type Health, linkEndHealth, nodeHealth, worseHealth } from '../lib/ui/colors';
 import { formatBitRate, formatNs, formatPercent } from '../lib/ui/format';
 import {
   CIRCLE_MAX_NODES,
@@ -101,7 +101,8 @@ function buildScene(layout: Layout, nodes: readonly NodeSummary[], links: readon
   for (const l of links) {
     const k = pairKey(l.node, l.peer);
     let e = edgeMap.get(k);
-    const h = healthOf(l.state);
+    // An end reported by a stale/offline node is frozen: the fresh end (if any) decides the edge's colour.
+    const h = linkEndHealth(l);
     if (!e) {
       e = { a: l.node, b: l.peer, bytesPerS: 0, health: h, links: [], rx: 0, tx: 0, hasRx: false };
       edgeMap.set(k, e);
@@ -127,7 +128,9 @@ function buildScene(layout: Layout, nodes: readonly NodeSummary[], links: readon
   const nodeHealthMap = new Map<string, Health>();
   for (const id of layout.order) {
     const n = byId.get(id);
-    agentHealth.set(id, n ? (n.connected ? 'up' : 'offline') : 'unknown');
+    // The ring: is the agent's data current? (an open connection that sends nothing is not)
+    const f = n?.freshness ?? (n?.connected ? 'fresh' : 'offline');
+    agentHealth.set(id, n ? (f === 'fresh' ? 'up' : f) : 'unknown');
     nodeHealthMap.set(id, n ? nodeHealth(n.health) : 'unknown');
   }
   return { ...layout, edges, busiest, nodeHealth: nodeHealthMap, agentHealth };
@@ -391,10 +394,11 @@ function NodeTip({ id, node, links }: { id: string; node: NodeSummary | undefine
   return (
     <>
       <strong>{id}</strong>
-      <div>{node ? (node.connected ? 'agent connected' : 'agent offline') : 'no agent reporting'}</div>
+      <div>{node ? agentLine(node) : 'no agent reporting'}</div>
       {node && (
         <div>
           {node.linksUp}/{node.linkCount} links up
+          {node.linksDownByPeer ? ` (${node.linksDownByPeer} down by their peer)` : ''}
           {node.cpuPercent !== null ? ` · CPU ${node.cpuPercent.toFixed(0)} %` : ''}
         </div>
       )}
@@ -403,6 +407,13 @@ function NodeTip({ id, node, links }: { id: string; node: NodeSummary | undefine
       </div>
     </>
   );
+}
+
+function agentLine(n: NodeSummary): string {
+  const f = n.freshness ?? (n.connected ? 'fresh' : 'offline');
+  if (f === 'fresh') return 'agent reporting';
+  const since = n.lastDataAt ? ` · last sample ${new Date(n.lastDataAt).toISOString().slice(11, 19)}Z` : '';
+  return f === 'stale' ? `agent silent: figures frozen${since}` : `agent offline${since}`;
 }
 
 function EdgeTip({ edge }: { edge: Edge }) {
@@ -414,8 +425,11 @@ function EdgeTip({ edge }: { edge: Edge }) {
       <div>{formatBitRate(edge.bytesPerS)}</div>
       {edge.links.map((l) => (
         <div key={l.key}>
-          <span style={{ color: HEALTH_COLOR[healthOf(l.state)] }}>●</span> {l.node} {l.direction} {l.id}{' '}
-          {l.state}
+          <span style={{ color: HEALTH_COLOR[linkEndHealth(l)] }}>●</span> {l.node} {l.direction} {l.id}{' '}
+          {l.freshness === 'stale' || l.freshness === 'offline'
+            ? `${l.state} (frozen: ${l.node} ${l.freshness})`
+            : l.state}
+          {l.blame && l.blame !== l.node ? ` · cause: ${l.blame}` : ''}
           {l.direction === 'rx' ? ` · p99 ${formatNs(l.p99Ns)} · ring ${formatPercent(l.occupancy)}` : ''}
         </div>
       ))}

@@ -72,7 +72,10 @@ describe('freshness and blame', () => {
 
   it('a healthy mesh: every node fresh and ok, /api/health counts them', async () => {
     for (const id of NODES) expect(node(id)).toMatchObject({ freshness: 'fresh', health: 'ok', linksUp: 6 });
-    const h = await (await fetch(`${hub.url}/api/health`)).json();
+    const h = (await (await fetch(`${hub.url}/api/health`)).json()) as {
+      agents: Record<string, number>;
+      links: { up: number };
+    };
     expect(h.agents).toEqual({ connected: 4, stale: 0, offline: 0, total: 4 });
   });
 
@@ -100,7 +103,10 @@ describe('freshness and blame', () => {
     expect(node('f2')).toMatchObject({ freshness: 'offline', health: 'offline' });
     // The hub closed the silent agent's connection (a cut host's TCP connection looks open for minutes).
     expect((await agents.get('f2')!.closed).code).toBe(1006);
-    const h = await (await fetch(`${hub.url}/api/health`)).json();
+    const h = (await (await fetch(`${hub.url}/api/health`)).json()) as {
+      agents: Record<string, number>;
+      links: { up: number };
+    };
     expect(h.agents).toEqual({ connected: 3, stale: 0, offline: 1, total: 4 });
     expect(h.links.up).toBe(3 * 4);
     const kpi = hub.app.fleet.kpi(0, 0);

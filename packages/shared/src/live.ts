@@ -79,6 +79,9 @@ const num = z.number().nullable();
 export const RoleSchema = z.enum(['viewer', 'operator', 'admin']);
 export type Role = z.infer<typeof RoleSchema>;
 
+export const FreshnessSchema = z.enum(['fresh', 'stale', 'offline']);
+export type Freshness = z.infer<typeof FreshnessSchema>;
+
 /** One host as the hub sees it. */
 export const NodeSummarySchema = z.object({
   id: z.string(),
@@ -97,8 +100,21 @@ export const NodeSummarySchema = z.object({
   uptimeS: num,
   linkCount: z.number(),
   linksUp: z.number(),
-  /** Worst link state on this node ('up' when it has none). */
-  health: z.enum(['ok', 'degraded', 'down', 'offline']),
+  /**
+   * How current this node's figures are (hub clock): `fresh` while samples arrive, `stale` once a few
+   * sample periods passed without one (figures frozen, shown greyed with their age), `offline` when the
+   * agent is disconnected or silent past the hub's `freshness.offlineAfterS`.
+   */
+  freshness: FreshnessSchema.optional(),
+  /** Hub clock (ms) when the last sample of this node arrived; null if none since the hub started. */
+  lastDataAt: num.optional(),
+  /** Links of this node that are down because their peer is the host at fault (offline, stale or cut off). */
+  linksDownByPeer: z.number().optional(),
+  /**
+   * Worst state of the node's own fault: `offline`/`stale` from freshness, else the worst state of its
+   * link ends, not counting ends that are down only because their peer is the host at fault.
+   */
+  health: z.enum(['ok', 'degraded', 'down', 'stale', 'offline']),
 });
 export type NodeSummary = z.infer<typeof NodeSummarySchema>;
 
@@ -131,12 +147,22 @@ export const LinkSummarySchema = z.object({
   p999Ns: num,
   /** Probe round trip p50 (ns), null when no probe. */
   rttP50Ns: num,
+  /** Freshness of the node that reports this end: figures of a stale/offline node are frozen. */
+  freshness: FreshnessSchema.optional(),
+  /**
+   * When this end is not up: the host at fault as both ends' fresh data tell it — the peer when the peer
+   * is offline/stale or cut off from most of its peers, else this end's own node.
+   */
+  blame: z.string().optional(),
 });
 export type LinkSummary = z.infer<typeof LinkSummarySchema>;
 
 export const KpiSchema = z.object({
   nodesTotal: z.number(),
+  /** Nodes whose agent is connected AND sending (fresh). */
   nodesConnected: z.number(),
+  nodesStale: z.number().optional(),
+  nodesOffline: z.number().optional(),
   linksTotal: z.number(),
   linksUp: z.number(),
   linksDegraded: z.number(),

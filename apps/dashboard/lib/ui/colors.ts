@@ -3,7 +3,7 @@
  * the palette lives here and globals.css mirrors the same values.
  */
 
-export type Health = 'up' | 'degraded' | 'stalled' | 'connecting' | 'down' | 'offline' | 'unknown';
+export type Health = 'up' | 'degraded' | 'stalled' | 'connecting' | 'down' | 'stale' | 'offline' | 'unknown';
 
 export const HEALTH_COLOR: Record<Health, string> = {
   up: '#3fb950',
@@ -11,7 +11,10 @@ export const HEALTH_COLOR: Record<Health, string> = {
   stalled: '#db6d28',
   connecting: '#58a6ff',
   down: '#f85149',
-  offline: '#8b949e',
+  // Figures frozen (the agent stopped sending a few periods ago): neither good nor bad, just not current.
+  stale: '#a371f7',
+  // A host that went silent past the offline timeout is an incident, not a shade of grey.
+  offline: '#b62324',
   unknown: '#6e7681',
 };
 
@@ -21,6 +24,7 @@ export const HEALTH_LABEL: Record<Health, string> = {
   stalled: 'stalled',
   connecting: 'connecting',
   down: 'down',
+  stale: 'stale',
   offline: 'offline',
   unknown: 'unknown',
 };
@@ -32,6 +36,7 @@ export function healthOf(state: string | null | undefined): Health {
     case 'stalled':
     case 'connecting':
     case 'down':
+    case 'stale':
     case 'offline':
       return state;
     case 'online':
@@ -41,15 +46,25 @@ export function healthOf(state: string | null | undefined): Health {
   }
 }
 
-/** Node health as the hub summarises it (worst link state; offline when its agent is away). */
-export function nodeHealth(h: 'ok' | 'degraded' | 'down' | 'offline'): Health {
+/**
+ * Node health as the hub summarises it: stale/offline from freshness, else the worst state of the link
+ * ends blamed on the node itself (ends down because their peer went silent do not count).
+ */
+export function nodeHealth(h: 'ok' | 'degraded' | 'down' | 'stale' | 'offline'): Health {
   return h === 'ok' ? 'up' : h;
+}
+
+/** A link end's health as drawn: frozen figures of a stale/offline node are not believed. */
+export function linkEndHealth(l: { state: string; freshness?: string }): Health {
+  if (l.freshness === 'stale' || l.freshness === 'offline') return 'unknown';
+  return healthOf(l.state);
 }
 
 /** Worse of two health states (down > stalled > degraded > connecting > offline > unknown > up). */
 const RANK: Record<Health, number> = {
   up: 0,
   unknown: 1,
+  stale: 1,
   offline: 2,
   connecting: 3,
   degraded: 4,

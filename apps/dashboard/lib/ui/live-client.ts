@@ -56,6 +56,16 @@ export interface LiveClientOptions {
 
 /** How often a view the hub does not know is asked for again while a page shows it. */
 const RETRY_VIEW_MS = 5_000;
+/**
+ * Heartbeat: the page pings the hub this often while the socket is open, so a quiet cluster still yields a
+ * frame (the pong) and a frozen hub — SIGSTOP, a hung event loop, a dead path whose TCP connection still
+ * looks open — is noticed from silence alone, as Grafana and Netdata show "stale" by themselves.
+ */
+export const HEARTBEAT_MS = 1_500;
+/** No frame for this long: what the page shows is stale (top bar, every view). */
+export const STALE_AFTER_MS = 4_000;
+/** No frame for this long: the socket is given up and a new one opened. */
+export const DEAD_AFTER_MS = 20_000;
 
 const EMPTY: ViewEntry<never> = Object.freeze({ state: undefined, stale: true }) as ViewEntry<never>;
 
@@ -70,6 +80,10 @@ export class LiveClient {
   user: { name: string; role: Role } | undefined;
   /** hub clock − browser clock (ms), from welcome / pong; charts place "now" by the hub's clock. */
   clockSkewMs = 0;
+  /** Browser clock (ms) of the last frame received from the hub (any kind, pongs included); 0: none yet. */
+  lastFrameAt = 0;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private pingId = 0;
 
   constructor(private readonly opts: LiveClientOptions) {
     this.backoff = opts.minBackoffMs ?? 500;
@@ -78,6 +92,11 @@ export class LiveClient {
 
   getStatus(): ConnectionStatus {
     return this.status;
+  }
+
+  /** True while the socket is open but the hub has said nothing for STALE_AFTER_MS. */
+  isStale(now = Date.now()): boolean {
+    return this.status === 'open' && this.lastFrameAt > 0 && now - this.lastFrameAt > STALE_AFTER_MS;
   }
 
   onStatus(cb: () => void): () => void {
@@ -119,7 +138,46 @@ export class LiveClient {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.stopHeartbeat();
     this.ws?.close(1000);
+  }
+
+  private startHeartbeat(ws: WebSocket): void {
+    this.stopHeartbeat();
+    this.heartbeat = setInterval(() => {
+      if (this.ws !== ws) return;
+      const now = Date.now();
+      if (now - this.lastFrameAt > DEAD_AFTER_MS) {
+        // The hub is gone in all but name: stop waiting for a close that may take minutes.
+        this.dropSocket(ws);
+        return;
+      }
+      this.pingId = (this.pingId + 1) % 1_000_000;
+      this.send({ type: 'ping', id: this.pingId });
+      // Stale is judged from the clock alone: tell the listeners so the top bar can say so.
+      if (this.isStale(now)) for (const cb of this.statusListeners) cb();
+    }, HEARTBEAT_MS);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** Gives up a socket without waiting for its close handshake, then reconnects. */
+  private dropSocket(ws: WebSocket): void {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    this.stopHeartbeat();
+    ws.onclose = null;
+    ws.onmessage = null;
+    try {
+      ws.close();
+    } catch {
+      // already closing
+    }
+    for (const sub of this.subs.values()) this.mark(sub, { ...sub.entry, stale: true });
+    this.scheduleReconnect();
   }
 
   private setStatus(s: ConnectionStatus): void {
@@ -149,6 +207,8 @@ export class LiveClient {
     ws.onopen = () => {
       opened = true;
       this.backoff = this.opts.minBackoffMs ?? 500;
+      this.lastFrameAt = Date.now();
+      this.startHeartbeat(ws);
       this.setStatus('open');
       for (const [view, sub] of this.subs) {
         sub.seq = 0;
@@ -162,11 +222,15 @@ export class LiveClient {
       } catch {
         return;
       }
+      const wasStale = this.isStale();
+      this.lastFrameAt = Date.now();
+      if (wasStale) for (const cb of this.statusListeners) cb();
       this.onFrame(frame);
     };
     ws.onclose = (ev: CloseEvent) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
+      this.stopHeartbeat();
       for (const sub of this.subs.values()) this.mark(sub, { ...sub.entry, stale: true });
       if (ev.code === 4001) {
         this.setStatus('unauthorized');

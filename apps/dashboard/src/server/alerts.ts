@@ -158,7 +158,9 @@ export const DEFAULT_RULES: AlertRule[] = [
     name: 'AgentOffline',
     metric: 'agent_offline',
     comparison: '>',
-    threshold: 30,
+    // Seconds without a sample: fires as the hub's freshness.offlineAfterS default (10 s) judges the node
+    // offline, so a cut-off host is named within ~11 s.
+    threshold: 10,
     clear: 5,
     windowS: 0,
     forS: 0,
@@ -346,7 +348,10 @@ export class AlertEngine {
     } else if (seeded === '1') {
       this.upgradeLatencyRules();
     }
-    if (seeded && seeded !== RULES_VERSION) this.addNewDefaultRules(seeded);
+    if (seeded && seeded !== RULES_VERSION) {
+      this.upgradeAgentOfflineRule();
+      this.addNewDefaultRules(seeded);
+    }
     this.loadRules();
     this.silences = (
       db
@@ -426,6 +431,21 @@ export class AlertEngine {
       }
       this.store.setSetting('rules_seeded', RULES_VERSION);
     })();
+  }
+
+  /**
+   * AgentOffline's default went from 30 s to 10 s (stores seeded before rules version 5): a stored rule
+   * still exactly at the old default is moved to the new one; one an operator changed is left alone.
+   */
+  private upgradeAgentOfflineRule(): void {
+    const row = this.store.db.prepare('SELECT json FROM alert_rules WHERE id = ?').get('agent-offline') as
+      | { json: string }
+      | undefined;
+    if (!row) return;
+    const r = AlertRuleSchema.parse(JSON.parse(row.json));
+    const def = DEFAULT_RULES.find((d) => d.id === 'agent-offline');
+    if (!def || r.threshold !== 30 || r.clear !== 5 || r.forS !== 0) return;
+    this.saveRule({ ...r, threshold: def.threshold, clear: def.clear }, 'system');
   }
 
   /**
@@ -570,7 +590,9 @@ export class AlertEngine {
         out.push({
           key: n.id,
           labels,
-          value: n.connected && now - n.lastSeen < 3 * n.intervalMs + 1000 ? 0 : (now - n.lastSeen) / 1000,
+          // Seconds since its last sample once the node is not fresh (connected or not: a cut-off host's
+          // connection can look open for minutes).
+          value: this.fleet.freshnessOf(n, now) === 'fresh' ? 0 : (now - n.lastDataAt) / 1000,
         });
       }
       return out;
@@ -578,8 +600,14 @@ export class AlertEngine {
     if (rule.metric === 'ring_stuck') return this.ringStuckSeries(filtered ? matchOk : undefined, now);
     for (const l of this.fleet.links.values()) {
       const n = this.fleet.nodes.get(l.node);
-      // Figures of an offline agent are stale; agent-offline speaks for it.
-      if (!n?.connected) continue;
+      // Figures of a stale or offline agent are frozen; agent-offline speaks for it.
+      if (!n || this.fleet.freshnessOf(n, now) !== 'fresh') continue;
+      // An end down because its peer went silent: the peer's agent-offline alert names the host at fault
+      // (inhibition, as Alertmanager's inhibit rules do), so a cut-off host raises one alert, not 2 per peer.
+      if (l.blame !== undefined && l.blame !== l.node) {
+        const at = this.fleet.nodes.get(l.blame);
+        if (at && this.fleet.freshnessOf(at, now) !== 'fresh') continue;
+      }
       if (filtered) {
         let ok = true;
         for (const k in rule.match) {
@@ -811,7 +839,12 @@ export class AlertEngine {
       for (const [id, a] of this.active) {
         if (seen.has(id)) continue;
         const node = a.alert.labels.node;
-        if (live.has(a.alert.ruleId) && node !== undefined && !this.fleet.nodes.get(node)?.connected)
+        const nn = node === undefined ? undefined : this.fleet.nodes.get(node);
+        if (
+          live.has(a.alert.ruleId) &&
+          node !== undefined &&
+          (!nn || this.fleet.freshnessOf(nn, now) !== 'fresh')
+        )
           continue;
         if (a.alert.state === 'pending') {
           this.forget(a);
