@@ -19,6 +19,7 @@
 #include "histogram.h"
 #include "ring.h"
 #include "shm_link.h"
+#include "stats_file.h"
 #include "transport.h"
 
 // The fabric transport (issue 4). Either plug-in style is picked up without editing this file:
@@ -143,6 +144,41 @@ struct LinkInfo {
   LinkCounters counters;
   Histogram queue;  // receiver: send timestamp → delivery
   Histogram rtt;    // sender: probe round trips
+  // This link's slot in the process's statistics file (native/stats_file.h); null when statistics are off.
+  stats::Slot* slot = nullptr;
+
+  ~LinkInfo() { closeSlot(); }
+  void openSlot() {
+    if (slot) return;
+    slot = stats::File::instance().allocate(role == "sender" ? stats::kTx : stats::kRx,
+                                            transport == "fabric" ? stats::kFabric : stats::kShm, linkId,
+                                            "localhost", provider);
+  }
+  void closeSlot() {
+    if (slot) stats::File::instance().free(slot);
+    slot = nullptr;
+  }
+  inline void recordQueue(uint64_t v) {
+    queue.record(v);
+    if (slot) slot->recordQueue(Histogram::bucketOf(v), v);
+  }
+  void recordRtt(uint64_t v) {
+    rtt.record(v);
+    if (slot) slot->recordRtt(Histogram::bucketOf(v), v);
+  }
+  // Batch end: the counters this end keeps, straight into its slot (a few plain stores, no syscall).
+  inline void publish(uint64_t occupancy, uint64_t capacity, uint64_t nowNsOrZero) {
+    if (!slot) return;
+    const LinkCounters& k = counters;
+    slot->publish({k.records, k.bytes, k.completions, k.creditUpdates, k.backpressure, k.wraps, k.resends,
+                   k.reconnects, k.wakeups, occupancy, capacity},
+                  nowNsOrZero / 1000000);
+  }
+  void publishMeta() {
+    if (!slot) return;
+    slot->setState(state, epoch);
+    slot->setErrors(counters.errors);
+  }
 
   Napi::Object toJs(Napi::Env env, uint64_t occupancy, uint64_t peak, uint64_t capacity) const {
     Napi::Object o = Napi::Object::New(env);
@@ -202,6 +238,11 @@ Napi::Value bufferOver(Napi::Env env, uint8_t* data, uint64_t len, ShmRing* owne
 
 // ---------------------------------------------------------------------------------------------------------
 
+class NativeSender;
+// Senders of this thread with a statistics slot: the 1 s heartbeat (src/index.ts, one timer per JS thread)
+// refreshes their occupancy from the consumer's head, which the data path does not read for the file.
+thread_local std::set<NativeSender*> tlStatsSenders;
+
 class NativeSender : public Napi::ObjectWrap<NativeSender> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -227,6 +268,7 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
                            InstanceMethod<&NativeSender::SetState>("setState"),
                            InstanceMethod<&NativeSender::CountError>("countError"),
                            InstanceMethod<&NativeSender::CountReconnect>("countReconnect"),
+                           InstanceMethod<&NativeSender::SetStatsPeer>("setStatsPeer"),
                            InstanceMethod<&NativeSender::Watch>("watch"),
                            InstanceMethod<&NativeSender::Unwatch>("unwatch"),
                            InstanceMethod<&NativeSender::Close>("close"),
@@ -260,11 +302,21 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
     link_.transport = tx_->transport();
     link_.provider = tx_->provider();
     writer_ = std::make_unique<RingWriter>(tx_.get(), &link_.counters);
+    link_.openSlot();
+    publish(0);
+    if (link_.slot) tlStatsSenders.insert(this);
     buffer_ = Napi::Persistent(
         bufferOver(env, tx_->data(), tx_->capacity(), shm_ ? &shm_->ring() : nullptr).As<Napi::Object>());
   }
 
-  ~NativeSender() override { closeNow(false); }
+  ~NativeSender() override {
+    closeNow(false);
+    tlStatsSenders.erase(this);
+  }
+  // Heartbeat: occupancy with a fresh head (one read of the consumer's line per second).
+  void refreshStats() {
+    if (tx_ && writer_) link_.publish(writer_->publishedTail() - tx_->head(), writer_->capacity(), 0);
+  }
 
   RingWriter* writer() { return writer_.get(); }
   TxTransport* tx() { return tx_.get(); }
@@ -289,6 +341,10 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
   }
   Napi::Value Role(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), "sender"); }
   uint64_t cap_() const { return writer_ ? writer_->capacity() : 0; }
+  // Occupancy as this end knows it without touching the consumer's cache line (cached head).
+  inline void publish(uint64_t now) {
+    if (writer_) link_.publish(writer_->publishedTail() - writer_->knownHead(), writer_->capacity(), now);
+  }
 
   void checkLen(Napi::Env env, uint64_t len) {
     if (len > writer_->maxPayload()) {
@@ -302,7 +358,10 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
   // A back-pressure event is the ring turning full for this sender: one count per episode, not per retry
   // (a spinning producer would otherwise count millions).
   void refused() {
-    if (!full_) ++link_.counters.backpressure;
+    if (!full_) {
+      ++link_.counters.backpressure;
+      publish(0);
+    }
     full_ = true;
   }
 
@@ -329,7 +388,8 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
     if (info.Length() > 1 && info[1].IsNumber()) type = static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value());
     if (type != kData && type != kHeartbeat) throwError(env, "ERR_RDMAQ_ARG", "send: type must be DATA or HEARTBEAT");
     checkLen(env, len);
-    int64_t off = writer_->claim(len, type, nowNs());
+    const uint64_t now = nowNs();
+    int64_t off = writer_->claim(len, type, now);
     if (off < 0) {
       refused();
       return Napi::Boolean::New(env, false);
@@ -341,6 +401,7 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
       pendingBytes_ += len;
     }
     if (writer_->publish()) committed();
+    publish(now);
     return Napi::Boolean::New(env, true);
   }
 
@@ -406,6 +467,7 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
       pendingBytes_ -= lastLen_ - len;
     }
     if (writer_->publish()) committed();
+    publish(0);
     return env.Undefined();
   }
 
@@ -435,11 +497,13 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
       return Napi::Number::New(env, -1);
     }
     if (writer_->publish()) committed();
+    publish(0);
     return Napi::Number::New(env, static_cast<double>(seq));
   }
 
   Napi::Value RecordRtt(const Napi::CallbackInfo& info) {
-    link_.rtt.record(toU64(info[0], "recordRtt(ns)"));
+    link_.recordRtt(toU64(info[0], "recordRtt(ns)"));
+    publish(0);
     return info.Env().Undefined();
   }
 
@@ -459,14 +523,21 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
   Napi::Value SetState(const Napi::CallbackInfo& info) {
     link_.state = info[0].As<Napi::String>().Utf8Value();
     link_.epoch = toU64(info[1], "epoch");
+    link_.publishMeta();
     return info.Env().Undefined();
   }
   Napi::Value CountError(const Napi::CallbackInfo& info) {
     ++link_.counters.errors[info[0].As<Napi::String>().Utf8Value()];
+    link_.publishMeta();
     return info.Env().Undefined();
   }
   Napi::Value CountReconnect(const Napi::CallbackInfo& info) {
     ++link_.counters.reconnects;
+    publish(0);
+    return info.Env().Undefined();
+  }
+  Napi::Value SetStatsPeer(const Napi::CallbackInfo& info) {
+    if (link_.slot && info[0].IsString()) link_.slot->setPeer(info[0].As<Napi::String>().Utf8Value());
     return info.Env().Undefined();
   }
 
@@ -489,6 +560,9 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
   void closeNow(bool unlinkFiles) {
     waker_.stop();
     if (!tx_) return;
+    publish(0);
+    link_.closeSlot();
+    tlStatsSenders.erase(this);
     tx_->disarmWritable();
     if (shm_) shm_->close(unlinkFiles);
     // The external Buffer still points at the mapping: replace nothing, but the JS side never touches it
@@ -536,6 +610,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
                            InstanceMethod<&NativeReceiver::SetState>("setState"),
                            InstanceMethod<&NativeReceiver::CountError>("countError"),
                            InstanceMethod<&NativeReceiver::CountReconnect>("countReconnect"),
+                           InstanceMethod<&NativeReceiver::SetStatsPeer>("setStatsPeer"),
                            InstanceMethod<&NativeReceiver::Watch>("watch"),
                            InstanceMethod<&NativeReceiver::Unwatch>("unwatch"),
                            InstanceMethod<&NativeReceiver::Close>("close"),
@@ -573,6 +648,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
     link_.transport = rx_->transport();
     link_.provider = rx_->provider();
     reader_ = std::make_unique<RingReader>(rx_.get(), &link_.counters);
+    link_.openSlot();
     // Resume: records below resumeFrom were delivered by a previous run of the application.
     uint64_t resume = o.Has("resumeFrom") && o.Get("resumeFrom").IsNumber() ? toU64(o.Get("resumeFrom"), "resumeFrom") : 0;
     if (resume > 0 && resume < reader_->nextSeq()) {
@@ -608,6 +684,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
     broken_ = true;
     ++link_.counters.errors["bad_header"];
     link_.state = "down";
+    link_.publishMeta();
     throwError(env, "ERR_RDMAQ_BAD_HEADER", reader_->error() + "; the link is broken, close it");
   }
 
@@ -628,6 +705,11 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
   Napi::Value Broken(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), broken_); }
   Napi::Value RingId(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), ringId_); }
   Napi::Value Role(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), "receiver"); }
+
+  // Batch end: counters and occupancy (cached tail - released head: no extra read of the producer's line).
+  inline void publish(uint64_t now = 0) {
+    if (reader_) link_.publish(reader_->cachedTail() - reader_->releasedHead(), reader_->capacity(), now);
+  }
 
   // Hands out up to `limit` records; `deliver(r)` returns false to stop (handler threw). Records of other
   // types are handled here. Returns the number of DATA records delivered.
@@ -651,7 +733,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
           continue;
         }
         if (!now || clockPerRecord) now = nowNs();
-        link_.queue.record(now > r.ts ? now - r.ts : 0);
+        link_.recordQueue(now > r.ts ? now - r.ts : 0);
         if (!deliver(r)) break;
         reader_->consume(r);
         ++link_.counters.records;
@@ -665,6 +747,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
       }
       if (closing_) break;
     }
+    lastNow_ = now;
     return n;
   }
 
@@ -700,6 +783,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
       return n;
     }
     reader_->release(false);
+    if (n) publish(lastNow_);
     return n;
   }
 
@@ -759,6 +843,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
     }
     if (n > 0) batchOut_ = true;  // released at the next poll / release()
     else reader_->release(false);  // skipped/probe records only
+    if (n) publish(lastNow_);
     return Napi::Number::New(env, static_cast<double>(n));
   }
 
@@ -815,14 +900,21 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
   Napi::Value SetState(const Napi::CallbackInfo& info) {
     link_.state = info[0].As<Napi::String>().Utf8Value();
     link_.epoch = toU64(info[1], "epoch");
+    link_.publishMeta();
     return info.Env().Undefined();
   }
   Napi::Value CountError(const Napi::CallbackInfo& info) {
     ++link_.counters.errors[info[0].As<Napi::String>().Utf8Value()];
+    link_.publishMeta();
     return info.Env().Undefined();
   }
   Napi::Value CountReconnect(const Napi::CallbackInfo& info) {
     ++link_.counters.reconnects;
+    publish(0);
+    return info.Env().Undefined();
+  }
+  Napi::Value SetStatsPeer(const Napi::CallbackInfo& info) {
+    if (link_.slot && info[0].IsString()) link_.slot->setPeer(info[0].As<Napi::String>().Utf8Value());
     return info.Env().Undefined();
   }
 
@@ -860,6 +952,8 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
       batchOut_ = false;
       reader_->release(false);
     }
+    publish();
+    link_.closeSlot();
     rx_->unpark();
     if (shm_) shm_->close(unlinkFiles);
     closedRx_ = std::move(rx_);
@@ -875,6 +969,7 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
   Waker waker_;
   uint64_t skipBelow_ = 0;
   std::string ringId_;
+  uint64_t lastNow_ = 0;
   bool batchOut_ = false, broken_ = false, polling_ = false, closing_ = false, closeUnlink_ = false;
 };
 
@@ -1260,7 +1355,107 @@ Napi::Value FabricVersion(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), std::to_string(FI_MAJOR(v)) + "." + std::to_string(FI_MINOR(v)));
 }
 
+// ---- statistics file (native/stats_file.h) ------------------------------------------------------------
+
+static_assert(stats::kBuckets == Histogram::kBuckets, "the statistics file carries the histogram layout");
+
+Napi::Value StatsSetAppName(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) throwError(info.Env(), "ERR_RDMAQ_ARG", "setAppName(name): name must be a string");
+  stats::File::instance().setAppName(info[0].As<Napi::String>().Utf8Value());
+  return info.Env().Undefined();
+}
+Napi::Value StatsInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  stats::File& f = stats::File::instance();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("enabled", f.enabled());
+  o.Set("path", f.path());
+  o.Set("error", f.error());
+  o.Set("app", f.appName());
+  return o;
+}
+Napi::Value StatsHeartbeat(const Napi::CallbackInfo& info) {
+  stats::File::instance().heartbeat();
+  for (NativeSender* s : tlStatsSenders) s->refreshStats();
+  return info.Env().Undefined();
+}
+
+// Read-only mapping of another process's statistics file; snapshot() copies it consistently (seqlock per
+// slot, SIGBUS-guarded) into a compact Buffer that src/stats-file.ts validates and parses.
+class StatsMap : public Napi::ObjectWrap<StatsMap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "StatsMap",
+                       {InstanceMethod<&StatsMap::Snapshot>("snapshot"), InstanceMethod<&StatsMap::Close>("close"),
+                        InstanceAccessor<&StatsMap::Size>("size"), InstanceAccessor<&StatsMap::Ino>("ino")});
+  }
+  StatsMap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StatsMap>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throwError(env, "ERR_RDMAQ_ARG", "StatsMap(path): path must be a string");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+      const int e = errno;
+      throwError(env, "ERR_RDMAQ_STATS_FILE", "cannot open " + path + ": " + strerror(e), e);
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      throwError(env, "ERR_RDMAQ_STATS_FILE", path + " is not a regular file");
+    }
+    const uint64_t maxSize = stats::kHeaderSize + uint64_t{stats::kMaxSlots} * (stats::kMetaSize + stats::kSlotHistSize);
+    if (static_cast<uint64_t>(st.st_size) > maxSize) {
+      close(fd);
+      throwError(env, "ERR_RDMAQ_STATS_FILE", path + " is " + std::to_string(st.st_size) +
+                                                   " bytes, larger than any statistics file (" +
+                                                   std::to_string(maxSize) + ")");
+    }
+    size_ = static_cast<size_t>(st.st_size);
+    ino_ = static_cast<uint64_t>(st.st_ino);
+    if (size_ > 0) {
+      void* p = mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
+      if (p == MAP_FAILED) {
+        const int e = errno;
+        close(fd);
+        throwError(env, "ERR_RDMAQ_STATS_FILE", "cannot map " + path + ": " + strerror(e), e);
+      }
+      base_ = static_cast<const uint8_t*>(p);
+    }
+    close(fd);
+  }
+  ~StatsMap() override { unmap(); }
+
+ private:
+  void unmap() {
+    if (base_) munmap(const_cast<uint8_t*>(base_), size_);
+    base_ = nullptr;
+  }
+  Napi::Value Snapshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!base_ && size_ > 0) throwError(env, "ERR_RDMAQ_CLOSED", "statistics mapping is closed");
+    std::string why = stats::snapshot(base_, size_, out_);
+    if (!why.empty()) throwError(env, "ERR_RDMAQ_STATS_FILE", why);
+    return Napi::Buffer<uint8_t>::Copy(env, out_.data(), out_.size());
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    unmap();
+    size_ = 0;
+    return info.Env().Undefined();
+  }
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(size_)); }
+  Napi::Value Ino(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(ino_)); }
+
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  uint64_t ino_ = 0;
+  std::vector<uint8_t> out_;
+};
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("statsSetAppName", Napi::Function::New(env, StatsSetAppName, "statsSetAppName"));
+  exports.Set("statsInfo", Napi::Function::New(env, StatsInfo, "statsInfo"));
+  exports.Set("statsHeartbeat", Napi::Function::New(env, StatsHeartbeat, "statsHeartbeat"));
+  exports.Set("StatsMap", StatsMap::Define(env));
   exports.Set("providers", Napi::Function::New(env, Providers, "providers"));
   exports.Set("fabricVersion", Napi::Function::New(env, FabricVersion, "fabricVersion"));
   exports.Set("Sender", NativeSender::Define(env));

@@ -9,6 +9,8 @@
 
 #include "cq_waiter.h"
 #include "fabric_engine.h"
+#include "histogram.h"
+#include "stats_file.h"
 
 namespace rdmaq_fabric {
 
@@ -105,6 +107,44 @@ Napi::ArrayBuffer ExternalBuffer(Napi::Env env, std::shared_ptr<T> owner, uint8_
   return Napi::ArrayBuffer::New(env, data, len, [](Napi::Env, void*, std::shared_ptr<T>* h) { delete h; }, hold);
 }
 
+
+// This link end's slot in the process's statistics file (native/stats_file.h). The TS side opens it once the
+// link id is known (statsOpen), tells it what only JS knows (statsMeta: state, epoch, reconnects, resends,
+// errors by kind); the data path publishes the core's counters at the end of each call.
+class FabricStatsSlot {
+ public:
+  ~FabricStatsSlot() { close(); }
+  rdmaq::stats::Slot* slot = nullptr;
+  uint64_t reconnects = 0, resends = 0;
+  void open(const Napi::CallbackInfo& info, uint8_t role) {
+    if (slot || info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString()) return;
+    slot = rdmaq::stats::File::instance().allocate(role, rdmaq::stats::kFabric, info[0].As<Napi::String>().Utf8Value(),
+                                                   info[1].As<Napi::String>().Utf8Value(),
+                                                   info[2].As<Napi::String>().Utf8Value());
+  }
+  void meta(const Napi::CallbackInfo& info) {
+    if (!slot || info.Length() < 6) return;
+    if (info[0].IsString()) slot->setState(info[0].As<Napi::String>().Utf8Value(), info[1].IsNumber() ? uint64_t(info[1].As<Napi::Number>().DoubleValue()) : 0);
+    if (info[2].IsNumber()) reconnects = uint64_t(info[2].As<Napi::Number>().DoubleValue());
+    if (info[3].IsNumber()) resends = uint64_t(info[3].As<Napi::Number>().DoubleValue());
+    if (info[4].IsObject()) {
+      std::map<std::string, uint64_t> errs;
+      Napi::Object o = info[4].As<Napi::Object>();
+      Napi::Array keys = o.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length() && i < 64; ++i) {
+        Napi::Value k = keys.Get(i), v = o.Get(k);
+        if (k.IsString() && v.IsNumber()) errs[k.As<Napi::String>().Utf8Value()] = uint64_t(v.As<Napi::Number>().DoubleValue());
+      }
+      slot->setErrors(errs);
+    }
+    if (info[5].IsString()) slot->setProvider(info[5].As<Napi::String>().Utf8Value());
+  }
+  void close() {
+    if (slot) rdmaq::stats::File::instance().free(slot);
+    slot = nullptr;
+  }
+};
+
 class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -124,7 +164,11 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
                         InstanceMethod("forgeCredit", &FabricSenderNative::ForgeCredit),
                         InstanceMethod("forgeWedge", &FabricSenderNative::ForgeWedge),
                         InstanceMethod("writeCheck", &FabricSenderNative::WriteCheck),
-                        InstanceMethod("startData", &FabricSenderNative::StartData)});
+                        InstanceMethod("startData", &FabricSenderNative::StartData),
+                        InstanceMethod("statsOpen", &FabricSenderNative::StatsOpen),
+                        InstanceMethod("statsMeta", &FabricSenderNative::StatsMeta),
+                        InstanceMethod("statsRtt", &FabricSenderNative::StatsRtt),
+                        InstanceMethod("statsClose", &FabricSenderNative::StatsClose)});
   }
   FabricSenderNative(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FabricSenderNative>(info) {
     uint64_t cap = ArgU64(info, 0, "capacity");
@@ -135,6 +179,36 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
   SenderCore& core() { return *core_; }
 
  private:
+  inline void publish() {
+    if (!stats_.slot) return;
+    SenderCore& c = *core_;
+    stats_.slot->publish({c.records_, c.bytes_, c.completions_, c.credits_, c.backpressure_, c.wraps_, stats_.resends,
+                          stats_.reconnects, 0, c.tail() - c.acked(), c.capacity()});
+  }
+  Napi::Value StatsOpen(const Napi::CallbackInfo& info) {
+    stats_.open(info, rdmaq::stats::kTx);
+    publish();
+    return info.Env().Undefined();
+  }
+  Napi::Value StatsMeta(const Napi::CallbackInfo& info) {
+    stats_.meta(info);
+    publish();
+    return info.Env().Undefined();
+  }
+  Napi::Value StatsRtt(const Napi::CallbackInfo& info) {
+    if (stats_.slot && info[0].IsNumber()) {
+      const double d = info[0].As<Napi::Number>().DoubleValue();
+      const uint64_t v = d > 0 ? uint64_t(d) : 0;
+      stats_.slot->recordRtt(rdmaq::Histogram::bucketOf(v), v);
+      publish();
+    }
+    return info.Env().Undefined();
+  }
+  Napi::Value StatsClose(const Napi::CallbackInfo& info) {
+    publish();
+    stats_.close();
+    return info.Env().Undefined();
+  }
   Napi::Value Open(const Napi::CallbackInfo& info) {
     std::string prov = ArgStr(info, 0, "provider"), node = ArgStr(info, 1, "node");
     return Guard(info.Env(), [&]() -> Napi::Value {
@@ -176,6 +250,7 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
       // post: progress(true) in the same crossing (a busy-spin writer would call flush() next anyway). Also
       // when the ring is full: the CQ read brings the credit. A failure is sticky; progress() reports it.
       if (info.Length() > 2 && info[2].ToBoolean()) core_->Progress(true);
+      publish();
       return Napi::Boolean::New(info.Env(), ok);
     });
   }
@@ -186,7 +261,9 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
                  [&]() -> Napi::Value { return Napi::Number::New(info.Env(), double(core_->Claim(uint32_t(len)))); });
   }
   Napi::Value Commit(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), double(core_->Commit()));
+    const double r = double(core_->Commit());
+    publish();
+    return Napi::Number::New(info.Env(), r);
   }
   Napi::Value Mirror(const Napi::CallbackInfo& info) {
     return ExternalBuffer(info.Env(), core_, core_->mirror(), core_->capacity());
@@ -197,6 +274,7 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
     uint64_t s0 = core_->sent(), a0 = core_->acked(), c0 = core_->completions_;
     bool ok = core_->Progress(info.Length() > 0 && info[0].ToBoolean());
     int r = !ok ? -1 : core_->idle() ? 0 : (core_->sent() != s0 || core_->acked() != a0 || core_->completions_ != c0) ? 2 : 1;
+    if (r != 1) publish();
     return Napi::Number::New(info.Env(), r);
   }
   Napi::Value State(const Napi::CallbackInfo& info) {
@@ -261,6 +339,7 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
   }
 
   std::shared_ptr<SenderCore> core_;
+  FabricStatsSlot stats_;
 };
 
 class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
@@ -280,7 +359,10 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
                         InstanceMethod("expectCheck", &FabricReceiverNative::ExpectCheck),
                         InstanceMethod("pollCheck", &FabricReceiverNative::PollCheck),
                         InstanceMethod("sleep", &FabricReceiverNative::Sleep),
-                        InstanceMethod("unsleep", &FabricReceiverNative::Unsleep)});
+                        InstanceMethod("unsleep", &FabricReceiverNative::Unsleep),
+                        InstanceMethod("statsOpen", &FabricReceiverNative::StatsOpen),
+                        InstanceMethod("statsMeta", &FabricReceiverNative::StatsMeta),
+                        InstanceMethod("statsClose", &FabricReceiverNative::StatsClose)});
   }
   FabricReceiverNative(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FabricReceiverNative>(info) {
     uint64_t cap = ArgU64(info, 0, "capacity");
@@ -293,6 +375,28 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
   ReceiverCore& core() { return *core_; }
 
  private:
+  inline void publish(uint64_t now = 0) {
+    if (!stats_.slot) return;
+    ReceiverCore& c = *core_;
+    stats_.slot->publish({c.records_, c.bytes_, c.completions_, c.credits_, 0, c.wraps_, c.duplicates_,
+                          stats_.reconnects, c.wakeups_, c.tail() - c.head(), c.capacity()},
+                         now / 1000000);
+  }
+  Napi::Value StatsOpen(const Napi::CallbackInfo& info) {
+    stats_.open(info, rdmaq::stats::kRx);
+    publish();
+    return info.Env().Undefined();
+  }
+  Napi::Value StatsMeta(const Napi::CallbackInfo& info) {
+    stats_.meta(info);
+    publish();
+    return info.Env().Undefined();
+  }
+  Napi::Value StatsClose(const Napi::CallbackInfo& info) {
+    publish();
+    stats_.close();
+    return info.Env().Undefined();
+  }
   Napi::Value Open(const Napi::CallbackInfo& info) {
     std::string prov = ArgStr(info, 0, "provider"), node = ArgStr(info, 1, "node");
     return Guard(info.Env(), [&]() -> Napi::Value {
@@ -344,7 +448,12 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
       row[2] = double(d.type);
       row[3] = double(d.seq);
       row[4] = now > d.timestamp_ns ? double(now - d.timestamp_ns) : 0.0;
+      if (stats_.slot && d.type == kData) {
+        const uint64_t lat = now > d.timestamp_ns ? now - d.timestamp_ns : 0;
+        stats_.slot->recordQueue(rdmaq::Histogram::bucketOf(lat), lat);
+      }
     }
+    if (n) publish(now);
     return Napi::Number::New(info.Env(), double(n));
   }
   // release(count?, flush?, resend?): the first `count` records of the last poll were consumed (default all: also
@@ -356,6 +465,7 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
     bool resend = info.Length() > 2 && info[2].ToBoolean();
     core_->Release(std::min<uint64_t>(k, out_.size()), out_, flush || resend, resend);
     out_.clear();  // released views are gone: a later release() must not rewind to them
+    publish();
     return info.Env().Undefined();
   }
   Napi::Value Ring(const Napi::CallbackInfo& info) {
@@ -429,6 +539,7 @@ class FabricReceiverNative : public Napi::ObjectWrap<FabricReceiverNative> {
   }
 
   std::shared_ptr<ReceiverCore> core_;
+  FabricStatsSlot stats_;
   size_t max_batch_ = 1024;
   std::vector<Delivered> out_;
   std::shared_ptr<std::vector<double>> desc_;

@@ -31,6 +31,22 @@ export { DEFAULT_CAPACITY, Listener, listen } from './listener.js';
 export { RecordType } from './native.js';
 export { Receiver } from './receiver.js';
 export { Sender } from './sender.js';
+export {
+  defaultStatsDir,
+  LINK_STATES,
+  parseSnapshot,
+  parseStatsFileName,
+  processStartTime,
+  STATS_FILE_PREFIX,
+  STATS_LAYOUT_VERSION,
+  StatsFileError,
+  type StatsFileSnapshot,
+  type StatsLink,
+  StatsReader,
+  type StatsReaderOptions,
+  type StatsScan,
+  snapshotWithFs,
+} from './stats-file.js';
 export type {
   IdleStrategy,
   LinkState,
@@ -45,6 +61,28 @@ export type {
   Transport,
   WakeupStats,
 } from './types.js';
+
+/**
+ * Names this process in its statistics file (what the agent, `rdmaq-stat` and the dashboard show as the
+ * application). Default: RDMAQ_APP_NAME, else the command line. Takes effect at once, also for open links.
+ */
+export function setAppName(name: string): void {
+  if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > 256)
+    throw new RdmaqError('ERR_RDMAQ_ARG', 'setAppName(name): name must be a string of 1..256 bytes');
+  native.statsSetAppName(name);
+}
+
+/**
+ * This process's statistics file: its path once a link is open ("" before, or when RDMAQ_STATS=0), the reason
+ * when it could not be created, and the application name.
+ */
+export function statsFileInfo(): { enabled: boolean; path: string; error: string; app: string } {
+  return native.statsInfo();
+}
+
+// The file header's heartbeat (readers show how fresh a process's figures are); an unreferenced timer, so it
+// never keeps a process alive. Nothing on the data path.
+setInterval(() => native.statsHeartbeat(), 1000).unref();
 
 /** libfabric providers available on this host (e.g. `["net", "shm", "tcp", ...]`). */
 export function providers(): string[] {

@@ -49,6 +49,8 @@ interface NativeLinkEnd {
   /** Counts an error detected outside the native code (handshake, peer_gone…). */
   countError(kind: string): void;
   countReconnect(): void;
+  /** The peer this link end names in the statistics file (default "localhost"). */
+  setStatsPeer(peer: string): void;
   /**
    * Starts/stops a uv_poll watcher on the wake-up fd; cb runs on the event loop after the signal was drained
    * (receiver: and after it was unparked).
@@ -182,6 +184,24 @@ export interface NativeAddon {
   engineBwSend(tx: NativeSender, size: number, iters: number): EngineResult;
   /** Engine streaming: consumes `iters` records; elapsed from first to last. */
   engineBwRecv(rx: NativeReceiver, iters: number): EngineResult;
+  /** Application name in this process's statistics file (native/stats_file.h). */
+  statsSetAppName(name: string): void;
+  /** This process's statistics file: path ("" until the first link opens, or when off) and why not. */
+  statsInfo(): { enabled: boolean; path: string; error: string; app: string };
+  /** Stores the wall-clock time in the file header's heartbeat. */
+  statsHeartbeat(): void;
+  /** Read-only mapping of a statistics file (the agent, rdmaq-stat). */
+  StatsMap: new (
+    path: string,
+  ) => NativeStatsMap;
+}
+
+export interface NativeStatsMap {
+  /** Consistent compact copy (see stats_file.h snapshot()); throws ERR_RDMAQ_STATS_FILE with the reason. */
+  snapshot(): Buffer;
+  close(): void;
+  readonly size: number;
+  readonly ino: number;
 }
 
 const require = createRequire(import.meta.url);

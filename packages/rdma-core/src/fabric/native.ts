@@ -111,6 +111,19 @@ export interface NativeFabricSender {
   forgeWedge(): void;
   /** Test hook: one write whose remote CQ data is `data` instead of its length. */
   forgeWrite(length: number, data: number): void;
+  /** Statistics file slot (native/stats_file.h): opened once the link id is known. */
+  statsOpen(linkId: string, peer: string, provider: string): void;
+  /** What only JS knows: state, epoch, reconnects, resends, errors by kind, provider. */
+  statsMeta(
+    state: string,
+    epoch: number,
+    reconnects: number,
+    resends: number,
+    errors: Record<string, number>,
+    provider: string,
+  ): void;
+  statsClose(): void;
+  statsRtt(ns: number): void;
 }
 
 export interface NativeFabricReceiver {
@@ -145,6 +158,18 @@ export interface NativeFabricReceiver {
   sleep(wake: () => void): -1 | 0 | 1;
   /** Cancels a sleep (no callback follows). */
   unsleep(): void;
+  /** Statistics file slot (native/stats_file.h): opened once the link id is known. */
+  statsOpen(linkId: string, peer: string, provider: string): void;
+  /** What only JS knows: state, epoch, reconnects, resends, errors by kind, provider. */
+  statsMeta(
+    state: string,
+    epoch: number,
+    reconnects: number,
+    resends: number,
+    errors: Record<string, number>,
+    provider: string,
+  ): void;
+  statsClose(): void;
 }
 
 export interface FabricAddon {

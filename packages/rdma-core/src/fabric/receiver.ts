@@ -91,7 +91,7 @@ export class FabricReceiver extends EventEmitter {
     this.step(); // now, not on the next turn: this is the latency path
   };
   private readonly onClose: () => void;
-  private readonly errors = new ErrorCounts();
+  private readonly errors = new ErrorCounts(() => this.syncStats());
   private readonly queueLat = new SparseHistogram();
   private reconnects = 0;
   private peak = 0;
@@ -125,6 +125,19 @@ export class FabricReceiver extends EventEmitter {
     this.capacity = this.buffer.length;
     this.maxPayload = this.capacity / 2 - 24;
     this.onClose = onClose;
+    this.native.statsOpen(linkId, 'remote', this.provider ?? '');
+  }
+
+  /** The statistics file's copy of what only this object knows (state, epoch, reconnects, errors). */
+  private syncStats(): void {
+    this.native?.statsMeta(
+      this.stateNow,
+      this.epochNow,
+      this.reconnects,
+      0,
+      this.errors.snapshot(),
+      this.info?.provider ?? this.provider ?? '',
+    );
   }
 
   get state(): LinkState {
@@ -263,6 +276,7 @@ export class FabricReceiver extends EventEmitter {
     }
     this.native.closeFabric(true);
     this.setState('down', 'receiver closed');
+    this.native.statsClose();
     this.onClose();
   }
 
@@ -555,6 +569,7 @@ export class FabricReceiver extends EventEmitter {
 
   private setState(state: LinkState, reason: string, code?: string): void {
     this.stateNow = state;
+    this.syncStats();
     const ev: StateChange = code ? { state, reason, code } : { state, reason };
     this.emit('state', ev);
   }

@@ -97,7 +97,7 @@ export class FabricSender extends EventEmitter {
   private waiters: Array<{ need: number; resolve: () => void; reject: (e: Error) => void }> = [];
   private reconnectTimer: NodeJS.Timeout | undefined;
   private retryDelay = 100;
-  private readonly errors = new ErrorCounts();
+  private readonly errors = new ErrorCounts(() => this.syncStats());
   private readonly rtt = new SparseHistogram();
   private resends = 0;
   private reconnects = 0;
@@ -131,6 +131,19 @@ export class FabricSender extends EventEmitter {
     const st = this.native.state();
     this.capacity = st.capacity;
     this.maxPayload = st.maxPayload;
+    this.native.statsOpen(this.linkId, `${opts.host}:${opts.port}`, this.provider);
+  }
+
+  /** The statistics file's copy of what only this object knows (state, epoch, reconnects, errors). */
+  private syncStats(): void {
+    this.native?.statsMeta(
+      this.stateNow,
+      this.epochNow,
+      this.reconnects,
+      this.resends,
+      this.errors.snapshot(),
+      this.info?.provider ?? this.provider,
+    );
   }
 
   get state(): LinkState {
@@ -305,6 +318,7 @@ export class FabricSender extends EventEmitter {
     for (const w of this.waiters.splice(0))
       w.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} closed`));
     this.setState('down', 'sender closed');
+    this.native.statsClose();
   }
 
   // ---- connection ----
@@ -480,6 +494,7 @@ export class FabricSender extends EventEmitter {
         this.probes.delete(m.seq);
         const ns = Number(process.hrtime.bigint() - p.t0);
         this.rtt.record(ns);
+        this.native.statsRtt(ns);
         p.resolve(ns);
       }
     } else if (m.t === 'bye') {
@@ -645,6 +660,7 @@ export class FabricSender extends EventEmitter {
 
   private setState(state: LinkState, reason: string, code?: string): void {
     this.stateNow = state;
+    this.syncStats();
     const ev: StateChange = code ? { state, reason, code } : { state, reason };
     this.emit('state', ev);
   }

@@ -41,8 +41,11 @@ export class SparseHistogram {
 /** Counts errors by kind for LinkStats. */
 export class ErrorCounts {
   private readonly m: Record<string, number> = {};
+  /** onAdd: called after every count (the statistics file takes the new totals). */
+  constructor(private readonly onAdd?: () => void) {}
   add(kind: string): void {
     this.m[kind] = (this.m[kind] ?? 0) + 1;
+    this.onAdd?.();
   }
   snapshot(): Record<string, number> {
     return { ...this.m };

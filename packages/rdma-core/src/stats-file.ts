@@ -1,0 +1,663 @@
+/**
+ * Reader of the per-process statistics files (native/stats_file.h has the layout and the memory-ordering
+ * rules): every process that uses rdma-core publishes its links in /dev/shm/rdmaq-stats-<pid>-<starttime>;
+ * the agent and `rdmaq-stat` read them here.
+ *
+ * Two ways in, one validator:
+ *  - native (default when the addon loads): a read-only mapping per file; `snapshot()` copies each slot under
+ *    its seqlock (bounded retries, never blocking the writer), SIGBUS-guarded, into a compact buffer;
+ *  - fs (no addon, or `useNative: false`): positional reads of the header, the slot metadata (each slot read
+ *    until two copies agree and its sequence is even) and the histogram ranges the bitmaps name, assembled
+ *    into the same compact buffer.
+ * `parseSnapshot` then checks every field (magic, version, sizes, counts, strings, histogram sums) and returns
+ * typed links, or a StatsFileError naming the file and the reason. A slot with a bad field is reported and
+ * skipped; the rest of the file is still read — a process can only garble its own links.
+ */
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type { NativeAddon, NativeStatsMap } from './native.js';
+import type { LinkState, SparseBuckets } from './types.js';
+
+export const STATS_FILE_PREFIX = 'rdmaq-stats-';
+export const STATS_LAYOUT_VERSION = 1;
+const MAGIC = 'RDMAQSTF';
+const HEADER = 4096;
+const META = 2048;
+const BUCKETS = 3712;
+const BITMAP_WORDS = 58;
+const HIST_BYTES = BUCKETS * 8;
+const SLOT_HIST = 2 * HIST_BYTES;
+const MAX_SLOTS = 4096;
+const APP_MAX = 256;
+const READ_TRIES = 64;
+
+// Header and slot offsets (stats_file.h namespaces H and M).
+const H = {
+  version: 8,
+  headerSize: 12,
+  metaSize: 16,
+  slotHistSize: 20,
+  slotCount: 24,
+  buckets: 28,
+  pid: 32,
+  startTime: 40,
+  createdMs: 48,
+  heartbeatMs: 56,
+  appSeq: 64,
+  appLen: 72,
+  droppedLinks: 76,
+  highWater: 80,
+  app: 128,
+} as const;
+const M = {
+  inUse: 8,
+  generation: 12,
+  role: 16,
+  transport: 17,
+  state: 18,
+  errorKinds: 19,
+  idLen: 20,
+  peerLen: 22,
+  providerLen: 24,
+  epoch: 32,
+  openedMs: 40,
+  updatedMonoMs: 48,
+  counters: 56,
+  gauges: 136,
+  queueHist: 160,
+  rttHist: 184,
+  errors: 208,
+  linkId: 464,
+  peer: 720,
+  provider: 848,
+  queueBitmap: 1024,
+  rttBitmap: 1488,
+} as const;
+
+export const LINK_STATES: readonly LinkState[] = ['connecting', 'up', 'degraded', 'stalled', 'down'];
+
+export interface StatsLink {
+  /** Slot index and its generation: together they name this link end for as long as it is open. */
+  slot: number;
+  generation: number;
+  linkId: string;
+  peer: string;
+  role: 'sender' | 'receiver';
+  direction: 'tx' | 'rx';
+  transport: 'shm' | 'fabric';
+  provider: string;
+  state: LinkState;
+  epoch: number;
+  openedMs: number;
+  /** CLOCK_MONOTONIC ms of the last publication with a clock reading (0 if none yet). */
+  updatedMonoMs: number;
+  counters: {
+    records: number;
+    bytes: number;
+    completions: number;
+    creditUpdates: number;
+    backpressure: number;
+    wraps: number;
+    resends: number;
+    reconnects: number;
+    wakeups: number;
+    errors: Record<string, number>;
+  };
+  /** peakOccupancyBytes: highest occupancy of the last 1–2 s (the writer's window). */
+  gauges: { occupancyBytes: number; peakOccupancyBytes: number; capacityBytes: number };
+  /** Cumulative sparse buckets ([index, count], index ascending), @rdmaq/shared layout; min/max in ns. */
+  latency: {
+    queue: SparseBuckets;
+    rtt: SparseBuckets;
+    queueMinNs: number;
+    queueMaxNs: number;
+    rttMinNs: number;
+    rttMaxNs: number;
+  };
+}
+
+export interface StatsFileSnapshot {
+  path: string;
+  pid: number;
+  /** Process start time in clock ticks since boot (/proc/<pid>/stat field 22). */
+  startTime: number;
+  app: string;
+  createdMs: number;
+  heartbeatMs: number;
+  slotCount: number;
+  /** Links that found no free slot (the file is full: RDMAQ_STATS_SLOTS). */
+  droppedLinks: number;
+  links: StatsLink[];
+  /** Slots that never held still long enough for a consistent copy (a writer mid-update every time). */
+  busySlots: number;
+  /** Slots skipped because a field was invalid, with the reason. */
+  badSlots: Array<{ slot: number; reason: string }>;
+}
+
+/** A statistics file that cannot be read: `file` names it, `reason` says why. */
+export class StatsFileError extends Error {
+  readonly code = 'ERR_RDMAQ_STATS_FILE';
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`statistics file ${file}: ${reason}`);
+    this.name = 'StatsFileError';
+  }
+}
+
+export function defaultStatsDir(): string {
+  return process.env.RDMAQ_STATS_DIR || '/dev/shm';
+}
+
+/** pid and start time from a file name, or undefined if it is not a statistics file name. */
+export function parseStatsFileName(name: string): { pid: number; startTime: number } | undefined {
+  const m = /^rdmaq-stats-(\d{1,10})-(\d{1,20})$/.exec(name);
+  if (!m) return undefined;
+  const pid = Number(m[1]);
+  const startTime = Number(m[2]);
+  if (!Number.isSafeInteger(pid) || pid <= 0 || !Number.isSafeInteger(startTime)) return undefined;
+  return { pid, startTime };
+}
+
+/** Start time (field 22 of /proc/<pid>/stat) of a live process, or undefined when there is none. */
+export function processStartTime(pid: number): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  const close = text.lastIndexOf(')');
+  if (close < 0) return undefined;
+  const fields = text.slice(close + 2).split(' ');
+  // fields[0] is field 3 (state); field 22 is fields[19].
+  const v = Number(fields[19]);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Reads little-endian integers from a buffer, refusing values beyond 2^53 (they are not counts). */
+class View {
+  readonly dv: DataView;
+  constructor(readonly buf: Uint8Array) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  u8(o: number): number {
+    return this.buf[o]!;
+  }
+  u16(o: number): number {
+    return this.dv.getUint16(o, true);
+  }
+  u32(o: number): number {
+    return this.dv.getUint32(o, true);
+  }
+  /** u64 as a number, or -1 if ≥ 2^53. */
+  u64(o: number): number {
+    const hi = this.dv.getUint32(o + 4, true);
+    if (hi >= 0x200000) return -1;
+    return hi * 4294967296 + this.dv.getUint32(o, true);
+  }
+  str(o: number, len: number): string {
+    return utf8.decode(this.buf.subarray(o, o + len));
+  }
+}
+
+class SlotError extends Error {}
+
+function count(v: View, o: number, what: string): number {
+  const n = v.u64(o);
+  if (n < 0) throw new SlotError(`${what} is beyond 2^53`);
+  return n;
+}
+
+function text(v: View, o: number, len: number, max: number, what: string, min = 0): string {
+  if (len < min || len > max) throw new SlotError(`${what} length ${len} outside ${min}..${max}`);
+  try {
+    return v.str(o, len);
+  } catch {
+    throw new SlotError(`${what} is not valid UTF-8`);
+  }
+}
+
+function buckets(v: View, at: number, n: number, what: string): { list: SparseBuckets; sum: number } {
+  const list: SparseBuckets = new Array(n);
+  let prev = -1;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const o = at + i * 16;
+    const idx = v.u32(o);
+    if (idx >= BUCKETS || idx <= prev)
+      throw new SlotError(`${what} bucket index ${idx} out of order or range`);
+    prev = idx;
+    const c = v.u64(o + 8);
+    if (c < 0) throw new SlotError(`${what} bucket ${idx} count is beyond 2^53`);
+    sum += c;
+    list[i] = [idx, c];
+  }
+  if (sum > Number.MAX_SAFE_INTEGER) throw new SlotError(`${what} buckets sum beyond 2^53`);
+  return { list: list.filter((p) => p[1] > 0), sum };
+}
+
+/**
+ * Validates a compact snapshot (see stats_file.h `snapshot()`) of the file `path` whose size is `fileSize`.
+ * Throws StatsFileError for anything wrong with the file as a whole.
+ */
+export function parseSnapshot(path: string, buf: Uint8Array, fileSize: number): StatsFileSnapshot {
+  const bad = (why: string): never => {
+    throw new StatsFileError(path, why);
+  };
+  if (fileSize < HEADER || buf.length < HEADER)
+    bad(`file is ${fileSize} bytes, smaller than the ${HEADER}-byte header (truncated)`);
+  const v = new View(buf);
+  const magic = Buffer.from(buf.subarray(0, 8)).toString('latin1');
+  if (magic !== MAGIC)
+    bad(
+      magic === '\0\0\0\0\0\0\0\0'
+        ? 'no magic yet (file being created, or zeroed)'
+        : `bad magic ${JSON.stringify(magic)} (expected ${MAGIC}): not an rdmaq statistics file`,
+    );
+  const version = v.u32(H.version);
+  if (version !== STATS_LAYOUT_VERSION)
+    bad(
+      `layout version ${version}, this reader knows ${STATS_LAYOUT_VERSION}: run an agent/rdmaq-stat of the same rdmaq version as the application`,
+    );
+  const sizes: Array<[string, number, number]> = [
+    ['header size', v.u32(H.headerSize), HEADER],
+    ['slot metadata size', v.u32(H.metaSize), META],
+    ['slot histogram size', v.u32(H.slotHistSize), SLOT_HIST],
+    ['histogram bucket count', v.u32(H.buckets), BUCKETS],
+  ];
+  for (const [what, got, want] of sizes) if (got !== want) bad(`${what} ${got}, expected ${want}`);
+  const slotCount = v.u32(H.slotCount);
+  if (slotCount < 1 || slotCount > MAX_SLOTS) bad(`slot count ${slotCount} outside 1..${MAX_SLOTS}`);
+  const need = HEADER + slotCount * (META + SLOT_HIST);
+  if (fileSize < need) bad(`file is ${fileSize} bytes, ${slotCount} slots need ${need} (truncated)`);
+  const highWater = v.u32(H.highWater);
+  if (highWater > slotCount) bad(`${highWater} slots used of ${slotCount}`);
+  const pid = v.u32(H.pid);
+  if (pid < 1) bad('pid 0');
+  const startTime = count(v, H.startTime, 'start time');
+  const appLen = v.u32(H.appLen);
+  if (v.u64(H.appSeq) % 2 === 1) {
+    // app name being rewritten right now: read again next time
+  }
+  let app: string;
+  try {
+    app = text(v, H.app, appLen, APP_MAX, 'application name');
+  } catch (e) {
+    return bad((e as Error).message);
+  }
+  const snap: StatsFileSnapshot = {
+    path,
+    pid,
+    startTime,
+    app,
+    createdMs: Math.max(0, v.u64(H.createdMs)),
+    heartbeatMs: Math.max(0, v.u64(H.heartbeatMs)),
+    slotCount,
+    droppedLinks: v.u32(H.droppedLinks),
+    links: [],
+    busySlots: 0,
+    badSlots: [],
+  };
+  let at = HEADER;
+  for (let slot = 0; slot < highWater; slot++) {
+    if (at + META + 8 > buf.length) bad(`snapshot ends inside slot ${slot}`);
+    const nq = v.u32(at + META);
+    const nr = v.u32(at + META + 4);
+    if (nq > BUCKETS || nr > BUCKETS) bad(`slot ${slot} lists ${nq}/${nr} histogram buckets`);
+    const next = at + META + 8 + (nq + nr) * 16;
+    if (next > buf.length) bad(`snapshot ends inside slot ${slot}'s histograms`);
+    try {
+      const seq = v.u64(at);
+      if (seq < 0 || seq % 2 === 1) snap.busySlots++;
+      else {
+        const link = parseSlot(v, at, slot, nq, nr);
+        if (link) snap.links.push(link);
+      }
+    } catch (e) {
+      if (!(e instanceof SlotError)) throw e;
+      snap.badSlots.push({ slot, reason: e.message });
+    }
+    at = next;
+  }
+  return snap;
+}
+
+function parseSlot(v: View, at: number, slot: number, nq: number, nr: number): StatsLink | undefined {
+  const inUse = v.u32(at + M.inUse);
+  if (inUse === 0) return undefined;
+  if (inUse !== 1) throw new SlotError(`in-use flag ${inUse}`);
+  const role = v.u8(at + M.role);
+  const transport = v.u8(at + M.transport);
+  const state = v.u8(at + M.state);
+  const kinds = v.u8(at + M.errorKinds);
+  if (role !== 1 && role !== 2) throw new SlotError(`role ${role}`);
+  if (transport !== 1 && transport !== 2) throw new SlotError(`transport ${transport}`);
+  if (state >= LINK_STATES.length) throw new SlotError(`state ${state}`);
+  if (kinds > 8) throw new SlotError(`${kinds} error kinds (at most 8)`);
+  const linkId = text(v, at + M.linkId, v.u16(at + M.idLen), 256, 'link id', 1);
+  const peer = text(v, at + M.peer, v.u16(at + M.peerLen), 128, 'peer');
+  const provider = text(v, at + M.provider, v.u16(at + M.providerLen), 64, 'provider');
+  const c = at + M.counters;
+  const names = [
+    'records',
+    'bytes',
+    'completions',
+    'creditUpdates',
+    'backpressure',
+    'wraps',
+    'resends',
+    'reconnects',
+    'wakeups',
+  ] as const;
+  const counters = { errors: {} as Record<string, number> } as StatsLink['counters'];
+  names.forEach((n, i) => {
+    counters[n] = count(v, c + i * 8, n);
+  });
+  for (let i = 0; i < kinds; i++) {
+    const e = at + M.errors + i * 32;
+    const end = v.buf.indexOf(0, e);
+    const len = end < 0 || end > e + 24 ? 24 : end - e;
+    const kind = text(v, e, len, 24, 'error kind', 1);
+    counters.errors[kind] = count(v, e + 24, `errors.${kind}`);
+  }
+  const occ = count(v, at + M.gauges, 'occupancy');
+  const peak = count(v, at + M.gauges + 8, 'peak occupancy');
+  const cap = count(v, at + M.gauges + 16, 'capacity');
+  if (cap > 2 ** 40) throw new SlotError(`capacity ${cap}`);
+  if (occ > cap || peak > cap) throw new SlotError(`occupancy ${occ}/${peak} above capacity ${cap}`);
+  const qCount = count(v, at + M.queueHist, 'queue histogram count');
+  const rCount = count(v, at + M.rttHist, 'rtt histogram count');
+  const hq = buckets(v, at + META + 8, nq, 'queue');
+  const hr = buckets(v, at + META + 8 + nq * 16, nr, 'rtt');
+  // Buckets are written before the count is published: they hold at least the published count.
+  if (hq.sum < qCount)
+    throw new SlotError(`queue histogram buckets sum to ${hq.sum}, below its count ${qCount}`);
+  if (hr.sum < rCount)
+    throw new SlotError(`rtt histogram buckets sum to ${hr.sum}, below its count ${rCount}`);
+  return {
+    slot,
+    generation: v.u32(at + M.generation),
+    linkId,
+    peer,
+    role: role === 1 ? 'sender' : 'receiver',
+    direction: role === 1 ? 'tx' : 'rx',
+    transport: transport === 1 ? 'shm' : 'fabric',
+    provider,
+    state: LINK_STATES[state]!,
+    epoch: count(v, at + M.epoch, 'epoch'),
+    openedMs: count(v, at + M.openedMs, 'opened time'),
+    updatedMonoMs: count(v, at + M.updatedMonoMs, 'update time'),
+    counters,
+    gauges: { occupancyBytes: occ, peakOccupancyBytes: Math.max(peak, occ), capacityBytes: cap },
+    latency: {
+      queue: hq.list,
+      rtt: hr.list,
+      queueMinNs: count(v, at + M.queueHist + 8, 'queue min'),
+      queueMaxNs: count(v, at + M.queueHist + 16, 'queue max'),
+      rttMinNs: count(v, at + M.rttHist + 8, 'rtt min'),
+      rttMaxNs: count(v, at + M.rttHist + 16, 'rtt max'),
+    },
+  };
+}
+
+// ---- fs path: the compact snapshot from positional reads ----------------------------------------------
+
+function preadExact(fd: number, buf: Uint8Array, pos: number): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+/** The compact snapshot of `path` read with fs (no addon): see the module comment. */
+export function snapshotWithFs(path: string): { buf: Buffer; size: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new StatsFileError(path, `cannot open: ${(e as Error).message}`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const header = Buffer.alloc(HEADER);
+    if (preadExact(fd, header, 0) < HEADER) return { buf: header.subarray(0, 0), size };
+    const v = new View(header);
+    const slotCount = v.u32(H.slotCount);
+    const highWater = v.u32(H.highWater);
+    const ok =
+      header.toString('latin1', 0, 8) === MAGIC &&
+      v.u32(H.metaSize) === META &&
+      v.u32(H.slotHistSize) === SLOT_HIST &&
+      v.u32(H.buckets) === BUCKETS &&
+      slotCount >= 1 &&
+      slotCount <= MAX_SLOTS &&
+      highWater <= slotCount &&
+      size >= HEADER + slotCount * (META + SLOT_HIST);
+    if (!ok) return { buf: header, size };
+    const parts: Buffer[] = [header];
+    const histBase = HEADER + slotCount * META;
+    const a = Buffer.alloc(META);
+    const b = Buffer.alloc(META);
+    for (let slot = 0; slot < highWater; slot++) {
+      const pos = HEADER + slot * META;
+      let stable = false;
+      for (let i = 0; i < READ_TRIES && !stable; i++) {
+        preadExact(fd, a, pos);
+        if (a.readUInt32LE(0) % 2 === 1) continue;
+        preadExact(fd, b, pos);
+        stable = a.equals(b);
+      }
+      const meta = Buffer.from(a);
+      const counts = Buffer.alloc(8);
+      if (!stable) meta.writeUInt32LE(1, 0);
+      const pairs: Buffer[] = [];
+      if (stable && meta.readUInt32LE(M.inUse) === 1) {
+        for (let h = 0; h < 2; h++) {
+          const bm = h === 0 ? M.queueBitmap : M.rttBitmap;
+          const idx: number[] = [];
+          for (let w = 0; w < BITMAP_WORDS; w++) {
+            const lo = meta.readUInt32LE(bm + w * 8);
+            const hi = meta.readUInt32LE(bm + w * 8 + 4);
+            for (let bit = 0; bit < 64; bit++) {
+              const set = bit < 32 ? (lo >>> bit) & 1 : (hi >>> (bit - 32)) & 1;
+              if (set && w * 64 + bit < BUCKETS) idx.push(w * 64 + bit);
+            }
+          }
+          if (idx.length) {
+            const first = idx[0]!;
+            const span = Buffer.alloc((idx[idx.length - 1]! - first + 1) * 8);
+            preadExact(fd, span, histBase + slot * SLOT_HIST + h * HIST_BYTES + first * 8);
+            for (const i of idx) {
+              const p = Buffer.alloc(16);
+              p.writeUInt32LE(i, 0);
+              span.copy(p, 8, (i - first) * 8, (i - first) * 8 + 8);
+              pairs.push(p);
+            }
+          }
+          counts.writeUInt32LE(idx.length, h * 4);
+        }
+      }
+      parts.push(meta, counts, ...pairs);
+    }
+    return { buf: Buffer.concat(parts), size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// ---- the directory reader (agent, rdmaq-stat) -----------------------------------------------------------
+
+function loadNative(): NativeAddon | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    return require(process.env.RDMAQ_ADDON ?? '../build/Release/rdmaq.node') as NativeAddon;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface StatsScan {
+  files: StatsFileSnapshot[];
+  /** Files that could not be read, and why (the rest were read). */
+  problems: Array<{ path: string; reason: string }>;
+  /** Files of dead processes removed by this scan. */
+  swept: string[];
+}
+
+export interface StatsReaderOptions {
+  /** Directory to scan (default RDMAQ_STATS_DIR or /dev/shm). */
+  dir?: string;
+  /** A pid whose file is skipped (the agent's own: its links are reported already). */
+  skipPid?: number;
+  /** Read through the addon's mapping (default: when the addon loads). */
+  native?: boolean;
+  /** Remove files of dead processes (default true). */
+  sweep?: boolean;
+}
+
+/**
+ * Scans a directory for statistics files, sweeps the dead processes' files and reads the others. Keeps one
+ * mapping per file between scans (closed when the file goes).
+ */
+export class StatsReader {
+  readonly dir: string;
+  private readonly addon: NativeAddon | undefined;
+  private readonly maps = new Map<string, { map: NativeStatsMap; ino: number }>();
+  private readonly sweepOn: boolean;
+  private readonly skipPid: number | undefined;
+
+  constructor(opts: StatsReaderOptions = {}) {
+    this.dir = opts.dir ?? defaultStatsDir();
+    this.addon = opts.native === false ? undefined : loadNative();
+    this.sweepOn = opts.sweep !== false;
+    this.skipPid = opts.skipPid;
+  }
+
+  get mode(): 'native' | 'fs' {
+    return this.addon ? 'native' : 'fs';
+  }
+
+  scan(): StatsScan {
+    const out: StatsScan = { files: [], problems: [], swept: [] };
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch (e) {
+      out.problems.push({ path: this.dir, reason: `cannot list: ${(e as Error).message}` });
+      return out;
+    }
+    const seen = new Set<string>();
+    for (const name of names) {
+      if (!name.startsWith(STATS_FILE_PREFIX)) continue;
+      const path = join(this.dir, name);
+      const id = parseStatsFileName(name);
+      if (!id) {
+        out.problems.push({ path, reason: 'name is not rdmaq-stats-<pid>-<starttime>' });
+        continue;
+      }
+      if (id.pid === this.skipPid) continue;
+      const start = processStartTime(id.pid);
+      if (start === undefined || start !== id.startTime) {
+        this.drop(path);
+        if (this.sweepOn) {
+          try {
+            unlinkSync(path);
+            out.swept.push(path);
+          } catch (e) {
+            const code = (e as NodeJS.ErrnoException).code;
+            if (code !== 'ENOENT')
+              out.problems.push({
+                path,
+                reason: `process ${id.pid} is gone but the file cannot be removed (${code}): run the agent as the file's owner or root`,
+              });
+          }
+        }
+        continue;
+      }
+      seen.add(path);
+      try {
+        const snap = this.read(path);
+        if (snap.pid !== id.pid || snap.startTime !== id.startTime)
+          throw new StatsFileError(
+            path,
+            `header says pid ${snap.pid} start ${snap.startTime}, the name says pid ${id.pid} start ${id.startTime}`,
+          );
+        out.files.push(snap);
+      } catch (e) {
+        this.drop(path);
+        out.problems.push({
+          path,
+          reason: e instanceof StatsFileError ? e.reason : (e as Error).message,
+        });
+      }
+    }
+    for (const p of [...this.maps.keys()]) if (!seen.has(p)) this.drop(p);
+    return out;
+  }
+
+  /** One file, validated (StatsFileError otherwise). */
+  read(path: string): StatsFileSnapshot {
+    if (!this.addon) {
+      const { buf, size } = snapshotWithFs(path);
+      return parseSnapshot(path, buf, size);
+    }
+    let m = this.maps.get(path);
+    if (m) {
+      // A file replaced under the same name (pid reuse, restart) gets a new mapping.
+      let ino = -1;
+      try {
+        ino = statSync(path).ino;
+      } catch {
+        /* gone: fall through to a fresh open, which reports it */
+      }
+      if (ino !== m.ino) {
+        this.drop(path);
+        m = undefined;
+      }
+    }
+    if (!m) {
+      try {
+        const map = new this.addon.StatsMap(path);
+        m = { map, ino: map.ino };
+      } catch (e) {
+        throw new StatsFileError(path, (e as Error).message);
+      }
+      this.maps.set(path, m);
+    }
+    let buf: Buffer;
+    try {
+      buf = m.map.snapshot();
+    } catch (e) {
+      throw new StatsFileError(path, (e as Error).message);
+    }
+    return parseSnapshot(path, buf, m.map.size);
+  }
+
+  close(): void {
+    for (const p of [...this.maps.keys()]) this.drop(p);
+  }
+
+  private drop(path: string): void {
+    const m = this.maps.get(path);
+    if (!m) return;
+    m.map.close();
+    this.maps.delete(path);
+  }
+}
