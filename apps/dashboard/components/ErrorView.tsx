@@ -9,7 +9,6 @@ const PLACES = [
   { href: '/', label: 'Overview' },
   { href: '/alerts', label: 'Alerts' },
   { href: '/rules', label: 'Rules' },
-  { href: '/admin', label: 'Admin' },
 ];
 
 /**

@@ -10,6 +10,8 @@ import { atLeast, useMe } from './useMe';
 
 const COMPARISONS: AlertRule['comparison'][] = ['>', '>=', '<', '<='];
 const SEVERITIES: AlertRule['severity'][] = ['info', 'warning', 'critical'];
+/** Metrics that are a state (1 = down / stalled), shown as words rather than a comparison. */
+const STATES = new Set(['link_down', 'link_stalled']);
 
 const BLANK: AlertRule = {
   id: '',
@@ -137,15 +139,23 @@ export function RulesEditor() {
                       <div className="muted mono">{r.id}</div>
                     </td>
                     <td className="mono">
-                      {r.metric}
-                      {r.windowS > 0 ? ` over ${formatDurationS(r.windowS)}` : ''} {r.comparison}{' '}
-                      {formatMetric(r.metric, r.threshold)}
+                      {STATES.has(r.metric) ? (
+                        `${r.metric}: ${formatMetric(r.metric, 1)}`
+                      ) : (
+                        <>
+                          {r.metric}
+                          {r.windowS > 0 ? ` over ${formatDurationS(r.windowS)}` : ''} {r.comparison}{' '}
+                          {formatMetric(r.metric, r.threshold)}
+                        </>
+                      )}
                       {Object.keys(r.match).length > 0 && (
                         <div className="muted">where {formatPairs(r.match)}</div>
                       )}
                     </td>
                     <td className="mono">
-                      {invert(r.comparison)} {formatMetric(r.metric, r.clear)}
+                      {STATES.has(r.metric)
+                        ? formatMetric(r.metric, 0)
+                        : `${invert(r.comparison)} ${formatMetric(r.metric, r.clear)}`}
                     </td>
                     <td>
                       {formatDurationS(r.forS)} / {formatDurationS(r.keepFiringForS)}
