@@ -145,7 +145,7 @@ function agentConfig(i, hubUrl) {
     links.push({
       id: `${me}->${nodeName(j)}`,
       peer: nodeName(j),
-      address: `${agentIp(j)}:7470`,
+      address: `${agentIp(j)}:${useNetns ? 7470 : 7470 + j}`,
       transport: 'fabric',
       provider: 'tcp;ofi_rxm',
       ringBytes: '1MiB',
