@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname as osHostname } from 'node:os';
+import { markStatsFileAsAgent, netnsOf, StatsReader } from '@rdmaq/rdma-core';
 import {
   type AgentEvent,
   type Hello,
@@ -14,6 +15,7 @@ import {
   PROTOCOL_VERSION,
   type Sample,
 } from '@rdmaq/shared';
+import { AppLinks } from './app-links.js';
 import { type Clock, realClock, type TimerHandle } from './clock.js';
 import type { AgentConfig } from './config.js';
 import { type DataPath, InProcessDataPath } from './data-path.js';
@@ -56,6 +58,8 @@ export interface Agent {
   readonly logger: Logger;
   /** The links: in a worker thread (`dataPath: worker`) or on the main loop (`main`). */
   readonly links: DataPath;
+  /** Applications' links from their statistics files (undefined with `apps.enabled: false`). */
+  readonly apps: AppLinks | undefined;
   readonly hub: HubClient | undefined;
   readonly metrics: AgentMetrics;
   /** The HTTP server (not listening until start()). */
@@ -131,6 +135,20 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     dataPathThread: links.mode === 'worker',
   });
   const hostSampler = new HostSampler();
+  // Our own links are reported as ours: other agents on this host skip our statistics file, and we skip it.
+  markStatsFileAsAgent();
+  const apps = config.apps.enabled
+    ? new AppLinks({
+        reader: new StatsReader({
+          dir: config.apps.dir,
+          skipPid: process.pid,
+          skipAgents: true,
+          ...(netnsOf('self') !== undefined ? { netns: netnsOf('self')! } : {}),
+        }),
+        nodeId: config.nodeId,
+        logger,
+      })
+    : undefined;
 
   const hello = (): Hello => ({
     type: 'hello',
@@ -227,6 +245,13 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     const dp = await links.sample();
     const done = meter();
     const linkSamples = dp.links;
+    if (apps) {
+      try {
+        for (const a of apps.sample()) linkSamples.push(a);
+      } catch (err) {
+        log.error(`reading the applications' statistics files failed: ${errorMessage(err)}`);
+      }
+    }
     if (linkSamples.length > MAX_LINKS_PER_SAMPLE) {
       log.error(
         { links: linkSamples.length },
@@ -409,6 +434,7 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         await hub.stop();
       }
       await links.close();
+      apps?.close();
       hostSampler.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -424,6 +450,7 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     runId,
     logger,
     links,
+    apps,
     hub,
     metrics,
     server,

@@ -293,6 +293,19 @@ export const ConfigSchema = z.strictObject({
    * main event loop with everything else (tests with a simulated clock).
    */
   dataPath: z.enum(['worker', 'main'], { error: 'dataPath must be "worker" or "main"' }).default('worker'),
+  /**
+   * Applications' links (issue 14): each sample reads the statistics files rdma-core keeps per process
+   * (/dev/shm/rdmaq-stats-<pid>-<starttime>) and reports their links beside the agent's own, labelled `app`.
+   */
+  apps: z
+    .strictObject({
+      enabled: z.boolean({ error: 'apps.enabled must be true or false' }).default(true),
+      dir: z
+        .string({ error: 'apps.dir must be a string' })
+        .refine((p) => isAbsolute(p), { error: 'apps.dir must be an absolute path' })
+        .default(process.env.RDMAQ_STATS_DIR || '/dev/shm'),
+    })
+    .prefault({}),
   /** Directory of the sender journals (links with `journal: true`). */
   journalDir: z
     .string({ error: 'journalDir must be a string' })
@@ -467,6 +480,20 @@ export const OVERRIDES: readonly Override[] = [
     flag: 'data-path',
     kind: 'string',
     help: 'worker (links on their own thread, default) | main',
+  },
+  {
+    path: ['apps', 'enabled'],
+    env: 'RDMAQ_APPS',
+    flag: 'apps',
+    kind: 'boolean',
+    help: "report applications' links from their statistics files (default true)",
+  },
+  {
+    path: ['apps', 'dir'],
+    env: 'RDMAQ_APPS_DIR',
+    flag: 'apps-dir',
+    kind: 'string',
+    help: 'directory of the statistics files (default /dev/shm)',
   },
   {
     path: ['journalDir'],

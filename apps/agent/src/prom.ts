@@ -44,7 +44,10 @@ const NATIVE_TO_LE: Uint8Array = (() => {
   return map;
 })();
 
-type Labels = Record<LinkLabel, string>;
+/** The link labels, plus `app` on applications' links (issue 14; absent on the agent's own). */
+type Label = LinkLabel | 'app';
+const LABELS: readonly Label[] = [...LINK_LABELS, 'app'];
+type Labels = Partial<Record<Label, string>>;
 
 interface CumHist {
   /** Count per le slot (last slot = above every bound), not cumulative across slots. */
@@ -75,7 +78,7 @@ interface LinkEntry {
 type HistValues = Awaited<ReturnType<Histogram<string>['get']>>;
 
 /** A histogram whose buckets come from our own cumulative counts rather than from observe(). */
-class SnapshotHistogram extends Histogram<LinkLabel> {
+class SnapshotHistogram extends Histogram<Label> {
   constructor(
     private readonly metricName: string,
     private readonly metricHelp: string,
@@ -85,7 +88,7 @@ class SnapshotHistogram extends Histogram<LinkLabel> {
     super({
       name: metricName,
       help: metricHelp,
-      labelNames: [...LINK_LABELS],
+      labelNames: [...LABELS],
       buckets: [...LATENCY_BOUNDS_S],
       registers: [],
     });
@@ -114,6 +117,12 @@ class SnapshotHistogram extends Histogram<LinkLabel> {
   async getForPromString(): Promise<HistValues> {
     return this.get();
   }
+}
+
+function labelsOfLink(l: Sample['links'][number]): Labels {
+  const labels: Labels = { link: l.id, peer: l.peer, transport: l.transport, provider: l.provider };
+  if (l.app !== undefined) labels.app = l.app;
+  return labels;
 }
 
 export interface AgentMetricsOptions {
@@ -151,19 +160,15 @@ export class AgentMetrics {
   constructor(opts: AgentMetricsOptions) {
     const r = this.registry;
     const entries = () => this.links.values();
-    const linkRows = () => this.last?.links ?? [];
-    const labelsOf = (l: Sample['links'][number]): Labels => ({
-      link: l.id,
-      peer: l.peer,
-      transport: l.transport,
-      provider: l.provider,
-    });
+    // A gone application link's last sample goes to the hub, not to /metrics: its series end at once.
+    const linkRows = () => (this.last?.links ?? []).filter((l) => !l.gone);
+    const labelsOf = (l: Sample['links'][number]): Labels => labelsOfLink(l);
 
     const counter = (name: string, help: string, pick: (l: Sample['links'][number]) => number) =>
-      new Counter<LinkLabel>({
+      new Counter<Label>({
         name,
         help,
-        labelNames: [...LINK_LABELS],
+        labelNames: [...LABELS],
         registers: [r],
         collect() {
           this.reset();
@@ -171,10 +176,10 @@ export class AgentMetrics {
         },
       });
     const gauge = (name: string, help: string, pick: (l: Sample['links'][number]) => number) =>
-      new Gauge<LinkLabel>({
+      new Gauge<Label>({
         name,
         help,
-        labelNames: [...LINK_LABELS],
+        labelNames: [...LABELS],
         registers: [r],
         collect() {
           this.reset();
@@ -198,10 +203,10 @@ export class AgentMetrics {
     counter(LinkMetric.wraps, 'Wraps of the ring position to offset 0.', (l) => l.counters.wraps);
     counter(LinkMetric.resends, 'Records resent after a reconnect.', (l) => l.counters.resends);
     counter(LinkMetric.reconnects, 'Handshakes after the first one.', (l) => l.counters.reconnects);
-    new Counter<LinkLabel | 'kind'>({
+    new Counter<Label | 'kind'>({
       name: LinkMetric.errors,
       help: 'Link errors by kind.',
-      labelNames: [...LINK_LABELS, 'kind'],
+      labelNames: [...LABELS, 'kind'],
       registers: [r],
       collect() {
         this.reset();
@@ -332,11 +337,12 @@ export class AgentMetrics {
   ingest(sample: Sample): void {
     const seen = new Set<string>();
     for (const l of sample.links) {
+      if (l.gone) continue;
       seen.add(l.id);
       let e = this.links.get(l.id);
       if (!e) {
         e = {
-          labels: { link: l.id, peer: l.peer, transport: l.transport, provider: l.provider },
+          labels: labelsOfLink(l),
           queue: newHist(),
           rtt: newHist(),
         };

@@ -50,7 +50,8 @@ export function configFrom(raw: Record<string, unknown>): AgentConfig {
   try {
     const file = join(dir, 'agent.json.yaml');
     // JSON is valid YAML.
-    writeFileSync(file, JSON.stringify(raw));
+    // Applications' statistics files are off unless a test asks (other tests' processes write them too).
+    writeFileSync(file, JSON.stringify({ apps: { enabled: false }, ...raw }));
     return loadConfig({ file, env: {} });
   } finally {
     cleanup();

@@ -1374,6 +1374,10 @@ Napi::Value StatsInfo(const Napi::CallbackInfo& info) {
   o.Set("app", f.appName());
   return o;
 }
+Napi::Value StatsSetFlags(const Napi::CallbackInfo& info) {
+  stats::File::instance().setFlags(static_cast<uint32_t>(toU64(info[0], "flags")));
+  return info.Env().Undefined();
+}
 Napi::Value StatsHeartbeat(const Napi::CallbackInfo& info) {
   stats::File::instance().heartbeat();
   for (NativeSender* s : tlStatsSenders) s->refreshStats();
@@ -1455,6 +1459,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("statsSetAppName", Napi::Function::New(env, StatsSetAppName, "statsSetAppName"));
   exports.Set("statsInfo", Napi::Function::New(env, StatsInfo, "statsInfo"));
   exports.Set("statsHeartbeat", Napi::Function::New(env, StatsHeartbeat, "statsHeartbeat"));
+  exports.Set("statsSetFlags", Napi::Function::New(env, StatsSetFlags, "statsSetFlags"));
   exports.Set("StatsMap", StatsMap::Define(env));
   exports.Set("providers", Napi::Function::New(env, Providers, "providers"));
   exports.Set("fabricVersion", Napi::Function::New(env, FabricVersion, "fabricVersion"));

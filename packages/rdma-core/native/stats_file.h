@@ -35,6 +35,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <dirent.h>
 #include <grp.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -355,6 +356,13 @@ class File {
     return app_;
   }
 
+  // Header flags (bit 0: this process is an rdmaq agent: other agents do not report its links as an app's).
+  void setFlags(uint32_t flags) {
+    std::lock_guard<std::mutex> g(mu_);
+    flags_ = flags;
+    if (base_) st32(base_ + H::flags, flags_);
+  }
+
   void heartbeat() {
     std::lock_guard<std::mutex> g(mu_);
     if (base_) st64(base_ + H::heartbeatMs, wallMs());
@@ -409,6 +417,38 @@ class File {
     return field == 22 ? strtoull(p, nullptr, 10) : 0;
   }
 
+  static uint64_t startOf(long pid) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    FILE* f = fopen(p, "r");
+    if (!f) return 0;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char* q = strrchr(buf, ')');
+    if (!q) return 0;
+    int field = 2;
+    for (; *q && field < 22; ++q)
+      if (*q == ' ') ++field;
+    return field == 22 ? strtoull(q, nullptr, 10) : 0;
+  }
+
+  // Removes the files of dead processes (kill -9, a signal) that we may remove: once, when our file is made.
+  static void sweep(const std::string& dir) {
+    DIR* d = opendir(dir.c_str());
+    if (!d) return;
+    while (dirent* e = readdir(d)) {
+      long pid = 0;
+      unsigned long long st = 0;
+      char tail = 0;
+      if (sscanf(e->d_name, "rdmaq-stats-%ld-%llu%c", &pid, &st, &tail) != 2 || pid <= 0) continue;
+      if (startOf(pid) == st) continue;
+      unlink((dir + "/" + e->d_name).c_str());
+    }
+    closedir(d);
+  }
+
   void writeApp() {
     const uint64_t s = ld64(base_ + H::appSeq);
     st64(base_ + H::appSeq, s + 1);
@@ -432,6 +472,7 @@ class File {
       if (v >= 1 && v <= static_cast<long>(kMaxSlots)) slots_ = static_cast<uint32_t>(v);
     }
     const uint64_t start = selfStart();
+    sweep(dir);
     path_ = dir + "/rdmaq-stats-" + std::to_string(getpid()) + "-" + std::to_string(start);
     size_ = kHeaderSize + static_cast<size_t>(slots_) * (kMetaSize + kSlotHistSize);
     // A file of ours from before an exec (same pid and start time cannot be another process): replace it.
@@ -482,6 +523,7 @@ class File {
     st32(b + H::buckets, kBuckets);
     st32(b + H::pid, static_cast<uint32_t>(getpid()));
     st64(b + H::startTime, start);
+    st32(b + H::flags, flags_);
     st64(b + H::createdMs, wallMs());
     st64(b + H::heartbeatMs, wallMs());
     base_ = b;
@@ -508,7 +550,7 @@ class File {
   std::mutex mu_;
   uint8_t* base_ = nullptr;
   size_t size_ = 0;
-  uint32_t slots_ = 0, highWater_ = 0, dropped_ = 0;
+  uint32_t slots_ = 0, highWater_ = 0, dropped_ = 0, flags_ = 0;
   bool tried_ = false;
   std::string path_, error_, app_;
   std::vector<uint32_t> free_;
@@ -556,7 +598,7 @@ inline void installBusGuard() {
 // Returns "" or the reason the file cannot be read (the caller names the file).
 inline std::string snapshot(const uint8_t* base, size_t size, std::vector<uint8_t>& out) {
   out.clear();
-  if (size < kHeaderSize) return "file is " + std::to_string(size) + " bytes, smaller than the 4096-byte header";
+  if (size < kHeaderSize) return "file is " + std::to_string(size) + " bytes, smaller than the 4096-byte header (truncated)";
   installBusGuard();
   sigjmp_buf jb;
   if (sigsetjmp(jb, 1)) {

@@ -34,6 +34,7 @@ export { Sender } from './sender.js';
 export {
   defaultStatsDir,
   LINK_STATES,
+  netnsOf,
   parseSnapshot,
   parseStatsFileName,
   processStartTime,
@@ -70,6 +71,14 @@ export function setAppName(name: string): void {
   if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > 256)
     throw new RdmaqError('ERR_RDMAQ_ARG', 'setAppName(name): name must be a string of 1..256 bytes');
   native.statsSetAppName(name);
+}
+
+/**
+ * @internal Marks this process's statistics file as an rdmaq agent's: other agents do not report its links as
+ * an application's (rdmaq-stat still shows them).
+ */
+export function markStatsFileAsAgent(): void {
+  native.statsSetFlags(1);
 }
 
 /**

@@ -188,6 +188,8 @@ export interface NativeAddon {
   statsSetAppName(name: string): void;
   /** This process's statistics file: path ("" until the first link opens, or when off) and why not. */
   statsInfo(): { enabled: boolean; path: string; error: string; app: string };
+  /** Header flags of this process's statistics file (bit 0: an rdmaq agent). */
+  statsSetFlags(flags: number): void;
   /** Stores the wall-clock time in the file header's heartbeat. */
   statsHeartbeat(): void;
   /** Read-only mapping of a statistics file (the agent, rdmaq-stat). */

@@ -19,6 +19,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   readSync,
   statSync,
   unlinkSync,
@@ -50,6 +51,7 @@ const H = {
   slotCount: 24,
   buckets: 28,
   pid: 32,
+  flags: 36,
   startTime: 40,
   createdMs: 48,
   heartbeatMs: 56,
@@ -132,6 +134,10 @@ export interface StatsFileSnapshot {
   /** Process start time in clock ticks since boot (/proc/<pid>/stat field 22). */
   startTime: number;
   app: string;
+  /** The file belongs to an rdmaq agent (header flag). */
+  agent: boolean;
+  /** Inode of the process's network namespace (/proc/<pid>/ns/net), when readable. */
+  netns?: number;
   createdMs: number;
   heartbeatMs: number;
   slotCount: number;
@@ -304,6 +310,7 @@ export function parseSnapshot(path: string, buf: Uint8Array, fileSize: number): 
     pid,
     startTime,
     app,
+    agent: (v.u32(H.flags) & 1) === 1,
     createdMs: Math.max(0, v.u64(H.createdMs)),
     heartbeatMs: Math.max(0, v.u64(H.heartbeatMs)),
     slotCount,
@@ -530,6 +537,23 @@ export interface StatsReaderOptions {
   native?: boolean;
   /** Remove files of dead processes (default true). */
   sweep?: boolean;
+  /**
+   * Only processes in this network namespace (the inode of /proc/self/ns/net, say): on a host whose network
+   * namespaces share /dev/shm (the demo's hosts), each agent reports its own namespace's applications.
+   */
+  netns?: number;
+  /** Skip the files of rdmaq agents (an agent reports its own links). */
+  skipAgents?: boolean;
+}
+
+/** Inode of a process's network namespace, or undefined when it cannot be read. */
+export function netnsOf(pid: number | 'self'): number | undefined {
+  try {
+    const m = /net:\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/net`));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -542,12 +566,16 @@ export class StatsReader {
   private readonly maps = new Map<string, { map: NativeStatsMap; ino: number }>();
   private readonly sweepOn: boolean;
   private readonly skipPid: number | undefined;
+  private readonly netns: number | undefined;
+  private readonly skipAgents: boolean;
 
   constructor(opts: StatsReaderOptions = {}) {
     this.dir = opts.dir ?? defaultStatsDir();
     this.addon = opts.native === false ? undefined : loadNative();
     this.sweepOn = opts.sweep !== false;
     this.skipPid = opts.skipPid;
+    this.netns = opts.netns;
+    this.skipAgents = opts.skipAgents === true;
   }
 
   get mode(): 'native' | 'fs' {
@@ -591,6 +619,7 @@ export class StatsReader {
         }
         continue;
       }
+      if (this.netns !== undefined && netnsOf(id.pid) !== this.netns) continue;
       seen.add(path);
       try {
         const snap = this.read(path);
@@ -599,6 +628,7 @@ export class StatsReader {
             path,
             `header says pid ${snap.pid} start ${snap.startTime}, the name says pid ${id.pid} start ${id.startTime}`,
           );
+        if (this.skipAgents && snap.agent) continue;
         out.files.push(snap);
       } catch (e) {
         this.drop(path);

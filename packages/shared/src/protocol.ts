@@ -119,6 +119,15 @@ export const LinkSampleSchema = z.object({
     queue: SparseBucketsSchema,
     rtt: SparseBucketsSchema,
   }),
+  /**
+   * Who holds this end: the agent itself (absent or 'agent') or an application process on the node that uses
+   * rdma-core directly ('app'; read from its statistics file, issue 14). Optional: older agents omit it.
+   */
+  origin: z.enum(['agent', 'app']).optional(),
+  /** The application's name (origin 'app'): what it set with setAppName(), else its command line. */
+  app: z.string().max(128).optional(),
+  /** The application's process exited or closed the link: this is the link's last sample. */
+  gone: z.boolean().optional(),
 });
 export type LinkSample = z.infer<typeof LinkSampleSchema>;
 

@@ -1,0 +1,183 @@
+/**
+ * Statistics files (issue 14): two application processes (no agent) exchange 1,000,000 records over shm and
+ * over fabric (`net` on loopback); what each application counted equals what its statistics file says, read
+ * through the addon's mapping, through plain file reads and by `rdmaq-stat --json`. kill -9 of an application:
+ * the next scan sweeps its file. Bad files (wrong version, truncated, random bytes, a bad slot) are named with
+ * the reason and skipped while the good ones are still read.
+ */
+import { execFileSync, spawn as spawnProc } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { processStartTime, type StatsFileSnapshot, StatsReader } from '../src/stats-file.js';
+import { Peer, SECRET, tempDir } from './fabric-helpers.js';
+
+const APP = fileURLToPath(new URL('./fixtures/stats-app.mjs', import.meta.url));
+const STAT = fileURLToPath(new URL('../dist/stat/cli.js', import.meta.url));
+const dir = tempDir();
+process.env.RDMAQ_STATS_DIR = dir.dir;
+const peers: Peer[] = [];
+const sleepers: Array<{ kill: () => void }> = [];
+
+afterEach(() => {
+  for (const p of peers.splice(0)) p.kill9();
+  for (const s of sleepers.splice(0)) s.kill();
+});
+afterAll(() => dir.remove());
+
+function app(cfg: Record<string, unknown>): Peer {
+  const p = new Peer([APP, JSON.stringify(cfg)]);
+  peers.push(p);
+  return p;
+}
+
+/** Scans until `pred` holds on the files (the last batch's figures land right after the app reports). */
+async function until(reader: StatsReader, pred: (files: StatsFileSnapshot[]) => boolean) {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const s = reader.scan();
+    if (pred(s.files)) return s;
+    if (Date.now() > end) throw new Error(`files never matched: ${JSON.stringify(s).slice(0, 2000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const linkOf = (files: StatsFileSnapshot[], app: string, role: string) =>
+  files.find((f) => f.app === app)?.links.find((l) => l.role === role);
+
+async function exchange(transport: 'shm' | 'fabric', count: number) {
+  const tag = `${transport}-${process.pid}`;
+  const socketPath = join(dir.dir, `${transport}.sock`);
+  const linkId = `stats-${tag}`;
+  const rx = app({
+    role: 'receiver',
+    transport,
+    socketPath,
+    linkId,
+    count,
+    secret: SECRET,
+    app: `rx-${tag}`,
+  });
+  const ready = await rx.waitFor((e) => e.ev === 'ready', 20_000, 'receiver ready');
+  const tx = app({
+    role: 'sender',
+    transport,
+    socketPath,
+    linkId,
+    count,
+    port: ready.port,
+    secret: SECRET,
+    app: `tx-${tag}`,
+  });
+  const got = await rx.waitFor((e) => e.ev === 'done', 120_000, 'receiver done');
+  const sent = await tx.waitFor((e) => e.ev === 'done', 120_000, 'sender done');
+  expect(got.records).toBe(count);
+  expect(sent.records).toBe(count);
+  for (const native of [true, false]) {
+    const reader = new StatsReader({ native });
+    const s = await until(reader, (files) => {
+      const r = linkOf(files, `rx-${tag}`, 'receiver');
+      const t = linkOf(files, `tx-${tag}`, 'sender');
+      return r?.counters.records === count && t?.counters.records === count;
+    });
+    expect(s.problems).toEqual([]);
+    const r = linkOf(s.files, `rx-${tag}`, 'receiver')!;
+    const t = linkOf(s.files, `tx-${tag}`, 'sender')!;
+    expect(r.counters.bytes).toBe(got.bytes);
+    expect(t.counters.bytes).toBe(sent.bytes);
+    expect(r).toMatchObject({ linkId, transport, direction: 'rx', state: 'up' });
+    expect(t).toMatchObject({ linkId, transport, direction: 'tx', state: 'up' });
+    // Every delivered record has its queue latency in the receiver's histogram.
+    expect(r.latency.queue.reduce((a, [, n]) => a + n, 0)).toBe(count);
+    reader.close();
+  }
+  // rdmaq-stat --json: the same figures, from another process that needs no agent.
+  const json = JSON.parse(
+    execFileSync(process.execPath, [STAT, '--json', '--dir', dir.dir], { encoding: 'utf8' }),
+  );
+  const files = json.files as StatsFileSnapshot[];
+  expect(linkOf(files, `rx-${tag}`, 'receiver')?.counters.records).toBe(count);
+  expect(linkOf(files, `tx-${tag}`, 'sender')?.counters.records).toBe(count);
+  return { rx, tx, files };
+}
+
+describe('statistics files', () => {
+  it('two shm applications: 1,000,000 records, the files say what the applications counted; kill -9 → swept', async () => {
+    const { rx, tx } = await exchange('shm', 1_000_000);
+    const rxFile = join(dir.dir, `rdmaq-stats-${rx.proc.pid}-${processStartTime(rx.proc.pid!)}`);
+    expect(existsSync(rxFile)).toBe(true);
+    rx.kill9();
+    tx.kill9();
+    await new Promise((r) => setTimeout(r, 200));
+    const s = new StatsReader().scan();
+    expect(s.swept).toContain(rxFile);
+    expect(existsSync(rxFile)).toBe(false);
+    expect(s.files.filter((f) => f.pid === rx.proc.pid || f.pid === tx.proc.pid)).toEqual([]);
+  }, 180_000);
+
+  it('two fabric applications (net on loopback): 1,000,000 records, the files say what they counted', async () => {
+    await exchange('fabric', 1_000_000);
+  }, 240_000);
+
+  it('bad files are named with the reason and skipped; the good ones are still read', async () => {
+    // Live processes to own the names (a file of a dead process would be swept, not parsed).
+    const owners = Array.from({ length: 5 }, () => {
+      const c = spawnProc('sleep', ['60']);
+      sleepers.push({ kill: () => c.kill('SIGKILL') });
+      return c.pid!;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const good = app({
+      role: 'receiver',
+      transport: 'shm',
+      socketPath: join(dir.dir, 'g.sock'),
+      linkId: 'g',
+      count: 1,
+      app: 'good',
+    });
+    const ready = await good.waitFor((e) => e.ev === 'ready', 20_000, 'ready');
+    const goodPath = (ready.stats as { path: string }).path;
+    const image = readFileSync(goodPath);
+    const name = (pid: number) => join(dir.dir, `rdmaq-stats-${pid}-${processStartTime(pid)}`);
+    const wrongVersion = Buffer.from(image);
+    wrongVersion.writeUInt32LE(7, 8);
+    wrongVersion.writeUInt32LE(owners[0]!, 32);
+    writeFileSync(name(owners[0]!), wrongVersion);
+    writeFileSync(name(owners[1]!), image.subarray(0, 3000));
+    writeFileSync(
+      name(owners[2]!),
+      Buffer.from(Array.from({ length: 70_000 }, () => (Math.random() * 256) | 0)),
+    );
+    const longTruncated = Buffer.from(image.subarray(0, 100_000));
+    longTruncated.writeUInt32LE(owners[3]!, 32);
+    writeFileSync(name(owners[3]!), longTruncated);
+    // A valid file whose one slot says role 9: that slot alone is skipped.
+    const badSlot = Buffer.from(image);
+    badSlot.writeUInt32LE(owners[4]!, 32);
+    badSlot.writeBigUInt64LE(BigInt(processStartTime(owners[4]!)!), 40);
+    badSlot.writeUInt8(9, 4096 + 16);
+    writeFileSync(name(owners[4]!), badSlot);
+    for (const native of [true, false]) {
+      const s = new StatsReader({ native }).scan();
+      const why = (pid: number) => s.problems.find((p) => p.path === name(pid))?.reason ?? '';
+      expect(why(owners[0]!)).toMatch(/layout version 7, this reader knows 1/);
+      expect(why(owners[1]!)).toMatch(/truncated/);
+      expect(why(owners[2]!)).toMatch(/bad magic/);
+      expect(why(owners[3]!)).toMatch(/truncated/);
+      const bad = s.files.find((f) => f.path === name(owners[4]!));
+      expect(bad?.badSlots[0]?.reason).toMatch(/role 9/);
+      expect(bad?.links).toEqual([]);
+      expect(s.files.find((f) => f.path === goodPath)?.links[0]).toMatchObject({
+        linkId: 'g',
+        role: 'receiver',
+      });
+    }
+    // rdmaq-stat names them too and still shows the good one.
+    const text = execFileSync(process.execPath, [STAT, '--once', '--dir', dir.dir], { encoding: 'utf8' });
+    expect(text).toMatch(/layout version 7/);
+    expect(text).toMatch(/good/);
+    for (const f of readdirSync(dir.dir))
+      if (owners.some((p) => f.includes(`-${p}-`))) execFileSync('rm', [join(dir.dir, f)]);
+  }, 60_000);
+});
