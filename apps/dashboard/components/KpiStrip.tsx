@@ -67,7 +67,7 @@ export const KpiStrip = memo(function KpiStrip({ kpi }: { kpi: Kpi | undefined }
         id="links"
         label="Links up"
         value={`${kpi.linksUp} / ${kpi.linksTotal}`}
-        sub={`${kpi.linksDegraded} degraded · ${kpi.linksDown} down`}
+        sub={`${kpi.linksDegraded} degraded · ${kpi.linksDown} down${kpi.linksFrozen ? ` · ${kpi.linksFrozen} unknown (node not reporting)` : ''}`}
         tone={linksTone}
       />
       <Item

@@ -116,14 +116,15 @@ describe('alerts an operator can act on: units, links, a full ring with no progr
     expect(stuck()).toEqual([]);
   });
 
-  it('the receiver goes silent, the sender’s ring stays full: critical on both ends after 10 s', async () => {
-    // n2 stops reporting (cut off); n1's sender can accept nothing, its mirror full of unacknowledged bytes.
-    await second({ accepted: 0, txOcc: CAP });
+  it('the consumer hangs, the sender’s ring stays full: critical on both ends after 10 s', async () => {
+    // n2's consumer stops (its agent still reports: its ring full, nothing delivered); n1's sender can
+    // accept nothing, its mirror full of unacknowledged bytes.
+    await second({ accepted: 0, txOcc: CAP, got: 0, rxOcc: CAP });
     for (let i = 0; i < 9; i++) {
-      await second({ accepted: 0, txOcc: CAP });
+      await second({ accepted: 0, txOcc: CAP, got: 0, rxOcc: CAP });
       expect(stuck()).toEqual([]);
     }
-    await second({ accepted: 0, txOcc: CAP });
+    await second({ accepted: 0, txOcc: CAP, got: 0, rxOcc: CAP });
     const a = stuck();
     expect(a.map((x) => [x.labels.node, x.labels.direction, x.state, x.severity])).toEqual([
       ['n1', 'tx', 'firing', 'critical'],
@@ -137,7 +138,7 @@ describe('alerts an operator can act on: units, links, a full ring with no progr
     );
     expect(a[0]!.metric).toBe('ring_stuck');
     // It keeps counting while nothing moves.
-    for (let i = 0; i < 5; i++) await second({ accepted: 0, txOcc: CAP });
+    for (let i = 0; i < 5; i++) await second({ accepted: 0, txOcc: CAP, got: 0, rxOcc: CAP });
     expect(stuck()[0]!.value).toBe(15);
   });
 
@@ -189,6 +190,20 @@ describe('alerts an operator can act on: units, links, a full ring with no progr
     ]);
     await second({ accepted: 10, txOcc: CAP / 2, got: 10, rxOcc: CAP - 1000 });
     expect(stuck()).toEqual([]);
+  });
+
+  it('a receiver that goes silent: its AgentOffline names it; the stuck ring adds no alerts of its own', async () => {
+    const before = new Set(hub.app.alerts.activeAlerts().map((a) => a.id));
+    // n2 is cut off: it reports nothing more; n1's sender can accept nothing, its mirror full.
+    for (let i = 0; i < 15; i++) await second({ accepted: 0, txOcc: CAP });
+    expect(stuck()).toEqual([]);
+    const raised = hub.app.alerts.activeAlerts().filter((a) => !before.has(a.id));
+    expect(raised.map((a) => `${a.state} ${a.ruleName} ${a.labels.node}`)).toEqual([
+      'firing AgentOffline n2',
+    ]);
+    // n2 back: its AgentOffline resolves.
+    await second({ accepted: 10, txOcc: CAP / 2, got: 10, rxOcc: 0 });
+    expect(hub.app.alerts.activeAlerts().filter((a) => a.ruleId === 'agent-offline')).toEqual([]);
   });
 
   it('latency alerts read in units too (value and threshold), with the same summary everywhere', async () => {

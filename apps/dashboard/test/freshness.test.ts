@@ -110,7 +110,9 @@ describe('freshness and blame', () => {
     expect(h.agents).toEqual({ connected: 3, stale: 0, offline: 1, total: 4 });
     expect(h.links.up).toBe(3 * 4);
     const kpi = hub.app.fleet.kpi(0, 0);
+    // f2's 6 ends are frozen (unknown), the peers' 6 ends to f2 down, the other 12 up.
     expect(kpi).toMatchObject({ nodesConnected: 3, nodesStale: 0, nodesOffline: 1 });
+    expect(kpi).toMatchObject({ linksUp: 12, linksDown: 6, linksDegraded: 0, linksFrozen: 6 });
 
     // Alerts: one names the host (AgentOffline on f2); the peers' ends to f2 are inhibited, not 6 LinkDowns.
     await second(silent, cut);

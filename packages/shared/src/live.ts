@@ -167,6 +167,8 @@ export const KpiSchema = z.object({
   linksUp: z.number(),
   linksDegraded: z.number(),
   linksDown: z.number(),
+  /** Link ends reported by a stale/offline node: their figures are frozen, their state unknown. */
+  linksFrozen: z.number().optional(),
   /** Sum over link ends with direction rx (each record counted once). */
   recordsPerS: z.number(),
   bytesPerS: z.number(),

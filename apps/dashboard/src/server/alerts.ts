@@ -602,12 +602,11 @@ export class AlertEngine {
       const n = this.fleet.nodes.get(l.node);
       // Figures of a stale or offline agent are frozen; agent-offline speaks for it.
       if (!n || this.fleet.freshnessOf(n, now) !== 'fresh') continue;
-      // An end down because its peer went silent: the peer's agent-offline alert names the host at fault
-      // (inhibition, as Alertmanager's inhibit rules do), so a cut-off host raises one alert, not 2 per peer.
-      if (l.blame !== undefined && l.blame !== l.node) {
-        const at = this.fleet.nodes.get(l.blame);
-        if (at && this.fleet.freshnessOf(at, now) !== 'fresh') continue;
-      }
+      // An end whose peer went silent (down, its ring filling, its latency frozen…): the peer's agent-offline
+      // alert names the host at fault (inhibition, as Alertmanager's inhibit rules do), so a cut-off host
+      // raises one alert, not several per peer.
+      const peer = this.fleet.nodes.get(l.peer);
+      if (peer && this.fleet.freshnessOf(peer, now) !== 'fresh') continue;
       if (filtered) {
         let ok = true;
         for (const k in rule.match) {
@@ -661,10 +660,10 @@ export class AlertEngine {
     return out;
   }
 
-  /** Whether a node's figures are current: connected, and a sample within three periods (+1 s). */
+  /** Whether a node's figures are current (the hub's freshness: connected and sampling). */
   private freshFigures(node: string, now: number): boolean {
     const n = this.fleet.nodes.get(node);
-    return n !== undefined && n.connected && now - n.lastSeen < 3 * n.intervalMs + 1000;
+    return n !== undefined && this.fleet.freshnessOf(n, now) === 'fresh';
   }
 
   /**
@@ -688,9 +687,9 @@ export class AlertEngine {
 
   /**
    * `ring_stuck` per link END, judged on both ends: an end's value is the longer stuck time of itself and its
-   * other end (`<peer>~<id>`), counting only ends whose agent's figures are current. So a link whose
-   * receiver went silent alerts on the sender (its mirror stays full) AND on the receiver's end, and each
-   * host's page shows it. An end neither of whose sides is current is left out (its alert stays as it is).
+   * other end (`<peer>~<id>`): a consumer that stops consuming while both hosts report alerts on the
+   * receiver's end AND the sender's (its mirror stays full), and each host's page shows it. While either
+   * host is not fresh the link is left out: the silent host's agent-offline alert speaks for it.
    */
   private ringStuckSeries(
     match: ((labels: Record<string, string>) => boolean) | undefined,
@@ -706,6 +705,9 @@ export class AlertEngine {
       const mine = own.get(l.key);
       const theirs = own.get(`${l.peer}~${l.id}`);
       if (mine === undefined && theirs === undefined) continue;
+      // A ring stuck because one of its hosts went silent is that host's agent-offline alert, not two
+      // more per link (inhibition: a cut-off host raises one alert that names it).
+      if (!this.freshFigures(l.node, now) || !this.freshFigures(l.peer, now)) continue;
       const labels = () => AlertEngine.linkLabels(l);
       if (match && !match(labels())) continue;
       out.push({ key: l.key, labels, value: Math.max(mine ?? 0, theirs ?? 0) });

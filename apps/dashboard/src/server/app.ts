@@ -3,6 +3,7 @@
  * optionally Next.js onto one HTTP(S) server, without listening: tests drive it in process and the bin
  * calls `listen()`. `close()` shuts down gracefully (agents told 1001, open minutes flushed, store closed).
  */
+import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -73,13 +74,17 @@ async function loadNext(
     return undefined;
   }
   const mod = (await import('next')) as unknown as {
-    default: (o: { dev: boolean; dir: string }) => {
+    default: (o: { dev: boolean; dir: string; httpServer: EventEmitter }) => {
       prepare(): Promise<void>;
       getRequestHandler(): NextHandler;
       close?: () => Promise<void>;
     };
   };
-  const app = mod.default({ dev: false, dir: PACKAGE_DIR });
+  // Next attaches its own 'upgrade' listener to the server of the first request it handles (for its
+  // middleware and dev HMR) unless given `httpServer`; on ours it would answer /ws/live and /ws/agent too
+  // and destroy the socket right after the hub's welcome (seen as close 1006 once a middleware exists).
+  // A server stand-in that never emits keeps upgrades the hub's alone.
+  const app = mod.default({ dev: false, dir: PACKAGE_DIR, httpServer: new EventEmitter() });
   await app.prepare();
   return { handle: app.getRequestHandler(), close: async () => app.close?.() };
 }

@@ -1025,8 +1025,10 @@ export class Fleet {
     let bytes = 0;
     let occMax = 0;
     const p99s: number[] = [];
+    let frozen = 0;
     for (const l of this.links.values()) {
-      if (l.state === 'up' && this.nodes.get(l.node)?.freshness === 'fresh') up++;
+      if (this.nodes.get(l.node)?.freshness !== 'fresh') frozen++;
+      else if (l.state === 'up') up++;
       else if (l.state === 'down') down++;
       else degraded++;
       if (l.direction === 'rx') {
@@ -1047,6 +1049,7 @@ export class Fleet {
       linksUp: up,
       linksDegraded: degraded,
       linksDown: down,
+      linksFrozen: frozen,
       recordsPerS: records,
       bytesPerS: bytes,
       p99MaxNs: p99s.length ? p99s[p99s.length - 1]! : null,
