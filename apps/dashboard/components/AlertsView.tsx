@@ -1,13 +1,18 @@
 'use client';
 import type { Alert, AlertRule, Matcher, Silence } from '@rdmaq/shared';
-import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { alertLinks, groupAlertsByHost } from '@rdmaq/shared/format';
+import Link from 'next/link';
+import { type FormEvent, Fragment, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, api } from '../lib/ui/api';
 import { formatAgo, formatDurationS, formatMetric, formatTimestamp } from '../lib/ui/format';
+import { AlertPages } from './AlertPages';
 import { hasRole, useConnection, useLiveView } from './LiveProvider';
 import { StatePill } from './StatePill';
 import { useNow } from './useNow';
 
 const SEV: Record<string, number> = { critical: 2, warning: 1, info: 0 };
+/** Alerts of one host from which its group starts collapsed. */
+const COLLAPSE_AT = 4;
 
 /** The rule list (REST), shared by the rules table and the alert tables (which show values in the rule's unit). */
 function useRules() {
@@ -59,6 +64,7 @@ export function AlertsView() {
       <AlertTable
         title={`Firing (${firing.length})`}
         id="firing"
+        grouped
         alerts={firing}
         now={now}
         canAct={canAct}
@@ -70,6 +76,7 @@ export function AlertsView() {
       <AlertTable
         title={`Pending (${pending.length})`}
         id="pending"
+        grouped
         alerts={pending}
         now={now}
         canAct={canAct}
@@ -122,6 +129,7 @@ function subjectOf(a: Alert): string {
 function AlertTable({
   title,
   id,
+  grouped = false,
   alerts,
   now,
   canAct,
@@ -132,6 +140,8 @@ function AlertTable({
 }: {
   title: string;
   id: string;
+  /** Group by the host that causes them (groupAlertsByHost), each group collapsible. */
+  grouped?: boolean;
   alerts: readonly Alert[];
   now: number;
   canAct: boolean;
@@ -141,6 +151,86 @@ function AlertTable({
   empty: string;
 }) {
   const resolved = id === 'resolved';
+  const groups = useMemo(
+    () => (grouped ? groupAlertsByHost(alerts) : [{ host: null, alerts: [...alerts] }]),
+    [grouped, alerts],
+  );
+  // Groups of COLLAPSE_AT alerts or more start collapsed (one line per host at fault); the operator opens
+  // the one to work on. `toggled` holds the groups the operator flipped.
+  const [toggled, setToggled] = useState<ReadonlySet<string>>(new Set());
+  const isOpen = (g: { host: string | null; alerts: readonly Alert[] }) =>
+    g.host !== null && toggled.has(g.host) !== g.alerts.length >= COLLAPSE_AT;
+  const toggle = (h: string) =>
+    setToggled((s) => {
+      const n = new Set(s);
+      if (n.has(h)) n.delete(h);
+      else n.add(h);
+      return n;
+    });
+  const cols = resolved ? 6 : 7;
+  const row = (a: Alert) => {
+    const metric = a.metric ?? metricOf.get(a.ruleId);
+    return (
+      <tr key={a.id + (a.resolvedAt ?? '')} data-alert-id={a.id}>
+        <td>
+          <span className={`sev sev-${a.severity}`}>{a.severity}</span>
+        </td>
+        <td>
+          <StatePill state={a.state} label={a.ruleName} />
+          <div>{a.summary}</div>
+          <AlertPages alert={a} />
+          {a.silencedBy.length > 0 && <div className="muted">silenced</div>}
+        </td>
+        <td>{subjectOf(a) || '—'}</td>
+        <td className="num">
+          {metric
+            ? `${formatMetric(metric, a.value)} / ${formatMetric(metric, a.threshold)}`
+            : `${a.value === null ? '—' : round(a.value)} / ${round(a.threshold)}`}
+        </td>
+        <td title={formatTimestamp(resolved ? a.resolvedAt : (a.firedAt ?? a.activeAt))}>
+          {formatAgo(resolved ? a.resolvedAt : (a.firedAt ?? a.activeAt), now)}
+        </td>
+        <td>
+          {a.ack ? (
+            <>
+              {a.ack.by} <span className="muted">{formatAgo(a.ack.at, now)}</span>
+              {a.ack.comment && <div className="muted">“{a.ack.comment}”</div>}
+            </>
+          ) : (
+            <span className="muted">no</span>
+          )}
+        </td>
+        {!resolved && (
+          <td>
+            <div style={{ display: 'flex', gap: 6 }}>
+              {a.ack ? (
+                <UnackButton alert={a} disabled={!canAct} />
+              ) : (
+                <button
+                  type="button"
+                  className="btn btn-small"
+                  disabled={!canAct}
+                  onClick={() => onAck(a)}
+                  aria-label={`Acknowledge ${a.ruleName} ${subjectOf(a)}`}
+                >
+                  Acknowledge
+                </button>
+              )}
+              <button
+                type="button"
+                className="btn btn-small btn-ghost"
+                disabled={!canAct}
+                onClick={() => onSilence(a)}
+                aria-label={`Silence ${a.ruleName} ${subjectOf(a)}`}
+              >
+                Silence…
+              </button>
+            </div>
+          </td>
+        )}
+      </tr>
+    );
+  };
   return (
     <section className="panel" aria-labelledby={`${id}-h`}>
       <h2 id={`${id}-h`}>{title}</h2>
@@ -163,70 +253,58 @@ function AlertTable({
               </tr>
             </thead>
             <tbody>
-              {alerts.map((a) => (
-                <tr key={a.id + (a.resolvedAt ?? '')} data-alert-id={a.id}>
-                  <td>
-                    <span className={`sev sev-${a.severity}`}>{a.severity}</span>
-                  </td>
-                  <td>
-                    <StatePill state={a.state} label={a.ruleName} />
-                    <div>{a.summary}</div>
-                    {a.silencedBy.length > 0 && <div className="muted">silenced</div>}
-                  </td>
-                  <td>{subjectOf(a) || '—'}</td>
-                  <td className="num">
-                    {metricOf.has(a.ruleId)
-                      ? `${formatMetric(metricOf.get(a.ruleId)!, a.value)} / ${formatMetric(metricOf.get(a.ruleId)!, a.threshold)}`
-                      : `${a.value === null ? '—' : round(a.value)} / ${round(a.threshold)}`}
-                  </td>
-                  <td title={formatTimestamp(resolved ? a.resolvedAt : (a.firedAt ?? a.activeAt))}>
-                    {formatAgo(resolved ? a.resolvedAt : (a.firedAt ?? a.activeAt), now)}
-                  </td>
-                  <td>
-                    {a.ack ? (
-                      <>
-                        {a.ack.by} <span className="muted">{formatAgo(a.ack.at, now)}</span>
-                        {a.ack.comment && <div className="muted">“{a.ack.comment}”</div>}
-                      </>
-                    ) : (
-                      <span className="muted">no</span>
-                    )}
-                  </td>
-                  {!resolved && (
-                    <td>
-                      <div style={{ display: 'flex', gap: 6 }}>
-                        {a.ack ? (
-                          <UnackButton alert={a} disabled={!canAct} />
-                        ) : (
-                          <button
-                            type="button"
-                            className="btn btn-small"
-                            disabled={!canAct}
-                            onClick={() => onAck(a)}
-                            aria-label={`Acknowledge ${a.ruleName} ${subjectOf(a)}`}
-                          >
-                            Acknowledge
-                          </button>
-                        )}
+              {groups.map((g) =>
+                g.host === null ? (
+                  <Fragment key="(ungrouped)">{g.alerts.map(row)}</Fragment>
+                ) : (
+                  <Fragment key={g.host}>
+                    <tr className="alert-group" data-testid="alert-group" data-host={g.host}>
+                      <td colSpan={cols}>
                         <button
                           type="button"
                           className="btn btn-small btn-ghost"
-                          disabled={!canAct}
-                          onClick={() => onSilence(a)}
-                          aria-label={`Silence ${a.ruleName} ${subjectOf(a)}`}
+                          aria-expanded={isOpen(g)}
+                          onClick={() => toggle(g.host!)}
                         >
-                          Silence…
-                        </button>
-                      </div>
-                    </td>
-                  )}
-                </tr>
-              ))}
+                          {isOpen(g) ? '▾' : '▸'} {g.host}: {g.alerts.length} alerts
+                        </button>{' '}
+                        <GroupSummary alerts={g.alerts} />{' '}
+                        <Link href={alertLinks({ node: g.host }).node!}>node page</Link>
+                      </td>
+                    </tr>
+                    {isOpen(g) && g.alerts.map(row)}
+                  </Fragment>
+                ),
+              )}
             </tbody>
           </table>
         </div>
       )}
     </section>
+  );
+}
+
+/** "3 critical, 4 warning · RingFullNoProgress ×6, AgentOffline" */
+function GroupSummary({ alerts }: { alerts: readonly Alert[] }) {
+  const sev = new Map<string, number>();
+  const names = new Map<string, number>();
+  for (const a of alerts) {
+    sev.set(a.severity, (sev.get(a.severity) ?? 0) + 1);
+    names.set(a.ruleName, (names.get(a.ruleName) ?? 0) + 1);
+  }
+  const bySev = [...sev].sort((a, b) => (SEV[b[0]] ?? 0) - (SEV[a[0]] ?? 0));
+  return (
+    <span className="muted">
+      {bySev.map(([s, n], i) => (
+        <Fragment key={s}>
+          {i > 0 && ', '}
+          <span className={`sev sev-${s}`}>
+            {n} {s}
+          </span>
+        </Fragment>
+      ))}{' '}
+      · {[...names].map(([n, c]) => (c > 1 ? `${n} ×${c}` : n)).join(', ')}
+    </span>
   );
 }
 

@@ -13,6 +13,7 @@ import {
 } from '../lib/ui/format';
 import { clipFrom, pointsForWidth, type RangeId, rangeMs } from '../lib/ui/range';
 import { joinHistory } from '../lib/ui/views';
+import { AlertPages } from './AlertPages';
 import { useClockSkew, useLiveView } from './LiveProvider';
 import { RangePicker } from './RangePicker';
 import { StatePill } from './StatePill';
@@ -38,7 +39,32 @@ function useEndSeries(
     const joined = joinHistory<LivePoint>(history.points ?? [], livePoints ?? []);
     return clipFrom(joined, now - span).map(withBits);
   }, [history.points, livePoints, span, skew]);
-  return { history, data };
+  // Whether the newest point is a live 1 s point (else a history bucket: its tail quantiles are the
+  // bucket's worst second).
+  const lastLive = livePoints?.length ? livePoints[livePoints.length - 1]!.ts : undefined;
+  const latest = data.length ? data[data.length - 1] : undefined;
+  const latestIsLive = latest !== undefined && latest.ts === lastLive;
+  return { history, data, latest, latestIsLive };
+}
+
+/** What the newest point of a chart stands for, said the same way in the header and on the chart. */
+function latestLabel(s: { latestIsLive: boolean; history: { stepMs: number | undefined } }): string {
+  if (s.latestIsLive) return 'last 1 s';
+  const step = s.history.stepMs;
+  return step && step > 1000 ? `last ${Math.round(step / 1000)} s bucket, worst second` : 'last 1 s';
+}
+
+/**
+ * The last known value of a figure that not every sample carries (a probe's round trip lands in the
+ * sample of the second it was answered), with the time it was measured.
+ */
+function useLastKnown(
+  v: number | null | undefined,
+  ts: number | undefined,
+): { v: number; ts: number } | null {
+  const ref = useRef<{ v: number; ts: number } | null>(null);
+  if (typeof v === 'number' && Number.isFinite(v) && ts !== undefined) ref.current = { v, ts };
+  return ref.current;
 }
 
 /**
@@ -76,8 +102,13 @@ export function LinkView({ linkKey }: { linkKey: string }) {
     for (const a of [...(state?.alerts ?? []), ...(other.state?.alerts ?? [])]) byId.set(a.id, a);
     return [...byId.values()];
   }, [state?.alerts, other.state?.alerts]);
-  const latencyData = l0?.direction === 'tx' && hasOther ? theirs.data : data;
+  const latencySeries = l0?.direction === 'tx' && hasOther ? theirs : mine;
+  const latencyData = latencySeries.data;
   const backpressureData = l0?.direction === 'rx' && hasOther ? theirs.data : data;
+
+  // The sender probes: its end carries the round trips, whichever end this page is.
+  const rttEnd = l0?.direction === 'tx' ? l0 : other.state?.link;
+  const rtt = useLastKnown(rttEnd?.rttP50Ns, rttEnd?.ts);
 
   if (error && !state) {
     return (
@@ -92,8 +123,11 @@ export function LinkView({ linkKey }: { linkKey: string }) {
   }
   const l = state?.link;
   const otherEnd = l ? `${l.peer}~${l.id}` : undefined;
-  // The receiver measures queue latency; on the sender's page show its figures.
-  const lat = l && l.direction === 'tx' && other.state ? other.state.link : l;
+  // The receiver measures queue latency: header and chart show the same point of the same series (the
+  // receiving end's newest), labelled alike.
+  const lat = latencySeries.latest;
+  const latFrom = l && l.direction === 'tx' && other.state ? 'receiver' : undefined;
+  const latWhen = latestLabel(latencySeries);
   return (
     <>
       <div className="crumbs">
@@ -135,14 +169,37 @@ export function LinkView({ linkKey }: { linkKey: string }) {
               <dd>{formatRate(l.recordsPerS)}</dd>
             </div>
             <div>
-              <dt>Queue latency p50 / p99 / p99.9{lat && lat !== l ? ' (receiver)' : ''}</dt>
-              <dd>
+              <dt>
+                Queue latency p50 / p99 / p99.9{latFrom ? ` (${latFrom})` : ''}{' '}
+                <span className="muted">{latWhen}</span>
+              </dt>
+              <dd data-testid="header-latency">
                 {formatNs(lat?.p50Ns)} / {formatNs(lat?.p99Ns)} / {formatNs(lat?.p999Ns)}
               </dd>
             </div>
             <div>
-              <dt>Probe RTT p50</dt>
-              <dd>{formatNs(l.rttP50Ns)}</dd>
+              <dt>
+                Probe RTT p50{' '}
+                <span className="muted">
+                  {rttEnd && rttEnd.node !== l.node ? `(sender ${rttEnd.node})` : '(this sender)'}
+                </span>
+              </dt>
+              <dd data-testid="header-rtt">
+                {rtt ? (
+                  <>
+                    {formatNs(rtt.v)}
+                    {rttEnd && rtt.ts < rttEnd.ts && (
+                      <span className="muted"> at {formatTimestamp(rtt.ts).slice(11)}</span>
+                    )}
+                  </>
+                ) : rttEnd ? (
+                  <span className="muted">no probe answered yet</span>
+                ) : (
+                  <span className="muted">
+                    the sender ({l.direction === 'rx' ? l.peer : l.node}) does not report
+                  </span>
+                )}
+              </dd>
             </div>
             <div>
               <dt>Ring</dt>
@@ -170,6 +227,12 @@ export function LinkView({ linkKey }: { linkKey: string }) {
           </dl>
         </section>
       )}
+      {l && (
+        <p className="muted" style={{ fontSize: 12, marginTop: -6 }}>
+          Pages: <Link href={`/nodes/${encodeURIComponent(l.node)}`}>node {l.node}</Link> ·{' '}
+          <Link href={`/nodes/${encodeURIComponent(l.peer)}`}>peer {l.peer}</Link>
+        </p>
+      )}
       {state && <Counters counters={state.counters} />}
       {linkAlerts.length > 0 && <AlertList alerts={linkAlerts} />}
       <div className="panel-head">
@@ -183,6 +246,7 @@ export function LinkView({ linkKey }: { linkKey: string }) {
           latency={latencyData}
           backpressure={backpressureData}
           latencyFrom={latencyData === data ? undefined : 'the receiving end'}
+          latencyWhen={latWhen}
           backpressureFrom={backpressureData === data ? undefined : 'the sending end'}
           domain={domain}
           capacity={l?.capacityBytes}
@@ -203,6 +267,7 @@ const Charts = memo(function Charts({
   latency,
   backpressure,
   latencyFrom,
+  latencyWhen,
   backpressureFrom,
   domain,
   capacity,
@@ -211,6 +276,7 @@ const Charts = memo(function Charts({
   latency: P[];
   backpressure: P[];
   latencyFrom: string | undefined;
+  latencyWhen: string;
   backpressureFrom: string | undefined;
   domain: [number, number];
   capacity: number | undefined;
@@ -232,7 +298,7 @@ const Charts = memo(function Charts({
         ]}
         format={formatNs}
         domain={domain}
-        current={lastLat ? `p99 ${formatNs(lastLat.p99Ns)}` : undefined}
+        current={lastLat ? `p99 ${formatNs(lastLat.p99Ns)} (${latencyWhen})` : undefined}
       />
       <TimeChart<P>
         syncId="link"
@@ -333,7 +399,8 @@ export function AlertList({ alerts }: { alerts: readonly Alert[] }) {
         {alerts.map((a) => (
           <li key={a.id}>
             <span className={`sev sev-${a.severity}`}>{a.severity}</span> <StatePill state={a.state} />{' '}
-            {a.summary} <Link href="/alerts">details</Link>
+            {a.summary} <Link href={`/alerts?id=${encodeURIComponent(a.id)}`}>on the alerts page</Link>
+            <AlertPages alert={a} />
           </li>
         ))}
       </ul>

@@ -56,7 +56,12 @@ function TimeChartInner<P extends { ts: number }>({
   return (
     <figure className="panel" style={{ margin: 0 }} data-testid={testId} data-points={data.length}>
       <figcaption className="chart-title">
-        <span>{title}</span>
+        <span>
+          {title}{' '}
+          <span className="muted" style={{ fontSize: 11, fontWeight: 400 }} title="Time axis in UTC">
+            · UTC
+          </span>
+        </span>
         {current !== undefined && <span className="now">{current}</span>}
       </figcaption>
       <div
