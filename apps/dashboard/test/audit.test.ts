@@ -101,6 +101,19 @@ describe('audit trail: every state-changing call records who did what', () => {
     expect((await last('user.update', 'tmp1'))?.detail).toEqual({ password: 'reset' });
     expect((await api(hub, 'DELETE', '/api/users/tmp1')).status).toBe(204);
     expect(await last('user.delete', 'tmp1')).toMatchObject({ user: 'admin', role: 'admin' });
+    // Not yourself: an admin cannot delete or demote their own account (another admin can).
+    const self = await api<{ error: { message: string } }>(hub, 'DELETE', '/api/users/admin');
+    expect(self.status).toBe(409);
+    expect(self.body.error.message).toMatch(/cannot delete your own account/);
+    const demote = await api<{ error: { message: string } }>(hub, 'PATCH', '/api/users/admin', {
+      role: 'viewer',
+    });
+    expect(demote.status).toBe(409);
+    expect(demote.body.error.message).toMatch(/cannot change your own role/);
+    expect(await last('user.delete', 'admin')).toBeUndefined();
+    // Beneath the API, the last admin stays guarded too.
+    expect(() => hub.app.auth.deleteUser('admin')).toThrow(/admin is the last admin/);
+    await expect(hub.app.auth.updateUser('admin', { role: 'viewer' })).rejects.toThrow(/last admin/);
     const all = JSON.stringify(await audit());
     expect(all).not.toContain('tmp1-password-xyz');
     expect(all).not.toContain('another-secret-pw-1');

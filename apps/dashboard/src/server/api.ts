@@ -4,7 +4,7 @@ import { type AlertRule, mergeSparse, type Role, RoleSchema, sparseQuantile } fr
 import type { AlertEngine } from './alerts.js';
 import { type AuditInput, type AuditLog, MAX_AUDIT_PAGE } from './audit.js';
 import { type Auth, roleAtLeast, type SessionUser } from './auth.js';
-import { badRequest, forbidden, HubError, notFound, unauthenticated } from './errors.js';
+import { badRequest, conflict, forbidden, HubError, notFound, unauthenticated } from './errors.js';
 import type { Fleet } from './fleet.js';
 import type { Ingest } from './ingest.js';
 import type { Logger } from './log.js';
@@ -387,6 +387,10 @@ export function createApi(d: ApiDeps) {
       patch.role = role.data;
     }
     if (b.password !== undefined) patch.password = str(b.password, 'password');
+    // An admin never demotes themselves by a slip (the last admin is guarded in auth.ts as well).
+    if (ctx.params[0] === ctx.user!.name && patch.role && patch.role !== ctx.user!.role) {
+      throw conflict('you cannot change your own role; another admin can');
+    }
     await d.auth.updateUser(ctx.params[0]!, patch);
     note(ctx, 'user.update', ctx.params[0]!, {
       ...(patch.role ? { role: patch.role } : {}),
@@ -395,6 +399,9 @@ export function createApi(d: ApiDeps) {
     return { name: ctx.params[0], ...(patch.role ? { role: patch.role } : {}) };
   });
   add('DELETE', '/api/users/:name', 'admin', (ctx) => {
+    if (ctx.params[0] === ctx.user!.name) {
+      throw conflict('you cannot delete your own account; another admin can');
+    }
     d.auth.deleteUser(ctx.params[0]!);
     note(ctx, 'user.delete', ctx.params[0]!);
     return new Reply(204);
