@@ -17,7 +17,7 @@ const NAV = [
 
 /**
  * The top bar's freshness: "live · updated 1 s ago" while frames arrive, "stale · no update for 12 s" by
- * itself when the hub goes quiet (the page pings it every 1.5 s, so silence means trouble), "reconnecting"
+ * itself when the hub goes quiet (the page pings it every second, so silence means trouble), "reconnecting"
  * when the socket dropped.
  */
 function ConnectionState() {

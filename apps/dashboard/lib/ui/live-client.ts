@@ -57,13 +57,13 @@ export interface LiveClientOptions {
 /** How often a view the hub does not know is asked for again while a page shows it. */
 const RETRY_VIEW_MS = 5_000;
 /**
- * Heartbeat: the page pings the hub this often while the socket is open, so a quiet cluster still yields a
+ * Heartbeat: the page pings the hub this often (the hub allows 10 frames/s) while the socket is open, so a quiet cluster still yields a
  * frame (the pong) and a frozen hub — SIGSTOP, a hung event loop, a dead path whose TCP connection still
  * looks open — is noticed from silence alone, as Grafana and Netdata show "stale" by themselves.
  */
-export const HEARTBEAT_MS = 1_500;
+export const HEARTBEAT_MS = 1_000;
 /** No frame for this long: what the page shows is stale (top bar, every view). */
-export const STALE_AFTER_MS = 4_000;
+export const STALE_AFTER_MS = 3_000;
 /** No frame for this long: the socket is given up and a new one opened. */
 export const DEAD_AFTER_MS = 20_000;
 

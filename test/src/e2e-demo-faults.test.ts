@@ -1,0 +1,197 @@
+/**
+ * The namespace demo (`scripts/demo.mjs`: the real hub, four real agents in their own network namespaces,
+ * real links and traffic) under faults, read the way an operator reads it — in Debian's chromium:
+ *   - cut one host off (`ip link set … down` on its veth): within 15 s that host is shown offline, its peers
+ *     stay ok apart from their links to it, and one alert names it; restore: all ok, the alert resolves;
+ *   - freeze the hub (SIGSTOP): the page says its data is stale within 5 s, and live again after SIGCONT.
+ * Needs root (namespaces); skipped otherwise, with the reason printed.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Alert } from '@rdmaq/shared';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attr, launchBrowser, POLL, text } from './e2e-browser.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const isRoot = process.getuid?.() === 0;
+const hasIp = (() => {
+  try {
+    execFileSync('ip', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!isRoot || !hasIp)
+  console.warn('e2e-demo-faults: skipped (needs root and iproute2 for network namespaces)');
+
+const CUT = 'node-2';
+const cutCmd = (state: 'up' | 'down') =>
+  execFileSync('ip', ['netns', 'exec', 'rdmaq-demo-2', 'ip', 'link', 'set', 'rdq-d2p', state]);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+describe.skipIf(!isRoot || !hasIp)('the namespace demo under faults, in a browser', () => {
+  let demo: ChildProcess;
+  let out = '';
+  let dataDir: string;
+  let base: string;
+  let cookie: string;
+  let browser: Browser;
+  let page: Page;
+
+  const api = async <T>(p: string): Promise<T> => {
+    const r = await fetch(`${base}${p}`, { headers: { cookie } });
+    if (!r.ok) throw new Error(`${p}: ${r.status}`);
+    return (await r.json()) as T;
+  };
+  const firing = async () =>
+    (await api<{ active: Alert[] }>('/api/alerts')).active.filter((a) => a.state === 'firing');
+  /** The State cell of a node's row in the overview's nodes table. */
+  const nodeState = (id: string) =>
+    page
+      .getByTestId('nodes-table')
+      .locator('tr', { has: page.getByRole('link', { name: id, exact: true }) })
+      .locator('td')
+      .nth(1);
+  const hubPid = () =>
+    Number(
+      execFileSync('pgrep', ['-f', `dist/server/bin.js serve --port ${new URL(base).port}`])
+        .toString()
+        .trim()
+        .split('\n')[0],
+    );
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 'rdmaq-demo-e2e-'));
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    demo = spawn(
+      process.execPath,
+      [path.join(ROOT, 'scripts/demo.mjs'), '--port', String(port), '--data', dataDir],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    demo.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.length > 200_000) out = out.slice(-100_000);
+    });
+    demo.stderr!.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    const started = Date.now();
+    while (!out.includes('rdmaq demo is running')) {
+      if (demo.exitCode !== null) throw new Error(`demo exited (${demo.exitCode}):\n${out.slice(-4000)}`);
+      if (Date.now() - started > 150_000)
+        throw new Error(`demo did not start in 150 s:\n${out.slice(-4000)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const password = readFileSync(path.join(dataDir, 'admin-password'), 'utf8').trim();
+    const login = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: base },
+      body: JSON.stringify({ name: 'admin', password }),
+    });
+    expect(login.status).toBe(200);
+    cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    browser = await launchBrowser();
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+    const [name, value] = cookie.split('=') as [string, string];
+    await ctx.addCookies([{ name, value, url: base }]);
+    page = await ctx.newPage();
+    await page.goto(`${base}/`);
+  }, 200_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (demo && demo.exitCode === null) {
+      try {
+        process.kill(hubPid(), 'SIGCONT');
+      } catch {
+        // not stopped, or gone
+      }
+      const exited = new Promise((r) => demo.once('exit', r));
+      demo.kill('SIGINT');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+      if (demo.exitCode === null) demo.kill('SIGKILL');
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('a healthy demo: every host ok and live', async () => {
+    for (const id of ['node-1', 'node-2', 'node-3', 'node-4'])
+      await expect.poll(text(nodeState(id)), POLL).toMatch(/^ok/);
+    await expect.poll(attr(page.getByTestId('connection'), 'data-state'), POLL).toBe('open');
+  });
+
+  it('cut one host: within 15 s it is shown offline, its peers stay ok, one alert names it', async () => {
+    const before = new Set((await firing()).map((a) => a.id));
+    const t0 = Date.now();
+    cutCmd('down');
+    await expect.poll(text(nodeState(CUT)), { timeout: 15_000, interval: 250 }).toMatch(/^offline/);
+    const shownAfterS = (Date.now() - t0) / 1000;
+    console.log(`cut ${CUT}: shown offline after ${shownAfterS.toFixed(1)} s`);
+    for (const id of ['node-1', 'node-3', 'node-4']) {
+      expect(await text(nodeState(id))()).toMatch(/^ok/);
+      // …apart from their links to the cut host, which say whose fault they are.
+      const row = page
+        .getByTestId('nodes-table')
+        .locator('tr', { has: page.getByRole('link', { name: id, exact: true }) });
+      await expect.poll(text(row), POLL).toMatch(/down by peer/);
+    }
+    expect(await text(page.getByTestId('links-table'))()).toMatch(`cause: ${CUT}`);
+    // One alert names the host. (Queue-latency rules are left out of the count: on a loaded 2-core test
+    // machine they may fire on their own, which is what they are for.)
+    await expect
+      .poll(
+        async () =>
+          (await firing())
+            .filter((a) => !before.has(a.id) && !a.ruleId.startsWith('link-latency'))
+            .map((a) => `${a.ruleName} ${a.labels.node}`),
+        { timeout: 20_000, interval: 500 },
+      )
+      .toEqual([`AgentOffline ${CUT}`]);
+    const health = await api<{ agents: Record<string, number> }>('/api/health');
+    expect(health.agents).toMatchObject({ connected: 3, offline: 1 });
+  });
+
+  it('restore it: every host ok again and the alert resolves', async () => {
+    cutCmd('up');
+    for (const id of ['node-1', 'node-2', 'node-3', 'node-4'])
+      await expect.poll(text(nodeState(id)), { timeout: 60_000, interval: 500 }).toMatch(/^ok/);
+    await expect
+      .poll(async () => (await firing()).filter((a) => a.ruleId === 'agent-offline').length, POLL)
+      .toBe(0);
+  });
+
+  it('freeze the hub: the page says stale within 5 s, live again when it resumes', async () => {
+    await expect.poll(attr(page.getByTestId('connection'), 'data-state'), POLL).toBe('open');
+    const pid = hubPid();
+    const t0 = Date.now();
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await expect
+        .poll(attr(page.getByTestId('connection'), 'data-state'), { timeout: 5_000, interval: 200 })
+        .toBe('stale');
+      console.log(`hub frozen: page stale after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      expect(await text(page.getByTestId('connection'))()).toMatch(/no update for/);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await expect.poll(attr(page.getByTestId('connection'), 'data-state'), POLL).toBe('open');
+  });
+});
