@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startChaosControl } from './demo-chaos.mjs';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const { values: opts } = parseArgs({
@@ -38,6 +39,8 @@ const BRIDGE = 'rdmaq-demo-br';
 const SUBNET = '10.77.0';
 const children = [];
 let stopping = false;
+/** The chaos control socket (scripts/chaos.mjs, the dashboard's demo buttons); set once agents run. */
+let chaos;
 
 function fail(msg) {
   console.error(`demo: ${msg}`);
@@ -101,8 +104,10 @@ function start(name, cmd, args, env) {
   forward(child.stdout, process.stdout);
   forward(child.stderr, process.stderr);
   child.on('exit', (code, signal) => {
-    if (!stopping) console.error(`${prefix}exited (${signal ?? code}); stopping the demo`);
-    if (!stopping) void shutdown(1);
+    // An agent killed on purpose (chaos `kill`) is part of the demo, not a reason to stop it.
+    if (stopping || child.chaosKilled) return;
+    console.error(`${prefix}exited (${signal ?? code}); stopping the demo`);
+    void shutdown(1);
   });
   children.push(child);
   return child;
@@ -207,6 +212,7 @@ async function shutdown(code, signal) {
   // draining their links. A SIGTERM now would be their second signal ("exit at once": no drain, ring files
   // left for the next sweep): give them their drain time (5 s) first; anyone still running then gets SIGTERM.
   if (signal === 'SIGINT') await Promise.race([allExited(children), sleep(7000)]);
+  chaos?.close();
   for (const c of [...children].reverse()) if (running(c)) c.kill('SIGTERM');
   await Promise.race([allExited(children), sleep(8000)]);
   for (const c of children) c.kill('SIGKILL');
@@ -235,6 +241,7 @@ async function main() {
   }
 
   const hubDir = join(dataDir, 'hub');
+  const chaosSocket = join(dataDir, 'chaos.sock');
   say(`starting the dashboard on port ${port} (data in ${hubDir})`);
   start(
     'dashboard',
@@ -244,6 +251,8 @@ async function main() {
       RDMAQ_ADMIN_USER: 'admin',
       RDMAQ_ADMIN_PASSWORD: password,
       RDMAQ_LOG_PRETTY: '0',
+      // Demo mode: admins get chaos buttons (cut, slow, kill…) that act through the demo's socket.
+      RDMAQ_DEMO_CHAOS_SOCKET: chaosSocket,
     },
   );
   const base = `http://127.0.0.1:${port}`;
@@ -251,6 +260,7 @@ async function main() {
   const token = await createAgentToken(base, 'admin', password);
   const hubHost = useNetns ? `${SUBNET}.1` : '127.0.0.1';
 
+  const chaosNodes = new Map();
   for (let i = 1; i <= agentCount; i++) {
     const me = nodeName(i);
     mkdirSync(join(dataDir, me, 'journal'), { recursive: true });
@@ -259,9 +269,27 @@ async function main() {
     writeFileSync(cfgFile, JSON.stringify(agentConfig(i, `ws://${hubHost}:${port}/ws/agent`), null, 2));
     const agentArgs = [join(root, 'apps/agent/dist/bin.js'), 'run', '--config', cfgFile];
     const env = { RDMAQ_HUB_TOKEN: token, RDMAQ_SECRET_FILE: secretFile };
-    if (useNetns) start(me, 'ip', ['netns', 'exec', nsName(i), process.execPath, ...agentArgs], env);
-    else start(me, process.execPath, agentArgs, env);
+    let child;
+    const launch = () => {
+      child = useNetns
+        ? start(me, 'ip', ['netns', 'exec', nsName(i), process.execPath, ...agentArgs], env)
+        : start(me, process.execPath, agentArgs, env);
+    };
+    launch();
+    chaosNodes.set(me, {
+      ns: nsName(i),
+      hostIf: `rdq-d${i}`,
+      nsIf: `rdq-d${i}p`,
+      agent: () => child,
+      kill: () => {
+        if (!child || !running(child)) throw new Error(`${me}'s agent is not running`);
+        child.chaosKilled = true;
+        child.kill('SIGKILL');
+      },
+      start: launch,
+    });
   }
+  chaos = startChaosControl({ socketPath: chaosSocket, netns: useNetns, nodes: chaosNodes, log: say });
 
   say('waiting for the links to come up');
   const deadline = Date.now() + 60_000;
@@ -278,7 +306,9 @@ async function main() {
 
     Dashboard:  http://localhost:${port}      login: admin / ${password}
     Agents:     ${Array.from({ length: agentCount }, (_, k) => `http://${agentIp(k + 1)}:${useNetns ? 9470 : 9471 + k}/metrics`).join('  ')}
-${useNetns ? `    Cut a link: ip netns exec ${nsName(2)} ip link set rdq-d2p down   (and 'up' to restore)\n    Slow one:   tc qdisc add dev rdq-d2 root tbf rate 50mbit burst 32kb latency 50ms\n` : ''}
+    Chaos:      node scripts/chaos.mjs cut node-2 | restore node-2 | slow node-2 [20mbit] | unslow node-2
+                                   | kill node-2 | restart node-2 | status   (--data ${dataDir})
+                (admins also get these as buttons on each node page)
   Ctrl-C stops everything${useNetns ? ' and removes the namespaces' : ''}.
 `);
 }

@@ -4,6 +4,7 @@ import { type AlertRule, mergeSparse, type Role, RoleSchema, sparseQuantile } fr
 import type { AlertEngine } from './alerts.js';
 import { type AuditInput, type AuditLog, MAX_AUDIT_PAGE } from './audit.js';
 import { type Auth, roleAtLeast, type SessionUser } from './auth.js';
+import { ChaosRequestSchema, type DemoChaos } from './demo-chaos.js';
 import { badRequest, conflict, forbidden, HubError, notFound, unauthenticated } from './errors.js';
 import type { Fleet } from './fleet.js';
 import type { Ingest } from './ingest.js';
@@ -102,6 +103,8 @@ export interface ApiDeps {
   secureCookies: boolean;
   sessionTtlS: number;
   originAllowed: (req: IncomingMessage) => boolean;
+  /** Demo mode only (RDMAQ_DEMO_CHAOS_SOCKET): the chaos buttons' way to the demo process. */
+  chaos?: DemoChaos | undefined;
 }
 
 /** The client's address as the hub sees it (no proxy header is trusted). */
@@ -405,6 +408,27 @@ export function createApi(d: ApiDeps) {
     d.auth.deleteUser(ctx.params[0]!);
     note(ctx, 'user.delete', ctx.params[0]!);
     return new Reply(204);
+  });
+
+  // ── demo chaos (demo mode only): viewers see whether it is on, admins act; every action is audited
+  add('GET', '/api/demo/chaos', 'viewer', async () =>
+    d.chaos ? { enabled: true, ...(await d.chaos.status()) } : { enabled: false, nodes: [] },
+  );
+  add('POST', '/api/demo/chaos', 'admin', async (ctx) => {
+    if (!d.chaos) throw notFound('chaos controls exist only in the demo (make demo)');
+    const parsed = ChaosRequestSchema.safeParse(await ctx.body());
+    if (!parsed.success)
+      throw badRequest(
+        parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+      );
+    const r = await d.chaos.act(parsed.data);
+    note(
+      ctx,
+      `chaos.${parsed.data.action}`,
+      parsed.data.node,
+      parsed.data.rate ? { rate: parsed.data.rate } : undefined,
+    );
+    return r;
   });
 
   // ── audit trail (admin): newest first; `before` is the `next` of the previous page

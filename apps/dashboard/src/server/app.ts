@@ -16,6 +16,7 @@ import { createApi, parseCookies, SESSION_COOKIE } from './api.js';
 import { AuditLog } from './audit.js';
 import { Auth } from './auth.js';
 import { type HubConfig, type HubConfigInput, parseConfig } from './config.js';
+import { DemoChaos } from './demo-chaos.js';
 import { HubError } from './errors.js';
 import { Fleet } from './fleet.js';
 import { Ingest } from './ingest.js';
@@ -186,6 +187,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     secureCookies: !!config.tls,
     sessionTtlS: config.sessionTtlS,
     originAllowed,
+    chaos: config.demo.chaosSocket ? new DemoChaos(config.demo.chaosSocket) : undefined,
   });
 
   const nextUi = opts.next === false || !config.ui ? undefined : await loadNext(log);

@@ -80,6 +80,8 @@ export const ConfigSchema = z
         hourRetentionDays: 90,
         flushIntervalMs: 10_000,
       }),
+    /** Set by `make demo` only: the demo's chaos socket, which turns on the admins' chaos buttons. */
+    demo: z.object({ chaosSocket: z.string().min(1).max(4096).optional() }).default({}),
     /**
      * When figures stop being believed: a node is `stale` after `staleAfterSamples` of its sample periods
      * without a sample (at least 2.5 s), `offline` after `offlineAfterS` (its connection is then closed).
@@ -270,6 +272,7 @@ export function loadConfig({ flags = {}, env = process.env }: ConfigSources = {}
       intervalS: num('RDMAQ_BACKUP_INTERVAL_S', env.RDMAQ_BACKUP_INTERVAL_S),
       keep: num('RDMAQ_BACKUP_KEEP', env.RDMAQ_BACKUP_KEEP),
     },
+    demo: { chaosSocket: env.RDMAQ_DEMO_CHAOS_SOCKET || undefined },
     freshness: {
       staleAfterSamples: num('RDMAQ_STALE_AFTER_SAMPLES', env.RDMAQ_STALE_AFTER_SAMPLES),
       offlineAfterS: num('RDMAQ_OFFLINE_AFTER_S', env.RDMAQ_OFFLINE_AFTER_S),
