@@ -13,6 +13,7 @@ import {
 } from '../lib/ui/format';
 import { clipFrom, pointsForWidth, type RangeId, rangeMs } from '../lib/ui/range';
 import { joinHistory } from '../lib/ui/views';
+import { ChaosPanel } from './ChaosPanel';
 import { FrozenAge, isFrozen } from './Freshness';
 import { AlertList } from './LinkView';
 import { useClockSkew, useLiveView } from './LiveProvider';
@@ -209,6 +210,7 @@ export function NodeView({ nodeId }: { nodeId: string }) {
           </div>
         </section>
       )}
+      <ChaosPanel nodeId={nodeId} />
       <NodeEvents nodeId={nodeId} />
       <div className="panel-head">
         <h2>Host over time</h2>
