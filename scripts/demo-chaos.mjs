@@ -35,7 +35,8 @@ export function startChaosControl({ socketPath, netns, nodes, log }) {
       const a = n.agent();
       return {
         node,
-        agent: a && a.exitCode === null && a.signalCode === null ? 'running' : 'stopped',
+        // A killed agent counts as stopped at once (its exit event comes a moment later).
+        agent: a && a.exitCode === null && a.signalCode === null && !a.chaosKilled ? 'running' : 'stopped',
         path: cut.has(node) ? 'cut' : 'up',
         slowed: slowed.get(node) ?? null,
       };
@@ -87,7 +88,7 @@ export function startChaosControl({ socketPath, netns, nodes, log }) {
         break;
       case 'restart': {
         const a = n.agent();
-        if (a && a.exitCode === null && a.signalCode === null)
+        if (a && a.exitCode === null && a.signalCode === null && !a.chaosKilled)
           throw new Error(`${node}'s agent is running; kill it first`);
         n.start();
         break;
