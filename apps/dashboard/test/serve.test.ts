@@ -45,7 +45,7 @@ describe('rdmaq-dashboard serve (built bin, UI off)', () => {
     const health = await fetch(`${url}/api/health`);
     expect(await health.json()).toEqual({
       status: 'ok',
-      agents: { connected: 0 },
+      agents: { connected: 0, stale: 0, offline: 0, total: 0 },
       links: { up: 0, total: 0 },
     });
     expect(await (await fetch(`${url}/api/auth/setup`)).json()).toEqual({ needed: true });
