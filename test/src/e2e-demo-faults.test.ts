@@ -7,7 +7,7 @@
  * Needs root (namespaces); skipped otherwise, with the reason printed.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -67,13 +67,19 @@ describe.skipIf(!isRoot || !hasIp)('the namespace demo under faults, in a browse
       .locator('tr', { has: page.getByRole('link', { name: id, exact: true }) })
       .locator('td')
       .nth(1);
-  const hubPid = () =>
-    Number(
-      execFileSync('pgrep', ['-f', `dist/server/bin.js serve --port ${new URL(base).port}`])
-        .toString()
-        .trim()
-        .split('\n')[0],
-    );
+  /** The demo's hub process (found in /proc: no dependency on procps). */
+  const hubPid = (): number => {
+    const want = `dist/server/bin.js\0serve\0--port\0${new URL(base).port}\0`;
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        if (readFileSync(`/proc/${d}/cmdline`, 'latin1').includes(want)) return Number(d);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    throw new Error('the demo hub process was not found in /proc');
+  };
 
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'rdmaq-demo-e2e-'));
