@@ -160,6 +160,7 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     providers,
     startedAt,
     intervalMs: config.sampling.intervalMs,
+    ...(config.labels && Object.keys(config.labels).length > 0 ? { labels: config.labels } : {}),
   });
 
   const hub = config.hub

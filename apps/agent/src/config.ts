@@ -151,6 +151,26 @@ export type LinkConfigInput = z.input<typeof LinkSchema>;
 
 export const ConfigSchema = z.strictObject({
   nodeId: idString('nodeId'),
+  /**
+   * Labels sent to the hub with the hello, e.g. `{ rack: r07 }`: the dashboard groups large clusters by
+   * `rack`. Optional; at most 16, keys ≤ 64 and values ≤ 128 characters.
+   */
+  labels: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, {
+        error: 'labels keys must be names like rack or zone (letters, digits, _ . -; at most 64)',
+      }),
+      // YAML reads `rack: 7` as a number: a label is its text.
+      z.preprocess(
+        (v) => (typeof v === 'number' || typeof v === 'boolean' ? String(v) : v),
+        z
+          .string({ error: 'labels values must be strings' })
+          .max(128, { error: 'labels values must be at most 128 characters' }),
+      ),
+      { error: 'labels must be a map of name: value' },
+    )
+    .refine((r) => Object.keys(r).length <= 16, { error: 'labels: at most 16' })
+    .optional(),
   hub: z
     .strictObject({
       /** ws:// or wss:// URL of the hub; `/ws/agent` is appended when the path is empty. */

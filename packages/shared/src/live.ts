@@ -115,6 +115,8 @@ export const NodeSummarySchema = z.object({
    * link ends, not counting ends that are down only because their peer is the host at fault.
    */
   health: z.enum(['ok', 'degraded', 'down', 'stale', 'offline']),
+  /** The agent's labels from its hello (absent when it sent none). */
+  labels: z.record(z.string(), z.string()).optional(),
 });
 export type NodeSummary = z.infer<typeof NodeSummarySchema>;
 

@@ -145,6 +145,16 @@ export const HostFiguresSchema = z.object({
 });
 export type HostFigures = z.infer<typeof HostFiguresSchema>;
 
+/**
+ * Operator labels of a host (agent config `labels:`), e.g. `{ rack: "r07", role: "gpu" }`: the dashboard
+ * groups large clusters by `rack`. Bounded: ≤ 16 keys, key ≤ 64 and value ≤ 128 characters.
+ */
+export const MAX_LABELS = 16;
+export const LabelsSchema = z
+  .record(z.string().min(1).max(64), z.string().max(128))
+  .refine((r) => Object.keys(r).length <= MAX_LABELS, { message: `at most ${MAX_LABELS} labels` });
+export type Labels = z.infer<typeof LabelsSchema>;
+
 export const HelloSchema = z.object({
   type: z.literal('hello'),
   v: z.literal(PROTOCOL_VERSION),
@@ -155,6 +165,8 @@ export const HelloSchema = z.object({
   providers: z.array(z.string().max(64)).max(64),
   startedAt: count,
   intervalMs: z.number().int().min(100).max(60_000),
+  /** Optional (agents before labels send none; hubs before labels ignore it). */
+  labels: LabelsSchema.optional(),
 });
 export type Hello = z.infer<typeof HelloSchema>;
 

@@ -194,6 +194,8 @@ export interface NodeEntry {
   hostname: string;
   version: string;
   providers: string[];
+  /** Labels from the agent's last hello (not persisted: known again at its next hello). */
+  labels: Record<string, string> | undefined;
   connected: boolean;
   runId: string;
   /** Agent token that owns the run's replay position (null: a position stored before tokens owned runs). */
@@ -366,6 +368,7 @@ export class Fleet {
       hostname,
       version,
       providers,
+      labels: undefined,
       connected: false,
       runId,
       runToken: null,
@@ -424,6 +427,7 @@ export class Fleet {
     n.hostname = h.hostname;
     n.version = h.version;
     n.providers = h.providers;
+    n.labels = h.labels && Object.keys(h.labels).length > 0 ? h.labels : undefined;
     n.intervalMs = h.intervalMs;
     n.connected = true;
     n.lastSeen = now;
@@ -1008,6 +1012,7 @@ export class Fleet {
       lastDataAt: n.lastSampleAt,
       linksDownByPeer: n.linksDownByPeer,
       health: n.health,
+      ...(n.labels ? { labels: n.labels } : {}),
     };
   }
 
