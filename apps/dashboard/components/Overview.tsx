@@ -64,7 +64,11 @@ function TopologyLegend({ grouped }: { grouped: boolean }) {
           {h}
         </span>
       ))}
-      <span>{grouped ? '· one cell per host, grouped by name' : '· edge width = throughput'}</span>
+      <span>
+        {grouped
+          ? '· groups by rack label or name: click to expand · drag to pan, wheel to zoom'
+          : '· edge width = throughput · drag to pan, wheel to zoom'}
+      </span>
     </div>
   );
 }

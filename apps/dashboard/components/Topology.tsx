@@ -1,21 +1,40 @@
 'use client';
 import type { LinkSummary, NodeSummary } from '@rdmaq/shared';
 import { useRouter } from 'next/navigation';
-import { type KeyboardEvent, type MouseEvent, memo, useEffect, useMemo, useRef, useState } from 'react';
+import {
+  type KeyboardEvent,
+  memo,
+  type PointerEvent,
+  useCallback,
+  useEffect,
+  useMemo,
+  useRef,
+  useState,
+} from 'react';
+import type { Palette } from '../lib/ui/colors';
 import { HEALTH_COLOR, type Health, linkEndHealth, nodeHealth, worseHealth } from '../lib/ui/colors';
 import { formatBitRate, formatNs, formatPercent } from '../lib/ui/format';
 import {
+  type Camera,
   CIRCLE_MAX_NODES,
   edgeWidth,
   GRAPH_MAX_NODES,
   gridShape,
   groupIds,
+  hostGroupKey,
+  inRect,
   nearest,
   type Point,
   pairKey,
+  panToShow,
+  type Rect,
   type Size,
   sortIds,
+  TILE,
+  tileLayout,
   topologyLayout,
+  toWorld,
+  zoomAt,
 } from '../lib/ui/layout';
 import { usePalette } from './theme';
 import { prepareContext, useCanvasSize } from './useCanvas';
@@ -28,24 +47,69 @@ interface Edge {
   links: LinkSummary[];
 }
 
+interface Group {
+  key: string;
+  ids: string[];
+  expanded: boolean;
+  rect: Rect;
+}
+
 interface Layout {
   mode: 'graph' | 'grouped';
   order: string[];
+  /** Where each host's connections end: its dot / cell centre, or its collapsed group's tile centre. */
   pos: Map<string, Point>;
   radius: number;
-  /** grouped mode: cell rectangles and group label positions */
-  cells: Map<string, { x: number; y: number; s: number }>;
-  labels: Array<{ text: string; x: number; y: number; w: number }>;
+  /** grouped mode */
+  groups: Group[];
+  groupOf: Map<string, number>;
+  /** host cells of expanded groups */
+  cells: Map<string, Rect>;
+  /** extent of the drawing (world units), for the initial fit and panning into view */
+  height: number;
+}
+
+interface GroupStats {
+  health: Health;
+  ok: number;
+  degraded: number;
+  down: number;
+  stale: number;
+  offline: number;
+  unknown: number;
+  linksDown: number;
+  problem: boolean;
+}
+
+/** A drawn connection: between two hosts, a host and a collapsed group, or two collapsed groups. */
+interface DrawnEdge extends Edge {
+  /** endpoint keys: a host id or `\u0001<group index>` */
+  ea: string;
+  eb: string;
+  pa: Point;
+  pb: Point;
+  /** both ends are hosts (drawn only when unhealthy or highlighted, thousands of healthy ones are noise) */
+  hostLevel: boolean;
+  count: number;
 }
 
 interface Scene extends Layout {
   edges: Edge[];
+  drawn: DrawnEdge[];
   busiest: number;
-  /** Worst of the host's links (the hub's node health): the filled dot / the grouped cell. */
+  /** Worst of the host's links (the hub's node health): the filled dot / the cell. */
   nodeHealth: Map<string, Health>;
   /** The agent's own connection: the ring around the dot. */
   agentHealth: Map<string, Health>;
+  stats: GroupStats[];
 }
+
+type Item = { kind: 'host'; id: string } | { kind: 'group'; gi: number };
+type Hover =
+  | { kind: 'node'; id: string }
+  | { kind: 'group'; gi: number }
+  | { kind: 'edge'; edge: DrawnEdge }
+  | null;
 
 /** Every node id, sorted: reporting nodes and the peers their links name (drawn as unknown until they report). */
 function nodeOrder(nodes: readonly NodeSummary[], links: readonly LinkSummary[]): string[] {
@@ -58,43 +122,53 @@ function nodeOrder(nodes: readonly NodeSummary[], links: readonly LinkSummary[])
   return sortIds(ids);
 }
 
-/** Positions depend only on the sorted ids and the box, so they are computed once, not per hub frame. */
-function buildLayout(order: string[], size: Size): Layout {
-  const cells = new Map<string, { x: number; y: number; s: number }>();
-  const labels: Layout['labels'] = [];
+/** Group key per id (in `order`), from the rack label or the name prefix. */
+function groupKeys(order: string[], nodes: readonly NodeSummary[]): string[] {
+  if (order.length <= GRAPH_MAX_NODES) return [];
+  const labels = new Map<string, Record<string, string> | undefined>();
+  for (const n of nodes) if (n.labels) labels.set(n.id, n.labels);
+  return order.map((id) => hostGroupKey(id, labels.get(id)));
+}
+
+/** Positions depend only on the sorted ids, their groups, what is expanded and the box width. */
+function buildLayout(order: string[], keys: string[], expanded: ReadonlySet<string>, size: Size): Layout {
+  const empty = { groups: [], groupOf: new Map(), cells: new Map() };
   if (order.length <= GRAPH_MAX_NODES) {
     const pos = topologyLayout(order, size);
     const radius =
       order.length <= CIRCLE_MAX_NODES
         ? Math.max(6, Math.min(16, 180 / Math.max(1, order.length)))
         : Math.max(3, Math.min(10, gridShape(order.length, size).cell / 4));
-    return { mode: 'graph', order, pos, radius, cells, labels };
+    return { mode: 'graph', order, pos, radius, height: size.height, ...empty };
   }
-  // Grouped view: one block per group (rack, name prefix), one small cell per host. Thousands of hosts fit
-  // on one screen and stay clickable.
-  const groups = groupIds(order);
+  const keyOf = new Map(order.map((id, i) => [id, keys[i] ?? id]));
+  const raw = groupIds(order, 64, (id) => keyOf.get(id) ?? id);
+  const tl = tileLayout(
+    raw.map((g) => ({ ids: g.ids, expanded: expanded.has(g.key) })),
+    size.width,
+  );
+  const groups: Group[] = raw.map((g, i) => ({
+    key: g.key,
+    ids: g.ids,
+    expanded: expanded.has(g.key),
+    rect: tl.tiles[i]!,
+  }));
+  const groupOf = new Map<string, number>();
   const pos = new Map<string, Point>();
-  const shape = gridShape(groups.length, size);
-  const pad = 6;
-  const labelH = 14;
   groups.forEach((g, gi) => {
-    const bx = (gi % shape.cols) * shape.cell;
-    const by = Math.floor(gi / shape.cols) * shape.cell;
-    const inner = { width: shape.cell - 2 * pad, height: shape.cell - 2 * pad - labelH };
-    const sub = gridShape(g.ids.length, inner);
-    labels.push({ text: g.key, x: bx + pad, y: by + pad + 10, w: shape.cell - 2 * pad });
-    g.ids.forEach((id, i) => {
-      const s = sub.cell;
-      const x = bx + pad + (i % sub.cols) * s;
-      const y = by + pad + labelH + Math.floor(i / sub.cols) * s;
-      cells.set(id, { x, y, s });
-      pos.set(id, { x: x + s / 2, y: y + s / 2 });
-    });
+    const c = { x: g.rect.x + g.rect.w / 2, y: g.rect.y + g.rect.h / 2 };
+    for (const id of g.ids) {
+      groupOf.set(id, gi);
+      const cell = tl.hosts.get(id);
+      pos.set(id, cell ? { x: cell.x + cell.w / 2, y: cell.y + cell.h / 2 } : c);
+    }
   });
-  return { mode: 'grouped', order, pos, radius: 0, cells, labels };
+  return { mode: 'grouped', order, pos, radius: 0, groups, groupOf, cells: tl.hosts, height: tl.height };
 }
 
-/** Per hub frame: edge aggregation and colours on top of the (cached) layout. */
+const HOST_HEALTHS = ['ok', 'degraded', 'down', 'stale', 'offline', 'unknown'] as const;
+
+/** Per hub frame: edge aggregation, colours and group figures on top of the (cached) layout. */
 function buildScene(layout: Layout, nodes: readonly NodeSummary[], links: readonly LinkSummary[]): Scene {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const edgeMap = new Map<string, Edge & { rx: number; tx: number; hasRx: boolean }>();
@@ -123,7 +197,6 @@ function buildScene(layout: Layout, nodes: readonly NodeSummary[], links: readon
     links: e.links,
     bytesPerS: e.hasRx ? e.rx : e.tx,
   }));
-  const busiest = edges.reduce((m, e) => Math.max(m, e.bytesPerS), 0);
   const agentHealth = new Map<string, Health>();
   const nodeHealthMap = new Map<string, Health>();
   for (const id of layout.order) {
@@ -133,7 +206,74 @@ function buildScene(layout: Layout, nodes: readonly NodeSummary[], links: readon
     agentHealth.set(id, n ? (f === 'fresh' ? 'up' : f) : 'unknown');
     nodeHealthMap.set(id, n ? nodeHealth(n.health) : 'unknown');
   }
-  return { ...layout, edges, busiest, nodeHealth: nodeHealthMap, agentHealth };
+  if (layout.mode === 'graph') {
+    const drawn: DrawnEdge[] = [];
+    for (const e of edges) {
+      const pa = layout.pos.get(e.a);
+      const pb = layout.pos.get(e.b);
+      if (pa && pb) drawn.push({ ...e, ea: e.a, eb: e.b, pa, pb, hostLevel: false, count: e.links.length });
+    }
+    const busiest = edges.reduce((m, e) => Math.max(m, e.bytesPerS), 0);
+    return { ...layout, edges, drawn, busiest, nodeHealth: nodeHealthMap, agentHealth, stats: [] };
+  }
+  // Grouped: figures per group, and connections folded onto their visible ends.
+  const stats: GroupStats[] = layout.groups.map((g) => {
+    const s: GroupStats = {
+      health: 'up',
+      ok: 0,
+      degraded: 0,
+      down: 0,
+      stale: 0,
+      offline: 0,
+      unknown: 0,
+      linksDown: 0,
+      problem: false,
+    };
+    for (const id of g.ids) {
+      const n = byId.get(id);
+      const h = n ? n.health : 'unknown';
+      s[h]++;
+      if (n) s.linksDown += Math.max(0, n.linkCount - n.linksUp);
+      s.health = worseHealth(s.health, nodeHealthMap.get(id) ?? 'unknown');
+    }
+    s.problem = s.degraded + s.down + s.stale + s.offline > 0;
+    return s;
+  });
+  const endOf = (id: string): string => {
+    const gi = layout.groupOf.get(id);
+    if (gi === undefined) return id;
+    return layout.groups[gi]!.expanded ? id : `\u0001${gi}`;
+  };
+  const folded = new Map<string, DrawnEdge>();
+  for (const e of edges) {
+    const ea = endOf(e.a);
+    const eb = endOf(e.b);
+    if (ea === eb) continue; // inside one collapsed group: counted on its tile
+    const k = ea < eb ? `${ea}\u0000${eb}` : `${eb}\u0000${ea}`;
+    const f = folded.get(k);
+    if (f) {
+      f.health = worseHealth(f.health, e.health);
+      f.bytesPerS += e.bytesPerS;
+      f.links = f.links.concat(e.links);
+      f.count++;
+      continue;
+    }
+    const pa = layout.pos.get(e.a);
+    const pb = layout.pos.get(e.b);
+    if (!pa || !pb) continue;
+    folded.set(k, {
+      ...e,
+      ea,
+      eb,
+      pa,
+      pb,
+      hostLevel: ea[0] !== '\u0001' && eb[0] !== '\u0001',
+      count: 1,
+    });
+  }
+  const drawn = [...folded.values()];
+  const busiest = drawn.reduce((m, e) => Math.max(m, e.bytesPerS), 0);
+  return { ...layout, edges, drawn, busiest, nodeHealth: nodeHealthMap, agentHealth, stats };
 }
 
 /** The previous array while the contents are equal, so memos keyed on it survive hub frames. */
@@ -153,7 +293,251 @@ function distToSegment(p: Point, a: Point, b: Point): number {
   return Math.hypot(p.x - (a.x + t * dx), p.y - (a.y + t * dy));
 }
 
-type Hover = { kind: 'node'; id: string; at: Point } | { kind: 'edge'; edge: Edge; at: Point } | null;
+/** Focusable items in order: the nodes (graph), or each group followed by its hosts when expanded. */
+function itemsOf(scene: Scene): Item[] {
+  if (scene.mode === 'graph') return scene.order.map((id) => ({ kind: 'host', id }));
+  const out: Item[] = [];
+  scene.groups.forEach((g, gi) => {
+    out.push({ kind: 'group', gi });
+    if (g.expanded) for (const id of g.ids) out.push({ kind: 'host', id });
+  });
+  return out;
+}
+
+function sameItem(a: Item | undefined, b: Item | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.kind === 'host' ? b.kind === 'host' && a.id === b.id : b.kind === 'group' && a.gi === b.gi;
+}
+
+function problemsText(s: GroupStats): string {
+  const parts: string[] = [];
+  if (s.offline) parts.push(`${s.offline} offline`);
+  if (s.stale) parts.push(`${s.stale} stale`);
+  if (s.down) parts.push(`${s.down} down`);
+  if (s.degraded) parts.push(`${s.degraded} degraded`);
+  return parts.join(' · ');
+}
+
+/** Frames drawn by any topology canvas (the benchmark reads it; no React state, no DOM writes). */
+declare global {
+  interface Window {
+    __rdmaqTopologyDraws?: number;
+  }
+}
+export const FIRST_DATA_DRAW_MARK = 'rdmaq:topology-first-data-draw';
+
+function draw(
+  canvas: HTMLCanvasElement | null,
+  scene: Scene,
+  size: Size,
+  cam: Camera,
+  pal: Palette,
+  hi: Item | undefined,
+): boolean {
+  const ctx = prepareContext(canvas, size);
+  if (!ctx) return false;
+  const dpr = window.devicePixelRatio || 1;
+  ctx.setTransform(dpr * cam.k, 0, 0, dpr * cam.k, dpr * cam.x, dpr * cam.y);
+  const px = 1 / cam.k; // one screen pixel in world units
+  // visible world rectangle, for culling
+  const view = { x: -cam.x / cam.k, y: -cam.y / cam.k, w: size.width / cam.k, h: size.height / cam.k };
+  const visible = (r: Rect) =>
+    r.x + r.w >= view.x && r.x <= view.x + view.w && r.y + r.h >= view.y && r.y <= view.y + view.h;
+  const hiId = hi?.kind === 'host' ? hi.id : undefined;
+  const hiEnd = hi?.kind === 'host' ? hi.id : hi?.kind === 'group' ? `\u0001${hi.gi}` : undefined;
+
+  const stroke = (e: DrawnEdge, width: number, alpha: number, color: string) => {
+    ctx.strokeStyle = color;
+    ctx.globalAlpha = alpha;
+    ctx.lineWidth = width * px;
+    ctx.setLineDash(e.health === 'down' ? [6 * px, 4 * px] : []);
+    ctx.beginPath();
+    ctx.moveTo(e.pa.x, e.pa.y);
+    ctx.lineTo(e.pb.x, e.pb.y);
+    ctx.stroke();
+  };
+
+  if (scene.mode === 'graph') {
+    // Healthy edges first so problems are drawn on top.
+    const dense = scene.order.length > CIRCLE_MAX_NODES;
+    for (const pass of [true, false]) {
+      for (const e of scene.drawn) {
+        const healthy = e.health === 'up';
+        if (healthy !== pass) continue;
+        // On a grid many straight edges cross other nodes: healthy ones recede so the problems stand out.
+        const w = dense
+          ? healthy
+            ? edgeWidth(e.bytesPerS, scene.busiest, 4)
+            : Math.max(2.5, edgeWidth(e.bytesPerS, scene.busiest, 4))
+          : edgeWidth(e.bytesPerS, scene.busiest);
+        stroke(e, w, healthy ? (dense ? 0.22 : 0.75) : 0.95, HEALTH_COLOR[e.health]);
+      }
+    }
+    ctx.setLineDash([]);
+    ctx.globalAlpha = 1;
+    const r = scene.radius;
+    const showLabels = scene.order.length <= CIRCLE_MAX_NODES || r * cam.k >= 8;
+    ctx.font = '12px ui-sans-serif, system-ui, sans-serif';
+    ctx.textBaseline = 'middle';
+    for (const id of scene.order) {
+      const p = scene.pos.get(id);
+      if (!p) continue;
+      ctx.beginPath();
+      ctx.arc(p.x, p.y, r, 0, 2 * Math.PI);
+      ctx.fillStyle = pal.nodeFill;
+      ctx.fill();
+      ctx.lineWidth = 2.5;
+      ctx.strokeStyle = HEALTH_COLOR[scene.agentHealth.get(id) ?? 'unknown'];
+      ctx.stroke();
+      ctx.beginPath();
+      ctx.arc(p.x, p.y, r * 0.45, 0, 2 * Math.PI);
+      ctx.fillStyle = HEALTH_COLOR[scene.nodeHealth.get(id) ?? 'unknown'];
+      ctx.fill();
+      if (showLabels) {
+        // Label outside the circle, on the side away from the centre.
+        const left = p.x < size.width / 2 - 1;
+        ctx.textAlign = left ? 'right' : 'left';
+        ctx.fillStyle = pal.label;
+        ctx.fillText(id, p.x + (left ? -(r + 6) : r + 6), p.y);
+      }
+    }
+    if (hiId) {
+      const p = scene.pos.get(hiId);
+      if (p) {
+        ctx.strokeStyle = pal.highlight;
+        ctx.lineWidth = 2 * px;
+        ctx.beginPath();
+        ctx.arc(p.x, p.y, r + 5, 0, 2 * Math.PI);
+        ctx.stroke();
+      }
+    }
+    return true;
+  }
+
+  // ── grouped view: connections between visible ends under the tiles, problems over them
+  for (const pass of [0, 1]) {
+    for (const e of scene.drawn) {
+      const mine = hiEnd !== undefined && (e.ea === hiEnd || e.eb === hiEnd);
+      const healthy = e.health === 'up';
+      // under the tiles: healthy connections between groups; over them: problems and the highlighted ones
+      if (pass === 0 ? !healthy || e.hostLevel || mine : healthy && !mine) continue;
+      const w = e.hostLevel ? 1.5 : edgeWidth(e.bytesPerS, scene.busiest, 6);
+      stroke(
+        e,
+        healthy ? w : Math.max(2.5, w),
+        healthy ? (mine ? 0.9 : 0.35) : 0.95,
+        mine && healthy ? pal.highlight : HEALTH_COLOR[e.health],
+      );
+    }
+    ctx.setLineDash([]);
+    ctx.globalAlpha = 1;
+    if (pass === 1) break;
+    // tiles between the two passes: healthy aggregate edges run beneath them, problems above
+    scene.groups.forEach((g, gi) => {
+      if (!visible(g.rect)) return;
+      drawGroup(ctx, g, scene.stats[gi]!, pal, px, hi?.kind === 'group' && hi.gi === gi);
+      if (g.expanded) {
+        ctx.font = '11px ui-sans-serif, system-ui, sans-serif';
+        ctx.textBaseline = 'middle';
+        ctx.textAlign = 'left';
+        for (const id of g.ids) {
+          const c = scene.cells.get(id);
+          if (!c || !visible(c)) continue;
+          const nh = scene.nodeHealth.get(id) ?? 'unknown';
+          ctx.fillStyle = pal.nodeFill;
+          ctx.fillRect(c.x, c.y, c.w, c.h);
+          if (nh !== 'up') {
+            ctx.globalAlpha = 0.28;
+            ctx.fillStyle = HEALTH_COLOR[nh];
+            ctx.fillRect(c.x, c.y, c.w, c.h);
+            ctx.globalAlpha = 1;
+          }
+          ctx.lineWidth = 1.5 * px;
+          ctx.strokeStyle = HEALTH_COLOR[scene.agentHealth.get(id) ?? 'unknown'];
+          ctx.strokeRect(c.x, c.y, c.w, c.h);
+          ctx.fillStyle = HEALTH_COLOR[nh];
+          ctx.fillRect(c.x + 5, c.y + c.h / 2 - 4, 8, 8);
+          ctx.fillStyle = pal.label;
+          ctx.fillText(id, c.x + 17, c.y + c.h / 2, c.w - 20);
+        }
+      }
+    });
+  }
+  if (hiId) {
+    const c = scene.cells.get(hiId);
+    if (c) {
+      ctx.strokeStyle = pal.highlight;
+      ctx.lineWidth = 2 * px;
+      ctx.strokeRect(c.x - 2, c.y - 2, c.w + 4, c.h + 4);
+    }
+  }
+  return true;
+}
+
+function drawGroup(
+  ctx: CanvasRenderingContext2D,
+  g: Group,
+  s: GroupStats,
+  pal: Palette,
+  px: number,
+  focused: boolean,
+): void {
+  const r = g.rect;
+  const color = HEALTH_COLOR[s.health];
+  ctx.fillStyle = pal.nodeFill;
+  ctx.fillRect(r.x, r.y, r.w, r.h);
+  if (s.problem) {
+    // A group in trouble is tinted and framed thick in its worst colour: found at a glance among dozens.
+    ctx.globalAlpha = 0.2;
+    ctx.fillStyle = color;
+    ctx.fillRect(r.x, r.y, r.w, g.expanded ? TILE.header : r.h);
+    ctx.globalAlpha = 1;
+  }
+  ctx.strokeStyle = focused ? pal.highlight : s.problem ? color : pal.grid;
+  ctx.lineWidth = (focused ? 2.5 : s.problem ? 3 : 1) * px;
+  ctx.strokeRect(r.x, r.y, r.w, r.h);
+  const n = g.ids.length;
+  ctx.textBaseline = 'alphabetic';
+  ctx.textAlign = 'left';
+  ctx.font = '600 12px ui-sans-serif, system-ui, sans-serif';
+  ctx.fillStyle = pal.label;
+  const head = `${g.expanded ? '▾' : '▸'} ${g.key}`;
+  const count = `${n} host${n === 1 ? '' : 's'}`;
+  ctx.fillText(head, r.x + 8, r.y + 18, r.w - 80);
+  ctx.font = '11px ui-sans-serif, system-ui, sans-serif';
+  ctx.textAlign = 'right';
+  ctx.fillStyle = pal.muted;
+  ctx.fillText(count, r.x + r.w - 8, r.y + 18);
+  ctx.textAlign = 'left';
+  const problems = problemsText(s);
+  if (g.expanded) {
+    if (problems) {
+      ctx.fillStyle = color;
+      ctx.font = '600 11px ui-sans-serif, system-ui, sans-serif';
+      ctx.fillText(problems, r.x + 8 + Math.min(r.w / 3, ctx.measureText(head).width + 40), r.y + 18);
+    }
+    return;
+  }
+  ctx.font = `${problems ? '600 ' : ''}11px ui-sans-serif, system-ui, sans-serif`;
+  ctx.fillStyle = problems ? color : pal.muted;
+  ctx.fillText(problems || 'all ok', r.x + 8, r.y + 38, r.w - 16);
+  ctx.font = '11px ui-sans-serif, system-ui, sans-serif';
+  ctx.fillStyle = pal.muted;
+  if (s.linksDown) ctx.fillText(`${s.linksDown} link ends not up`, r.x + 8, r.y + 54, r.w - 16);
+  // health bar: the share of hosts in each state
+  const bx = r.x + 8;
+  const bw = r.w - 16;
+  const by = r.y + r.h - 14;
+  let x = bx;
+  for (const h of HOST_HEALTHS) {
+    const c = s[h];
+    if (!c) continue;
+    const w = (bw * c) / n;
+    ctx.fillStyle = HEALTH_COLOR[h === 'ok' ? 'up' : h];
+    ctx.fillRect(x, by, Math.max(w, 2 * px), 6);
+    x += w;
+  }
+}
 
 export interface TopologyProps {
   nodes: readonly NodeSummary[];
@@ -163,188 +547,303 @@ export interface TopologyProps {
 
 /**
  * Cluster topology on a canvas: nodes sorted by id on a circle (few) or a grid (hundreds), edges coloured by
- * the worse link state of the pair and as wide as their throughput; beyond GRAPH_MAX_NODES a grouped cell
- * view. Keyboard: focus the canvas, arrows walk the nodes in id order, Enter opens the focused node.
+ * the worse link state of the pair and as wide as their throughput. Beyond GRAPH_MAX_NODES hosts are grouped
+ * (by their `rack` label, else their name prefix) into collapsed tiles with their worst state and problem
+ * counts; a click or Enter expands a group into its hosts. The view pans (drag, Shift+arrows) and zooms
+ * (wheel, + / -, 0 resets), redrawn once per animation frame without React renders.
  */
 export const Topology = memo(function Topology({ nodes, links, height = 420 }: TopologyProps) {
   const router = useRouter();
   const boxRef = useRef<HTMLDivElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
+  const tipRef = useRef<HTMLDivElement>(null);
   const size = useCanvasSize(boxRef, canvasRef, height);
   const pal = usePalette();
   const order = useStable(useMemo(() => nodeOrder(nodes, links), [nodes, links]));
-  const layout = useMemo(() => buildLayout(order, size), [order, size]);
+  const keys = useStable(useMemo(() => groupKeys(order, nodes), [order, nodes]));
+  const [expanded, setExpanded] = useState<ReadonlySet<string>>(() => new Set());
+  const layout = useMemo(() => buildLayout(order, keys, expanded, size), [order, keys, expanded, size]);
   const scene = useMemo(() => buildScene(layout, nodes, links), [layout, nodes, links]);
+  const items = useMemo(() => itemsOf(scene), [scene]);
   const [hover, setHover] = useState<Hover>(null);
-  const [focusIdx, setFocusIdx] = useState(-1);
-  const focused = focusIdx >= 0 ? scene.order[focusIdx] : undefined;
+  const [focusItem, setFocusItem] = useState<Item | undefined>(undefined);
+  const focusIdx = focusItem ? items.findIndex((it) => sameItem(it, focusItem)) : -1;
+  const focused = focusIdx >= 0 ? items[focusIdx] : undefined;
   const nodesById = useMemo(() => new Map(nodes.map((n) => [n.id, n])), [nodes]);
 
-  useEffect(() => {
-    const ctx = prepareContext(canvasRef.current, size);
-    if (!ctx) return;
-    const { pos } = scene;
-    if (scene.mode === 'graph') {
-      // Healthy edges first so problems are drawn on top.
-      const dense = scene.order.length > CIRCLE_MAX_NODES;
-      const edges = [...scene.edges].sort(
-        (x, y) => (x.health === 'up' ? 0 : 1) - (y.health === 'up' ? 0 : 1),
-      );
-      for (const e of edges) {
-        const a = pos.get(e.a);
-        const b = pos.get(e.b);
-        if (!a || !b) continue;
-        ctx.strokeStyle = HEALTH_COLOR[e.health];
-        // On a grid many straight edges cross other nodes: healthy ones recede so the problems stand out.
-        const healthy = e.health === 'up';
-        ctx.globalAlpha = healthy ? (dense ? 0.22 : 0.75) : 0.95;
-        ctx.lineWidth = dense
-          ? healthy
-            ? edgeWidth(e.bytesPerS, scene.busiest, 4)
-            : Math.max(2.5, edgeWidth(e.bytesPerS, scene.busiest, 4))
-          : edgeWidth(e.bytesPerS, scene.busiest);
-        ctx.setLineDash(e.health === 'down' ? [6, 4] : []);
-        ctx.beginPath();
-        ctx.moveTo(a.x, a.y);
-        ctx.lineTo(b.x, b.y);
-        ctx.stroke();
+  // ── drawing: the latest inputs live in a ref; any change schedules one draw on the next animation frame
+  const cam = useRef<Camera>({ x: 0, y: 0, k: 1 });
+  const frame = useRef({ scene, size, pal, hi: undefined as Item | undefined });
+  const raf = useRef(0);
+  const drewData = useRef(false);
+  const requestDraw = useCallback(() => {
+    if (raf.current) return;
+    raf.current = requestAnimationFrame(() => {
+      raf.current = 0;
+      const f = frame.current;
+      if (!draw(canvasRef.current, f.scene, f.size, cam.current, f.pal, f.hi)) return;
+      window.__rdmaqTopologyDraws = (window.__rdmaqTopologyDraws ?? 0) + 1;
+      if (!drewData.current && f.scene.order.length > 0) {
+        drewData.current = true;
+        performance.mark(FIRST_DATA_DRAW_MARK, { detail: { nodes: f.scene.order.length } });
       }
-      ctx.setLineDash([]);
-      ctx.globalAlpha = 1;
-      const r = scene.radius;
-      const showLabels = scene.order.length <= CIRCLE_MAX_NODES;
-      ctx.font = '12px ui-sans-serif, system-ui, sans-serif';
-      ctx.textBaseline = 'middle';
-      for (const id of scene.order) {
-        const p = pos.get(id);
-        if (!p) continue;
-        ctx.beginPath();
-        ctx.arc(p.x, p.y, r, 0, 2 * Math.PI);
-        ctx.fillStyle = pal.nodeFill;
-        ctx.fill();
-        ctx.lineWidth = 2.5;
-        ctx.strokeStyle = HEALTH_COLOR[scene.agentHealth.get(id) ?? 'unknown'];
-        ctx.stroke();
-        ctx.beginPath();
-        ctx.arc(p.x, p.y, r * 0.45, 0, 2 * Math.PI);
-        ctx.fillStyle = HEALTH_COLOR[scene.nodeHealth.get(id) ?? 'unknown'];
-        ctx.fill();
-        if (showLabels) {
-          // Label outside the circle, on the side away from the centre.
-          const left = p.x < size.width / 2 - 1;
-          ctx.textAlign = left ? 'right' : 'left';
-          ctx.fillStyle = pal.label;
-          ctx.fillText(id, p.x + (left ? -(r + 6) : r + 6), p.y);
-        }
+    });
+  }, []);
+  useEffect(() => () => cancelAnimationFrame(raf.current), []);
+  const hiItem: Item | undefined =
+    hover?.kind === 'node'
+      ? { kind: 'host', id: hover.id }
+      : hover?.kind === 'group'
+        ? { kind: 'group', gi: hover.gi }
+        : focused;
+  useEffect(() => {
+    frame.current = { scene, size, pal, hi: hiItem };
+    requestDraw();
+  });
+
+  // A new mode, or a grouped drawing taller than the box: start from a view that shows it all (zoomed out
+  // down to half size), then the operator's pan and zoom are kept across hub frames.
+  const fitKey = `${scene.mode}:${size.width}:${size.height}`;
+  const fitted = useRef('');
+  const fit = () => {
+    const k = scene.mode === 'grouped' ? Math.max(0.5, Math.min(1, size.height / scene.height)) : 1;
+    cam.current = { x: scene.mode === 'grouped' ? (size.width * (1 - k)) / 2 : 0, y: 0, k };
+  };
+  if (fitted.current !== fitKey && size.width > 0 && scene.order.length > 0) {
+    fitted.current = fitKey;
+    fit();
+  }
+
+  // Keyboard focus follows into view.
+  // (keyed on the focused item and the layout, not on hub frames: a pan away from it is kept)
+  const focusKey = focused ? (focused.kind === 'group' ? `g${focused.gi}` : `h${focused.id}`) : '';
+  useEffect(() => {
+    if (!focusKey) return;
+    const id = focusKey.slice(1);
+    const r =
+      focusKey[0] === 'g'
+        ? layout.groups[Number(id)]?.rect
+        : (layout.cells.get(id) ??
+          (() => {
+            const p = layout.pos.get(id);
+            const rr = layout.radius + 8;
+            return p ? { x: p.x - rr, y: p.y - rr, w: 2 * rr, h: 2 * rr } : undefined;
+          })());
+    if (!r) return;
+    const show = { ...r, h: Math.min(r.h, TILE.header + 2 * TILE.hostH) };
+    const next = panToShow(cam.current, show, size);
+    if (next !== cam.current) {
+      cam.current = next;
+      requestDraw();
+    }
+  }, [focusKey, layout, size, requestDraw]);
+
+  // Wheel zoom around the pointer (a native listener: React's wheel handlers are passive).
+  useEffect(() => {
+    const c = canvasRef.current;
+    if (!c) return;
+    const onWheel = (ev: WheelEvent) => {
+      ev.preventDefault();
+      const r = c.getBoundingClientRect();
+      const unit = ev.deltaMode === 1 ? 16 : ev.deltaMode === 2 ? 400 : 1;
+      cam.current = zoomAt(
+        cam.current,
+        { x: ev.clientX - r.left, y: ev.clientY - r.top },
+        Math.exp(-ev.deltaY * unit * 0.0015),
+      );
+      requestDraw();
+    };
+    c.addEventListener('wheel', onWheel, { passive: false });
+    return () => c.removeEventListener('wheel', onWheel);
+  }, [requestDraw]);
+
+  const hitTest = (screen: Point): Hover => {
+    const p = toWorld(cam.current, screen);
+    const tol = 5 / cam.current.k;
+    if (scene.mode === 'grouped') {
+      for (const [id, c] of scene.cells) if (inRect(p, c)) return { kind: 'node', id };
+      for (let gi = 0; gi < scene.groups.length; gi++) {
+        const g = scene.groups[gi]!;
+        if (inRect(p, g.rect) && (!g.expanded || p.y < g.rect.y + TILE.header)) return { kind: 'group', gi };
+        if (inRect(p, g.rect)) return null;
       }
     } else {
-      ctx.font = '11px ui-sans-serif, system-ui, sans-serif';
-      ctx.textBaseline = 'alphabetic';
-      ctx.textAlign = 'left';
-      ctx.fillStyle = pal.muted;
-      for (const l of scene.labels) ctx.fillText(l.text, l.x, l.y, l.w);
-      for (const id of scene.order) {
-        const c = scene.cells.get(id);
-        if (!c) continue;
-        ctx.fillStyle = HEALTH_COLOR[scene.nodeHealth.get(id) ?? 'unknown'];
-        const gap = c.s > 6 ? 1 : 0;
-        ctx.fillRect(c.x, c.y, c.s - gap, c.s - gap);
-      }
-      // Only the unhealthy connections are drawn over the cells (thousands of healthy ones would be noise),
-      // plus every connection of the host under the pointer or focus.
-      const hiId = hover?.kind === 'node' ? hover.id : focused;
-      for (const e of scene.edges) {
-        const mine = hiId !== undefined && (e.a === hiId || e.b === hiId);
-        if (e.health === 'up' && !mine) continue;
-        const a = pos.get(e.a);
-        const b = pos.get(e.b);
-        if (!a || !b) continue;
-        ctx.strokeStyle = mine && e.health === 'up' ? pal.highlight : HEALTH_COLOR[e.health];
-        ctx.globalAlpha = 0.9;
-        ctx.lineWidth = 1.5;
-        ctx.setLineDash(e.health === 'down' ? [4, 3] : []);
-        ctx.beginPath();
-        ctx.moveTo(a.x, a.y);
-        ctx.lineTo(b.x, b.y);
-        ctx.stroke();
-      }
-      ctx.setLineDash([]);
-      ctx.globalAlpha = 1;
+      const id = nearest(scene.pos, p, scene.radius + 4 / cam.current.k);
+      if (id) return { kind: 'node', id };
     }
-    const hi = hover?.kind === 'node' ? hover.id : focused;
-    if (hi) {
-      const p = pos.get(hi);
-      if (p) {
-        ctx.strokeStyle = pal.highlight;
-        ctx.lineWidth = 2;
-        ctx.beginPath();
-        const rr = scene.mode === 'graph' ? scene.radius + 5 : (scene.cells.get(hi)?.s ?? 6) / 2 + 3;
-        ctx.arc(p.x, p.y, rr, 0, 2 * Math.PI);
-        ctx.stroke();
-      }
-    }
-  }, [scene, size, hover, focused, pal]);
-
-  const pointer = (ev: MouseEvent<HTMLCanvasElement>): Point => {
-    const r = ev.currentTarget.getBoundingClientRect();
-    return { x: ev.clientX - r.left, y: ev.clientY - r.top };
-  };
-  const hitTest = (p: Point): Hover => {
-    if (scene.mode === 'grouped') {
-      for (const [id, c] of scene.cells) {
-        if (p.x >= c.x && p.x < c.x + c.s && p.y >= c.y && p.y < c.y + c.s)
-          return { kind: 'node', id, at: p };
-      }
-      return null;
-    }
-    const id = nearest(scene.pos, p, scene.radius + 4);
-    if (id) return { kind: 'node', id, at: p };
-    let best: Edge | undefined;
-    let bestD = 5;
-    for (const e of scene.edges) {
-      const a = scene.pos.get(e.a);
-      const b = scene.pos.get(e.b);
-      if (!a || !b) continue;
-      const d = distToSegment(p, a, b);
+    let best: DrawnEdge | undefined;
+    let bestD = tol;
+    for (const e of scene.drawn) {
+      if (scene.mode === 'grouped' && e.hostLevel && e.health === 'up') continue; // not drawn
+      const d = distToSegment(p, e.pa, e.pb);
       if (d < bestD) {
         bestD = d;
         best = e;
       }
     }
-    return best ? { kind: 'edge', edge: best, at: p } : null;
+    return best ? { kind: 'edge', edge: best } : null;
   };
-  const onMove = (ev: MouseEvent<HTMLCanvasElement>) => setHover(hitTest(pointer(ev)));
-  const onClick = (ev: MouseEvent<HTMLCanvasElement>) => {
-    const h = hitTest(pointer(ev));
+  const sameHover = (a: Hover, b: Hover) =>
+    a === b ||
+    (a !== null &&
+      b !== null &&
+      ((a.kind === 'node' && b.kind === 'node' && a.id === b.id) ||
+        (a.kind === 'group' && b.kind === 'group' && a.gi === b.gi) ||
+        (a.kind === 'edge' && b.kind === 'edge' && a.edge.ea === b.edge.ea && a.edge.eb === b.edge.eb)));
+
+  const toggleGroup = (gi: number) => {
+    const g = scene.groups[gi];
+    if (!g) return;
+    setExpanded((s) => {
+      const n = new Set(s);
+      if (n.has(g.key)) n.delete(g.key);
+      else n.add(g.key);
+      return n;
+    });
+  };
+  const activate = (h: Hover) => {
     if (h?.kind === 'node') router.push(`/nodes/${encodeURIComponent(h.id)}`);
-    else if (h?.kind === 'edge' && h.edge.links[0])
+    else if (h?.kind === 'group') toggleGroup(h.gi);
+    else if (h?.kind === 'edge' && h.edge.count === 1 && h.edge.links[0])
       router.push(`/links/${encodeURIComponent(h.edge.links[0].key)}`);
   };
+
+  // ── pointer: drag pans (no React state per move), a click without a drag activates what is under it
+  const drag = useRef<{ id: number; x: number; y: number; cx: number; cy: number; moved: boolean } | null>(
+    null,
+  );
+  const local = (ev: PointerEvent<HTMLCanvasElement>): Point => {
+    const r = ev.currentTarget.getBoundingClientRect();
+    return { x: ev.clientX - r.left, y: ev.clientY - r.top };
+  };
+  const placeTip = (p: Point) => {
+    const t = tipRef.current;
+    if (!t) return;
+    t.style.left = `${Math.max(0, Math.min(p.x + 14, size.width - 260))}px`;
+    t.style.top = `${p.y + 14}px`;
+  };
+  const lastPointer = useRef<Point>({ x: 0, y: 0 });
+  const onPointerDown = (ev: PointerEvent<HTMLCanvasElement>) => {
+    if (ev.button !== 0) return;
+    const p = local(ev);
+    drag.current = { id: ev.pointerId, x: p.x, y: p.y, cx: cam.current.x, cy: cam.current.y, moved: false };
+  };
+  const onPointerMove = (ev: PointerEvent<HTMLCanvasElement>) => {
+    const p = local(ev);
+    lastPointer.current = p;
+    const d = drag.current;
+    if (d && d.id === ev.pointerId) {
+      if (!d.moved && Math.hypot(p.x - d.x, p.y - d.y) > 3) {
+        d.moved = true;
+        ev.currentTarget.setPointerCapture(ev.pointerId);
+        ev.currentTarget.style.cursor = 'grabbing';
+        if (hover) setHover(null);
+      }
+      if (d.moved) {
+        cam.current = { ...cam.current, x: d.cx + p.x - d.x, y: d.cy + p.y - d.y };
+        requestDraw();
+        return;
+      }
+    }
+    const h = hitTest(p);
+    if (!sameHover(h, hover)) setHover(h);
+    placeTip(p);
+    ev.currentTarget.style.cursor = h ? 'pointer' : 'grab';
+  };
+  const onPointerUp = (ev: PointerEvent<HTMLCanvasElement>) => {
+    const d = drag.current;
+    drag.current = null;
+    if (!d || d.id !== ev.pointerId) return;
+    if (d.moved) {
+      ev.currentTarget.releasePointerCapture(ev.pointerId);
+      ev.currentTarget.style.cursor = 'grab';
+      return;
+    }
+    activate(hitTest(local(ev)));
+  };
+  useEffect(() => {
+    if (hover) placeTip(lastPointer.current);
+  });
+
   const onKey = (ev: KeyboardEvent<HTMLCanvasElement>) => {
-    const n = scene.order.length;
+    const n = items.length;
     if (n === 0) return;
-    if (ev.key === 'ArrowRight' || ev.key === 'ArrowDown') {
-      setFocusIdx((i) => (i + 1) % n);
+    const step = 60;
+    const pan = (dx: number, dy: number) => {
+      cam.current = { ...cam.current, x: cam.current.x + dx, y: cam.current.y + dy };
+      requestDraw();
+      ev.preventDefault();
+    };
+    const centre = { x: size.width / 2, y: size.height / 2 };
+    if (ev.shiftKey && ev.key.startsWith('Arrow')) {
+      if (ev.key === 'ArrowLeft') pan(step, 0);
+      else if (ev.key === 'ArrowRight') pan(-step, 0);
+      else if (ev.key === 'ArrowUp') pan(0, step);
+      else pan(0, -step);
+    } else if (ev.key === '+' || ev.key === '=') {
+      cam.current = zoomAt(cam.current, centre, 1.25);
+      requestDraw();
+      ev.preventDefault();
+    } else if (ev.key === '-' || ev.key === '_') {
+      cam.current = zoomAt(cam.current, centre, 0.8);
+      requestDraw();
+      ev.preventDefault();
+    } else if (ev.key === '0') {
+      fit();
+      requestDraw();
+      ev.preventDefault();
+    } else if (ev.key === 'ArrowRight' || ev.key === 'ArrowDown') {
+      setFocusItem(items[(focusIdx + 1) % n]);
       ev.preventDefault();
     } else if (ev.key === 'ArrowLeft' || ev.key === 'ArrowUp') {
-      setFocusIdx((i) => (i <= 0 ? n - 1 : i - 1));
+      setFocusItem(items[focusIdx <= 0 ? n - 1 : focusIdx - 1]);
       ev.preventDefault();
     } else if (ev.key === 'Home') {
-      setFocusIdx(0);
+      setFocusItem(items[0]);
       ev.preventDefault();
     } else if (ev.key === 'End') {
-      setFocusIdx(n - 1);
+      setFocusItem(items[n - 1]);
       ev.preventDefault();
     } else if (ev.key === 'Enter' && focused) {
-      router.push(`/nodes/${encodeURIComponent(focused)}`);
+      if (focused.kind === 'group') toggleGroup(focused.gi);
+      else router.push(`/nodes/${encodeURIComponent(focused.id)}`);
+      ev.preventDefault();
+    } else if ((ev.key === 'Escape' || ev.key === 'Backspace') && focused?.kind === 'host') {
+      const gi = scene.groupOf.get(focused.id);
+      if (gi !== undefined) {
+        toggleGroup(gi);
+        setFocusItem({ kind: 'group', gi });
+        ev.preventDefault();
+      }
     }
   };
 
   const downEdges = scene.edges.filter((e) => e.health !== 'up').length;
-  const summary = `Cluster topology: ${scene.order.length} nodes, ${scene.edges.length} connections, ${downEdges} not healthy. ${
-    scene.mode === 'grouped' ? 'Grouped view. ' : ''
-  }Use arrow keys to move between nodes and Enter to open one.`;
-  const focusedNode = focused ? nodesById.get(focused) : undefined;
+  const problemGroups = scene.groups.map((g, gi) => ({ g, s: scene.stats[gi]! })).filter((x) => x.s.problem);
+  const summary =
+    scene.mode === 'grouped'
+      ? `Cluster topology: ${scene.order.length} nodes in ${scene.groups.length} groups (${expanded.size} expanded), ${scene.edges.length} connections, ${downEdges} not healthy. ${
+          problemGroups.length
+            ? `Groups with problems: ${problemGroups
+                .slice(0, 8)
+                .map((x) => `${x.g.key} (${problemsText(x.s)})`)
+                .join(', ')}${problemGroups.length > 8 ? ` and ${problemGroups.length - 8} more` : ''}. `
+            : 'No group has a problem. '
+        }Arrow keys move between groups and hosts, Enter expands a group or opens a host, Escape collapses; Shift+arrows pan, + and - zoom, 0 resets the view.`
+      : `Cluster topology: ${scene.order.length} nodes, ${scene.edges.length} connections, ${downEdges} not healthy. Use arrow keys to move between nodes and Enter to open one; Shift+arrows pan, + and - zoom, 0 resets the view.`;
+  const focusedNode = focused?.kind === 'host' ? nodesById.get(focused.id) : undefined;
+  let live = '';
+  if (focused?.kind === 'host') {
+    live = `${focused.id}: ${focusedNode ? (focusedNode.connected ? 'agent connected' : 'agent offline') : 'not reporting'}, ${
+      focusedNode ? `${focusedNode.linksUp} of ${focusedNode.linkCount} links up` : ''
+    }`;
+  } else if (focused?.kind === 'group') {
+    const g = scene.groups[focused.gi]!;
+    const s = scene.stats[focused.gi]!;
+    live = `group ${g.key}: ${g.ids.length} hosts, ${problemsText(s) || 'all ok'}, ${
+      g.expanded ? 'expanded, Enter collapses' : 'collapsed, Enter expands'
+    }`;
+  }
 
   return (
     <div ref={boxRef} className="topology" style={{ height }}>
@@ -357,30 +856,32 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
         data-nodes={scene.order.length}
         data-edges={scene.edges.length}
         data-mode={scene.mode}
-        onMouseMove={onMove}
-        onMouseLeave={() => setHover(null)}
-        onClick={onClick}
+        data-groups={scene.groups.length}
+        data-expanded={expanded.size}
+        onPointerDown={onPointerDown}
+        onPointerMove={onPointerMove}
+        onPointerUp={onPointerUp}
+        onPointerCancel={() => {
+          drag.current = null;
+        }}
+        onPointerLeave={() => {
+          if (!drag.current) setHover(null);
+        }}
         onKeyDown={onKey}
-        onBlur={() => setFocusIdx(-1)}
-        style={{ cursor: hover ? 'pointer' : 'default' }}
+        onBlur={() => setFocusItem(undefined)}
+        style={{ cursor: 'grab', touchAction: 'none' }}
       />
       <div className="sr-only" aria-live="polite">
-        {focused
-          ? `${focused}: ${focusedNode ? (focusedNode.connected ? 'agent connected' : 'agent offline') : 'not reporting'}, ${
-              focusedNode ? `${focusedNode.linksUp} of ${focusedNode.linkCount} links up` : ''
-            }`
-          : ''}
+        {live}
       </div>
       {hover && (
-        <div
-          className="tooltip"
-          style={{ left: Math.min(hover.at.x + 14, size.width - 240), top: hover.at.y + 14 }}
-          role="tooltip"
-        >
+        <div ref={tipRef} className="tooltip" role="tooltip">
           {hover.kind === 'node' ? (
             <NodeTip id={hover.id} node={nodesById.get(hover.id)} links={scene.edges} />
+          ) : hover.kind === 'group' ? (
+            <GroupTip group={scene.groups[hover.gi]} stats={scene.stats[hover.gi]} />
           ) : (
-            <EdgeTip edge={hover.edge} />
+            <EdgeTip edge={hover.edge} scene={scene} />
           )}
         </div>
       )}
@@ -391,6 +892,7 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
 function NodeTip({ id, node, links }: { id: string; node: NodeSummary | undefined; links: Edge[] }) {
   const mine = links.filter((e) => e.a === id || e.b === id);
   const bad = mine.filter((e) => e.health !== 'up').length;
+  const labels = node?.labels ? Object.entries(node.labels) : [];
   return (
     <>
       <strong>{id}</strong>
@@ -405,6 +907,26 @@ function NodeTip({ id, node, links }: { id: string; node: NodeSummary | undefine
       <div>
         {mine.length} peers{bad ? `, ${bad} unhealthy` : ''}
       </div>
+      {labels.length > 0 && <div>{labels.map(([k, v]) => `${k}=${v}`).join(' · ')}</div>}
+    </>
+  );
+}
+
+function GroupTip({ group, stats }: { group: Group | undefined; stats: GroupStats | undefined }) {
+  if (!group || !stats) return null;
+  return (
+    <>
+      <strong>{group.key}</strong>
+      <div>
+        {group.ids.length} hosts: {stats.ok} ok
+        {stats.degraded ? `, ${stats.degraded} degraded` : ''}
+        {stats.down ? `, ${stats.down} down` : ''}
+        {stats.stale ? `, ${stats.stale} stale` : ''}
+        {stats.offline ? `, ${stats.offline} offline` : ''}
+        {stats.unknown ? `, ${stats.unknown} not reporting` : ''}
+      </div>
+      {stats.linksDown > 0 && <div>{stats.linksDown} link ends not up</div>}
+      <div>{group.expanded ? 'click to collapse' : 'click to expand'}</div>
     </>
   );
 }
@@ -416,14 +938,30 @@ function agentLine(n: NodeSummary): string {
   return f === 'stale' ? `agent silent: figures frozen${since}` : `agent offline${since}`;
 }
 
-function EdgeTip({ edge }: { edge: Edge }) {
+function endName(scene: Scene, end: string): string {
+  return end[0] === '\u0001' ? (scene.groups[Number(end.slice(1))]?.key ?? end) : end;
+}
+
+const EDGE_TIP_MAX = 8;
+
+function EdgeTip({ edge, scene }: { edge: DrawnEdge; scene: Scene }) {
+  // Aggregated edges list their unhealthy ends first, at most a few.
+  const list =
+    edge.links.length > EDGE_TIP_MAX
+      ? [...edge.links]
+          .sort((x, y) => (linkEndHealth(x) === 'up' ? 1 : 0) - (linkEndHealth(y) === 'up' ? 1 : 0))
+          .slice(0, EDGE_TIP_MAX)
+      : edge.links;
   return (
     <>
       <strong>
-        {edge.a} ⇄ {edge.b}
+        {endName(scene, edge.ea)} ⇄ {endName(scene, edge.eb)}
       </strong>
-      <div>{formatBitRate(edge.bytesPerS)}</div>
-      {edge.links.map((l) => (
+      <div>
+        {formatBitRate(edge.bytesPerS)}
+        {edge.count > 1 ? ` · ${edge.count} host pairs, ${edge.links.length} link ends` : ''}
+      </div>
+      {list.map((l) => (
         <div key={l.key}>
           <span style={{ color: HEALTH_COLOR[linkEndHealth(l)] }}>●</span> {l.node} {l.direction} {l.id}{' '}
           {l.freshness === 'stale' || l.freshness === 'offline'
@@ -433,6 +971,7 @@ function EdgeTip({ edge }: { edge: Edge }) {
           {l.direction === 'rx' ? ` · p99 ${formatNs(l.p99Ns)} · ring ${formatPercent(l.occupancy)}` : ''}
         </div>
       ))}
+      {edge.links.length > list.length && <div>… {edge.links.length - list.length} more</div>}
     </>
   );
 }

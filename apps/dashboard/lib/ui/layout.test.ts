@@ -8,10 +8,18 @@ import {
   gridShape,
   groupIds,
   groupKey,
+  hostGroupKey,
+  inRect,
   pairKey,
+  panToShow,
   ringEnds,
   sortIds,
+  TILE,
+  tileLayout,
   topologyLayout,
+  toWorld,
+  ZOOM_MAX,
+  zoomAt,
 } from './layout';
 import { pointsForWidth } from './range';
 import { paramToId } from './route';
@@ -78,6 +86,80 @@ describe('layout', () => {
     expect(groups.map((g) => g.ids.length)).toEqual([2, 64, 64, 2]);
     expect(groups.flatMap((g) => g.ids).sort()).toEqual([...ids].sort());
     expect(groupIds([...ids].reverse(), 64)).toEqual(groups);
+  });
+
+  it('groups by the rack label when the agent sends one, else by name prefix', () => {
+    expect(hostGroupKey('gpu-17', { rack: 'r07' })).toBe('r07');
+    expect(hostGroupKey('gpu-17', { zone: 'a' })).toBe('gpu');
+    expect(hostGroupKey('gpu-17', { rack: '  ' })).toBe('gpu');
+    expect(hostGroupKey('gpu-17')).toBe('gpu');
+    const rack: Record<string, string> = { 'gpu-1': 'r2', 'gpu-2': 'r1', 'gpu-3': 'r2' };
+    const groups = groupIds(['gpu-3', 'gpu-1', 'gpu-2', 'cpu-9'], 64, (id) =>
+      hostGroupKey(id, { rack: rack[id] ?? '' }),
+    );
+    expect(groups).toEqual([
+      { key: 'cpu', ids: ['cpu-9'] },
+      { key: 'r1', ids: ['gpu-2'] },
+      { key: 'r2', ids: ['gpu-1', 'gpu-3'] },
+    ]);
+  });
+
+  it('lays collapsed groups out as tiles in rows, an expanded group on a full row with its hosts', () => {
+    const ids = (k: string, n: number) => Array.from({ length: n }, (_, i) => `${k}-${i}`);
+    const groups = Array.from({ length: 16 }, (_, g) => ({ ids: ids(`r${g}`, 63), expanded: false }));
+    const width = 1200;
+    const collapsed = tileLayout(groups, width);
+    expect(collapsed.tiles).toHaveLength(16);
+    expect(collapsed.hosts.size).toBe(0);
+    const perRow = collapsed.tiles.filter((t) => t.y === collapsed.tiles[0]!.y).length;
+    expect(perRow).toBe(Math.floor((width - 2 * TILE.pad + TILE.gap) / (TILE.w + TILE.gap)));
+    for (const t of collapsed.tiles) {
+      expect(t.x).toBeGreaterThanOrEqual(0);
+      expect(t.x + t.w).toBeLessThanOrEqual(width);
+      expect(t.w).toBeGreaterThanOrEqual(TILE.w);
+    }
+    // no overlaps
+    for (let i = 0; i < 16; i++)
+      for (let j = i + 1; j < 16; j++) {
+        const a = collapsed.tiles[i]!;
+        const b = collapsed.tiles[j]!;
+        expect(a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y).toBe(true);
+      }
+    // expanding group 3: it takes a row of its own, tiles before it stay put, its 63 hosts get cells inside it
+    const open = tileLayout(
+      groups.map((g, i) => ({ ...g, expanded: i === 3 })),
+      width,
+    );
+    for (let i = 0; i < 3; i++) expect(open.tiles[i]).toEqual(collapsed.tiles[i]);
+    const t3 = open.tiles[3]!;
+    expect(t3.x).toBe(TILE.pad);
+    expect(t3.w).toBe(width - 2 * TILE.pad);
+    expect(t3.y).toBeGreaterThan(open.tiles[2]!.y);
+    expect(open.tiles[4]!.y).toBeGreaterThanOrEqual(t3.y + t3.h);
+    expect(open.hosts.size).toBe(63);
+    for (const c of open.hosts.values()) {
+      expect(inRect({ x: c.x, y: c.y }, t3)).toBe(true);
+      expect(inRect({ x: c.x + c.w - 0.01, y: c.y + c.h - 0.01 }, t3)).toBe(true);
+    }
+    expect(open.height).toBeGreaterThan(collapsed.height);
+    expect(tileLayout(groups, width)).toEqual(collapsed);
+  });
+
+  it('pans and zooms around a point, clamped, and pans the least to show a rectangle', () => {
+    const cam = { x: 0, y: 0, k: 1 };
+    const at = { x: 200, y: 100 };
+    const z = zoomAt(cam, at, 2);
+    expect(z.k).toBe(2);
+    // the world point under the pointer stays under it
+    expect(toWorld(z, at)).toEqual(toWorld(cam, at));
+    expect(zoomAt(cam, at, 1000).k).toBe(ZOOM_MAX);
+    const box = { width: 800, height: 400 };
+    expect(panToShow(cam, { x: 20, y: 20, w: 100, h: 50 }, box, 16)).toBe(cam);
+    const down = panToShow(cam, { x: 20, y: 600, w: 100, h: 50 }, box, 16);
+    expect(down.x).toBe(0);
+    expect(600 + 50 + down.y).toBe(400 - 16);
+    const back = panToShow({ x: -900, y: 0, k: 1 }, { x: 100, y: 20, w: 100, h: 50 }, box, 16);
+    expect(100 + back.x).toBe(16);
   });
 
   it('draws the two directions of a connection as one edge, width by throughput', () => {

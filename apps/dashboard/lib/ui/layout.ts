@@ -103,11 +103,27 @@ export function groupKey(id: string): string {
   return dot > 0 ? id.slice(0, dot) : id;
 }
 
-/** Groups ids by `groupKey`, groups and members sorted. Too few groups (one big one) splits by count. */
-export function groupIds(ids: readonly string[], maxGroupSize = 64): Array<{ key: string; ids: string[] }> {
+/**
+ * Group key of a host: its `rack` label when the agent sends one (agent config `labels: { rack: r07 }`),
+ * else its name prefix (`groupKey`).
+ */
+export function hostGroupKey(id: string, labels?: Readonly<Record<string, string>>): string {
+  const rack = labels?.rack?.trim();
+  return rack ? rack : groupKey(id);
+}
+
+/**
+ * Groups ids by `keyOf` (default `groupKey`), groups and members sorted. A group larger than `maxGroupSize`
+ * (one big one when all names share a prefix) splits into deterministic chunks.
+ */
+export function groupIds(
+  ids: readonly string[],
+  maxGroupSize = 64,
+  keyOf: (id: string) => string = groupKey,
+): Array<{ key: string; ids: string[] }> {
   const by = new Map<string, string[]>();
   for (const id of sortIds(ids)) {
-    const k = groupKey(id);
+    const k = keyOf(id);
     let g = by.get(k);
     if (!g) {
       g = [];
@@ -129,6 +145,111 @@ export function groupIds(ids: readonly string[], maxGroupSize = 64): Array<{ key
     }
   }
   return out;
+}
+
+export interface Rect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+/** Sizes (CSS px at zoom 1) of the grouped view: collapsed group tiles, and host cells of expanded groups. */
+export const TILE = { w: 172, h: 78, gap: 10, pad: 8, header: 28, hostW: 92, hostH: 24, hostGap: 4 };
+
+export interface TileLayout {
+  /** One rectangle per group, in the groups' order. */
+  tiles: Rect[];
+  /** Host cells of the expanded groups. */
+  hosts: Map<string, Rect>;
+  /** Height of everything laid out (it may exceed the box: the view pans). */
+  height: number;
+}
+
+/**
+ * Grouped view of a large cluster: collapsed groups are tiles flowing left to right in rows as wide as the
+ * box; an expanded group takes a full row of its own with one cell per host (in id order). Deterministic:
+ * expanding a group moves only the groups after it.
+ */
+export function tileLayout(
+  groups: ReadonlyArray<{ ids: readonly string[]; expanded: boolean }>,
+  width: number,
+): TileLayout {
+  const { gap, pad } = TILE;
+  const inner = Math.max(TILE.w, width - 2 * pad);
+  const cols = Math.max(1, Math.floor((inner + gap) / (TILE.w + gap)));
+  const tileW = (inner - (cols - 1) * gap) / cols;
+  const tiles: Rect[] = [];
+  const hosts = new Map<string, Rect>();
+  let col = 0;
+  let y = pad;
+  const newRow = () => {
+    if (col > 0) y += TILE.h + gap;
+    col = 0;
+  };
+  for (const g of groups) {
+    if (!g.expanded) {
+      tiles.push({ x: pad + col * (tileW + gap), y, w: tileW, h: TILE.h });
+      col++;
+      if (col === cols) newRow();
+      continue;
+    }
+    newRow();
+    const hc = Math.max(1, Math.floor((inner - 2 * pad + TILE.hostGap) / (TILE.hostW + TILE.hostGap)));
+    const rows = Math.ceil(g.ids.length / hc);
+    const h = TILE.header + rows * (TILE.hostH + TILE.hostGap) - TILE.hostGap + pad;
+    tiles.push({ x: pad, y, w: inner, h });
+    g.ids.forEach((id, i) => {
+      hosts.set(id, {
+        x: pad + pad + (i % hc) * (TILE.hostW + TILE.hostGap),
+        y: y + TILE.header + Math.floor(i / hc) * (TILE.hostH + TILE.hostGap),
+        w: TILE.hostW,
+        h: TILE.hostH,
+      });
+    });
+    y += h + gap;
+  }
+  const height = (col > 0 ? y + TILE.h : y - gap) + pad;
+  return { tiles, hosts, height: groups.length ? height : 0 };
+}
+
+export function inRect(p: Point, r: Rect): boolean {
+  return p.x >= r.x && p.x < r.x + r.w && p.y >= r.y && p.y < r.y + r.h;
+}
+
+/** Pan and zoom of a canvas view: screen = world × k + (x, y). */
+export interface Camera {
+  x: number;
+  y: number;
+  k: number;
+}
+
+export const ZOOM_MIN = 0.2;
+export const ZOOM_MAX = 4;
+
+export function toWorld(cam: Camera, p: Point): Point {
+  return { x: (p.x - cam.x) / cam.k, y: (p.y - cam.y) / cam.k };
+}
+
+/** The camera zoomed by `factor` around the screen point `at` (that point stays put), zoom clamped. */
+export function zoomAt(cam: Camera, at: Point, factor: number): Camera {
+  const k = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, cam.k * factor));
+  const w = toWorld(cam, at);
+  return { k, x: at.x - w.x * k, y: at.y - w.y * k };
+}
+
+/** The smallest pan that brings world rectangle `r` inside the screen box (with a margin), or `cam`. */
+export function panToShow(cam: Camera, r: Rect, box: Size, margin = 16): Camera {
+  let { x, y } = cam;
+  const left = r.x * cam.k + x;
+  const top = r.y * cam.k + y;
+  const right = left + r.w * cam.k;
+  const bottom = top + r.h * cam.k;
+  if (right > box.width - margin) x -= right - (box.width - margin);
+  if (left + (x - cam.x) < margin) x += margin - (left + (x - cam.x));
+  if (bottom > box.height - margin) y -= bottom - (box.height - margin);
+  if (top + (y - cam.y) < margin) y += margin - (top + (y - cam.y));
+  return x === cam.x && y === cam.y ? cam : { ...cam, x, y };
 }
 
 /** Undirected key of a node pair, so the two directed links of a connection draw as one edge. */
