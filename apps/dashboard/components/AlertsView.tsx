@@ -159,7 +159,7 @@ function AlertTable({
   // the one to work on. `toggled` holds the groups the operator flipped.
   const [toggled, setToggled] = useState<ReadonlySet<string>>(new Set());
   const isOpen = (g: { host: string | null; alerts: readonly Alert[] }) =>
-    g.host !== null && toggled.has(g.host) !== g.alerts.length >= COLLAPSE_AT;
+    g.host !== null && toggled.has(g.host) !== g.alerts.length < COLLAPSE_AT;
   const toggle = (h: string) =>
     setToggled((s) => {
       const n = new Set(s);
@@ -255,7 +255,16 @@ function AlertTable({
             <tbody>
               {groups.map((g) =>
                 g.host === null ? (
-                  <Fragment key="(ungrouped)">{g.alerts.map(row)}</Fragment>
+                  <Fragment key="(ungrouped)">
+                    {groups.length > 1 && (
+                      <tr className="alert-group">
+                        <td colSpan={cols} className="muted">
+                          Other alerts ({g.alerts.length}): no host in common with another alert
+                        </td>
+                      </tr>
+                    )}
+                    {g.alerts.map(row)}
+                  </Fragment>
                 ) : (
                   <Fragment key={g.host}>
                     <tr className="alert-group" data-testid="alert-group" data-host={g.host}>

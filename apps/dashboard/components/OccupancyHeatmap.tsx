@@ -55,7 +55,7 @@ export const OccupancyHeatmap = memo(function OccupancyHeatmap({
           {rings
             .filter((r) => r.stuck)
             .slice(0, 6)
-            .map((r) => `${r.sender} → ${r.receiver}`)
+            .map((r) => `${r.sender} → ${r.receiver} (${r.id})`)
             .join(', ')}
           {stuck > 6 ? ', …' : ''}
         </p>
@@ -476,7 +476,7 @@ function HistoryCanvas({ grid }: { grid: HistoryGrid }) {
   const boxRef = useRef<HTMLDivElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const rowH = 16;
-  const left = 150;
+  const left = 210;
   const bottom = 20;
   const height = grid.rows.length * rowH + bottom + 2;
   const measured = useCanvasSize(boxRef, canvasRef, 0);
@@ -485,6 +485,18 @@ function HistoryCanvas({ grid }: { grid: HistoryGrid }) {
   const colW = plotW / grid.columns;
   const ticks = useMemo(() => timeTicks([grid.from, grid.from + grid.columns * grid.stepMs], 6), [grid]);
   const [hover, setHover] = useState<{ r: number; c: number; x: number; y: number } | null>(null);
+  // "node-1 → node-2", with the link id when two links join the same pair (fabric and shm, say).
+  const labels = useMemo(() => {
+    const pairs = new Map<string, number>();
+    for (const r of grid.rows) {
+      const k = `${r.ring.sender} → ${r.ring.receiver}`;
+      pairs.set(k, (pairs.get(k) ?? 0) + 1);
+    }
+    return grid.rows.map((r) => {
+      const k = `${r.ring.sender} → ${r.ring.receiver}`;
+      return `${r.ring.stuck ? '! ' : ''}${(pairs.get(k) ?? 0) > 1 ? `${k} (${r.ring.id})` : k}`;
+    });
+  }, [grid]);
   useEffect(() => {
     const ctx = prepareContext(canvasRef.current, size);
     if (!ctx) return;
@@ -494,12 +506,7 @@ function HistoryCanvas({ grid }: { grid: HistoryGrid }) {
       ctx.fillStyle = row.ring.stuck ? STUCK_COLOR : pal.label;
       ctx.textAlign = 'right';
       ctx.textBaseline = 'middle';
-      ctx.fillText(
-        `${row.ring.stuck ? '! ' : ''}${row.ring.sender} → ${row.ring.receiver}`,
-        left - 6,
-        y + rowH / 2,
-        left - 10,
-      );
+      ctx.fillText(labels[i]!, left - 6, y + rowH / 2, left - 10);
       for (let c = 0; c < grid.columns; c++) {
         const v = row.values[c]!;
         ctx.fillStyle = Number.isNaN(v) ? pal.grid : occupancyColor(v);
@@ -524,7 +531,7 @@ function HistoryCanvas({ grid }: { grid: HistoryGrid }) {
       ctx.lineWidth = 1.5;
       ctx.strokeRect(left + hover.c * colW, hover.r * rowH + 1, Math.max(2, colW), rowH - 2);
     }
-  }, [grid, size, colW, ticks, hover, pal]);
+  }, [grid, labels, size, colW, ticks, hover, pal]);
   const at = (ev: MouseEvent<HTMLCanvasElement>) => {
     const b = ev.currentTarget.getBoundingClientRect();
     const x = ev.clientX - b.left;
