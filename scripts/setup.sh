@@ -16,6 +16,7 @@ APT_PACKAGES=(
   iproute2 procps time openssl       # network namespaces for fault tests, process figures, test TLS certs
   chromium                           # browser tests (Playwright drives Debian's chromium)
   prometheus prometheus-alertmanager # real Prometheus / Alertmanager the integration tests talk to
+  victoria-metrics                   # the TSDB the hub's remote-write / PromQL history tests talk to
 )
 
 # --- Node ---------------------------------------------------------------------------------------

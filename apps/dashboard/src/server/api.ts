@@ -9,6 +9,7 @@ import { badRequest, conflict, forbidden, HubError, notFound, unauthenticated } 
 import type { Fleet } from './fleet.js';
 import type { Ingest } from './ingest.js';
 import type { Logger } from './log.js';
+import type { Tsdb } from './tsdb/index.js';
 import { SLOT_MS } from './window.js';
 
 export const SESSION_COOKIE = 'rdmaq_session';
@@ -105,6 +106,10 @@ export interface ApiDeps {
   originAllowed: (req: IncomingMessage) => boolean;
   /** Demo mode only (RDMAQ_DEMO_CHAOS_SOCKET): the chaos buttons' way to the demo process. */
   chaos?: DemoChaos | undefined;
+  /** A configured TSDB: history beyond the hub's memory comes from it; its remote-write figures in /api/ingest. */
+  tsdb?: Tsdb | undefined;
+  /** history.memoryS: ranges starting before now - memoryS go to the TSDB when there is one. */
+  memoryS?: number;
 }
 
 /** The client's address as the hub sees it (no proxy header is trusted). */
@@ -223,7 +228,9 @@ export function createApi(d: ApiDeps) {
       events: n.events,
     };
   });
-  add('GET', '/api/ingest', 'viewer', () => d.ingest.stats());
+  add('GET', '/api/ingest', 'viewer', () =>
+    d.tsdb ? { ...d.ingest.stats(), tsdb: d.tsdb.writer.stats() } : d.ingest.stats(),
+  );
   add('GET', '/api/links', 'viewer', (ctx) => {
     const node = ctx.query.get('node');
     const links = [...d.fleet.links.values()].filter((l) => !node || l.node === node);
@@ -243,6 +250,11 @@ export function createApi(d: ApiDeps) {
     if (from >= to) throw badRequest('from must be before to');
     const link = ctx.query.get('link');
     const node = ctx.query.get('node');
+    // With a TSDB, ranges reaching past the hub's 1 s memory come from PromQL; SQLite otherwise.
+    if (d.tsdb && from < now - (d.memoryS ?? 900) * 1000) {
+      if (link) return d.tsdb.promql.linkHistory(link, from, to, points);
+      if (node) return d.tsdb.promql.nodeHistory(node, from, to, points);
+    }
     if (link) return d.fleet.linkHistory(link, from, to, points);
     if (node) return d.fleet.nodeHistory(node, from, to, points);
     throw badRequest('give link=<nodeId>~<linkId> or node=<nodeId>');

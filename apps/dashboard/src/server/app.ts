@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import type { Sample } from '@rdmaq/shared';
 import { AlertEngine } from './alerts.js';
 import { createApi, parseCookies, SESSION_COOKIE } from './api.js';
 import { AuditLog } from './audit.js';
@@ -25,6 +26,7 @@ import { createLogger, type Logger } from './log.js';
 import { Notifier } from './notifier.js';
 import type { Migration } from './store/migrations.js';
 import { acquireLock, Store } from './store/store.js';
+import { createTsdb, type Tsdb } from './tsdb/index.js';
 
 /** apps/dashboard (from src/server or dist/server). */
 export const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url));
@@ -53,6 +55,8 @@ export interface App {
   audit: AuditLog;
   live: LiveHub;
   notifier: Notifier;
+  /** Remote write + PromQL history, when `tsdb` is configured. */
+  tsdb: Tsdb | undefined;
   log: Logger;
   /** Printed at first start when no admin was configured; undefined otherwise. */
   setupToken: string | undefined;
@@ -153,6 +157,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     }
   };
 
+  const tsdb = config.tsdb ? createTsdb(config.tsdb, log) : undefined;
   const ingest = new Ingest({
     fleet,
     auth,
@@ -166,6 +171,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     maxSampleAheadMs: config.ingest.maxSampleAheadMs,
     originAllowed,
     now,
+    ...(tsdb ? { onSample: (nodeId: string, s: Sample) => tsdb.writer.onSample(nodeId, s) } : {}),
   });
   const live = new LiveHub({
     fleet,
@@ -188,6 +194,8 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     sessionTtlS: config.sessionTtlS,
     originAllowed,
     chaos: config.demo.chaosSocket ? new DemoChaos(config.demo.chaosSocket) : undefined,
+    tsdb,
+    memoryS: config.history.memoryS,
   });
 
   const nextUi = opts.next === false || !config.ui ? undefined : await loadNext(log);
@@ -318,6 +326,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
     audit,
     live,
     notifier,
+    tsdb,
     log,
     setupToken,
     tick,
@@ -350,6 +359,7 @@ export async function buildApp(opts: BuildOptions): Promise<App> {
         log.error({ err }, 'final history flush failed');
       }
       notifier.close();
+      await tsdb?.close().catch((err: Error) => log.error({ err }, 'TSDB close failed'));
       await nextUi?.close().catch(() => undefined);
       await store.stopBackupSchedule();
       store.close();

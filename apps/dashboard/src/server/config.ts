@@ -11,6 +11,71 @@ import { HubError } from './errors.js';
 
 const url = z.string().url('must be an absolute URL such as http://host:9093');
 
+const httpUrl = (example: string) =>
+  z
+    .string()
+    .url(`must be an absolute URL such as ${example}`)
+    .refine((u) => /^https?:\/\//i.test(u), `must be an absolute http(s) URL such as ${example}`);
+
+const TsdbSchema = z
+  .object({
+    /** Remote-write endpoint, e.g. http://vm:8428/api/v1/write (VictoriaMetrics single node). */
+    remoteWriteUrl: httpUrl('http://127.0.0.1:8428/api/v1/write'),
+    /** PromQL base URL (…/api/v1/query_range is appended), e.g. http://vm:8428. */
+    queryUrl: httpUrl('http://127.0.0.1:8428'),
+    /** Extra request headers, e.g. {"X-Scope-OrgID": "rdmaq"} for Mimir tenants or a bearer token. */
+    headers: z
+      .record(
+        z.string().regex(/^[A-Za-z0-9-]+$/, 'header names are letters, digits and dashes'),
+        z.string().regex(/^[^\r\n]*$/, 'header values cannot hold line breaks'),
+      )
+      .default({}),
+    basicAuth: z
+      .object({ username: z.string().min(1), password: z.string().min(1) })
+      .strict()
+      .optional(),
+    /** PEM file of the CA that signed the TSDB's certificate (https URLs). */
+    tlsCaPath: z.string().min(1).optional(),
+    /** Points per remote-write request. */
+    batchSamples: z.number().int().min(100).max(1_000_000).default(20_000),
+    /** Points the hub holds while the TSDB is slow or away (20 bytes each); beyond it new points are dropped. */
+    queueSamples: z.number().int().min(1000).max(500_000_000).default(5_000_000),
+    /** Longest a point waits for its batch to fill. */
+    batchDelayMs: z.number().int().min(1).max(60_000).default(500),
+    /** Per request (writes and queries). */
+    timeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+    retryBaseMs: z.number().int().min(1).max(60_000).default(500),
+    retryMaxMs: z.number().int().min(1).max(600_000).default(30_000),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.batchSamples > t.queueSamples) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batchSamples'],
+        message: `is larger than queueSamples (${t.queueSamples}); lower it or raise queueSamples`,
+      });
+    }
+    if (t.basicAuth && Object.keys(t.headers).some((h) => h.toLowerCase() === 'authorization')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['headers'],
+        message: 'has an Authorization header and basicAuth is set too; keep one',
+      });
+    }
+    if (t.tlsCaPath && !t.remoteWriteUrl.startsWith('https:') && !t.queryUrl.startsWith('https:')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tlsCaPath'],
+        message: 'is set but neither URL is https://; use https URLs or drop tlsCaPath',
+      });
+    }
+    if (t.retryBaseMs > t.retryMaxMs) {
+      ctx.addIssue({ code: 'custom', path: ['retryBaseMs'], message: 'is larger than retryMaxMs' });
+    }
+  });
+export type TsdbConfig = z.infer<typeof TsdbSchema>;
+
 export const ConfigSchema = z
   .object({
     port: z.number().int().min(0).max(65_535).default(8080),
@@ -167,6 +232,12 @@ export const ConfigSchema = z
         webhookRetryBaseMs: 1000,
         alertmanagerResendMs: 30_000,
       }),
+    /**
+     * A Prometheus-compatible TSDB (VictoriaMetrics, Mimir, Thanos Receive): every accepted sample is sent
+     * by remote write, and history beyond the hub's memory is read with PromQL (see tsdb/, README). Absent:
+     * SQLite roll-ups only (the default).
+     */
+    tsdb: TsdbSchema.optional(),
     /** The audit trail (GET /api/audit): newest `maxRows` rows, none older than `retentionDays`. */
     audit: z
       .object({
@@ -190,6 +261,7 @@ const ENV_HINT: Record<string, string> = {
   backup: 'RDMAQ_BACKUP_INTERVAL_S / RDMAQ_BACKUP_KEEP',
   freshness: 'RDMAQ_STALE_AFTER_SAMPLES / RDMAQ_OFFLINE_AFTER_S',
   alerts: 'RDMAQ_WEBHOOK_URLS / RDMAQ_ALERTMANAGER_URL',
+  tsdb: 'RDMAQ_TSDB_URL or RDMAQ_TSDB_WRITE_URL + RDMAQ_TSDB_QUERY_URL, RDMAQ_TSDB_USER / RDMAQ_TSDB_PASSWORD, RDMAQ_TSDB_HEADERS, RDMAQ_TSDB_CA, or "tsdb" in the config file',
 };
 
 /** Validates a config object; throws ERR_RDMAQ_CONFIG naming every bad key. */
@@ -222,6 +294,23 @@ function deepMerge(a: Obj, b: Obj): Obj {
   for (const [k, v] of Object.entries(b)) {
     if (v === undefined) continue;
     out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k] as Obj, v) : v;
+  }
+  return out;
+}
+
+/** `Name: value; Other: value` (RDMAQ_TSDB_HEADERS). */
+function headerList(raw: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of raw.split(';')) {
+    if (!part.trim()) continue;
+    const i = part.indexOf(':');
+    if (i <= 0) {
+      throw new HubError(
+        'ERR_RDMAQ_CONFIG',
+        `RDMAQ_TSDB_HEADERS: ${JSON.stringify(part.trim())} is not "Name: value"; separate headers with ";"`,
+      );
+    }
+    out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
   }
   return out;
 }
@@ -282,6 +371,20 @@ export function loadConfig({ flags = {}, env = process.env }: ConfigSources = {}
       alertmanagerUrl: env.RDMAQ_ALERTMANAGER_URL || undefined,
     },
   };
+  // RDMAQ_TSDB_URL: one base URL for both directions (VictoriaMetrics single node: <base>/api/v1/write and
+  // <base>/api/v1/query_range). The _WRITE_/_QUERY_ variants override either (cluster, Mimir, Thanos).
+  const tsdbBase = env.RDMAQ_TSDB_URL ? env.RDMAQ_TSDB_URL.replace(/\/+$/, '') : undefined;
+  const tsdbEnv: Obj = {
+    remoteWriteUrl: env.RDMAQ_TSDB_WRITE_URL || (tsdbBase ? `${tsdbBase}/api/v1/write` : undefined),
+    queryUrl: env.RDMAQ_TSDB_QUERY_URL || tsdbBase,
+    basicAuth:
+      env.RDMAQ_TSDB_USER || env.RDMAQ_TSDB_PASSWORD
+        ? { username: env.RDMAQ_TSDB_USER ?? '', password: env.RDMAQ_TSDB_PASSWORD ?? '' }
+        : undefined,
+    headers: env.RDMAQ_TSDB_HEADERS ? headerList(env.RDMAQ_TSDB_HEADERS) : undefined,
+    tlsCaPath: env.RDMAQ_TSDB_CA || undefined,
+  };
+  if (Object.values(tsdbEnv).some((v) => v !== undefined)) fromEnv.tsdb = tsdbEnv;
   const fromFlags: Obj = {
     port: num('--port', flags.port),
     dataDir: flags.data,

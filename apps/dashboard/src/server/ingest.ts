@@ -72,8 +72,11 @@ export interface IngestOptions {
   maxSampleAheadMs: number;
   originAllowed: (req: IncomingMessage) => boolean;
   now: () => number;
-  /** Called after a sample was applied (the live hub and alerting read the fleet on their own tick). */
-  onSample?: (nodeId: string) => void;
+  /**
+   * Called after a sample was applied (the live hub and alerting read the fleet on their own tick; the
+   * TSDB remote writer queues it). Must not block.
+   */
+  onSample?: (nodeId: string, sample: Sample) => void;
 }
 
 export class Ingest {
@@ -344,7 +347,7 @@ export class Ingest {
         'replayed sample already stored: dropped',
       );
     } else {
-      this.o.onSample?.(c.nodeId);
+      this.o.onSample?.(c.nodeId, f);
     }
     const n = this.o.fleet.nodes.get(c.nodeId);
     if (n && n.lastSeq !== c.ackSeq) {
