@@ -5,7 +5,8 @@
  *
  * - Ids: `<app>/<link id>:<tx|rx>` in the wire's id alphabet (a second process with the same app, link and
  *   direction gets `.<pid>`), so neither the hub nor /metrics needs a pid label.
- * - Histograms: the files hold cumulative buckets; the sample carries the deltas since the previous read.
+ * - Histograms: the files hold cumulative buckets; the sample carries the deltas since the previous read,
+ *   which the reader computes in place (latency.queueDelta / rttDelta: no copy of the cumulative lists here).
  * - A link whose process exited (or that closed) is reported once more, `down` with `gone: true`, in the
  *   first sample that no longer finds it, then forgotten (so /metrics drops its series at once).
  * - A file that cannot be read is logged once per reason, naming the file, and skipped; the rest goes on.
@@ -51,8 +52,6 @@ export function bucketDelta(now: SparseBuckets, before: SparseBuckets | undefine
 interface Known {
   id: string;
   sample: LinkSample;
-  queue: SparseBuckets;
-  rtt: SparseBuckets;
   pid: number;
   app: string;
 }
@@ -123,9 +122,9 @@ export class AppLinks {
         let id = prev?.id ?? `${app}/${idSafe(l.linkId, 64)}:${l.direction}`;
         if (ids.has(id)) id = `${id.slice(0, 116)}.${f.pid}`;
         ids.add(id);
-        const sample = this.toSample(id, app, f, l, prev);
+        const sample = this.toSample(id, app, f, l);
         out.push(sample);
-        next.set(key, { id, sample, queue: l.latency.queue, rtt: l.latency.rtt, pid: f.pid, app });
+        next.set(key, { id, sample, pid: f.pid, app });
       }
     }
     for (const [key, k] of this.known) {
@@ -144,13 +143,7 @@ export class AppLinks {
     return out;
   }
 
-  private toSample(
-    id: string,
-    app: string,
-    f: StatsFileSnapshot,
-    l: StatsLink,
-    prev: Known | undefined,
-  ): LinkSample {
+  private toSample(id: string, app: string, f: StatsFileSnapshot, l: StatsLink): LinkSample {
     const c = l.counters;
     const errors: Record<string, number> = {};
     for (const [k, n] of Object.entries(c.errors)) errors[k.slice(0, 64)] = n;
@@ -178,8 +171,9 @@ export class AppLinks {
       },
       gauges: { ...l.gauges },
       latency: {
-        queue: bucketDelta(l.latency.queue, prev?.queue),
-        rtt: bucketDelta(l.latency.rtt, prev?.rtt),
+        // The reader's increments since its previous scan (the first sample of a link: all of it).
+        queue: l.latency.queueDelta,
+        rtt: l.latency.rttDelta,
       },
       origin: 'app',
       app: f.app.length ? idSafe(app, 128) : app,

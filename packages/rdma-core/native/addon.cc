@@ -1390,7 +1390,10 @@ class StatsMap : public Napi::ObjectWrap<StatsMap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "StatsMap",
-                       {InstanceMethod<&StatsMap::Snapshot>("snapshot"), InstanceMethod<&StatsMap::Close>("close"),
+                       {InstanceMethod<&StatsMap::Snapshot>("snapshot"), InstanceMethod<&StatsMap::SnapshotDelta>("snapshotDelta"),
+                        InstanceMethod<&StatsMap::SnapshotDeltaInto>("snapshotDeltaInto"),
+                        InstanceMethod<&StatsMap::PendingInto>("pendingInto"),
+                        InstanceMethod<&StatsMap::Close>("close"),
                         InstanceAccessor<&StatsMap::Size>("size"), InstanceAccessor<&StatsMap::Ino>("ino")});
   }
   StatsMap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StatsMap>(info) {
@@ -1441,6 +1444,32 @@ class StatsMap : public Napi::ObjectWrap<StatsMap> {
     if (!why.empty()) throwError(env, "ERR_RDMAQ_STATS_FILE", why);
     return Napi::Buffer<uint8_t>::Copy(env, out_.data(), out_.size());
   }
+  // Incremental: only the slots that changed since the previous snapshotDelta() (stats_file.h snapshotDelta).
+  Napi::Value SnapshotDelta(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!base_ && size_ > 0) throwError(env, "ERR_RDMAQ_CLOSED", "statistics mapping is closed");
+    std::string why = stats::snapshotDelta(base_, size_, out_, memo_);
+    if (!why.empty()) throwError(env, "ERR_RDMAQ_STATS_FILE", why);
+    return Napi::Buffer<uint8_t>::Copy(env, out_.data(), out_.size());
+  }
+  // The same into the caller's Buffer (no allocation per file per scan): returns the length, or -length when
+  // the Buffer is too small (the snapshot is kept: pendingInto(bigger) copies it).
+  Napi::Value SnapshotDeltaInto(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!base_ && size_ > 0) throwError(env, "ERR_RDMAQ_CLOSED", "statistics mapping is closed");
+    if (!info[0].IsBuffer()) throwError(env, "ERR_RDMAQ_ARG", "snapshotDeltaInto(buffer)");
+    std::string why = stats::snapshotDelta(base_, size_, out_, memo_);
+    if (!why.empty()) throwError(env, "ERR_RDMAQ_STATS_FILE", why);
+    return PendingInto(info);
+  }
+  Napi::Value PendingInto(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsBuffer()) throwError(env, "ERR_RDMAQ_ARG", "pendingInto(buffer)");
+    auto b = info[0].As<Napi::Buffer<uint8_t>>();
+    if (b.Length() < out_.size()) return Napi::Number::New(env, -static_cast<double>(out_.size()));
+    std::memcpy(b.Data(), out_.data(), out_.size());
+    return Napi::Number::New(env, static_cast<double>(out_.size()));
+  }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     unmap();
     size_ = 0;
@@ -1453,6 +1482,7 @@ class StatsMap : public Napi::ObjectWrap<StatsMap> {
   size_t size_ = 0;
   uint64_t ino_ = 0;
   std::vector<uint8_t> out_;
+  std::vector<stats::SlotMemo> memo_;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

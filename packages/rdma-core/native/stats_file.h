@@ -669,5 +669,130 @@ inline std::string snapshot(const uint8_t* base, size_t size, std::vector<uint8_
   return "";
 }
 
+
+// Incremental reader state of one mapping (the agent scans every second; most slots have not changed since the
+// previous scan, or were only republished with the same figures, e.g. by the 1 s heartbeat).
+struct SlotMemo {
+  uint64_t seq = 0;                    // sequence of the last stable copy (0: none yet)
+  std::vector<uint8_t> meta;           // bytes [8, kMemoEnd) of that copy (all but seq and the bitmaps), for memcmp
+};
+constexpr uint32_t kMemoEnd = M::queueBitmap;  // everything but the bitmaps (which only grow with the count)
+constexpr uint32_t kDeltaMeta = kMemoEnd;      // meta bytes a delta snapshot carries per changed slot
+
+// Like snapshot(), but each slot below highWater is written as
+//   [u32 tag, u32 flags] then, for tag 2 only, [meta bytes 0..1024 (kDeltaMeta: all but the bitmaps)]
+//   [u32 nQueue, u32 nRtt][pairs] as in snapshot():
+//   tag 0 = unchanged since the previous snapshotDelta() of this memo (same sequence, or a republication of the
+//           same bytes), 1 = busy (no stable copy), 2 = changed; flags bit 0 = its identity (generation, in-use,
+//           role, transport, strings) changed too, so the reader decodes the strings again.
+// Slots not in use are written as tag 2 with no buckets when they change (so a freed slot ends its link).
+inline std::string snapshotDelta(const uint8_t* base, size_t size, std::vector<uint8_t>& out,
+                                 std::vector<SlotMemo>& memo) {
+  out.clear();
+  if (size < kHeaderSize) return "file is " + std::to_string(size) + " bytes, smaller than the 4096-byte header (truncated)";
+  installBusGuard();
+  sigjmp_buf jb;
+  if (sigsetjmp(jb, 1)) {
+    tlBusJump = nullptr;
+    out.clear();
+    memo.clear();
+    return "file was truncated while being read (SIGBUS)";
+  }
+  tlBusJump = &jb;
+  out.resize(kHeaderSize);
+  for (uint32_t o = 0; o < kHeaderSize; o += 8) {
+    const uint64_t v = ld64(base + o);
+    std::memcpy(out.data() + o, &v, 8);
+  }
+  uint32_t slotCount, highWater, metaSize, histSize, buckets;
+  std::memcpy(&slotCount, out.data() + H::slotCount, 4);
+  std::memcpy(&highWater, out.data() + H::highWater, 4);
+  std::memcpy(&metaSize, out.data() + H::metaSize, 4);
+  std::memcpy(&histSize, out.data() + H::slotHistSize, 4);
+  std::memcpy(&buckets, out.data() + H::buckets, 4);
+  const bool layoutOk = std::memcmp(out.data(), kMagic, 8) == 0 && metaSize == kMetaSize &&
+                        histSize == kSlotHistSize && buckets == kBuckets && slotCount >= 1 && slotCount <= kMaxSlots &&
+                        highWater <= slotCount &&
+                        size >= kHeaderSize + static_cast<size_t>(slotCount) * (kMetaSize + kSlotHistSize);
+  if (layoutOk) {
+    if (memo.size() < highWater) memo.resize(highWater);
+    const uint8_t* metas = base + kHeaderSize;
+    const uint8_t* hists = metas + static_cast<size_t>(slotCount) * kMetaSize;
+    alignas(8) uint8_t m[kMetaSize];
+    for (uint32_t i = 0; i < highWater; ++i) {
+      SlotMemo& mo = memo[i];
+      const uint8_t* src = metas + static_cast<size_t>(i) * kMetaSize;
+      // Unchanged sequence: nothing was published since the last stable copy.
+      const uint64_t s0 = __atomic_load_n(reinterpret_cast<const uint64_t*>(src + M::seq), __ATOMIC_ACQUIRE);
+      if (mo.seq != 0 && s0 == mo.seq) {
+        const uint32_t tag[2] = {0, 0};
+        const size_t at = out.size();
+        out.resize(at + 8);
+        std::memcpy(out.data() + at, tag, 8);
+        continue;
+      }
+      if (!readConsistent(src, m, kMetaSize)) {
+        const uint32_t tag[2] = {1, 0};
+        const size_t at = out.size();
+        out.resize(at + 8);
+        std::memcpy(out.data() + at, tag, 8);
+        continue;
+      }
+      uint64_t seq;
+      std::memcpy(&seq, m, 8);
+      const bool first = mo.meta.empty();
+      if (!first && std::memcmp(mo.meta.data(), m + 8, kMemoEnd - 8) == 0) {
+        mo.seq = seq;  // republished, same figures
+        const uint32_t tag[2] = {0, 0};
+        const size_t at = out.size();
+        out.resize(at + 8);
+        std::memcpy(out.data() + at, tag, 8);
+        continue;
+      }
+      // Identity: generation, in-use, role, transport (bytes 8..20), string lengths (20..26), strings.
+      const bool ident = first || std::memcmp(mo.meta.data(), m + 8, 24 - 8) != 0 ||
+                         std::memcmp(mo.meta.data() + (M::linkId - 8), m + M::linkId, kMemoEnd - M::linkId) != 0;
+      if (first) mo.meta.resize(kMemoEnd - 8);
+      std::memcpy(mo.meta.data(), m + 8, kMemoEnd - 8);
+      mo.seq = seq;
+      const size_t at = out.size();
+      out.resize(at + 8 + kDeltaMeta + 8);
+      const uint32_t tag[2] = {2, ident ? 1u : 0u};
+      std::memcpy(out.data() + at, tag, 8);
+      std::memcpy(out.data() + at + 8, m, kDeltaMeta);
+      uint32_t inUse;
+      std::memcpy(&inUse, m + M::inUse, 4);
+      uint32_t counts[2] = {0, 0};
+      if (inUse == 1) {
+        for (int h = 0; h < 2; ++h) {
+          const uint8_t* bm = m + (h == 0 ? M::queueBitmap : M::rttBitmap);
+          const uint64_t* hb =
+              reinterpret_cast<const uint64_t*>(hists + static_cast<size_t>(i) * kSlotHistSize + h * kHistBytes);
+          for (uint32_t w = 0; w < kBitmapWords; ++w) {
+            uint64_t word;
+            std::memcpy(&word, bm + w * 8, 8);
+            while (word) {
+              const uint32_t bit = static_cast<uint32_t>(__builtin_ctzll(word));
+              word &= word - 1;
+              const uint32_t idx = w * 64 + bit;
+              if (idx >= kBuckets) break;
+              const uint64_t v = __atomic_load_n(hb + idx, __ATOMIC_RELAXED);
+              const size_t p = out.size();
+              out.resize(p + 16);
+              const uint32_t pair[2] = {idx, 0};
+              std::memcpy(out.data() + p, pair, 8);
+              std::memcpy(out.data() + p + 8, &v, 8);
+              ++counts[h];
+            }
+          }
+        }
+      }
+      std::memcpy(out.data() + at + 8 + kDeltaMeta, counts, 8);
+    }
+  }
+  tlBusJump = nullptr;
+  return "";
+}
+
 }  // namespace stats
 }  // namespace rdmaq

@@ -47,6 +47,7 @@ export {
   type StatsReaderOptions,
   type StatsScan,
   snapshotWithFs,
+  sparseDelta,
 } from './stats-file.js';
 export type {
   IdleStrategy,

@@ -201,6 +201,14 @@ export interface NativeAddon {
 export interface NativeStatsMap {
   /** Consistent compact copy (see stats_file.h snapshot()); throws ERR_RDMAQ_STATS_FILE with the reason. */
   snapshot(): Buffer;
+  /**
+   * Incremental copy: per slot a tag (0 unchanged since the previous snapshotDelta(), 1 busy, 2 changed, then
+   * as snapshot()) and flags (bit 0: identity changed). See stats_file.h snapshotDelta().
+   */
+  snapshotDelta(): Buffer;
+  /** snapshotDelta() into `buf`: its length, or -length if `buf` is too small (then pendingInto(bigger)). */
+  snapshotDeltaInto(buf: Buffer): number;
+  pendingInto(buf: Buffer): number;
   close(): void;
   readonly size: number;
   readonly ino: number;

@@ -32,6 +32,7 @@ import type { LinkState, SparseBuckets } from './types.js';
 export const STATS_FILE_PREFIX = 'rdmaq-stats-';
 export const STATS_LAYOUT_VERSION = 1;
 const MAGIC = 'RDMAQSTF';
+const MAGIC_BYTES = Buffer.from(MAGIC, 'latin1');
 const HEADER = 4096;
 const META = 2048;
 const BUCKETS = 3712;
@@ -117,10 +118,16 @@ export interface StatsLink {
   };
   /** peakOccupancyBytes: highest occupancy of the last 1–2 s (the writer's window). */
   gauges: { occupancyBytes: number; peakOccupancyBytes: number; capacityBytes: number };
-  /** Cumulative sparse buckets ([index, count], index ascending), @rdmaq/shared layout; min/max in ns. */
+  /**
+   * Cumulative sparse buckets ([index, count], index ascending), @rdmaq/shared layout; min/max in ns.
+   * queueDelta/rttDelta: what was added since the previous scan of the same StatsReader (all of it at the
+   * first), for samplers that ship increments.
+   */
   latency: {
     queue: SparseBuckets;
     rtt: SparseBuckets;
+    queueDelta: SparseBuckets;
+    rttDelta: SparseBuckets;
     queueMinNs: number;
     queueMaxNs: number;
     rttMinNs: number;
@@ -184,6 +191,16 @@ export function processStartTime(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+  return startTimeOf(text);
+}
+
+/** A process the reader watches: its open /proc/<pid>/stat and (once read) its network namespace. */
+interface ProcWatch {
+  fd: number;
+  netns: number | undefined;
+}
+
+function startTimeOf(text: string): number | undefined {
   const close = text.lastIndexOf(')');
   if (close < 0) return undefined;
   const fields = text.slice(close + 2).split(' ');
@@ -256,18 +273,22 @@ function buckets(v: View, at: number, n: number, what: string): { list: SparseBu
   return { list: list.filter((p) => p[1] > 0), sum };
 }
 
-/**
- * Validates a compact snapshot (see stats_file.h `snapshot()`) of the file `path` whose size is `fileSize`.
- * Throws StatsFileError for anything wrong with the file as a whole.
- */
-export function parseSnapshot(path: string, buf: Uint8Array, fileSize: number): StatsFileSnapshot {
+/** The header of a compact snapshot, validated; `memo` caches the decoded application name. */
+function parseHeader(
+  path: string,
+  v: View,
+  fileSize: number,
+  memo?: FileMemo,
+): { snap: StatsFileSnapshot; highWater: number } {
+  const buf = v.buf;
   const bad = (why: string): never => {
     throw new StatsFileError(path, why);
   };
   if (fileSize < HEADER || buf.length < HEADER)
     bad(`file is ${fileSize} bytes, smaller than the ${HEADER}-byte header (truncated)`);
-  const v = new View(buf);
-  const magic = Buffer.from(buf.subarray(0, 8)).toString('latin1');
+  let magicOk = buf.length >= 8;
+  for (let k = 0; k < 8 && magicOk; k++) magicOk = buf[k] === MAGIC_BYTES[k];
+  const magic = magicOk ? MAGIC : Buffer.from(buf.subarray(0, 8)).toString('latin1');
   if (magic !== MAGIC)
     bad(
       magic === '\0\0\0\0\0\0\0\0'
@@ -296,14 +317,21 @@ export function parseSnapshot(path: string, buf: Uint8Array, fileSize: number): 
   if (pid < 1) bad('pid 0');
   const startTime = count(v, H.startTime, 'start time');
   const appLen = v.u32(H.appLen);
-  if (v.u64(H.appSeq) % 2 === 1) {
-    // app name being rewritten right now: read again next time
-  }
+  const appSeq = v.u64(H.appSeq);
   let app: string;
-  try {
-    app = text(v, H.app, appLen, APP_MAX, 'application name');
-  } catch (e) {
-    return bad((e as Error).message);
+  if (memo && memo.appSeq === appSeq && appSeq % 2 === 0 && memo.appLen === appLen) app = memo.app;
+  else {
+    try {
+      app = text(v, H.app, appLen, APP_MAX, 'application name');
+    } catch (e) {
+      return bad((e as Error).message);
+    }
+    // An odd sequence: the name is being rewritten right now; decode it again next time.
+    if (memo) {
+      memo.app = app;
+      memo.appLen = appLen;
+      memo.appSeq = appSeq % 2 === 0 ? appSeq : -1;
+    }
   }
   const snap: StatsFileSnapshot = {
     path,
@@ -318,6 +346,19 @@ export function parseSnapshot(path: string, buf: Uint8Array, fileSize: number): 
     links: [],
     busySlots: 0,
     badSlots: [],
+  };
+  return { snap, highWater };
+}
+
+/**
+ * Validates a compact snapshot (see stats_file.h `snapshot()`) of the file `path` whose size is `fileSize`.
+ * Throws StatsFileError for anything wrong with the file as a whole.
+ */
+export function parseSnapshot(path: string, buf: Uint8Array, fileSize: number): StatsFileSnapshot {
+  const v = new View(buf);
+  const { snap, highWater } = parseHeader(path, v, fileSize);
+  const bad = (why: string): never => {
+    throw new StatsFileError(path, why);
   };
   let at = HEADER;
   for (let slot = 0; slot < highWater; slot++) {
@@ -413,12 +454,348 @@ function parseSlot(v: View, at: number, slot: number, nq: number, nr: number): S
     latency: {
       queue: hq.list,
       rtt: hr.list,
+      queueDelta: hq.list,
+      rttDelta: hr.list,
       queueMinNs: count(v, at + M.queueHist + 8, 'queue min'),
       queueMaxNs: count(v, at + M.queueHist + 16, 'queue max'),
       rttMinNs: count(v, at + M.rttHist + 8, 'rtt min'),
       rttMaxNs: count(v, at + M.rttHist + 16, 'rtt max'),
     },
   };
+}
+
+// ---- incremental path: only what changed since the previous scan ------------------------------------------
+//
+// The agent reads every file every second; most slots did not change (idle links) or were republished with
+// the same figures (the heartbeat). The native snapshotDelta() marks those slots unchanged (same seqlock
+// sequence, or the same bytes), and the parse below keeps one object per slot across scans: unchanged slots
+// cost a tag check, changed ones update their object in place (strings decoded only when the identity bytes
+// changed), and histograms live in typed arrays per slot, with the increments since the previous scan computed
+// in place. Bucket lists ([index, count] pairs) are built only when someone reads them (lazy getters).
+
+/** Metadata bytes per changed slot in a delta snapshot (all but the bitmaps: stats_file.h kDeltaMeta). */
+const DELTA_META = 1024;
+
+/** One histogram of one slot: cumulative buckets and the increments of the last scan, as typed arrays. */
+class HistMemo {
+  idx = new Uint16Array(32);
+  cum = new Float64Array(32);
+  n = 0;
+  /** Spare arrays the next update writes into (then swapped): no allocation in steady state. */
+  private idx2 = new Uint16Array(32);
+  private cum2 = new Float64Array(32);
+  dIdx = new Uint16Array(32);
+  dCnt = new Float64Array(32);
+  dn = 0;
+  private list: SparseBuckets | undefined;
+  private dlist: SparseBuckets | undefined;
+
+  /** No new records since the previous scan. */
+  still(): void {
+    if (this.dn !== 0) this.dlist = undefined;
+    this.dn = 0;
+  }
+  reset(): void {
+    this.n = 0;
+    this.dn = 0;
+    this.list = undefined;
+    this.dlist = undefined;
+  }
+
+  /**
+   * Takes the cumulative pairs at `at` (validated: index ascending and in range, counts < 2^53); returns their
+   * sum. A bucket below its previous value (a reused slot) counts from 0.
+   */
+  update(v: View, at: number, n: number, what: string): number {
+    if (this.idx2.length < n) {
+      const cap = Math.min(BUCKETS, Math.max(n, this.idx2.length * 2));
+      this.idx2 = new Uint16Array(cap);
+      this.cum2 = new Float64Array(cap);
+    }
+    if (this.dIdx.length < n) {
+      this.dIdx = new Uint16Array(this.idx2.length);
+      this.dCnt = new Float64Array(this.idx2.length);
+    }
+    const idx = this.idx2;
+    const cum = this.cum2;
+    const oi = this.idx;
+    const oc = this.cum;
+    const on = this.n;
+    let j = 0;
+    let prev = -1;
+    let sum = 0;
+    let m = 0;
+    let dn = 0;
+    for (let i = 0; i < n; i++) {
+      const o = at + i * 16;
+      const b = v.u32(o);
+      if (b >= BUCKETS || b <= prev) throw new SlotError(`${what} bucket index ${b} out of order or range`);
+      prev = b;
+      const c = v.u64(o + 8);
+      if (c < 0) throw new SlotError(`${what} bucket ${b} count is beyond 2^53`);
+      sum += c;
+      if (c === 0) continue;
+      while (j < on && oi[j]! < b) j++;
+      const before = j < on && oi[j] === b ? oc[j]! : 0;
+      const d = c >= before ? c - before : c;
+      if (d > 0) {
+        this.dIdx[dn] = b;
+        this.dCnt[dn] = d;
+        dn++;
+      }
+      idx[m] = b;
+      cum[m] = c;
+      m++;
+    }
+    if (sum > Number.MAX_SAFE_INTEGER) throw new SlotError(`${what} buckets sum beyond 2^53`);
+    this.idx2 = oi;
+    this.cum2 = oc;
+    this.idx = idx;
+    this.cum = cum;
+    this.n = m;
+    this.dn = dn;
+    this.list = undefined;
+    this.dlist = undefined;
+    return sum;
+  }
+
+  get buckets(): SparseBuckets {
+    if (!this.list) {
+      const l: SparseBuckets = new Array(this.n);
+      for (let i = 0; i < this.n; i++) l[i] = [this.idx[i]!, this.cum[i]!];
+      this.list = l;
+    }
+    return this.list;
+  }
+  get delta(): SparseBuckets {
+    if (this.dn === 0) return [];
+    if (!this.dlist) {
+      const l: SparseBuckets = new Array(this.dn);
+      for (let i = 0; i < this.dn; i++) l[i] = [this.dIdx[i]!, this.dCnt[i]!];
+      this.dlist = l;
+    }
+    return this.dlist;
+  }
+}
+
+const COUNTER_NAMES = [
+  'records',
+  'bytes',
+  'completions',
+  'creditUpdates',
+  'backpressure',
+  'wraps',
+  'resends',
+  'reconnects',
+  'wakeups',
+] as const;
+
+/** One slot across scans. */
+class SlotMemo {
+  kind: 'free' | 'busy' | 'bad' | 'link' = 'free';
+  reason = '';
+  readonly q = new HistMemo();
+  readonly r = new HistMemo();
+  link: StatsLink | undefined;
+  generation = -1;
+
+  /** The slot's link object, made once per slot: later scans update it in place. */
+  linkObject(slot: number): StatsLink {
+    if (this.link) return this.link;
+    const q = this.q;
+    const r = this.r;
+    const latency = {
+      queueMinNs: 0,
+      queueMaxNs: 0,
+      rttMinNs: 0,
+      rttMaxNs: 0,
+    } as StatsLink['latency'];
+    // Own enumerable accessors: JSON.stringify (rdmaq-stat --json) and spreads see plain arrays.
+    Object.defineProperties(latency, {
+      queue: { enumerable: true, get: () => q.buckets },
+      rtt: { enumerable: true, get: () => r.buckets },
+      queueDelta: { enumerable: true, get: () => q.delta },
+      rttDelta: { enumerable: true, get: () => r.delta },
+    });
+    this.link = {
+      slot,
+      generation: 0,
+      linkId: '',
+      peer: '',
+      role: 'sender',
+      direction: 'tx',
+      transport: 'shm',
+      provider: '',
+      state: 'connecting',
+      epoch: 0,
+      openedMs: 0,
+      updatedMonoMs: 0,
+      counters: {
+        records: 0,
+        bytes: 0,
+        completions: 0,
+        creditUpdates: 0,
+        backpressure: 0,
+        wraps: 0,
+        resends: 0,
+        reconnects: 0,
+        wakeups: 0,
+        errors: {},
+      },
+      gauges: { occupancyBytes: 0, peakOccupancyBytes: 0, capacityBytes: 0 },
+      latency,
+    };
+    return this.link;
+  }
+}
+
+/** What a reader keeps of one file between scans (its mapping's snapshotDelta() state is the other half). */
+export class FileMemo {
+  app = '';
+  appLen = -1;
+  appSeq = -1;
+  slots: SlotMemo[] = [];
+}
+
+/** Applies a changed slot (tag 2) to its memo, validating every field it reads; throws SlotError. */
+function updateSlot(
+  v: View,
+  at: number,
+  slot: number,
+  nq: number,
+  nr: number,
+  ident: boolean,
+  sm: SlotMemo,
+): void {
+  const inUse = v.u32(at + M.inUse);
+  if (inUse === 0) {
+    sm.kind = 'free';
+    return;
+  }
+  if (inUse !== 1) throw new SlotError(`in-use flag ${inUse}`);
+  const role = v.u8(at + M.role);
+  const transport = v.u8(at + M.transport);
+  const state = v.u8(at + M.state);
+  const kinds = v.u8(at + M.errorKinds);
+  if (role !== 1 && role !== 2) throw new SlotError(`role ${role}`);
+  if (transport !== 1 && transport !== 2) throw new SlotError(`transport ${transport}`);
+  if (state >= LINK_STATES.length) throw new SlotError(`state ${state}`);
+  if (kinds > 8) throw new SlotError(`${kinds} error kinds (at most 8)`);
+  const generation = v.u32(at + M.generation);
+  const l = sm.linkObject(slot);
+  if (ident || sm.kind !== 'link' || generation !== sm.generation) {
+    l.linkId = text(v, at + M.linkId, v.u16(at + M.idLen), 256, 'link id', 1);
+    l.peer = text(v, at + M.peer, v.u16(at + M.peerLen), 128, 'peer');
+    l.provider = text(v, at + M.provider, v.u16(at + M.providerLen), 64, 'provider');
+  }
+  if (generation !== sm.generation) {
+    // A new link in this slot: its histograms start from nothing.
+    sm.q.reset();
+    sm.r.reset();
+  }
+  const c = at + M.counters;
+  const counters = l.counters;
+  for (let i = 0; i < COUNTER_NAMES.length; i++) {
+    const n = COUNTER_NAMES[i]!;
+    counters[n] = count(v, c + i * 8, n);
+  }
+  if (kinds > 0 || Object.keys(counters.errors).length > 0) {
+    const errors: Record<string, number> = {};
+    for (let i = 0; i < kinds; i++) {
+      const e = at + M.errors + i * 32;
+      const end = v.buf.indexOf(0, e);
+      const len = end < 0 || end > e + 24 ? 24 : end - e;
+      const kind = text(v, e, len, 24, 'error kind', 1);
+      errors[kind] = count(v, e + 24, `errors.${kind}`);
+    }
+    counters.errors = errors;
+  }
+  const occ = count(v, at + M.gauges, 'occupancy');
+  const peak = count(v, at + M.gauges + 8, 'peak occupancy');
+  const cap = count(v, at + M.gauges + 16, 'capacity');
+  if (cap > 2 ** 40) throw new SlotError(`capacity ${cap}`);
+  if (occ > cap || peak > cap) throw new SlotError(`occupancy ${occ}/${peak} above capacity ${cap}`);
+  const qCount = count(v, at + M.queueHist, 'queue histogram count');
+  const rCount = count(v, at + M.rttHist, 'rtt histogram count');
+  const qSum = sm.q.update(v, at + DELTA_META + 8, nq, 'queue');
+  const rSum = sm.r.update(v, at + DELTA_META + 8 + nq * 16, nr, 'rtt');
+  if (qSum < qCount) throw new SlotError(`queue histogram buckets sum to ${qSum}, below its count ${qCount}`);
+  if (rSum < rCount) throw new SlotError(`rtt histogram buckets sum to ${rSum}, below its count ${rCount}`);
+  const lat = l.latency;
+  lat.queueMinNs = count(v, at + M.queueHist + 8, 'queue min');
+  lat.queueMaxNs = count(v, at + M.queueHist + 16, 'queue max');
+  lat.rttMinNs = count(v, at + M.rttHist + 8, 'rtt min');
+  lat.rttMaxNs = count(v, at + M.rttHist + 16, 'rtt max');
+  l.epoch = count(v, at + M.epoch, 'epoch');
+  l.openedMs = count(v, at + M.openedMs, 'opened time');
+  l.updatedMonoMs = count(v, at + M.updatedMonoMs, 'update time');
+  const g = l.gauges;
+  g.occupancyBytes = occ;
+  g.peakOccupancyBytes = Math.max(peak, occ);
+  g.capacityBytes = cap;
+  l.generation = generation;
+  l.role = role === 1 ? 'sender' : 'receiver';
+  l.direction = role === 1 ? 'tx' : 'rx';
+  l.transport = transport === 1 ? 'shm' : 'fabric';
+  l.state = LINK_STATES[state]!;
+  sm.generation = generation;
+  sm.kind = 'link';
+}
+
+/**
+ * Validates an incremental snapshot (stats_file.h `snapshotDelta()`) against what `memo` kept from the
+ * previous one of the same mapping. Same checks and result as parseSnapshot; the link objects are the memo's,
+ * updated in place (do not keep them across scans expecting old values: copy what you need).
+ */
+export function parseDelta(
+  path: string,
+  buf: Uint8Array,
+  fileSize: number,
+  memo: FileMemo,
+): StatsFileSnapshot {
+  const v = new View(buf);
+  const { snap, highWater } = parseHeader(path, v, fileSize, memo);
+  const bad = (why: string): never => {
+    throw new StatsFileError(path, why);
+  };
+  const slots = memo.slots;
+  while (slots.length < highWater) slots.push(new SlotMemo());
+  let at = HEADER;
+  for (let slot = 0; slot < highWater; slot++) {
+    const sm = slots[slot]!;
+    if (at + 8 > buf.length) bad(`snapshot ends inside slot ${slot}`);
+    const tag = v.u32(at);
+    const flags = v.u32(at + 4);
+    at += 8;
+    if (tag === 2) {
+      if (at + DELTA_META + 8 > buf.length) bad(`snapshot ends inside slot ${slot}`);
+      const nq = v.u32(at + DELTA_META);
+      const nr = v.u32(at + DELTA_META + 4);
+      if (nq > BUCKETS || nr > BUCKETS) bad(`slot ${slot} lists ${nq}/${nr} histogram buckets`);
+      const next = at + DELTA_META + 8 + (nq + nr) * 16;
+      if (next > buf.length) bad(`snapshot ends inside slot ${slot}'s histograms`);
+      try {
+        const seq = v.u64(at);
+        if (seq < 0 || seq % 2 === 1) sm.kind = 'busy';
+        else updateSlot(v, at, slot, nq, nr, (flags & 1) === 1, sm);
+      } catch (e) {
+        if (!(e instanceof SlotError)) throw e;
+        sm.kind = 'bad';
+        sm.reason = e.message;
+        sm.generation = -1;
+      }
+      at = next;
+    } else if (tag === 1) {
+      sm.kind = 'busy';
+    } else if (tag === 0) {
+      sm.q.still();
+      sm.r.still();
+    } else bad(`slot ${slot} has tag ${tag}`);
+    if (sm.kind === 'link') snap.links.push(sm.link!);
+    else if (sm.kind === 'busy') snap.busySlots++;
+    else if (sm.kind === 'bad') snap.badSlots.push({ slot, reason: sm.reason });
+  }
+  return snap;
 }
 
 // ---- fs path: the compact snapshot from positional reads ----------------------------------------------
@@ -544,6 +921,26 @@ export interface StatsReaderOptions {
   netns?: number;
   /** Skip the files of rdmaq agents (an agent reports its own links). */
   skipAgents?: boolean;
+  /**
+   * With the addon: read only what changed since the previous scan and keep one object per link across scans,
+   * updated in place (default true). false: a full copy and fresh objects every scan (the earlier reader, kept
+   * for comparison: bench/stats/read.mjs).
+   */
+  incremental?: boolean;
+}
+
+/** Increments of cumulative sparse buckets (both index-ascending); a bucket that went down counts from 0. */
+export function sparseDelta(now: SparseBuckets, before: SparseBuckets | undefined): SparseBuckets {
+  if (!before || before.length === 0) return now;
+  const out: SparseBuckets = [];
+  let j = 0;
+  for (const [i, n] of now) {
+    while (j < before.length && before[j]![0] < i) j++;
+    const prev = j < before.length && before[j]![0] === i ? before[j]![1] : 0;
+    const d = n >= prev ? n - prev : n;
+    if (d > 0) out.push([i, d]);
+  }
+  return out;
 }
 
 /** Inode of a process's network namespace, or undefined when it cannot be read. */
@@ -563,7 +960,17 @@ export function netnsOf(pid: number | 'self'): number | undefined {
 export class StatsReader {
   readonly dir: string;
   private readonly addon: NativeAddon | undefined;
-  private readonly maps = new Map<string, { map: NativeStatsMap; ino: number }>();
+  private readonly maps = new Map<
+    string,
+    { map: NativeStatsMap; ino: number; memo: FileMemo; heartbeatMs: number }
+  >();
+  /** Live processes of the files seen, by path. */
+  private readonly procs = new Map<string, ProcWatch>();
+  private readonly procBuf = Buffer.alloc(1024);
+  private scratch = Buffer.allocUnsafe(1 << 16);
+  /** Full reads (fs, or incremental: false): the previous cumulative buckets per slot, for the deltas. */
+  private readonly prevBuckets = new Map<string, { gen: number; q: SparseBuckets; r: SparseBuckets }>();
+  private readonly incremental: boolean;
   private readonly sweepOn: boolean;
   private readonly skipPid: number | undefined;
   private readonly netns: number | undefined;
@@ -576,6 +983,7 @@ export class StatsReader {
     this.skipPid = opts.skipPid;
     this.netns = opts.netns;
     this.skipAgents = opts.skipAgents === true;
+    this.incremental = opts.incremental !== false;
   }
 
   get mode(): 'native' | 'fs' {
@@ -601,8 +1009,8 @@ export class StatsReader {
         continue;
       }
       if (id.pid === this.skipPid) continue;
-      const start = processStartTime(id.pid);
-      if (start === undefined || start !== id.startTime) {
+      const proc = this.alive(path, id);
+      if (!proc) {
         this.drop(path);
         if (this.sweepOn) {
           try {
@@ -619,8 +1027,13 @@ export class StatsReader {
         }
         continue;
       }
-      if (this.netns !== undefined && netnsOf(id.pid) !== this.netns) continue;
       seen.add(path);
+      if (this.netns !== undefined) {
+        // A process's namespace is read once (the namespace of a live process rarely changes; setns() after
+        // the first link would only mislabel which agent reports it).
+        if (proc.netns === undefined) proc.netns = netnsOf(id.pid) ?? -1;
+        if (proc.netns !== this.netns) continue;
+      }
       try {
         const snap = this.read(path);
         if (snap.pid !== id.pid || snap.startTime !== id.startTime)
@@ -639,18 +1052,72 @@ export class StatsReader {
       }
     }
     for (const p of [...this.maps.keys()]) if (!seen.has(p)) this.drop(p);
+    for (const p of [...this.procs.keys()]) if (!seen.has(p)) this.unwatch(p);
+    for (const k of this.prevBuckets.keys())
+      if (!seen.has(k.slice(0, k.lastIndexOf('#')))) this.prevBuckets.delete(k);
     return out;
+  }
+
+  /**
+   * Is the process of this file alive (and the same one: pid and start time)? The first time, its
+   * /proc/<pid>/stat is opened and its start time checked; later scans re-read that open file (one pread): a
+   * dead process's file then fails with ESRCH, even if its pid was reused since (the fd names the old task).
+   */
+  private alive(path: string, id: { pid: number; startTime: number }): ProcWatch | undefined {
+    const w = this.procs.get(path);
+    if (w) {
+      try {
+        if (readSync(w.fd, this.procBuf, 0, this.procBuf.length, 0) > 0) return w;
+      } catch {
+        /* ESRCH: gone */
+      }
+      this.unwatch(path);
+      return undefined;
+    }
+    let fd: number;
+    try {
+      fd = openSync(`/proc/${id.pid}/stat`, 'r');
+    } catch {
+      return undefined;
+    }
+    let start: number | undefined;
+    try {
+      const n = readSync(fd, this.procBuf, 0, this.procBuf.length, 0);
+      start = startTimeOf(this.procBuf.toString('latin1', 0, n));
+    } catch {
+      start = undefined;
+    }
+    if (start !== id.startTime) {
+      closeSync(fd);
+      return undefined;
+    }
+    const nw: ProcWatch = { fd, netns: undefined };
+    this.procs.set(path, nw);
+    return nw;
+  }
+
+  private unwatch(path: string): void {
+    const w = this.procs.get(path);
+    if (!w) return;
+    this.procs.delete(path);
+    try {
+      closeSync(w.fd);
+    } catch {
+      /* already closed */
+    }
   }
 
   /** One file, validated (StatsFileError otherwise). */
   read(path: string): StatsFileSnapshot {
     if (!this.addon) {
       const { buf, size } = snapshotWithFs(path);
-      return parseSnapshot(path, buf, size);
+      return this.withDeltas(parseSnapshot(path, buf, size));
     }
     let m = this.maps.get(path);
-    if (m) {
-      // A file replaced under the same name (pid reuse, restart) gets a new mapping.
+    if (m && Date.now() - m.heartbeatMs > 3000) {
+      // A file replaced under the same name gets a new mapping. The same name is the same process (pid and
+      // start time): only an exec() makes a new file, and the old one's heartbeat then stops — so the inode
+      // is only checked when the heartbeat is more than 3 s old.
       let ino = -1;
       try {
         ino = statSync(path).ino;
@@ -665,7 +1132,7 @@ export class StatsReader {
     if (!m) {
       try {
         const map = new this.addon.StatsMap(path);
-        m = { map, ino: map.ino };
+        m = { map, ino: map.ino, memo: new FileMemo(), heartbeatMs: 0 };
       } catch (e) {
         throw new StatsFileError(path, (e as Error).message);
       }
@@ -673,18 +1140,45 @@ export class StatsReader {
     }
     let buf: Buffer;
     try {
-      buf = m.map.snapshot();
+      if (this.incremental) {
+        // One Buffer for every file of every scan (parsed at once; nothing keeps a view of it).
+        let n = m.map.snapshotDeltaInto(this.scratch);
+        if (n < 0) {
+          this.scratch = Buffer.allocUnsafe(Math.max(-n, this.scratch.length * 2));
+          n = m.map.pendingInto(this.scratch);
+        }
+        buf = this.scratch.subarray(0, n);
+      } else buf = m.map.snapshot();
     } catch (e) {
       throw new StatsFileError(path, (e as Error).message);
     }
-    return parseSnapshot(path, buf, m.map.size);
+    const snap = this.incremental
+      ? parseDelta(path, buf, m.map.size, m.memo)
+      : this.withDeltas(parseSnapshot(path, buf, m.map.size));
+    m.heartbeatMs = snap.heartbeatMs;
+    return snap;
+  }
+
+  /** Full reads: each link's increments since this reader's previous read of its slot. */
+  private withDeltas(snap: StatsFileSnapshot): StatsFileSnapshot {
+    for (const l of snap.links) {
+      const k = `${snap.path}#${l.slot}`;
+      const p = this.prevBuckets.get(k);
+      const same = p !== undefined && p.gen === l.generation;
+      l.latency.queueDelta = sparseDelta(l.latency.queue, same ? p.q : undefined);
+      l.latency.rttDelta = sparseDelta(l.latency.rtt, same ? p.r : undefined);
+      this.prevBuckets.set(k, { gen: l.generation, q: l.latency.queue, r: l.latency.rtt });
+    }
+    return snap;
   }
 
   close(): void {
     for (const p of [...this.maps.keys()]) this.drop(p);
+    for (const p of [...this.procs.keys()]) this.unwatch(p);
   }
 
   private drop(path: string): void {
+    for (const k of this.prevBuckets.keys()) if (k.startsWith(`${path}#`)) this.prevBuckets.delete(k);
     const m = this.maps.get(path);
     if (!m) return;
     m.map.close();

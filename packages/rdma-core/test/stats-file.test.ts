@@ -74,8 +74,12 @@ async function exchange(transport: 'shm' | 'fabric', count: number) {
   const sent = await tx.waitFor((e) => e.ev === 'done', 120_000, 'sender done');
   expect(got.records).toBe(count);
   expect(sent.records).toBe(count);
-  for (const native of [true, false]) {
-    const reader = new StatsReader({ native });
+  for (const [native, incremental] of [
+    [true, true],
+    [true, false],
+    [false, false],
+  ] as const) {
+    const reader = new StatsReader({ native, incremental });
     const s = await until(reader, (files) => {
       const r = linkOf(files, `rx-${tag}`, 'receiver');
       const t = linkOf(files, `tx-${tag}`, 'sender');
@@ -119,6 +123,57 @@ describe('statistics files', () => {
   it('two fabric applications (net on loopback): 1,000,000 records, the files say what they counted', async () => {
     await exchange('fabric', 1_000_000);
   }, 240_000);
+
+  it('incremental reads: one object per link kept across scans, deltas add up, same figures as a full read', async () => {
+    const { listen, connect } = await import('../src/index.js');
+    const l = await listen({ socketPath: join(dir.dir, 'inc.sock'), capacity: 1 << 20 });
+    const rx = l.accept('inc', { idle: 'backoff' });
+    let got = 0;
+    rx.start(() => {
+      got++;
+    });
+    const tx = await connect({ linkId: 'inc', socketPath: join(dir.dir, 'inc.sock') });
+    const payload = Buffer.alloc(64);
+    let sent = 0;
+    const send = async (n: number) => {
+      for (let k = 0; k < n; ) {
+        if (tx.send(payload)) k++;
+        else await tx.whenWritable(64);
+      }
+      sent += n;
+      while (got < sent) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 50));
+    };
+    const inc = new StatsReader();
+    const full = new StatsReader({ incremental: false });
+    const mine = (s: { files: StatsFileSnapshot[] }) =>
+      s.files
+        .find((f) => f.pid === process.pid)
+        ?.links.find((x) => x.linkId === 'inc' && x.role === 'receiver');
+    const sum = (b: Array<[number, number]>) => b.reduce((a, [, n]) => a + n, 0);
+    await send(1000);
+    const a1 = mine(inc.scan())!;
+    const b1 = mine(full.scan())!;
+    expect(sum(a1.latency.queueDelta)).toBe(1000);
+    expect(sum(b1.latency.queueDelta)).toBe(1000);
+    await send(500);
+    const a2 = mine(inc.scan())!;
+    const b2 = mine(full.scan())!;
+    expect(a2).toBe(a1); // the same object, updated in place
+    expect(a2.counters.records).toBe(1500);
+    expect(sum(a2.latency.queueDelta)).toBe(500);
+    expect(sum(b2.latency.queueDelta)).toBe(500);
+    // Apart from the object identity, both readers say the same (JSON sees the lazy bucket lists).
+    expect(JSON.parse(JSON.stringify(a2))).toEqual(JSON.parse(JSON.stringify(b2)));
+    // Nothing new: no increments.
+    const a3 = mine(inc.scan())!;
+    expect(a3.latency.queueDelta).toEqual([]);
+    expect(sum(a3.latency.queue)).toBe(1500);
+    inc.close();
+    full.close();
+    await tx.close();
+    await l.close();
+  });
 
   it('bad files are named with the reason and skipped; the good ones are still read', async () => {
     // Live processes to own the names (a file of a dead process would be swept, not parsed).
