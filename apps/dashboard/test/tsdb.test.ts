@@ -6,9 +6,9 @@ import { Writable } from 'node:stream';
 import { LinkMetric } from '@rdmaq/shared';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VictoriaMetrics, vmMissing } from '../src/bench/victoria-metrics.js';
 import { LATENCY_BOUNDS_S, SERIES_PER_LINK } from '../src/server/tsdb/remote-write.js';
 import { api, type LinkSpec, sample, startHub, TestAgent, type TestHub, until } from './helpers.js';
-import { VictoriaMetrics, vmMissing } from './vm.js';
 
 if (vmMissing) console.warn(`skipping the TSDB tests: ${vmMissing}`);
 

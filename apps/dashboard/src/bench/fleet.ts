@@ -4,7 +4,11 @@
  * sample → browser delta latency. Prints hub CPU %, RSS and latency percentiles beside the idle baseline
  * of the same hub measured in the same run, and the issue's targets.
  *
- *   node dist/bench/fleet.js [--agents 1000] [--links 8] [--seconds 60] [--warmup 20]
+ *   node dist/bench/fleet.js [--agents 1000] [--links 8] [--seconds 60] [--warmup 20] [--tsdb compare]
+ *
+ * `--tsdb compare` (issue 17) runs the fleet twice in one invocation, SQLite only and then with remote
+ * write to a VictoriaMetrics started on loopback (Debian's victoria-metrics), and prints the hub CPU
+ * medians, their ratio, and how long after the last sample every link sample was in the TSDB.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { bucketOf, emptyLinkCounters, type LinkSample, PROTOCOL_VERSION, type Sample } from '@rdmaq/shared';
 import WebSocket from 'ws';
+import { VictoriaMetrics, vmMissing } from './victoria-metrics.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +28,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '60' },
     warmup: { type: 'string', default: '20' },
     baseline: { type: 'string', default: '10' },
+    tsdb: { type: 'string', default: 'off' },
   },
 });
 const AGENTS = Number(values.agents);
@@ -44,18 +50,36 @@ function procStat(pid: number): { cpuTicks: number; rssBytes: number } {
   return { cpuTicks, rssBytes: Number(rss?.[1] ?? 0) * 1024 };
 }
 
-/** Average CPU % of one core and peak RSS of `pid` over `seconds`. */
-async function measure(pid: number, seconds: number): Promise<{ cpu: number; rssMb: number }> {
+/** Average and median (of 1 s samples) CPU % of one core and peak RSS of `pid` over `seconds`. */
+async function measure(
+  pid: number,
+  seconds: number,
+): Promise<{ cpu: number; cpuMedian: number; rssMb: number }> {
   const a = procStat(pid);
   const t0 = performance.now();
   let peak = a.rssBytes;
+  const perS: number[] = [];
+  let prev = a.cpuTicks;
+  let prevT = t0;
   for (let i = 0; i < seconds; i++) {
     await sleep(1000);
-    peak = Math.max(peak, procStat(pid).rssBytes);
+    const s = procStat(pid);
+    const t = performance.now();
+    perS.push(((s.cpuTicks - prev) / CLK_TCK / ((t - prevT) / 1000)) * 100);
+    prev = s.cpuTicks;
+    prevT = t;
+    peak = Math.max(peak, s.rssBytes);
   }
   const b = procStat(pid);
   const wall = (performance.now() - t0) / 1000;
-  return { cpu: ((b.cpuTicks - a.cpuTicks) / CLK_TCK / wall) * 100, rssMb: peak / 2 ** 20 };
+  return {
+    cpu: ((b.cpuTicks - a.cpuTicks) / CLK_TCK / wall) * 100,
+    cpuMedian: pct(
+      perS.sort((x, y) => x - y),
+      0.5,
+    ),
+    rssMb: peak / 2 ** 20,
+  };
 }
 
 function pct(sorted: number[], q: number): number {
@@ -63,7 +87,63 @@ function pct(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
+interface RunResult {
+  cpu: number;
+  cpuMedian: number;
+  rssMb: number;
+  p99: number;
+  /** Seconds from the last sample sent until every link sample sent was in the TSDB (TSDB runs only). */
+  tsdbDelayS?: number;
+  tsdbStats?: unknown;
+}
+
 async function main(): Promise<void> {
+  if (values.tsdb === 'off') {
+    await runOnce(undefined);
+    process.exit(0);
+  }
+  if (values.tsdb !== 'compare') throw new Error('--tsdb: off or compare');
+  const missing = vmMissing;
+  if (missing) {
+    console.log(`--tsdb compare skipped: ${missing}`);
+    process.exit(0);
+  }
+  console.log('\n══ run 1: SQLite only ══');
+  const off = await runOnce(undefined);
+  const vm = await VictoriaMetrics.start();
+  process.on('exit', () => vm.kill());
+  console.log(`\n══ run 2: remote write to VictoriaMetrics at ${vm.url} ══`);
+  let on: RunResult;
+  try {
+    on = await runOnce(vm);
+  } finally {
+    await vm.close();
+  }
+  const ratio = on.cpuMedian / off.cpuMedian;
+  console.log(`\n══ remote write on vs off (${AGENTS} agents × ${LINKS} links, ${SECONDS} s each) ══`);
+  console.log(
+    `${'metric'.padEnd(34)} ${'SQLite only'.padStart(12)} ${'+ remote write'.padStart(15)} ${'target'.padStart(8)}`,
+  );
+  const line = (name: string, a: string, b: string, t: string, ok: boolean) =>
+    console.log(
+      `${name.padEnd(34)} ${a.padStart(12)} ${b.padStart(15)} ${t.padStart(8)}  ${ok ? 'PASS' : 'FAIL'}`,
+    );
+  line('hub CPU median (% of one core)', off.cpuMedian.toFixed(1), on.cpuMedian.toFixed(1), '', true);
+  line('hub CPU ratio (median on / off)', '1.00', ratio.toFixed(2), '≤ 1.2', ratio <= 1.2);
+  line('hub RSS (MB, peak)', off.rssMb.toFixed(0), on.rssMb.toFixed(0), '', true);
+  line('sample → browser p99 (ms)', off.p99.toFixed(0), on.p99.toFixed(0), '', true);
+  line(
+    'last sample → all in TSDB (s)',
+    '-',
+    on.tsdbDelayS === undefined ? 'never' : on.tsdbDelayS.toFixed(1),
+    '≤ 5',
+    on.tsdbDelayS !== undefined && on.tsdbDelayS <= 5,
+  );
+  console.log(`remote write: ${JSON.stringify(on.tsdbStats)}`);
+  process.exit(0);
+}
+
+async function runOnce(vm: VictoriaMetrics | undefined): Promise<RunResult> {
   const dir = mkdtempSync(path.join(tmpdir(), 'rdmaq-bench-'));
   const password = 'bench-password-123';
   let out = '';
@@ -79,17 +159,16 @@ async function main(): Promise<void> {
         RDMAQ_LOG_LEVEL: 'info',
         RDMAQ_ADMIN_USER: 'bench',
         RDMAQ_ADMIN_PASSWORD: password,
+        ...(vm ? { RDMAQ_TSDB_URL: vm.url } : {}),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
   const cleanup = () => {
     if (hub.exitCode === null) hub.kill('SIGTERM');
-  };
-  process.on('exit', () => {
-    cleanup();
     rmSync(dir, { recursive: true, force: true });
-  });
+  };
+  process.on('exit', cleanup);
   // Keep only the head of the log (the URL line); agents connecting log one line each.
   hub.stdout?.on('data', (d) => {
     if (out.length < 100_000) out += String(d);
@@ -239,6 +318,31 @@ async function main(): Promise<void> {
   const { lat, wait, deliver, deltas, deltaBytes } = await liveResult;
   running = false;
   await loop;
+  const lastSentAt = Date.now();
+  // Every link sample sent, in the TSDB: one rdmaq_link_records_total point per link per sample.
+  let tsdbDelayS: number | undefined;
+  let tsdbStats: unknown;
+  if (vm) {
+    const want = agents.reduce((n, a) => n + a.seq * a.links.length, 0);
+    const windowS = Math.ceil((Date.now() - startAt) / 1000) + 60;
+    const q = `sum(count_over_time(rdmaq_link_records_total[${windowS}s]))`;
+    let got = 0;
+    while (Date.now() - lastSentAt < 60_000) {
+      got = await vm.scalar(q).catch(() => 0);
+      if (got >= want) {
+        tsdbDelayS = (Date.now() - lastSentAt) / 1000;
+        break;
+      }
+      await sleep(100);
+    }
+    const ing = (await (await fetch(`${url}/api/ingest`, { headers: { cookie } })).json()) as {
+      tsdb?: unknown;
+    };
+    tsdbStats = ing.tsdb;
+    console.log(
+      `TSDB: ${got} of ${want} link samples${tsdbDelayS === undefined ? ' after 60 s' : `, all there ${tsdbDelayS.toFixed(1)} s after the last was sent`}`,
+    );
+  }
 
   const health = (await (await fetch(`${url}/api/health`)).json()) as {
     agents: { connected: number };
@@ -271,6 +375,7 @@ async function main(): Promise<void> {
     `≤ ${TARGET.cpu}`,
     busy.cpu <= TARGET.cpu,
   );
+  row('hub CPU median of 1 s (%)', idle.cpuMedian.toFixed(1), busy.cpuMedian.toFixed(1), '', true);
   row(
     'hub RSS (MB, peak)',
     idle.rssMb.toFixed(0),
@@ -289,7 +394,16 @@ async function main(): Promise<void> {
   hub.kill('SIGTERM');
   const how = await Promise.race([exited, sleep(20_000).then(() => 'still running after 20 s')]);
   console.log(`hub stopped: ${String(how)}`);
-  process.exit(0);
+  process.off('exit', cleanup);
+  cleanup();
+  return {
+    cpu: busy.cpu,
+    cpuMedian: busy.cpuMedian,
+    rssMb: busy.rssMb,
+    p99,
+    ...(tsdbDelayS !== undefined ? { tsdbDelayS } : {}),
+    ...(vm ? { tsdbStats } : {}),
+  };
 }
 
 interface LiveResult {

@@ -1,5 +1,6 @@
 /**
- * A real VictoriaMetrics (Debian's `victoria-metrics`) for the TSDB tests and the benchmark: started on a
+ * A real VictoriaMetrics (Debian's `victoria-metrics`) for the TSDB tests (test/tsdb.test.ts) and the fleet
+ * benchmark (`--tsdb compare`): started on a
  * free loopback port with its data in a temp dir, stopped (and restarted on the same port and data) on
  * demand.
  */
@@ -79,6 +80,11 @@ export class VictoriaMetrics {
       p.kill('SIGTERM');
     });
     this.proc = undefined;
+  }
+
+  /** Synchronous last resort (process exit). */
+  kill(): void {
+    this.proc?.kill('SIGKILL');
   }
 
   async close(): Promise<void> {
