@@ -1,6 +1,6 @@
 'use client';
 import Link from 'next/link';
-import { SegmentError } from '../components/ErrorView';
+import { SegmentError } from '@/components/ErrorView';
 
 /** Errors in the signed-in layout itself (header, live connection) or in pages without their own boundary. */
 export default function RootError({

@@ -1,6 +1,6 @@
 import type { Metadata, Viewport } from 'next';
 import type { ReactNode } from 'react';
-import { ThemeRestore } from '../components/ThemeRestore';
+import { ThemeRestore } from '@/components/ThemeRestore';
 import './globals.css';
 
 export const metadata: Metadata = {

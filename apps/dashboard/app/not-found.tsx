@@ -1,6 +1,6 @@
 import type { Metadata } from 'next';
 import Link from 'next/link';
-import { NotFoundView } from '../components/ErrorView';
+import { NotFoundView } from '@/components/ErrorView';
 
 export const metadata: Metadata = { title: 'Not found' };
 

@@ -1,5 +1,5 @@
 import type { Metadata } from 'next';
-import { NotFoundView } from '../../components/ErrorView';
+import { NotFoundView } from '@/components/ErrorView';
 
 export const metadata: Metadata = { title: 'Not found' };
 

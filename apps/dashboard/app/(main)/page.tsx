@@ -1,5 +1,5 @@
 import type { Metadata } from 'next';
-import { Overview } from '../../components/Overview';
+import { Overview } from '@/components/Overview';
 
 export const metadata: Metadata = { title: 'Overview' };
 

@@ -1,5 +1,5 @@
 import type { ReactNode } from 'react';
-import { AdminGate } from '../../../components/admin/AdminGate';
+import { AdminGate } from '@/components/admin/AdminGate';
 
 export default function AdminLayout({ children }: { children: ReactNode }) {
   return <AdminGate>{children}</AdminGate>;

@@ -1,5 +1,5 @@
 import type { Metadata } from 'next';
-import { AdminHome } from '../../../components/admin/AdminHome';
+import { AdminHome } from '@/components/admin/AdminHome';
 
 export const metadata: Metadata = { title: 'Admin' };
 

@@ -1,5 +1,5 @@
 import type { Metadata } from 'next';
-import { AlertsView } from '../../../components/AlertsView';
+import { AlertsView } from '@/components/AlertsView';
 
 export const metadata: Metadata = { title: 'Alerts' };
 

@@ -1,5 +1,5 @@
 import type { Metadata } from 'next';
-import { RulesEditor } from '../../../components/admin/RulesEditor';
+import { RulesEditor } from '@/components/admin/RulesEditor';
 
 export const metadata: Metadata = { title: 'Alert rules' };
 

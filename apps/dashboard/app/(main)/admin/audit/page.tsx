@@ -1,5 +1,5 @@
 import type { Metadata } from 'next';
-import { AuditView } from '../../../../components/admin/AuditView';
+import { AuditView } from '@/components/admin/AuditView';
 
 export const metadata: Metadata = { title: 'Audit trail' };
 

@@ -1,5 +1,5 @@
 import type { Metadata } from 'next';
-import { TokensAdmin } from '../../../../components/admin/TokensAdmin';
+import { TokensAdmin } from '@/components/admin/TokensAdmin';
 
 export const metadata: Metadata = { title: 'Agent tokens' };
 

@@ -1,5 +1,5 @@
 import type { Metadata } from 'next';
-import { UsersAdmin } from '../../../../components/admin/UsersAdmin';
+import { UsersAdmin } from '@/components/admin/UsersAdmin';
 
 export const metadata: Metadata = { title: 'Users' };
 

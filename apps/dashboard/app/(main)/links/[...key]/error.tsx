@@ -1,5 +1,5 @@
 'use client';
-import { SegmentError } from '../../../../components/ErrorView';
+import { SegmentError } from '@/components/ErrorView';
 
 export default function ErrorLink({
   error,

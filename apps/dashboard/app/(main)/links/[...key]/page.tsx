@@ -1,6 +1,6 @@
 import type { Metadata } from 'next';
-import { LinkView } from '../../../../components/LinkView';
-import { paramToId } from '../../../../lib/ui/route';
+import { LinkView } from '@/components/LinkView';
+import { paramToId } from '@/lib/ui/route';
 
 type Params = Promise<{ key: string[] }>;
 

@@ -1,6 +1,6 @@
 import type { Metadata } from 'next';
-import { NodeView } from '../../../../components/NodeView';
-import { paramToId } from '../../../../lib/ui/route';
+import { NodeView } from '@/components/NodeView';
+import { paramToId } from '@/lib/ui/route';
 
 type Params = Promise<{ id: string[] }>;
 
