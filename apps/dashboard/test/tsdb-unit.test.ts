@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig } from '../src/server/config.js';
 import { encodeSeries, encodeWriteRequest, pointPrefix, WriteRequest } from '../src/server/tsdb/proto.js';
 import { PointQueue } from '../src/server/tsdb/queue.js';
+import { RemoteWriter, SERIES_PER_LINK } from '../src/server/tsdb/remote-write.js';
+import { sample } from './helpers.js';
 
 describe('tsdb config', () => {
   it('RDMAQ_TSDB_URL points both directions at one VictoriaMetrics; the _WRITE_/_QUERY_ ones override', () => {
@@ -111,5 +113,38 @@ describe('remote-write encoding', () => {
       { name: '__name__', value: 'rdmaq_agent_uptime_seconds' },
       { name: 'node', value: 'n1' },
     ]);
+  });
+});
+
+describe('remote-write queueing', () => {
+  const writer = (writeIntervalMs: number) =>
+    new RemoteWriter({
+      url: 'http://127.0.0.1:1/api/v1/write',
+      // Never answers: points stay queued, so the counts below are what onSample queued.
+      http: { request: () => new Promise(() => {}) } as never,
+      log: { warn() {}, info() {} } as never,
+      batchSamples: 1_000_000,
+      queueSamples: 1_000_000,
+      batchDelayMs: 3_600_000,
+      retryBaseMs: 1,
+      retryMaxMs: 1,
+      writeIntervalMs,
+    });
+  const per = 4 + SERIES_PER_LINK; // one link, no data-path lag
+
+  it('every sample by default; with writeIntervalMs one in each interval per node, histograms still cumulative', () => {
+    const all = writer(0);
+    const every5 = writer(5000);
+    for (let i = 1; i <= 20; i++) {
+      const s = sample(i, 1_765_000_000_000 + i * 1000, [
+        { id: 'l1', peer: 'p', records: i, latency: [[5000, 1]] },
+      ]);
+      all.onSample('n1', s);
+      every5.onSample('n1', s);
+    }
+    expect(all.stats().samplesQueued).toBe(20 * per);
+    // Samples 1, 6, 11, 16.
+    expect(every5.stats().samplesQueued).toBe(4 * per);
+    expect(every5.stats().queueLength).toBe(4 * per);
   });
 });

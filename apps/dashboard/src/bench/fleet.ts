@@ -29,6 +29,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '20' },
     baseline: { type: 'string', default: '10' },
     tsdb: { type: 'string', default: 'off' },
+    /** tsdb.writeIntervalS for the remote-write run (0: every sample). */
+    'tsdb-interval-s': { type: 'string', default: '0' },
   },
 });
 const AGENTS = Number(values.agents);
@@ -120,7 +122,9 @@ async function main(): Promise<void> {
     await vm.close();
   }
   const ratio = on.cpuMedian / off.cpuMedian;
-  console.log(`\n══ remote write on vs off (${AGENTS} agents × ${LINKS} links, ${SECONDS} s each) ══`);
+  console.log(
+    `\n══ remote write on vs off (${AGENTS} agents × ${LINKS} links, ${SECONDS} s each, tsdb.writeIntervalS ${values['tsdb-interval-s']}) ══`,
+  );
   console.log(
     `${'metric'.padEnd(34)} ${'SQLite only'.padStart(12)} ${'+ remote write'.padStart(15)} ${'target'.padStart(8)}`,
   );
@@ -159,7 +163,7 @@ async function runOnce(vm: VictoriaMetrics | undefined): Promise<RunResult> {
         RDMAQ_LOG_LEVEL: 'info',
         RDMAQ_ADMIN_USER: 'bench',
         RDMAQ_ADMIN_PASSWORD: password,
-        ...(vm ? { RDMAQ_TSDB_URL: vm.url } : {}),
+        ...(vm ? { RDMAQ_TSDB_URL: vm.url, RDMAQ_TSDB_WRITE_INTERVAL_S: values['tsdb-interval-s'] } : {}),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -319,28 +323,36 @@ async function runOnce(vm: VictoriaMetrics | undefined): Promise<RunResult> {
   running = false;
   await loop;
   const lastSentAt = Date.now();
-  // Every link sample sent, in the TSDB: one rdmaq_link_records_total point per link per sample.
+  // Every point the hub queued for the TSDB, there: the TSDB's count of all rdmaq points equals the hub's
+  // samplesQueued (with tsdb.writeIntervalS 0 that is one rdmaq_link_records_total point per link per
+  // sample sent, checked too).
   let tsdbDelayS: number | undefined;
   let tsdbStats: unknown;
   if (vm) {
-    const want = agents.reduce((n, a) => n + a.seq * a.links.length, 0);
+    const sent = agents.reduce((n, a) => n + a.seq * a.links.length, 0);
     const windowS = Math.ceil((Date.now() - startAt) / 1000) + 60;
-    const q = `sum(count_over_time(rdmaq_link_records_total[${windowS}s]))`;
+    const qAll = `sum(count_over_time({__name__=~"rdmaq_(link|agent)_.+"}[${windowS}s]))`;
+    const qRecords = `sum(count_over_time(rdmaq_link_records_total[${windowS}s]))`;
+    type W = { samplesQueued: number; queueLength: number };
     let got = 0;
+    let want = Number.NaN;
     while (Date.now() - lastSentAt < 60_000) {
-      got = await vm.scalar(q).catch(() => 0);
+      const ing = (await (await fetch(`${url}/api/ingest`, { headers: { cookie } })).json()) as { tsdb: W };
+      want = ing.tsdb.samplesQueued;
+      got = ing.tsdb.queueLength === 0 ? await vm.scalar(qAll).catch(() => 0) : 0;
       if (got >= want) {
         tsdbDelayS = (Date.now() - lastSentAt) / 1000;
         break;
       }
       await sleep(100);
     }
+    const records = await vm.scalar(qRecords).catch(() => 0);
     const ing = (await (await fetch(`${url}/api/ingest`, { headers: { cookie } })).json()) as {
       tsdb?: unknown;
     };
     tsdbStats = ing.tsdb;
     console.log(
-      `TSDB: ${got} of ${want} link samples${tsdbDelayS === undefined ? ' after 60 s' : `, all there ${tsdbDelayS.toFixed(1)} s after the last was sent`}`,
+      `TSDB: ${got} of ${want} points queued by the hub${tsdbDelayS === undefined ? ' after 60 s' : `, all there ${tsdbDelayS.toFixed(1)} s after the last sample was sent`}; ${records} link record points for ${sent} link samples sent`,
     );
   }
 

@@ -2,6 +2,7 @@
 /**
  * rdmaq-dashboard serve [--port N] [--data DIR] [--host H] [--config FILE]
  * rdmaq-dashboard db backup | db restore <file> | db migrate [--dry-run]   [--data DIR]
+ * rdmaq-dashboard check   (the configuration, and whether a configured TSDB answers)
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -12,15 +13,18 @@ import { loadConfig } from './config.js';
 import { HubError } from './errors.js';
 import { createLogger } from './log.js';
 import { acquireLock, backupDatabase, DB_FILE, migrateDatabase, restoreDatabase } from './store/store.js';
+import { checkTsdb } from './tsdb/index.js';
 
 const USAGE = `usage:
   rdmaq-dashboard serve [--port N] [--data DIR] [--host ADDR] [--config FILE.json]
   rdmaq-dashboard db backup              [--data DIR]
   rdmaq-dashboard db restore <file>      [--data DIR]   (stop the server first)
   rdmaq-dashboard db migrate [--dry-run] [--data DIR]
+  rdmaq-dashboard check [--data DIR] [--config FILE.json]   (config valid? TSDB answers?)
 environment: PORT, RDMAQ_DATA, RDMAQ_HOST, RDMAQ_ADMIN_USER/RDMAQ_ADMIN_PASSWORD, RDMAQ_TLS_CERT/RDMAQ_TLS_KEY,
   RDMAQ_ALLOWED_ORIGINS, RDMAQ_WEBHOOK_URLS, RDMAQ_ALERTMANAGER_URL, RDMAQ_BACKUP_INTERVAL_S, RDMAQ_BACKUP_KEEP,
-  RDMAQ_LOG_LEVEL (see README.md)`;
+  RDMAQ_LOG_LEVEL, RDMAQ_TSDB_URL (or RDMAQ_TSDB_WRITE_URL/RDMAQ_TSDB_QUERY_URL), RDMAQ_TSDB_USER/RDMAQ_TSDB_PASSWORD,
+  RDMAQ_TSDB_HEADERS, RDMAQ_TSDB_CA (see README.md)`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -77,6 +81,17 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     return -1;
+  }
+
+  if (cmd === 'check') {
+    console.log('configuration: valid');
+    if (!config.tsdb) {
+      console.log('TSDB: none configured (history from SQLite roll-ups)');
+      return 0;
+    }
+    const r = await checkTsdb(config.tsdb);
+    for (const l of r.lines) console.log(`TSDB ${l}`);
+    return r.ok ? 0 : 1;
   }
 
   if (cmd === 'db') {

@@ -44,6 +44,12 @@ const TsdbSchema = z
     batchDelayMs: z.number().int().min(1).max(60_000).default(500),
     /** Per request (writes and queries). */
     timeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+    /**
+     * Write each node's figures at most once per this many seconds (0: every sample, the default). Counters
+     * and histograms are cumulative, so rates and percentiles lose nothing over windows ≥ it; gauges lose
+     * their 1 s detail. Divides the write volume (and the hub's remote-write CPU) by about this many.
+     */
+    writeIntervalS: z.number().min(0).max(300).default(0),
     retryBaseMs: z.number().int().min(1).max(60_000).default(500),
     retryMaxMs: z.number().int().min(1).max(600_000).default(30_000),
   })
@@ -383,6 +389,7 @@ export function loadConfig({ flags = {}, env = process.env }: ConfigSources = {}
         : undefined,
     headers: env.RDMAQ_TSDB_HEADERS ? headerList(env.RDMAQ_TSDB_HEADERS) : undefined,
     tlsCaPath: env.RDMAQ_TSDB_CA || undefined,
+    writeIntervalS: num('RDMAQ_TSDB_WRITE_INTERVAL_S', env.RDMAQ_TSDB_WRITE_INTERVAL_S),
   };
   if (Object.values(tsdbEnv).some((v) => v !== undefined)) fromEnv.tsdb = tsdbEnv;
   const fromFlags: Obj = {

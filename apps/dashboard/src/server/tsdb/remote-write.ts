@@ -131,6 +131,12 @@ export interface RemoteWriteOptions {
   batchDelayMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /**
+   * Write a node's figures at most once per this many ms (default 0: every sample). Counters and histogram
+   * buckets are cumulative, so rates and percentiles over any window ≥ the interval lose nothing; only the
+   * gauges' 1 s detail does (the hub keeps it in memory for history.memoryS). Divides the write volume.
+   */
+  writeIntervalMs?: number;
 }
 
 export type DropReason = 'queue_full' | 'rejected' | 'shutdown';
@@ -157,6 +163,8 @@ export class RemoteWriter {
   private readonly seriesIds = new Map<string, number>();
   private readonly links = new Map<string, LinkState>();
   private readonly nodes = new Map<string, Int32Array>();
+  /** Sample time of each node's last written sample (writeIntervalMs). */
+  private readonly nodeWrittenAt = new Map<string, number>();
   private readonly latencies: number[] = [];
   private queued = 0;
   private sent = 0;
@@ -244,6 +252,20 @@ export class RemoteWriter {
   onSample(nodeId: string, s: Sample): void {
     if (this.closing) return;
     const ts = s.ts;
+    const every = this.o.writeIntervalMs ?? 0;
+    if (every > 0) {
+      const last = this.nodeWrittenAt.get(nodeId);
+      if (last !== undefined && ts - last < every && ts >= last) {
+        // Not written this time: the histograms still take the deltas (they are cumulative).
+        for (const l of s.links) {
+          const st = this.linkState(nodeId, l, ts);
+          addDelta(st.queue, l.latency.queue);
+          addDelta(st.rtt, l.latency.rtt);
+        }
+        return;
+      }
+      this.nodeWrittenAt.set(nodeId, ts);
+    }
     const before = this.q.length;
     let nodeIds = this.nodes.get(nodeId);
     if (!nodeIds) {
