@@ -4,6 +4,7 @@
  *   - cut one host off (`ip link set … down` on its veth): within 15 s that host is shown offline, its peers
  *     stay ok apart from their links to it, and one alert names it; restore: all ok, the alert resolves;
  *   - freeze the hub (SIGSTOP): the page says its data is stale within 5 s, and live again after SIGCONT.
+ *   - kill an agent with the node page's chaos button: its host goes offline, the restart brings it back.
  * Needs root (namespaces); skipped otherwise, with the reason printed.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -182,6 +183,26 @@ describe.skipIf(!isRoot || !hasIp)('the namespace demo under faults, in a browse
     await expect
       .poll(async () => (await firing()).filter((a) => a.ruleId === 'agent-offline').length, POLL)
       .toBe(0);
+  });
+
+  it('kill an agent with the chaos button (admin, demo mode): its host goes offline; restart: ok again', async () => {
+    await page.goto(`${base}/nodes/node-4`);
+    const panel = page.getByTestId('chaos-panel');
+    await expect.poll(text(panel), POLL).toMatch(/agent running/);
+    await panel.getByRole('button', { name: 'Kill the agent (-9)' }).click();
+    await expect.poll(text(panel), POLL).toMatch(/agent stopped/);
+    await page.goto(`${base}/`);
+    // A killed agent's connection closes at once: offline without waiting for the silence timeout.
+    await expect.poll(text(nodeState('node-4')), { timeout: 15_000, interval: 250 }).toMatch(/^offline/);
+    for (const id of ['node-1', 'node-2', 'node-3']) expect(await text(nodeState(id))()).toMatch(/^ok/);
+    await page.goto(`${base}/nodes/node-4`);
+    await panel.getByRole('button', { name: 'Restart the agent' }).click();
+    await page.goto(`${base}/`);
+    await expect.poll(text(nodeState('node-4')), { timeout: 60_000, interval: 500 }).toMatch(/^ok/);
+    const audit = await api<{ entries: Array<{ action: string; target: string }> }>('/api/audit?limit=20');
+    expect(audit.entries.map((e) => `${e.action} ${e.target}`)).toEqual(
+      expect.arrayContaining(['chaos.kill node-4', 'chaos.restart node-4']),
+    );
   });
 
   it('freeze the hub: the page says stale within 5 s, live again when it resumes', async () => {
