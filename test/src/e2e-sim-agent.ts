@@ -50,6 +50,8 @@ export class SimAgent {
     readonly nodeId: string,
     links: SimLinkSpec[],
     private readonly intervalMs = 1000,
+    /** Sent in the hello (agent config `labels:`), e.g. `{ rack: 'r07' }`. */
+    private readonly labels?: Record<string, string>,
   ) {
     for (const l of links) {
       this.links.set(l.id, {
@@ -97,6 +99,7 @@ export class SimAgent {
           providers: ['shm', 'tcp'],
           startedAt: Date.now(),
           intervalMs: this.intervalMs,
+          ...(this.labels ? { labels: this.labels } : {}),
         };
         ws.send(JSON.stringify(hello));
       });

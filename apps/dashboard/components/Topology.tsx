@@ -25,7 +25,6 @@ import {
   inRect,
   nearest,
   type Point,
-  pairKey,
   panToShow,
   type Rect,
   type Size,
@@ -173,7 +172,8 @@ function buildScene(layout: Layout, nodes: readonly NodeSummary[], links: readon
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const edgeMap = new Map<string, Edge & { rx: number; tx: number; hasRx: boolean }>();
   for (const l of links) {
-    const k = pairKey(l.node, l.peer);
+    // a canonical key for the unordered pair (plain comparison: a collator per link end is costly at 8,000)
+    const k = l.node < l.peer ? `${l.node}\u0000${l.peer}` : `${l.peer}\u0000${l.node}`;
     let e = edgeMap.get(k);
     // An end reported by a stale/offline node is frozen: the fresh end (if any) decides the edge's colour.
     const h = linkEndHealth(l);
@@ -254,7 +254,7 @@ function buildScene(layout: Layout, nodes: readonly NodeSummary[], links: readon
     if (f) {
       f.health = worseHealth(f.health, e.health);
       f.bytesPerS += e.bytesPerS;
-      f.links = f.links.concat(e.links);
+      for (const l of e.links) f.links.push(l);
       f.count++;
       continue;
     }
@@ -263,6 +263,7 @@ function buildScene(layout: Layout, nodes: readonly NodeSummary[], links: readon
     if (!pa || !pb) continue;
     folded.set(k, {
       ...e,
+      links: [...e.links],
       ea,
       eb,
       pa,
@@ -414,55 +415,53 @@ function draw(
     return true;
   }
 
-  // ── grouped view: connections between visible ends under the tiles, problems over them
-  for (const pass of [0, 1]) {
+  // ── grouped view: the tiles (and host cells of expanded groups), then the connections over them
+  scene.groups.forEach((g, gi) => {
+    if (!visible(g.rect)) return;
+    drawGroup(ctx, g, scene.stats[gi]!, pal, px, hi?.kind === 'group' && hi.gi === gi);
+    if (!g.expanded) return;
+    ctx.font = '11px ui-sans-serif, system-ui, sans-serif';
+    ctx.textBaseline = 'middle';
+    ctx.textAlign = 'left';
+    for (const id of g.ids) {
+      const c = scene.cells.get(id);
+      if (!c || !visible(c)) continue;
+      const nh = scene.nodeHealth.get(id) ?? 'unknown';
+      ctx.fillStyle = pal.nodeFill;
+      ctx.fillRect(c.x, c.y, c.w, c.h);
+      if (nh !== 'up') {
+        ctx.globalAlpha = 0.28;
+        ctx.fillStyle = HEALTH_COLOR[nh];
+        ctx.fillRect(c.x, c.y, c.w, c.h);
+        ctx.globalAlpha = 1;
+      }
+      ctx.lineWidth = 1.5 * px;
+      ctx.strokeStyle = HEALTH_COLOR[scene.agentHealth.get(id) ?? 'unknown'];
+      ctx.strokeRect(c.x, c.y, c.w, c.h);
+      ctx.fillStyle = HEALTH_COLOR[nh];
+      ctx.fillRect(c.x + 5, c.y + c.h / 2 - 4, 8, 8);
+      ctx.fillStyle = pal.label;
+      ctx.fillText(id, c.x + 17, c.y + c.h / 2, c.w - 20);
+    }
+  });
+  // Connections that are not healthy always; healthy ones only for the highlighted group or host (dozens of
+  // them would cross the tiles and hide the names). Highlighted ones last, on top.
+  for (const pass of [false, true]) {
     for (const e of scene.drawn) {
       const mine = hiEnd !== undefined && (e.ea === hiEnd || e.eb === hiEnd);
       const healthy = e.health === 'up';
-      // under the tiles: healthy connections between groups; over them: problems and the highlighted ones
-      if (pass === 0 ? !healthy || e.hostLevel || mine : healthy && !mine) continue;
+      if (mine !== pass || (healthy && !mine)) continue;
       const w = e.hostLevel ? 1.5 : edgeWidth(e.bytesPerS, scene.busiest, 6);
       stroke(
         e,
         healthy ? w : Math.max(2.5, w),
-        healthy ? (mine ? 0.9 : 0.35) : 0.95,
-        mine && healthy ? pal.highlight : HEALTH_COLOR[e.health],
+        healthy ? 0.9 : mine ? 1 : 0.8,
+        healthy ? pal.highlight : HEALTH_COLOR[e.health],
       );
     }
-    ctx.setLineDash([]);
-    ctx.globalAlpha = 1;
-    if (pass === 1) break;
-    // tiles between the two passes: healthy aggregate edges run beneath them, problems above
-    scene.groups.forEach((g, gi) => {
-      if (!visible(g.rect)) return;
-      drawGroup(ctx, g, scene.stats[gi]!, pal, px, hi?.kind === 'group' && hi.gi === gi);
-      if (g.expanded) {
-        ctx.font = '11px ui-sans-serif, system-ui, sans-serif';
-        ctx.textBaseline = 'middle';
-        ctx.textAlign = 'left';
-        for (const id of g.ids) {
-          const c = scene.cells.get(id);
-          if (!c || !visible(c)) continue;
-          const nh = scene.nodeHealth.get(id) ?? 'unknown';
-          ctx.fillStyle = pal.nodeFill;
-          ctx.fillRect(c.x, c.y, c.w, c.h);
-          if (nh !== 'up') {
-            ctx.globalAlpha = 0.28;
-            ctx.fillStyle = HEALTH_COLOR[nh];
-            ctx.fillRect(c.x, c.y, c.w, c.h);
-            ctx.globalAlpha = 1;
-          }
-          ctx.lineWidth = 1.5 * px;
-          ctx.strokeStyle = HEALTH_COLOR[scene.agentHealth.get(id) ?? 'unknown'];
-          ctx.strokeRect(c.x, c.y, c.w, c.h);
-          ctx.fillStyle = HEALTH_COLOR[nh];
-          ctx.fillRect(c.x + 5, c.y + c.h / 2 - 4, 8, 8);
-          ctx.fillStyle = pal.label;
-          ctx.fillText(id, c.x + 17, c.y + c.h / 2, c.w - 20);
-        }
-      }
-    });
   }
+  ctx.setLineDash([]);
+  ctx.globalAlpha = 1;
   if (hiId) {
     const c = scene.cells.get(hiId);
     if (c) {
@@ -472,6 +471,11 @@ function draw(
     }
   }
   return true;
+}
+
+/** Problem text on a tinted tile: the offline red is too dark to read on it. */
+function textColor(h: Health): string {
+  return h === 'offline' ? '#ff7b72' : HEALTH_COLOR[h];
 }
 
 function drawGroup(
@@ -512,18 +516,24 @@ function drawGroup(
   const problems = problemsText(s);
   if (g.expanded) {
     if (problems) {
-      ctx.fillStyle = color;
+      ctx.fillStyle = textColor(s.health);
       ctx.font = '600 11px ui-sans-serif, system-ui, sans-serif';
       ctx.fillText(problems, r.x + 8 + Math.min(r.w / 3, ctx.measureText(head).width + 40), r.y + 18);
     }
     return;
   }
   ctx.font = `${problems ? '600 ' : ''}11px ui-sans-serif, system-ui, sans-serif`;
-  ctx.fillStyle = problems ? color : pal.muted;
+  ctx.fillStyle = problems ? textColor(s.health) : pal.muted;
   ctx.fillText(problems || 'all ok', r.x + 8, r.y + 38, r.w - 16);
   ctx.font = '11px ui-sans-serif, system-ui, sans-serif';
   ctx.fillStyle = pal.muted;
-  if (s.linksDown) ctx.fillText(`${s.linksDown} link ends not up`, r.x + 8, r.y + 54, r.w - 16);
+  if (s.linksDown)
+    ctx.fillText(
+      `${s.linksDown} link end${s.linksDown === 1 ? '' : 's'} not up`,
+      r.x + 8,
+      r.y + 54,
+      r.w - 16,
+    );
   // health bar: the share of hosts in each state
   const bx = r.x + 8;
   const bw = r.w - 16;
