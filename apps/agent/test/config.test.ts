@@ -51,6 +51,20 @@ describe('config', () => {
     expect(c.listen.socket).toBe('/run/rdmaq/node-a.sock');
   });
 
+  it('takes optional labels for the hub (numbers as text), bounded', () => {
+    expect(loadConfig({ file: file(VALID), env: {} }).labels).toBeUndefined();
+    const c = loadConfig({ file: file(`${VALID}labels: { rack: 7, zone: eu-1 }\n`), env: {} });
+    expect(c.labels).toEqual({ rack: '7', zone: 'eu-1' });
+    const many = Array.from({ length: 17 }, (_, i) => `k${i}: v`).join(', ');
+    expect(
+      issuesOf(`${VALID}labels: { ${many} }\n`)
+        .map((i) => i.message)
+        .join(),
+    ).toMatch(/at most 16/);
+    expect(issuesOf(`${VALID}labels: { rack: ${'x'.repeat(129)} }\n`).length).toBeGreaterThan(0);
+    expect(issuesOf(`${VALID}labels: { "bad key": v }\n`).length).toBeGreaterThan(0);
+  });
+
   it('appends /ws/agent to a hub URL without a path', () => {
     const c = loadConfig({
       file: file(`nodeId: a\nsecret: ${SECRET}\nhub: { url: "wss://hub.example:8443", token: ${TOKEN} }\n`),
