@@ -1393,6 +1393,7 @@ class StatsMap : public Napi::ObjectWrap<StatsMap> {
                        {InstanceMethod<&StatsMap::Snapshot>("snapshot"), InstanceMethod<&StatsMap::SnapshotDelta>("snapshotDelta"),
                         InstanceMethod<&StatsMap::SnapshotDeltaInto>("snapshotDeltaInto"),
                         InstanceMethod<&StatsMap::PendingInto>("pendingInto"),
+                        InstanceMethod<&StatsMap::Forget>("forget"),
                         InstanceMethod<&StatsMap::Close>("close"),
                         InstanceAccessor<&StatsMap::Size>("size"), InstanceAccessor<&StatsMap::Ino>("ino")});
   }
@@ -1461,6 +1462,12 @@ class StatsMap : public Napi::ObjectWrap<StatsMap> {
     std::string why = stats::snapshotDelta(base_, size_, out_, memo_);
     if (!why.empty()) throwError(env, "ERR_RDMAQ_STATS_FILE", why);
     return PendingInto(info);
+  }
+  // The reader could not use slot i's last delta (a bad field): the next snapshotDelta() sends it whole.
+  Napi::Value Forget(const Napi::CallbackInfo& info) {
+    const uint32_t i = info[0].As<Napi::Number>().Uint32Value();
+    if (i < memo_.size()) memo_[i] = stats::SlotMemo();
+    return info.Env().Undefined();
   }
   Napi::Value PendingInto(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

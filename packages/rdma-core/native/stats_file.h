@@ -672,20 +672,45 @@ inline std::string snapshot(const uint8_t* base, size_t size, std::vector<uint8_
 
 // Incremental reader state of one mapping (the agent scans every second; most slots have not changed since the
 // previous scan, or were only republished with the same figures, e.g. by the 1 s heartbeat).
+struct BucketMemo {
+  std::vector<uint32_t> idx;  // non-empty buckets as last sent, ascending
+  std::vector<uint64_t> val;  // their counts
+  uint64_t count = 0;         // the histogram count published with them
+};
 struct SlotMemo {
-  uint64_t seq = 0;                    // sequence of the last stable copy (0: none yet)
-  std::vector<uint8_t> meta;           // bytes [8, kMemoEnd) of that copy (all but seq and the bitmaps), for memcmp
+  uint64_t seq = 0;        // sequence of the last stable copy (0: none yet)
+  uint64_t figures = 0;    // hash of bytes [8, kIdentStart) of that copy (state, counters, gauges, errors)
+  uint64_t identity = 0;   // hash of the identity bytes (generation .. lengths, strings)
+  BucketMemo h[2];         // queue, rtt
 };
 constexpr uint32_t kMemoEnd = M::queueBitmap;  // everything but the bitmaps (which only grow with the count)
-constexpr uint32_t kDeltaMeta = kMemoEnd;      // meta bytes a delta snapshot carries per changed slot
+constexpr uint32_t kIdentStart = M::linkId;    // the strings: sent only when the identity changed
+constexpr uint32_t kDeltaMeta = kMemoEnd;      // meta bytes of a changed slot whose identity changed
+constexpr uint32_t kDeltaFigures = kIdentStart;  // meta bytes of a changed slot with the same identity
+
+// 64-bit hash of n bytes (multiple of 8), word at a time (the memo keeps hashes, not copies: less memory
+// traffic per slot; a collision would only delay an update to the next change).
+inline uint64_t hashWords(const uint8_t* p, size_t n, uint64_t h = 0x9E3779B97F4A7C15ull) {
+  for (size_t o = 0; o < n; o += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + o, 8);
+    h = (h ^ w) * 0x100000001B3ull;
+    h ^= h >> 29;
+  }
+  return h;
+}
 
 // Like snapshot(), but each slot below highWater is written as
-//   [u32 tag, u32 flags] then, for tag 2 only, [meta bytes 0..1024 (kDeltaMeta: all but the bitmaps)]
-//   [u32 nQueue, u32 nRtt][pairs] as in snapshot():
+//   [u32 tag, u32 flags] then, for tag 2 only, [meta bytes 0..464 (kDeltaFigures), or 0..1024 (kDeltaMeta,
+//   with the strings) when flags bit 0 is set][u32 nQueue, u32 nRtt][pairs {u32 index, u32 0, u64 count}]:
 //   tag 0 = unchanged since the previous snapshotDelta() of this memo (same sequence, or a republication of the
 //           same bytes), 1 = busy (no stable copy), 2 = changed; flags bit 0 = its identity (generation, in-use,
 //           role, transport, strings) changed too, so the reader decodes the strings again.
-// Slots not in use are written as tag 2 with no buckets when they change (so a freed slot ends its link).
+//   The pairs are only the buckets whose count changed since the previous delta sent for this slot (all the
+//   non-empty ones after an identity change or forget()), with their cumulative counts; a histogram whose
+//   published count did not change is not walked at all.
+// Only the first 1024 bytes of a slot are read under its seqlock; the bitmaps, like the buckets, are monotonic
+// and written outside it, and are read only for a histogram whose count moved.
 inline std::string snapshotDelta(const uint8_t* base, size_t size, std::vector<uint8_t>& out,
                                  std::vector<SlotMemo>& memo) {
   out.clear();
@@ -716,67 +741,88 @@ inline std::string snapshotDelta(const uint8_t* base, size_t size, std::vector<u
                         size >= kHeaderSize + static_cast<size_t>(slotCount) * (kMetaSize + kSlotHistSize);
   if (layoutOk) {
     if (memo.size() < highWater) memo.resize(highWater);
+    out.reserve(kHeaderSize + static_cast<size_t>(highWater) * 64);
     const uint8_t* metas = base + kHeaderSize;
     const uint8_t* hists = metas + static_cast<size_t>(slotCount) * kMetaSize;
-    alignas(8) uint8_t m[kMetaSize];
+    alignas(8) uint8_t m[kDeltaMeta];
+    auto tagOnly = [&out](uint32_t tag) {
+      const uint32_t t[2] = {tag, 0};
+      const size_t at = out.size();
+      out.resize(at + 8);
+      std::memcpy(out.data() + at, t, 8);
+    };
     for (uint32_t i = 0; i < highWater; ++i) {
       SlotMemo& mo = memo[i];
       const uint8_t* src = metas + static_cast<size_t>(i) * kMetaSize;
       // Unchanged sequence: nothing was published since the last stable copy.
       const uint64_t s0 = __atomic_load_n(reinterpret_cast<const uint64_t*>(src + M::seq), __ATOMIC_ACQUIRE);
       if (mo.seq != 0 && s0 == mo.seq) {
-        const uint32_t tag[2] = {0, 0};
-        const size_t at = out.size();
-        out.resize(at + 8);
-        std::memcpy(out.data() + at, tag, 8);
+        tagOnly(0);
         continue;
       }
-      if (!readConsistent(src, m, kMetaSize)) {
-        const uint32_t tag[2] = {1, 0};
-        const size_t at = out.size();
-        out.resize(at + 8);
-        std::memcpy(out.data() + at, tag, 8);
+      if (!readConsistent(src, m, kDeltaMeta)) {
+        tagOnly(1);
         continue;
       }
       uint64_t seq;
       std::memcpy(&seq, m, 8);
-      const bool first = mo.meta.empty();
-      if (!first && std::memcmp(mo.meta.data(), m + 8, kMemoEnd - 8) == 0) {
+      const bool first = mo.seq == 0;
+      // Identity: generation, in-use, role, transport (bytes 8..20), string lengths (20..26), strings.
+      const uint64_t identity = hashWords(m + kIdentStart, kMemoEnd - kIdentStart, hashWords(m + 8, 32 - 8));
+      const uint64_t figures = hashWords(m + 32, kIdentStart - 32);
+      if (!first && identity == mo.identity && figures == mo.figures) {
         mo.seq = seq;  // republished, same figures
-        const uint32_t tag[2] = {0, 0};
-        const size_t at = out.size();
-        out.resize(at + 8);
-        std::memcpy(out.data() + at, tag, 8);
+        tagOnly(0);
         continue;
       }
-      // Identity: generation, in-use, role, transport (bytes 8..20), string lengths (20..26), strings.
-      const bool ident = first || std::memcmp(mo.meta.data(), m + 8, 24 - 8) != 0 ||
-                         std::memcmp(mo.meta.data() + (M::linkId - 8), m + M::linkId, kMemoEnd - M::linkId) != 0;
-      if (first) mo.meta.resize(kMemoEnd - 8);
-      std::memcpy(mo.meta.data(), m + 8, kMemoEnd - 8);
+      const bool ident = first || identity != mo.identity;
       mo.seq = seq;
+      mo.identity = identity;
+      mo.figures = figures;
+      if (ident) {
+        for (auto& b : mo.h) {
+          b.idx.clear();
+          b.val.clear();
+          b.count = 0;
+        }
+      }
+      const uint32_t metaLen = ident ? kDeltaMeta : kDeltaFigures;
       const size_t at = out.size();
-      out.resize(at + 8 + kDeltaMeta + 8);
+      out.resize(at + 8 + metaLen + 8);
       const uint32_t tag[2] = {2, ident ? 1u : 0u};
       std::memcpy(out.data() + at, tag, 8);
-      std::memcpy(out.data() + at + 8, m, kDeltaMeta);
+      std::memcpy(out.data() + at + 8, m, metaLen);
       uint32_t inUse;
       std::memcpy(&inUse, m + M::inUse, 4);
       uint32_t counts[2] = {0, 0};
       if (inUse == 1) {
         for (int h = 0; h < 2; ++h) {
-          const uint8_t* bm = m + (h == 0 ? M::queueBitmap : M::rttBitmap);
+          BucketMemo& bm = mo.h[h];
+          uint64_t count;
+          std::memcpy(&count, m + (h == 0 ? M::queueHist : M::rttHist), 8);
+          if (count == bm.count && !bm.idx.empty()) continue;  // histogram did not move
+          if (count == 0 && bm.idx.empty()) continue;
+          bm.count = count;
+          const uint64_t* words = reinterpret_cast<const uint64_t*>(src + (h == 0 ? M::queueBitmap : M::rttBitmap));
           const uint64_t* hb =
               reinterpret_cast<const uint64_t*>(hists + static_cast<size_t>(i) * kSlotHistSize + h * kHistBytes);
+          size_t k = 0;  // position in the memo's (ascending) list
           for (uint32_t w = 0; w < kBitmapWords; ++w) {
-            uint64_t word;
-            std::memcpy(&word, bm + w * 8, 8);
+            uint64_t word = __atomic_load_n(words + w, __ATOMIC_RELAXED);
             while (word) {
               const uint32_t bit = static_cast<uint32_t>(__builtin_ctzll(word));
               word &= word - 1;
               const uint32_t idx = w * 64 + bit;
               if (idx >= kBuckets) break;
               const uint64_t v = __atomic_load_n(hb + idx, __ATOMIC_RELAXED);
+              while (k < bm.idx.size() && bm.idx[k] < idx) ++k;
+              if (k < bm.idx.size() && bm.idx[k] == idx) {
+                if (bm.val[k] == v) continue;
+                bm.val[k] = v;
+              } else {
+                bm.idx.insert(bm.idx.begin() + static_cast<long>(k), idx);
+                bm.val.insert(bm.val.begin() + static_cast<long>(k), v);
+              }
               const size_t p = out.size();
               out.resize(p + 16);
               const uint32_t pair[2] = {idx, 0};
@@ -787,7 +833,7 @@ inline std::string snapshotDelta(const uint8_t* base, size_t size, std::vector<u
           }
         }
       }
-      std::memcpy(out.data() + at + 8 + kDeltaMeta, counts, 8);
+      std::memcpy(out.data() + at + 8 + metaLen, counts, 8);
     }
   }
   tlBusJump = nullptr;

@@ -209,6 +209,8 @@ export interface NativeStatsMap {
   /** snapshotDelta() into `buf`: its length, or -length if `buf` is too small (then pendingInto(bigger)). */
   snapshotDeltaInto(buf: Buffer): number;
   pendingInto(buf: Buffer): number;
+  /** Slot `slot`'s next delta is sent whole (the reader could not use the last one). */
+  forget(slot: number): void;
   close(): void;
   readonly size: number;
   readonly ino: number;

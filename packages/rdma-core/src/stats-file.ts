@@ -194,7 +194,7 @@ export function processStartTime(pid: number): number | undefined {
   return startTimeOf(text);
 }
 
-/** A process the reader watches: its open /proc/<pid>/stat and (once read) its network namespace. */
+/** A process the reader watches: its open /proc/<pid>/comm and (once read) its network namespace. */
 interface ProcWatch {
   fd: number;
   netns: number | undefined;
@@ -473,8 +473,9 @@ function parseSlot(v: View, at: number, slot: number, nq: number, nr: number): S
 // changed), and histograms live in typed arrays per slot, with the increments since the previous scan computed
 // in place. Bucket lists ([index, count] pairs) are built only when someone reads them (lazy getters).
 
-/** Metadata bytes per changed slot in a delta snapshot (all but the bitmaps: stats_file.h kDeltaMeta). */
+/** Metadata bytes of a changed slot in a delta snapshot: with the strings (identity changed) or without. */
 const DELTA_META = 1024;
+const DELTA_FIGURES = 464;
 
 /** One histogram of one slot: cumulative buckets and the increments of the last scan, as typed arrays. */
 class HistMemo {
@@ -487,6 +488,8 @@ class HistMemo {
   dIdx = new Uint16Array(32);
   dCnt = new Float64Array(32);
   dn = 0;
+  /** Sum of the cumulative buckets. */
+  sum = 0;
   private list: SparseBuckets | undefined;
   private dlist: SparseBuckets | undefined;
 
@@ -497,72 +500,125 @@ class HistMemo {
   }
   reset(): void {
     this.n = 0;
+    this.sum = 0;
     this.dn = 0;
     this.list = undefined;
     this.dlist = undefined;
   }
 
   /**
-   * Takes the cumulative pairs at `at` (validated: index ascending and in range, counts < 2^53); returns their
-   * sum. A bucket below its previous value (a reused slot) counts from 0.
+   * Takes the changed buckets at `at` (snapshotDelta: index ascending, cumulative counts; validated: index in
+   * range and ascending, counts < 2^53), updates the cumulative arrays in place (a merge only when a bucket
+   * is new) and records the increments; returns the sum of all buckets. A bucket below its previous value
+   * (not possible from a sane writer) counts from 0.
    */
   update(v: View, at: number, n: number, what: string): number {
-    if (this.idx2.length < n) {
-      const cap = Math.min(BUCKETS, Math.max(n, this.idx2.length * 2));
-      this.idx2 = new Uint16Array(cap);
-      this.cum2 = new Float64Array(cap);
-    }
+    this.dn = 0;
+    this.dlist = undefined;
+    if (n === 0) return this.sum;
+    this.list = undefined;
     if (this.dIdx.length < n) {
-      this.dIdx = new Uint16Array(this.idx2.length);
-      this.dCnt = new Float64Array(this.idx2.length);
+      const cap = Math.min(BUCKETS, Math.max(n, this.dIdx.length * 2));
+      this.dIdx = new Uint16Array(cap);
+      this.dCnt = new Float64Array(cap);
     }
-    const idx = this.idx2;
-    const cum = this.cum2;
     const oi = this.idx;
-    const oc = this.cum;
     const on = this.n;
-    let j = 0;
+    // Pass 1: validate, and count the buckets that are new.
     let prev = -1;
-    let sum = 0;
-    let m = 0;
-    let dn = 0;
+    let j = 0;
+    let fresh = 0;
     for (let i = 0; i < n; i++) {
       const o = at + i * 16;
       const b = v.u32(o);
       if (b >= BUCKETS || b <= prev) throw new SlotError(`${what} bucket index ${b} out of order or range`);
       prev = b;
-      const c = v.u64(o + 8);
-      if (c < 0) throw new SlotError(`${what} bucket ${b} count is beyond 2^53`);
-      sum += c;
-      if (c === 0) continue;
+      if (v.u64(o + 8) < 0) throw new SlotError(`${what} bucket ${b} count is beyond 2^53`);
       while (j < on && oi[j]! < b) j++;
-      const before = j < on && oi[j] === b ? oc[j]! : 0;
-      const d = c >= before ? c - before : c;
-      if (d > 0) {
-        this.dIdx[dn] = b;
-        this.dCnt[dn] = d;
-        dn++;
+      if (j >= on || oi[j] !== b) fresh++;
+    }
+    let sum = this.sum;
+    let dn = 0;
+    if (fresh === 0) {
+      // Pass 2, in place: every changed bucket is already known.
+      const oc = this.cum;
+      j = 0;
+      for (let i = 0; i < n; i++) {
+        const o = at + i * 16;
+        const b = v.u32(o);
+        const c = v.u64(o + 8);
+        while (oi[j]! < b) j++;
+        const before = oc[j]!;
+        oc[j] = c;
+        sum += c - before;
+        const d = c >= before ? c - before : c;
+        if (d > 0) {
+          this.dIdx[dn] = b;
+          this.dCnt[dn] = d;
+          dn++;
+        }
       }
-      idx[m] = b;
-      cum[m] = c;
-      m++;
+    } else {
+      // Pass 2, merge: old and changed lists into the spare arrays, then swap.
+      const need = on + fresh;
+      if (this.idx2.length < need) {
+        const cap = Math.min(BUCKETS, Math.max(need, this.idx2.length * 2));
+        this.idx2 = new Uint16Array(cap);
+        this.cum2 = new Float64Array(cap);
+      }
+      const ni = this.idx2;
+      const nc = this.cum2;
+      const oc = this.cum;
+      let m = 0;
+      j = 0;
+      for (let i = 0; i < n; i++) {
+        const o = at + i * 16;
+        const b = v.u32(o);
+        const c = v.u64(o + 8);
+        while (j < on && oi[j]! < b) {
+          ni[m] = oi[j]!;
+          nc[m] = oc[j]!;
+          m++;
+          j++;
+        }
+        let before = 0;
+        if (j < on && oi[j] === b) {
+          before = oc[j]!;
+          j++;
+        }
+        sum += c - before;
+        const d = c >= before ? c - before : c;
+        if (d > 0) {
+          this.dIdx[dn] = b;
+          this.dCnt[dn] = d;
+          dn++;
+        }
+        ni[m] = b;
+        nc[m] = c;
+        m++;
+      }
+      while (j < on) {
+        ni[m] = oi[j]!;
+        nc[m] = oc[j]!;
+        m++;
+        j++;
+      }
+      this.idx2 = oi;
+      this.cum2 = oc;
+      this.idx = ni;
+      this.cum = nc;
+      this.n = m;
     }
     if (sum > Number.MAX_SAFE_INTEGER) throw new SlotError(`${what} buckets sum beyond 2^53`);
-    this.idx2 = oi;
-    this.cum2 = oc;
-    this.idx = idx;
-    this.cum = cum;
-    this.n = m;
+    this.sum = sum;
     this.dn = dn;
-    this.list = undefined;
-    this.dlist = undefined;
     return sum;
   }
 
   get buckets(): SparseBuckets {
     if (!this.list) {
-      const l: SparseBuckets = new Array(this.n);
-      for (let i = 0; i < this.n; i++) l[i] = [this.idx[i]!, this.cum[i]!];
+      const l: SparseBuckets = [];
+      for (let i = 0; i < this.n; i++) if (this.cum[i]! > 0) l.push([this.idx[i]!, this.cum[i]!]);
       this.list = l;
     }
     return this.list;
@@ -578,18 +634,6 @@ class HistMemo {
   }
 }
 
-const COUNTER_NAMES = [
-  'records',
-  'bytes',
-  'completions',
-  'creditUpdates',
-  'backpressure',
-  'wraps',
-  'resends',
-  'reconnects',
-  'wakeups',
-] as const;
-
 /** One slot across scans. */
 class SlotMemo {
   kind: 'free' | 'busy' | 'bad' | 'link' = 'free';
@@ -598,6 +642,8 @@ class SlotMemo {
   readonly r = new HistMemo();
   link: StatsLink | undefined;
   generation = -1;
+  /** Error kinds of the last read (the errors object is rebuilt only while there are some). */
+  errorKinds = 0;
 
   /** The slot's link object, made once per slot: later scans update it in place. */
   linkObject(slot: number): StatsLink {
@@ -661,6 +707,7 @@ export class FileMemo {
 function updateSlot(
   v: View,
   at: number,
+  metaLen: number,
   slot: number,
   nq: number,
   nr: number,
@@ -683,10 +730,13 @@ function updateSlot(
   if (kinds > 8) throw new SlotError(`${kinds} error kinds (at most 8)`);
   const generation = v.u32(at + M.generation);
   const l = sm.linkObject(slot);
-  if (ident || sm.kind !== 'link' || generation !== sm.generation) {
+  if (ident) {
     l.linkId = text(v, at + M.linkId, v.u16(at + M.idLen), 256, 'link id', 1);
     l.peer = text(v, at + M.peer, v.u16(at + M.peerLen), 128, 'peer');
     l.provider = text(v, at + M.provider, v.u16(at + M.providerLen), 64, 'provider');
+  } else if (l.linkId === '' || generation !== sm.generation) {
+    // Only a changed identity comes with its strings (and a new generation is a changed identity).
+    throw new SlotError('identity not sent for a slot read for the first time');
   }
   if (generation !== sm.generation) {
     // A new link in this slot: its histograms start from nothing.
@@ -695,11 +745,17 @@ function updateSlot(
   }
   const c = at + M.counters;
   const counters = l.counters;
-  for (let i = 0; i < COUNTER_NAMES.length; i++) {
-    const n = COUNTER_NAMES[i]!;
-    counters[n] = count(v, c + i * 8, n);
-  }
-  if (kinds > 0 || Object.keys(counters.errors).length > 0) {
+  counters.records = count(v, c, 'records');
+  counters.bytes = count(v, c + 8, 'bytes');
+  counters.completions = count(v, c + 16, 'completions');
+  counters.creditUpdates = count(v, c + 24, 'creditUpdates');
+  counters.backpressure = count(v, c + 32, 'backpressure');
+  counters.wraps = count(v, c + 40, 'wraps');
+  counters.resends = count(v, c + 48, 'resends');
+  counters.reconnects = count(v, c + 56, 'reconnects');
+  counters.wakeups = count(v, c + 64, 'wakeups');
+  if (kinds > 0 || sm.errorKinds > 0) {
+    sm.errorKinds = kinds;
     const errors: Record<string, number> = {};
     for (let i = 0; i < kinds; i++) {
       const e = at + M.errors + i * 32;
@@ -717,8 +773,8 @@ function updateSlot(
   if (occ > cap || peak > cap) throw new SlotError(`occupancy ${occ}/${peak} above capacity ${cap}`);
   const qCount = count(v, at + M.queueHist, 'queue histogram count');
   const rCount = count(v, at + M.rttHist, 'rtt histogram count');
-  const qSum = sm.q.update(v, at + DELTA_META + 8, nq, 'queue');
-  const rSum = sm.r.update(v, at + DELTA_META + 8 + nq * 16, nr, 'rtt');
+  const qSum = sm.q.update(v, at + metaLen + 8, nq, 'queue');
+  const rSum = sm.r.update(v, at + metaLen + 8 + nq * 16, nr, 'rtt');
   if (qSum < qCount) throw new SlotError(`queue histogram buckets sum to ${qSum}, below its count ${qCount}`);
   if (rSum < rCount) throw new SlotError(`rtt histogram buckets sum to ${rSum}, below its count ${rCount}`);
   const lat = l.latency;
@@ -752,6 +808,7 @@ export function parseDelta(
   buf: Uint8Array,
   fileSize: number,
   memo: FileMemo,
+  forget?: (slot: number) => void,
 ): StatsFileSnapshot {
   const v = new View(buf);
   const { snap, highWater } = parseHeader(path, v, fileSize, memo);
@@ -768,21 +825,27 @@ export function parseDelta(
     const flags = v.u32(at + 4);
     at += 8;
     if (tag === 2) {
-      if (at + DELTA_META + 8 > buf.length) bad(`snapshot ends inside slot ${slot}`);
-      const nq = v.u32(at + DELTA_META);
-      const nr = v.u32(at + DELTA_META + 4);
+      const ident = (flags & 1) === 1;
+      const metaLen = ident ? DELTA_META : DELTA_FIGURES;
+      if (at + metaLen + 8 > buf.length) bad(`snapshot ends inside slot ${slot}`);
+      const nq = v.u32(at + metaLen);
+      const nr = v.u32(at + metaLen + 4);
       if (nq > BUCKETS || nr > BUCKETS) bad(`slot ${slot} lists ${nq}/${nr} histogram buckets`);
-      const next = at + DELTA_META + 8 + (nq + nr) * 16;
+      const next = at + metaLen + 8 + (nq + nr) * 16;
       if (next > buf.length) bad(`snapshot ends inside slot ${slot}'s histograms`);
       try {
         const seq = v.u64(at);
         if (seq < 0 || seq % 2 === 1) sm.kind = 'busy';
-        else updateSlot(v, at, slot, nq, nr, (flags & 1) === 1, sm);
+        else updateSlot(v, at, metaLen, slot, nq, nr, ident, sm);
       } catch (e) {
         if (!(e instanceof SlotError)) throw e;
         sm.kind = 'bad';
         sm.reason = e.message;
         sm.generation = -1;
+        // Half applied: the next delta of this slot must be whole.
+        sm.q.reset();
+        sm.r.reset();
+        forget?.(slot);
       }
       at = next;
     } else if (tag === 1) {
@@ -1059,9 +1122,9 @@ export class StatsReader {
   }
 
   /**
-   * Is the process of this file alive (and the same one: pid and start time)? The first time, its
-   * /proc/<pid>/stat is opened and its start time checked; later scans re-read that open file (one pread): a
-   * dead process's file then fails with ESRCH, even if its pid was reused since (the fd names the old task).
+   * Is the process of this file alive (and the same one: pid and start time)? The first time, its start time
+   * is checked and its /proc/<pid>/comm kept open; later scans re-read that open file (one pread): a dead
+   * process's file then fails with ESRCH, even if its pid was reused since (the fd names the old task).
    */
   private alive(path: string, id: { pid: number; startTime: number }): ProcWatch | undefined {
     const w = this.procs.get(path);
@@ -1074,20 +1137,15 @@ export class StatsReader {
       this.unwatch(path);
       return undefined;
     }
+    // /proc/<pid>/comm is kept open (reading it is far cheaper than stat); opened before the start time is
+    // checked, so a pid reused in between is caught by the check, and one reused later by the read failing.
     let fd: number;
     try {
-      fd = openSync(`/proc/${id.pid}/stat`, 'r');
+      fd = openSync(`/proc/${id.pid}/comm`, 'r');
     } catch {
       return undefined;
     }
-    let start: number | undefined;
-    try {
-      const n = readSync(fd, this.procBuf, 0, this.procBuf.length, 0);
-      start = startTimeOf(this.procBuf.toString('latin1', 0, n));
-    } catch {
-      start = undefined;
-    }
-    if (start !== id.startTime) {
+    if (processStartTime(id.pid) !== id.startTime) {
       closeSync(fd);
       return undefined;
     }
@@ -1153,7 +1211,7 @@ export class StatsReader {
       throw new StatsFileError(path, (e as Error).message);
     }
     const snap = this.incremental
-      ? parseDelta(path, buf, m.map.size, m.memo)
+      ? parseDelta(path, buf, m.map.size, m.memo, (slot) => m.map.forget(slot))
       : this.withDeltas(parseSnapshot(path, buf, m.map.size));
     m.heartbeatMs = snap.heartbeatMs;
     return snap;
