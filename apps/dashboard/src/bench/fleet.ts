@@ -323,6 +323,11 @@ async function runOnce(vm: VictoriaMetrics | undefined): Promise<RunResult> {
   running = false;
   await loop;
   const lastSentAt = Date.now();
+  // Before waiting on the TSDB: agents that stopped sending are offline 10 s later.
+  const health = (await (await fetch(`${url}/api/health`)).json()) as {
+    agents: { connected: number };
+    links: { total: number };
+  };
   // Every point the hub queued for the TSDB, there: the TSDB's count of all rdmaq points equals the hub's
   // samplesQueued (with tsdb.writeIntervalS 0 that is one rdmaq_link_records_total point per link per
   // sample sent, checked too).
@@ -356,10 +361,6 @@ async function runOnce(vm: VictoriaMetrics | undefined): Promise<RunResult> {
     );
   }
 
-  const health = (await (await fetch(`${url}/api/health`)).json()) as {
-    agents: { connected: number };
-    links: { total: number };
-  };
   const p50 = pct(lat, 0.5);
   const p99 = pct(lat, 0.99);
   const row = (name: string, base: string, val: string, target: string, ok: boolean) =>

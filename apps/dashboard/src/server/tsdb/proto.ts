@@ -81,7 +81,8 @@ export function pointPrefix(series: Uint8Array): Buffer {
 /**
  * A WriteRequest holding points `[start, start + count)` of the ring (indices modulo `cap`), one TimeSeries
  * per point: `series[id]` (its labels, from `encodeSeries`) followed by `samples: [{value, timestamp}]`.
- * `prefixes[id]` is `pointPrefix(series[id])`.
+ * `prefixes[id]` is `pointPrefix(series[id])`. The result is a view of a scratch buffer reused by the next
+ * call: compress or copy it first.
  *
  * Protobuf messages merge by concatenation, so `labels bytes ++ sample bytes` is the TimeSeries. The
  * schema-dependent part (labels) is protobufjs'; the per-point part is two fixed fields written straight
@@ -108,7 +109,10 @@ export function encodeWriteRequest(
       size += 1 + varintLen(tsLen) + tsLen;
     }
   }
-  const buf = Buffer.allocUnsafe(size);
+  // One scratch buffer, grown as needed and reused batch after batch (the caller compresses it before the
+  // next call): a fresh multi-MB buffer per batch was most of the writer's GC work.
+  if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, scratch.length * 2));
+  const buf = scratch;
   let o = 0;
   const varint = (n: number) => {
     while (n >= 128) {
@@ -125,7 +129,8 @@ export function encodeWriteRequest(
     const t = times[i]!;
     if (t >= TS_MIN && t < TS_MAX) {
       const head = prefixes[id]!;
-      head.copy(buf, o);
+      // TypedArray#set: Buffer#copy's argument checks cost more than the copy of ~150 bytes.
+      buf.set(head, o);
       o += head.length;
       o = buf.writeDoubleLE(values[i]!, o);
       buf[o++] = 0x10; // Sample.timestamp (2, varint)
@@ -138,7 +143,12 @@ export function encodeWriteRequest(
         }
         tsBytes[5] = n;
       }
-      tsBytes.copy(buf, o);
+      buf[o] = tsBytes[0]!;
+      buf[o + 1] = tsBytes[1]!;
+      buf[o + 2] = tsBytes[2]!;
+      buf[o + 3] = tsBytes[3]!;
+      buf[o + 4] = tsBytes[4]!;
+      buf[o + 5] = tsBytes[5]!;
       o += 6;
       continue;
     }
@@ -155,5 +165,7 @@ export function encodeWriteRequest(
     buf[o++] = 0x10;
     varint(t);
   }
-  return buf;
+  return buf.subarray(0, o);
 }
+
+let scratch = Buffer.alloc(0);
