@@ -3,7 +3,11 @@
 // (a veth pair into a bridge), so fabric links cross a real network path that `ip link set … down` can cut
 // and `tc qdisc … tbf` can slow; without root everything runs on 127.0.0.1.
 //
-//   node scripts/demo.mjs [--port 3000] [--agents 4] [--no-netns] [--data .data/demo]
+//   node scripts/demo.mjs [--port 3000] [--agents 4] [--no-netns] [--no-apps] [--data .data/demo]
+//
+// Beside the agents, an application runs on every host (examples/allreduce, a training job's ring all-reduce,
+// linked rank to rank over fabric without the agents): the agents find it through its statistics file and the
+// dashboard shows its links, labelled app="allreduce", beside the agents' own (--no-apps leaves it out).
 //
 // Nothing here is faked: every figure on the dashboard comes from records that crossed a ring.
 import { spawn, spawnSync } from 'node:child_process';
@@ -20,11 +24,14 @@ const { values: opts } = parseArgs({
     agents: { type: 'string', default: '4' },
     data: { type: 'string', default: join(root, '.data', 'demo') },
     'no-netns': { type: 'boolean', default: false },
+    'no-apps': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (opts.help) {
-  console.log('usage: node scripts/demo.mjs [--port 3000] [--agents 4] [--no-netns] [--data DIR]');
+  console.log(
+    'usage: node scripts/demo.mjs [--port 3000] [--agents 4] [--no-netns] [--no-apps] [--data DIR]',
+  );
   process.exit(0);
 }
 
@@ -220,6 +227,56 @@ async function shutdown(code, signal) {
   process.exit(code);
 }
 
+// ---- the application: examples/allreduce, one rank per host (issue 14) -----------------------------------
+// A training job's gradient exchange (ring all-reduce of 8 MiB every second), one process per namespace host,
+// linked rank to rank over fabric (tcp;ofi_rxm on 10.77.0.1N:7600), never through the agents: the agents
+// report its links from its statistics file. Like a real collective job it runs as a whole: when a rank exits
+// (a chaos cut past its timeout, a crash), the others are stopped and all are started again after 5 s. An app
+// exiting never stops the demo.
+const APP_PORT = 7600;
+function startApps() {
+  const cli = join(root, 'examples/allreduce/dist/allreduce.js');
+  if (!existsSync(cli)) {
+    say(`no ${cli} (build it: pnpm turbo run build): the demo runs without the application`);
+    return;
+  }
+  const appHost = (i) => `${agentIp(i)}:${useNetns ? APP_PORT : APP_PORT + i}`;
+  const hosts = Array.from({ length: agentCount }, (_, k) => appHost(k + 1)).join(',');
+  let ranks = [];
+  let job = 0; // a rank of an earlier run of the job exiting late must not restart the current one
+  let restarting = false;
+  const launch = () => {
+    const me = ++job;
+    restarting = false;
+    ranks = [];
+    for (let i = 1; i <= agentCount; i++) {
+      const args = [
+        cli,
+        ...['--rank', String(i - 1), '--hosts', hosts, '--secret-file', join(dataDir, 'cluster-secret')],
+        ...['--size', '8MiB', '--compute-ms', '1000', '--log-every', '60', '--timeout-s', '120'],
+      ];
+      const name = `allreduce-r${i - 1}`;
+      const child = useNetns
+        ? start(name, 'ip', ['netns', 'exec', nsName(i), process.execPath, ...args], {})
+        : start(name, process.execPath, args, {});
+      // start()'s exit handler stops the whole demo; a rank's exit restarts the job instead.
+      child.removeAllListeners('exit');
+      child.on('exit', (code, signal) => {
+        if (stopping || restarting || me !== job) return;
+        restarting = true;
+        console.error(`[${name}] exited (${signal ?? code}); restarting the all-reduce job in 5 s`);
+        for (const r of ranks) if (running(r)) r.kill('SIGTERM');
+        setTimeout(() => {
+          if (!stopping) launch();
+        }, 5000).unref();
+      });
+      ranks.push(child);
+    }
+  };
+  say(`starting the application: ring all-reduce over ${hosts} (app="allreduce")`);
+  launch();
+}
+
 async function main() {
   process.on('SIGINT', () => void shutdown(0, 'SIGINT'));
   process.on('SIGTERM', () => void shutdown(0, 'SIGTERM'));
@@ -301,10 +358,12 @@ async function main() {
     if (health.links.total >= expected && health.links.up === health.links.total) break;
     await sleep(1000);
   }
+  if (!opts['no-apps']) startApps();
   console.log(`
   rdmaq demo is running: ${agentCount} agents, ${health.links.up}/${health.links.total} links up.
 
     Dashboard:  http://localhost:${port}      login: admin / ${password}
+    App:        ${opts['no-apps'] ? '(--no-apps)' : 'examples/allreduce, one rank per host (app="allreduce" on /metrics and the dashboard; rdmaq-stat)'}
     Agents:     ${Array.from({ length: agentCount }, (_, k) => `http://${agentIp(k + 1)}:${useNetns ? 9470 : 9471 + k}/metrics`).join('  ')}
     Chaos:      node scripts/chaos.mjs cut node-2 | restore node-2 | slow node-2 [20mbit] | unslow node-2
                                    | kill node-2 | restart node-2 | status   (--data ${dataDir})
