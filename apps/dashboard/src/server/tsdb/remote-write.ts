@@ -101,18 +101,28 @@ interface CumHist {
 }
 const newHist = (): CumHist => ({ slots: new Float64Array(NB), count: 0, sumS: 0 });
 
+/** Each native bucket's value (midpoint) in seconds. */
+const VALUE_S: Float64Array = (() => {
+  const v = new Float64Array(BUCKET_COUNT);
+  for (let i = 0; i < BUCKET_COUNT; i++) v[i] = bucketValue(i) / 1e9;
+  return v;
+})();
+
 function addDelta(h: CumHist, delta: SparseBuckets): void {
   for (const [i, n] of delta) {
     h.slots[NATIVE_TO_LE[i]!]! += n;
     h.count += n;
     // The sum is estimated from bucket midpoints (≤ 0.4 % off), as the agent's /metrics does.
-    h.sumS += (bucketValue(i) * n) / 1e9;
+    h.sumS += VALUE_S[i]! * n;
   }
 }
 
 interface LinkState {
   /** peer, transport, provider, app: a change gives the link new series. */
-  sig: string;
+  peer: string;
+  transport: string;
+  provider: string;
+  app: string | undefined;
   ids: Int32Array;
   errIds: Map<string, number>;
   labels: Array<[string, string]>;
@@ -161,7 +171,8 @@ export class RemoteWriter {
   private readonly series: Uint8Array[] = [];
   private readonly prefixes: Buffer[] = [];
   private readonly seriesIds = new Map<string, number>();
-  private readonly links = new Map<string, LinkState>();
+  /** Per node, per link id. */
+  private readonly links = new Map<string, Map<string, LinkState>>();
   private readonly nodes = new Map<string, Int32Array>();
   /** Sample time of each node's last written sample (writeIntervalMs). */
   private readonly nodeWrittenAt = new Map<string, number>();
@@ -204,10 +215,19 @@ export class RemoteWriter {
   }
 
   private linkState(nodeId: string, l: Sample['links'][number], now: number): LinkState {
-    const key = `${nodeId}~${l.id}`;
-    const sig = `${l.peer}\u0000${l.transport}\u0000${l.provider}\u0000${l.app ?? ''}`;
-    let st = this.links.get(key);
-    if (st && st.sig === sig) {
+    let byId = this.links.get(nodeId);
+    if (!byId) {
+      byId = new Map();
+      this.links.set(nodeId, byId);
+    }
+    let st = byId.get(l.id);
+    if (
+      st &&
+      st.peer === l.peer &&
+      st.transport === l.transport &&
+      st.provider === l.provider &&
+      st.app === l.app
+    ) {
       st.seenAt = now;
       return st;
     }
@@ -238,8 +258,19 @@ export class RemoteWriter {
     hist(Q0, LinkMetric.queueLatency);
     hist(R0, LinkMetric.probeRtt);
     // A link whose labels changed starts new series, and its histograms count from zero (a counter reset).
-    st = { sig, ids, errIds: new Map(), labels, queue: newHist(), rtt: newHist(), seenAt: now };
-    this.links.set(key, st);
+    st = {
+      peer: l.peer,
+      transport: l.transport,
+      provider: l.provider,
+      app: l.app,
+      ids,
+      errIds: new Map(),
+      labels,
+      queue: newHist(),
+      rtt: newHist(),
+      seenAt: now,
+    };
+    byId.set(l.id, st);
     return st;
   }
 
