@@ -303,6 +303,13 @@ describe.skipIf(!process.env.RDMAQ_BENCH)('overview at scale (benchmark)', () =>
       await canvas.screenshot({ path: path.join(SHOTS, 'topology-1000-expanded-focus.png') });
     }
 
+    // The same drag with the fleet stopped (no hub deltas, the hub and agents idle): the topology's own
+    // cost at this size, apart from the page's per-delta work and the machine's other load.
+    await Promise.allSettled(agents.map((a) => a.stop()));
+    await page.waitForTimeout(5000);
+    const quiet: Pan[] = [];
+    for (let i = 0; i < RUNS; i++) quiet.push(await pan(page));
+
     const row = (name: string, a: string, b: string, target = '', ok?: boolean) =>
       `${name.padEnd(40)} ${a.padStart(12)} ${b.padStart(12)} ${target.padStart(9)}${ok === undefined ? '' : ok ? '  PASS' : '  FAIL'}`;
     const mp = (r: Result) => median(r.paints.map((p) => p.ms));
@@ -343,6 +350,11 @@ describe.skipIf(!process.env.RDMAQ_BENCH)('overview at scale (benchmark)', () =>
           mf(big).toFixed(1),
           `≥ ${TARGET.panFps}`,
           mf(big) >= TARGET.panFps,
+        ),
+        row(
+          '  same, fleet stopped (no deltas)',
+          '',
+          `${median(quiet.map((p) => p.fps)).toFixed(1)} (${quiet.map((p) => p.fps).join('/')})`,
         ),
         row('  each run', small.pans.map((p) => p.fps).join('/'), big.pans.map((p) => p.fps).join('/')),
         row(
