@@ -1,7 +1,8 @@
 /**
  * The C++ unit tests of the ring protocol, shm transport and histogram (native/test/ring_test.cc) and of the
  * fabric engine's record parsing, tail-delta check and the histogram's edges (native/test/fabric_record_test.cc,
- * no libfabric or network needed), built with AddressSanitizer + UndefinedBehaviorSanitizer and run as
+ * no libfabric or network needed) and of the statistics file's slot allocator, seqlock and delta snapshots
+ * (native/test/stats_file_test.cc), built with AddressSanitizer + UndefinedBehaviorSanitizer and run as
  * separate binaries (`pnpm test:native`).
  */
 import { execFile } from 'node:child_process';
