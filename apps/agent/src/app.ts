@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hostname as osHostname } from 'node:os';
+import { networkInterfaces, hostname as osHostname } from 'node:os';
 import { markStatsFileAsAgent, netnsOf, StatsReader } from '@rdmaq/rdma-core';
 import {
   type AgentEvent,
@@ -161,6 +161,7 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     startedAt,
     intervalMs: config.sampling.intervalMs,
     ...(config.labels && Object.keys(config.labels).length > 0 ? { labels: config.labels } : {}),
+    addresses: hostAddresses(),
   });
 
   const hub = config.hub
@@ -479,4 +480,22 @@ export async function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     },
     samplingCost: () => ({ samples: seq, busyMs }),
   };
+}
+
+/**
+ * This host's non-loopback addresses (≤ 16, as the hello allows), read at each hello: the hub maps link peers
+ * given as an address — applications connect to IPs, not node ids — to this node.
+ */
+export function hostAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.internal || out.includes(a.address)) continue;
+      // Link-local IPv6 needs its zone to mean anything: not useful to the hub.
+      if (a.family === 'IPv6' && a.address.startsWith('fe80:')) continue;
+      out.push(a.address);
+      if (out.length === 16) return out;
+    }
+  }
+  return out;
 }

@@ -130,6 +130,58 @@ describe('freshness and blame', () => {
     expect(await firing()).toEqual([]);
   });
 
+  it("an application's links resolve to their peer hosts (by address, by the matching send end) and the blame follows", async () => {
+    // f1 and f3 announce their addresses; an application on f1 sends to f3 by IP, f3's receive end cannot name
+    // its peer (rdma-core does not know it): the hub pairs it with f1's send end.
+    const re = async (id: string, addr: string) => {
+      agents.get(id)!.close();
+      const a = await TA.connect(hub.wsUrl, hub.agentToken);
+      await a.hello(id, `run-${addr}`, { addresses: [addr, 'fd00::1'] });
+      agents.set(id, a);
+      seq.set(id, 0);
+    };
+    await re('f1', '10.9.0.1');
+    await re('f3', '10.9.0.3');
+    const appLinks = new Map<string, LinkSpec[]>([
+      ['f1', [{ id: 'train/ring-0->1:tx', peer: '10.9.0.3:7600', direction: 'tx', state: 'up', records: 5 }]],
+      ['f3', [{ id: 'train/ring-0->1:rx', peer: 'remote', direction: 'rx', state: 'up', records: 5 }]],
+    ]);
+    const sendAll = async (silent: Set<string>, appState: 'up' | 'stalled') => {
+      hub.clock.t += 1000;
+      for (const id of NODES) {
+        if (silent.has(id)) continue;
+        const a = agents.get(id)!;
+        const n = (seq.get(id) ?? 0) + 1;
+        seq.set(id, n);
+        const apps = (appLinks.get(id) ?? []).map((l) => ({ ...l, state: appState }));
+        const s = sample(n, hub.clock.t, [...linksOf(id, silent), ...apps]);
+        for (let i = 0; i < apps.length; i++)
+          Object.assign(s.links[s.links.length - apps.length + i]!, { origin: 'app', app: 'train' });
+        a.send(s);
+        await a.acked(n);
+      }
+      hub.app.tick();
+    };
+    await sendAll(new Set(), 'up');
+    const end = (key: string) => hub.app.fleet.linkSummary(hub.app.fleet.links.get(key)!);
+    expect(end('f1~train/ring-0->1:tx')).toMatchObject({ app: 'train', peerNode: 'f3' });
+    expect(end('f3~train/ring-0->1:rx')).toMatchObject({ app: 'train', peerNode: 'f1' });
+    // f3 goes silent: f1's application end stalls; the blame is f3's, f1 stays ok, no alert on f1's end.
+    for (let i = 0; i < 12; i++) await sendAll(new Set(['f3']), 'stalled');
+    expect(end('f1~train/ring-0->1:tx').blame).toBe('f3');
+    expect(node('f1')).toMatchObject({ health: 'ok' });
+    const alerts = await firing();
+    expect(alerts.filter((a) => a.labels.node === 'f1')).toEqual([]);
+    // Back: the agents reconnect and report.
+    const a = await TA.connect(hub.wsUrl, hub.agentToken);
+    await a.hello('f3', 'run-back', { addresses: ['10.9.0.3'] });
+    agents.set('f3', a);
+    seq.set('f3', 0);
+    await sendAll(new Set(), 'up');
+    await sendAll(new Set(), 'up');
+    expect(node('f3')).toMatchObject({ freshness: 'fresh', health: 'ok' });
+  });
+
   it('a host cut off from its peers but still talking to the hub is the one blamed', async () => {
     // f3's data path is cut, its hub connection is not: every node stays fresh. f3 has all 6 ends down
     // (3 peers), each peer only its 2 ends to f3 (1 of 3 peers): the blame goes to f3.

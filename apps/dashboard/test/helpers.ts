@@ -214,8 +214,8 @@ export class TestAgent {
     }
   }
 
-  async hello(nodeId: string, runId = 'run-1'): Promise<number> {
-    this.send(hello(nodeId, runId));
+  async hello(nodeId: string, runId = 'run-1', extra: Partial<Hello> = {}): Promise<number> {
+    this.send({ ...hello(nodeId, runId), ...extra });
     const w = await this.waitFor((f) => f.type === 'welcome');
     return w.lastSeq as number;
   }

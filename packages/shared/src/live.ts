@@ -151,6 +151,10 @@ export const LinkSummarySchema = z.object({
   rttP50Ns: num,
   /** Freshness of the node that reports this end: figures of a stale/offline node are frozen. */
   freshness: FreshnessSchema.optional(),
+  /** The node at the other end when `peer` is not a node id (an address, or unknown to rdma-core). */
+  peerNode: z.string().optional(),
+  /** The application owning this end (links an application runs itself, read from its statistics file). */
+  app: z.string().optional(),
   /**
    * When this end is not up: the host at fault as both ends' fresh data tell it — the peer when the peer
    * is offline/stale or cut off from most of its peers, else this end's own node.

@@ -167,6 +167,11 @@ export const HelloSchema = z.object({
   intervalMs: z.number().int().min(100).max(60_000),
   /** Optional (agents before labels send none; hubs before labels ignore it). */
   labels: LabelsSchema.optional(),
+  /**
+   * The host's own non-loopback IP addresses (optional, ≤ 16): the hub resolves link peers given as an
+   * address (an application's `connect('10.0.0.12:7600')`) to this node, so blame and inhibition reach them.
+   */
+  addresses: z.array(z.string().min(2).max(45)).max(16).optional(),
 });
 export type Hello = z.infer<typeof HelloSchema>;
 

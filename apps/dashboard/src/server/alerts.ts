@@ -605,7 +605,7 @@ export class AlertEngine {
       // An end whose peer went silent (down, its ring filling, its latency frozen…): the peer's agent-offline
       // alert names the host at fault (inhibition, as Alertmanager's inhibit rules do), so a cut-off host
       // raises one alert, not several per peer.
-      const peer = this.fleet.nodes.get(l.peer);
+      const peer = this.fleet.nodes.get(l.peerNode ?? l.peer);
       if (peer && this.fleet.freshnessOf(peer, now) !== 'fresh') continue;
       if (filtered) {
         let ok = true;
@@ -707,7 +707,7 @@ export class AlertEngine {
       if (mine === undefined && theirs === undefined) continue;
       // A ring stuck because one of its hosts went silent is that host's agent-offline alert, not two
       // more per link (inhibition: a cut-off host raises one alert that names it).
-      if (!this.freshFigures(l.node, now) || !this.freshFigures(l.peer, now)) continue;
+      if (!this.freshFigures(l.node, now) || !this.freshFigures(l.peerNode ?? l.peer, now)) continue;
       const labels = () => AlertEngine.linkLabels(l);
       if (match && !match(labels())) continue;
       out.push({ key: l.key, labels, value: Math.max(mine ?? 0, theirs ?? 0) });

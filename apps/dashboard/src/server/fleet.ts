@@ -183,6 +183,14 @@ export interface LinkEnd {
   rttP50: number;
   /** The host at fault while this end is not up (see `refreshFreshness`); undefined while up. */
   blame: string | undefined;
+  /**
+   * The node at the other end, when the hub can tell: `peer` itself when it is a node id, else the node
+   * that announced `peer`'s address in its hello (applications connect to IPs), else — for an application's
+   * receive end, whose peer rdma-core cannot name — the node reporting the matching send end.
+   */
+  peerNode: string | undefined;
+  /** The application that owns this end (origin 'app'), undefined for the agent's own links. */
+  app: string | undefined;
   ring: Ring;
   minutes: Map<number, MinuteAcc>;
   /** Queue-latency histograms of the last `history.latencyWindowS`; created at the first record. */
@@ -196,6 +204,8 @@ export interface NodeEntry {
   providers: string[];
   /** Labels from the agent's last hello (not persisted: known again at its next hello). */
   labels: Record<string, string> | undefined;
+  /** Non-loopback addresses from the hello (link peers given as addresses resolve to this node). */
+  addresses: string[];
   connected: boolean;
   runId: string;
   /** Agent token that owns the run's replay position (null: a position stored before tokens owned runs). */
@@ -249,6 +259,17 @@ export interface FleetOptions {
   staleAfterSamples?: number;
   /** …and offline after this many seconds without one, connected or not (default 10). */
   offlineAfterS?: number;
+}
+
+/** The host part of a peer given as `host`, `host:port` or `[v6]:port`. */
+function hostOf(peer: string): string {
+  if (peer.startsWith('[')) {
+    const end = peer.indexOf(']');
+    return end > 0 ? peer.slice(1, end) : peer;
+  }
+  const colon = peer.indexOf(':');
+  // One colon: host:port. Several: a bare IPv6 address.
+  return colon > 0 && peer.indexOf(':', colon + 1) < 0 ? peer.slice(0, colon) : peer;
 }
 
 /** Fewest ms before a node counts as stale, whatever its sample period: one late sample is not news. */
@@ -369,6 +390,7 @@ export class Fleet {
       version,
       providers,
       labels: undefined,
+      addresses: [],
       connected: false,
       runId,
       runToken: null,
@@ -428,6 +450,7 @@ export class Fleet {
     n.version = h.version;
     n.providers = h.providers;
     n.labels = h.labels && Object.keys(h.labels).length > 0 ? h.labels : undefined;
+    n.addresses = h.addresses ?? [];
     n.intervalMs = h.intervalMs;
     n.connected = true;
     n.lastSeen = now;
@@ -552,6 +575,8 @@ export class Fleet {
       providerClass: providerClass(ls.provider, ls.transport),
       state: ls.state,
       reason: ls.reason,
+      peerNode: undefined,
+      app: ls.origin === 'app' ? ls.app : undefined,
       ts: 0,
       counters: ls.counters,
       prev: undefined,
@@ -876,6 +901,31 @@ export class Fleet {
 
   // ───────────────────────────── freshness and blame ─────────────────────────────
 
+  /** Sets every link end's `peerNode` (see LinkEnd.peerNode); O(nodes + links), once per tick. */
+  private resolvePeers(): void {
+    const byAddress = new Map<string, string>();
+    for (const n of this.nodes.values()) for (const a of n.addresses) byAddress.set(a, n.id);
+    // An application's ends are `<app>/<link>:tx|rx`: the send end names the peer's address, the receive end
+    // cannot; pair them by the part before the direction.
+    const sendEnds = new Map<string, string>();
+    for (const l of this.links.values())
+      if (l.app !== undefined && l.id.endsWith(':tx')) sendEnds.set(l.id.slice(0, -3), l.node);
+    for (const l of this.links.values()) {
+      let p: string | undefined;
+      if (this.nodes.has(l.peer)) p = l.peer;
+      else {
+        p = byAddress.get(hostOf(l.peer));
+        if (p === undefined && l.app !== undefined && l.id.endsWith(':rx'))
+          p = sendEnds.get(l.id.slice(0, -3));
+      }
+      if (p === l.node) p = undefined;
+      if (p !== l.peerNode) {
+        l.peerNode = p;
+        this.changedLinks.add(l.key);
+      }
+    }
+  }
+
   /** fresh / stale / offline of one node at `now` (hub clock), from the age of its last sample. */
   freshnessOf(n: NodeEntry, now = this.opts.now()): Freshness {
     if (!n.connected) return 'offline';
@@ -908,6 +958,7 @@ export class Fleet {
       this.changedNodes.add(n.id);
       for (const l of n.links.values()) this.changedLinks.add(l.key);
     }
+    this.resolvePeers();
     // Cut-off suspects: distinct peers with a link end that is not up, against distinct peers.
     const cutOff = new Set<string>();
     for (const n of this.nodes.values()) {
@@ -917,14 +968,15 @@ export class Fleet {
       const seen = new Map<string, boolean>();
       for (const l of n.links.values()) {
         const notUp = l.state !== 'up' && l.state !== 'degraded';
-        const was = seen.get(l.peer);
+        const peerId = l.peerNode ?? l.peer;
+        const was = seen.get(peerId);
         if (was === undefined) {
           peers++;
           if (notUp) peersNotUp++;
-          seen.set(l.peer, notUp);
+          seen.set(peerId, notUp);
         } else if (notUp && !was) {
           peersNotUp++;
-          seen.set(l.peer, true);
+          seen.set(peerId, true);
         }
       }
       if (peersNotUp >= 2 && peersNotUp * 2 >= peers) cutOff.add(n.id);
@@ -935,10 +987,10 @@ export class Fleet {
       for (const l of n.links.values()) {
         let blame: string | undefined;
         if (l.state !== 'up') {
-          const peer = this.nodes.get(l.peer);
+          const peer = l.peerNode === undefined ? undefined : this.nodes.get(l.peerNode);
           const peerAtFault =
             peer !== undefined && (peer.freshness !== 'fresh' || (cutOff.has(peer.id) && !cutOff.has(n.id)));
-          blame = n.freshness === 'fresh' && peerAtFault ? l.peer : n.id;
+          blame = n.freshness === 'fresh' && peer !== undefined && peerAtFault ? peer.id : n.id;
         }
         if (blame !== l.blame) {
           l.blame = blame;
@@ -986,6 +1038,8 @@ export class Fleet {
       rttP50Ns: nullable(l.rttP50),
       freshness: this.nodes.get(l.node)?.freshness ?? 'offline',
     };
+    if (l.peerNode !== undefined && l.peerNode !== l.peer) s.peerNode = l.peerNode;
+    if (l.app !== undefined) s.app = l.app;
     if (l.reason !== undefined) s.reason = l.reason;
     if (l.blame !== undefined) s.blame = l.blame;
     return s;
