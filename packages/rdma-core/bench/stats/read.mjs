@@ -81,7 +81,8 @@ async function parent() {
         );
         const r = JSON.parse(out);
         shape ??= r.shape;
-        (per[`${workload}/${reader}`] ??= []).push(r.medianMs);
+        const key = `${workload}/${reader}`;
+        per[key] = [...(per[key] ?? []), r.medianMs];
       }
   const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   const results = {};
