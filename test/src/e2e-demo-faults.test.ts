@@ -88,10 +88,9 @@ describe.skipIf(!isRoot || !hasIp)('the namespace demo under faults, in a browse
     base = `http://127.0.0.1:${port}`;
     demo = spawn(
       process.execPath,
-      // --no-apps: the demo's allreduce job (examples/allreduce) links its ranks by IP, so a cut host's peers
-      // would show their app links stalled without "down by peer" and fire link alerts of their own; this
-      // test pins down the agents' own view of a fault.
-      [path.join(ROOT, 'scripts/demo.mjs'), '--port', String(port), '--data', dataDir, '--no-apps'],
+      // With the demo's allreduce job (examples/allreduce), whose ranks link to each other by IP: the hub
+      // resolves those peers to hosts, so a cut host is blamed for its peers' stalled application links too.
+      [path.join(ROOT, 'scripts/demo.mjs'), '--port', String(port), '--data', dataDir],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
