@@ -184,6 +184,7 @@ export function NodeView({ nodeId }: { nodeId: string }) {
                   <tr key={l.key} className={isFrozen(l.freshness) ? 'frozen' : undefined}>
                     <td>
                       <Link href={`/links/${encodeURIComponent(l.key)}`}>{l.id}</Link>
+                      {l.app !== undefined && <div className="badge-app">app {l.app}</div>}
                     </td>
                     <td>
                       <Link href={`/nodes/${encodeURIComponent(l.peer)}`}>{l.peer}</Link>

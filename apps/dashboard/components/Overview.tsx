@@ -17,6 +17,15 @@ const TABLE_ROWS = 50;
 
 export function Overview() {
   const { state, stale, error } = useLiveView<'overview'>('overview');
+  // The host-to-host pictures draw links between hosts: an application's end whose peer the hub could not
+  // resolve to a host (an address outside the cluster) has no second host to draw (it stays in the tables).
+  const drawable = useMemo(() => {
+    const links = state?.links ?? EMPTY_LINKS;
+    const nodes = state?.nodes ?? EMPTY_NODES;
+    if (!links.some((l) => l.app !== undefined)) return links;
+    const ids = new Set(nodes.map((n) => n.id));
+    return links.filter((l) => l.app === undefined || ids.has(l.peer));
+  }, [state?.links, state?.nodes]);
   return (
     <>
       <h1>Cluster overview</h1>
@@ -34,13 +43,13 @@ export function Overview() {
               <h2 id="topo-h">Topology</h2>
               <TopologyLegend grouped={(state?.nodes.length ?? 0) > GRAPH_MAX_NODES} />
             </div>
-            <Topology nodes={state?.nodes ?? EMPTY_NODES} links={state?.links ?? EMPTY_LINKS} />
+            <Topology nodes={state?.nodes ?? EMPTY_NODES} links={drawable} />
           </section>
           <section className="panel" aria-labelledby="heat-h">
             <div className="panel-head">
               <h2 id="heat-h">Ring occupancy, all links</h2>
             </div>
-            <OccupancyHeatmap links={state?.links ?? EMPTY_LINKS} />
+            <OccupancyHeatmap links={drawable} />
           </section>
           <div className="grid-2 offscreen-lazy">
             <NodesTable nodes={state?.nodes ?? EMPTY_NODES} />
@@ -168,7 +177,13 @@ const LinksTable = memo(function LinksTable({ links }: { links: readonly LinkSum
   const rows = useMemo(() => {
     const f = dq.trim().toLowerCase();
     return links
-      .filter((l) => !f || l.key.toLowerCase().includes(f) || l.peer.toLowerCase().includes(f))
+      .filter(
+        (l) =>
+          !f ||
+          l.key.toLowerCase().includes(f) ||
+          l.peer.toLowerCase().includes(f) ||
+          (l.app ?? '').toLowerCase().includes(f),
+      )
       .sort(
         (a, b) =>
           LINK_RANK[a.state] - LINK_RANK[b.state] ||
@@ -183,7 +198,7 @@ const LinksTable = memo(function LinksTable({ links }: { links: readonly LinkSum
         <h2 id="links-h">Link ends ({links.length})</h2>
         <input
           type="search"
-          placeholder="Filter links"
+          placeholder="Filter links (id, peer, app)"
           aria-label="Filter links"
           value={q}
           onChange={(e) => setQ(e.target.value)}
@@ -212,6 +227,7 @@ const LinksTable = memo(function LinksTable({ links }: { links: readonly LinkSum
                 <td>
                   <Link href={`/links/${encodeURIComponent(l.key)}`}>{l.id}</Link>
                   <div className="muted">
+                    {l.app !== undefined && <span className="badge-app">app {l.app}</span>}
                     {l.direction === 'tx' ? `${l.node} → ${l.peer}` : `${l.peer} → ${l.node}`} · {l.direction}{' '}
                     end · {l.transport}/{l.provider}
                   </div>

@@ -164,8 +164,12 @@ describe('freshness and blame', () => {
     };
     await sendAll(new Set(), 'up');
     const end = (key: string) => hub.app.fleet.linkSummary(hub.app.fleet.links.get(key)!);
-    expect(end('f1~train/ring-0->1:tx')).toMatchObject({ app: 'train', peerNode: 'f3' });
-    expect(end('f3~train/ring-0->1:rx')).toMatchObject({ app: 'train', peerNode: 'f1' });
+    expect(end('f1~train/ring-0->1:tx')).toMatchObject({
+      app: 'train',
+      peer: 'f3',
+      peerAddress: '10.9.0.3:7600',
+    });
+    expect(end('f3~train/ring-0->1:rx')).toMatchObject({ app: 'train', peer: 'f1', peerAddress: 'remote' });
     // f3 goes silent: f1's application end stalls; the blame is f3's, f1 stays ok, no alert on f1's end.
     for (let i = 0; i < 12; i++) await sendAll(new Set(['f3']), 'stalled');
     expect(end('f1~train/ring-0->1:tx').blame).toBe('f3');

@@ -151,8 +151,11 @@ export const LinkSummarySchema = z.object({
   rttP50Ns: num,
   /** Freshness of the node that reports this end: figures of a stale/offline node are frozen. */
   freshness: FreshnessSchema.optional(),
-  /** The node at the other end when `peer` is not a node id (an address, or unknown to rdma-core). */
-  peerNode: z.string().optional(),
+  /**
+   * The peer as the end reported it, when the hub resolved it to a node (`peer` is then that node): an
+   * application connects to an address (`10.0.0.12:7600`), and its receive end cannot name its peer.
+   */
+  peerAddress: z.string().optional(),
   /** The application owning this end (links an application runs itself, read from its statistics file). */
   app: z.string().optional(),
   /**

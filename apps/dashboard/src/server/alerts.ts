@@ -58,7 +58,10 @@ const latencyRule = (cls: ProviderClass): AlertRule => ({
   severity: 'warning',
   labels: {},
   enabled: true,
-  match: { provider_class: cls },
+  // The agents' own links only: an application's bulk stream (an all-reduce moves MiBs per step) measures
+  // its own bursts in queue latency, not the fabric's health — it is judged by down / stalled / ring-stuck.
+  // To watch one application's latency, add a rule with match { app: '<name>' }.
+  match: { provider_class: cls, origin: 'agent' },
 });
 
 /** The single latency rule installed before provider classes; replaced by the per-class ones on upgrade. */
@@ -80,7 +83,8 @@ const LEGACY_LATENCY_RULE: AlertRule = {
 
 /** Version of the default rule set in the `rules_seeded` setting (1: before provider classes). */
 /** '2': latency rules per provider class; '3': LinkStalled. */
-const RULES_VERSION = '5';
+const RULES_VERSION = '6';
+/** '6': latency rules judge the agents' links only (origin agent). */
 /** '5': RingFullNoProgress. Each default rule added after the first seeding, with the version that added it. */
 const RULES_ADDED_IN: Record<string, number> = { 'link-stalled': 3, 'ring-stuck': 5 };
 /** Ring occupancy (fraction of capacity) from which a ring with no delivery counts as stuck. */
@@ -350,6 +354,7 @@ export class AlertEngine {
     }
     if (seeded && seeded !== RULES_VERSION) {
       this.upgradeAgentOfflineRule();
+      this.upgradeLatencyRulesToAgentLinks();
       this.addNewDefaultRules(seeded);
     }
     this.loadRules();
@@ -449,6 +454,23 @@ export class AlertEngine {
   }
 
   /**
+   * Rules version 6: the per-class latency rules an operator left as installed (match exactly
+   * { provider_class }) judge the agents' links only; edited ones stay as they are.
+   */
+  private upgradeLatencyRulesToAgentLinks(): void {
+    for (const def of DEFAULT_RULES.filter((r) => r.id.startsWith('link-latency-p99-'))) {
+      const row = this.store.db.prepare('SELECT json FROM alert_rules WHERE id = ?').get(def.id) as
+        | { json: string }
+        | undefined;
+      if (!row) continue;
+      const r = AlertRuleSchema.parse(JSON.parse(row.json));
+      const keys = Object.keys(r.match);
+      if (keys.length !== 1 || r.match.provider_class !== def.match.provider_class) continue;
+      this.saveRule({ ...r, match: { ...r.match, origin: 'agent' } }, 'system');
+    }
+  }
+
+  /**
    * Default rules added since the store was seeded (LinkStalled in 3, RingFullNoProgress in 5): each added
    * once, by the first start of a version that has it, never overwriting (and never again after an operator
    * deleted it).
@@ -545,6 +567,8 @@ export class AlertEngine {
       transport: l.transport,
       provider: l.provider,
       provider_class: l.providerClass,
+      origin: l.app === undefined ? 'agent' : 'app',
+      ...(l.app !== undefined ? { app: l.app } : {}),
     };
   }
 
@@ -567,6 +591,10 @@ export class AlertEngine {
         return l.provider;
       case 'provider_class':
         return l.providerClass;
+      case 'origin':
+        return l.app === undefined ? 'agent' : 'app';
+      case 'app':
+        return l.app;
       default:
         return undefined;
     }

@@ -1038,7 +1038,10 @@ export class Fleet {
       rttP50Ns: nullable(l.rttP50),
       freshness: this.nodes.get(l.node)?.freshness ?? 'offline',
     };
-    if (l.peerNode !== undefined && l.peerNode !== l.peer) s.peerNode = l.peerNode;
+    if (l.peerNode !== undefined && l.peerNode !== l.peer) {
+      s.peer = l.peerNode;
+      s.peerAddress = l.peer;
+    }
     if (l.app !== undefined) s.app = l.app;
     if (l.reason !== undefined) s.reason = l.reason;
     if (l.blame !== undefined) s.blame = l.blame;
