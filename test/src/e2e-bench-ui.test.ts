@@ -94,7 +94,8 @@ async function profiled<T>(page: Page, label: string, fn: () => Promise<T>): Pro
   await cdp.detach();
   const self = new Map<string, number>();
   const dt = new Map<number, number>();
-  profile.samples?.forEach((id, i) => dt.set(id, (dt.get(id) ?? 0) + (profile.timeDeltas?.[i] ?? 0)));
+  for (const [i, id] of (profile.samples ?? []).entries())
+    dt.set(id, (dt.get(id) ?? 0) + (profile.timeDeltas?.[i] ?? 0));
   for (const n of profile.nodes) {
     const f = n.callFrame;
     const k = `${f.functionName || '(anon)'} ${f.url.split('/').pop()}:${f.lineNumber}:${f.columnNumber}`;

@@ -20,7 +20,6 @@ const hostVeth = (i: number) => `rdq${tag}v${i}`;
 const ip = (i: number) => `${SUBNET}.${10 + i}`;
 const dir = tempDir('latency-alerts');
 const password = 'latency-alerts-password';
-let hub: Proc;
 let hubUrl = '';
 let cookie = '';
 const agents: Proc[] = [];
@@ -118,7 +117,7 @@ describe.skipIf(!root)('default latency alerts on a real network path (namespace
     writeFileSync(join(dir.path, 'secret'), 'a-cluster-secret-of-enough-length');
     hubUrl = `http://${SUBNET}.1:${7600 + (process.pid % 300)}`;
     const port = new URL(hubUrl).port;
-    hub = startProc(
+    startProc(
       'hub',
       [dashboardBin, 'serve', '--host', `${SUBNET}.1`, '--port', port, '--data', join(dir.path, 'hub')],
       {
