@@ -53,6 +53,8 @@ interface Alert {
   state: 'pending' | 'firing' | 'resolved';
   labels: Record<string, string>;
   summary: string;
+  /** The metric at the last evaluation (ns for latency), null when no data. */
+  value: number | null;
 }
 async function latencyAlerts(): Promise<Alert[]> {
   const r = await fetch(`${hubUrl}/api/alerts`, { headers: { cookie } });
@@ -201,8 +203,15 @@ describe.skipIf(!root)('default latency alerts on a real network path (namespace
     const fireS = (Date.now() - slowedAt) / 1000;
     console.log(`latency alert fired ${fireS.toFixed(1)} s after the slowdown: ${fired.summary}`);
     expect(fireS).toBeLessThanOrEqual(60);
-    // The other direction was not slowed: it must not be blamed.
-    expect((await latencyAlerts()).filter((a) => a.labels.link === 'h2->h1')).toEqual([]);
+    // The other direction's data was not slowed, but its TCP ACKs and credit returns queue behind the slowed
+    // traffic in the same tbf queue (latency 300 ms): its p99 may rise by up to that queue's budget — and on
+    // a loaded machine it did (246 ms, firing) — never to the slowed link's seconds. The blame is by far
+    // the slowed link's.
+    const reverse = (await latencyAlerts()).filter((a) => a.labels.link === 'h2->h1');
+    for (const r of reverse) {
+      expect(r.value ?? 0, `the unslowed direction: ${r.summary}`).toBeLessThan(600_000_000);
+      expect(r.value ?? 0).toBeLessThan((fired.value ?? 0) / 5);
+    }
     sh(`tc qdisc del dev ${hostVeth(2)} root`);
     const clearedAt = Date.now();
     await until(
