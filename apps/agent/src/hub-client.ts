@@ -12,6 +12,7 @@
 import type { IncomingMessage } from 'node:http';
 import {
   type AgentEvent,
+  Backoff,
   CloseCode,
   decodeFrame,
   type Hello,
@@ -20,7 +21,6 @@ import {
   type Sample,
 } from '@rdmaq/shared';
 import WebSocket from 'ws';
-import { Backoff } from './backoff.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Logger } from './logger.js';
 
@@ -92,7 +92,11 @@ export class HubClient {
 
   constructor(opts: HubClientOptions) {
     this.opts = { welcomeTimeoutMs: 10_000, pingIntervalMs: 15_000, maxEvents: 1000, ...opts };
-    this.backoff = new Backoff(opts.backoff.initialMs, opts.backoff.maxMs, opts.random);
+    this.backoff = new Backoff({
+      initialMs: opts.backoff.initialMs,
+      maxMs: opts.backoff.maxMs,
+      random: opts.random,
+    });
     this.log = opts.logger.child({ component: 'hub' });
   }
 

@@ -25,8 +25,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { LinkStats } from '@rdmaq/rdma-core';
-import { emptyLinkCounters, type LinkSample } from '@rdmaq/shared';
-import { Backoff } from './backoff.js';
+import { Backoff, emptyLinkCounters, type LinkSample } from '@rdmaq/shared';
 import type { AgentConfig } from './config.js';
 import {
   addSparse,
@@ -127,7 +126,10 @@ export class LinkThread extends EventEmitter implements DataPath {
     this.entry = opts.entry ?? defaultWorkerEntry();
     this.sampleTimeoutMs = opts.sampleTimeoutMs ?? Math.max(1000, opts.config.sampling.intervalMs);
     this.maxHeapMb = opts.maxHeapMb;
-    this.backoff = new Backoff(opts.config.reconnect.initialMs, opts.config.reconnect.maxMs);
+    this.backoff = new Backoff({
+      initialMs: opts.config.reconnect.initialMs,
+      maxMs: opts.config.reconnect.maxMs,
+    });
   }
 
   /** Starts the worker and, in it, the listener and the links; rejects (worker ended) if they cannot start. */

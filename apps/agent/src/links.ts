@@ -20,8 +20,13 @@ import type {
   Sender,
   StateChange,
 } from '@rdmaq/rdma-core';
-import { emptyLinkCounters, type LinkSample, type LinkState, type SparseBuckets } from '@rdmaq/shared';
-import { Backoff } from './backoff.js';
+import {
+  Backoff,
+  emptyLinkCounters,
+  type LinkSample,
+  type LinkState,
+  type SparseBuckets,
+} from '@rdmaq/shared';
 import type { Clock, TimerHandle } from './clock.js';
 import type { AgentConfig, LinkConfig } from './config.js';
 import { AgentError, errorCode, errorMessage } from './errors.js';
@@ -307,7 +312,7 @@ export class LinkManager extends EventEmitter {
       expected: true,
     });
     this.links.set(cfg.id, l);
-    const backoff = new Backoff(this.cfg.reconnect.initialMs, this.cfg.reconnect.maxMs);
+    const backoff = new Backoff({ initialMs: this.cfg.reconnect.initialMs, maxMs: this.cfg.reconnect.maxMs });
     const attempt = async (): Promise<void> => {
       l.connectTimer = undefined;
       if (this.stopping) return;

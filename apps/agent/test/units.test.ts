@@ -1,8 +1,7 @@
 /** Pure pieces: bucket conversion for Prometheus, histogram deltas, backoff, size distributions. */
 import { spawnSync } from 'node:child_process';
-import { bucketOf, type LinkSample, PROTOCOL_VERSION, type Sample } from '@rdmaq/shared';
+import { Backoff, bucketOf, type LinkSample, PROTOCOL_VERSION, type Sample } from '@rdmaq/shared';
 import { describe, expect, it } from 'vitest';
-import { Backoff } from '../src/backoff.js';
 import { peerFromLinkId, sparseDelta } from '../src/links.js';
 import { AgentMetrics, LATENCY_BOUNDS_S } from '../src/prom.js';
 import { sizePicker } from '../src/traffic.js';
@@ -134,9 +133,9 @@ describe('histogram deltas', () => {
 
 describe('backoff', () => {
   it('doubles up to the cap with jitter in [cap/2, cap]', () => {
-    const lo = new Backoff(100, 1000, () => 0);
+    const lo = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 0 });
     expect([lo.next(), lo.next(), lo.next(), lo.next(), lo.next()]).toEqual([50, 100, 200, 400, 500]);
-    const hi = new Backoff(100, 1000, () => 1);
+    const hi = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 1 });
     expect([hi.next(), hi.next(), hi.next(), hi.next(), hi.next()]).toEqual([100, 200, 400, 800, 1000]);
     hi.reset();
     expect(hi.next()).toBe(100);

@@ -1,3 +1,4 @@
+export * from './backoff.js';
 export * from './format.js';
 export * from './histogram.js';
 export * from './live.js';

@@ -4,7 +4,7 @@
  * and a single in-flight request; failures retry with exponential backoff. `notify` only enqueues, so the
  * evaluation loop never waits on the network.
  */
-import { type Alert, alertDescription, alertLinks, formatMetric } from '@rdmaq/shared';
+import { type Alert, alertDescription, alertLinks, Backoff, formatMetric } from '@rdmaq/shared';
 import type { Logger } from './log.js';
 
 export interface WebhookAlertV4 {
@@ -36,6 +36,8 @@ interface Job {
   body: string;
   attempts: number;
   notBefore: number;
+  /** Delays between its attempts: retryBaseMs, doubling (no cap below the last retry's). */
+  backoff: Backoff;
 }
 
 /** One destination: a FIFO of JSON bodies POSTed one at a time, retried with backoff. */
@@ -61,7 +63,17 @@ class Outbox {
       this.dropped++;
       this.log.warn({ url: this.url }, 'alert delivery queue full: dropped the oldest notification');
     }
-    this.queue.push({ body, attempts: 0, notBefore: 0 });
+    this.queue.push({
+      body,
+      attempts: 0,
+      notBefore: 0,
+      // One hub, one destination: nobody to fall out of step with, so no jitter (tests see exact delays).
+      backoff: new Backoff({
+        initialMs: this.opts.retryBaseMs,
+        maxMs: this.opts.retryBaseMs * 2 ** this.opts.retries,
+        jitter: 0,
+      }),
+    });
     this.pump();
   }
 
@@ -112,7 +124,7 @@ class Outbox {
       );
     }
     if (retry && job.attempts <= this.opts.retries) {
-      job.notBefore = Date.now() + this.opts.retryBaseMs * 2 ** (job.attempts - 1);
+      job.notBefore = job.backoff.nextAt();
     } else {
       this.queue.shift();
       this.failed++;

@@ -15,6 +15,7 @@
  * histograms as cumulative `_bucket{le}`, `_sum`, `_count`. Node figures are `rdmaq_agent_…{node}`.
  */
 import {
+  Backoff,
   BUCKET_COUNT,
   bucketLow,
   bucketValue,
@@ -400,7 +401,8 @@ export class RemoteWriter {
   }
 
   private async run(): Promise<void> {
-    let attempt = 0;
+    // Jitter (the last 40 % of each delay drawn at random) so several hubs do not retry in step.
+    const backoff = new Backoff({ initialMs: this.o.retryBaseMs, maxMs: this.o.retryMaxMs, jitter: 0.4 });
     let body: Buffer | undefined;
     let n = 0;
     while (!this.stopped) {
@@ -441,7 +443,7 @@ export class RemoteWriter {
           if (this.latencies.length > 256) this.latencies.shift();
           this.sent += n;
           this.batches++;
-          attempt = 0;
+          backoff.reset();
         } else if (res.status === 429 || res.status >= 500) {
           retry = true;
           this.lastError = `HTTP ${res.status}: ${res.body.toString('utf8', 0, 300).trim()}`;
@@ -460,16 +462,15 @@ export class RemoteWriter {
       }
       this.failures++;
       if (this.stopped) break;
-      const wait = Math.min(this.o.retryMaxMs, this.o.retryBaseMs * 2 ** Math.min(attempt, 30));
-      attempt++;
+      const wait = backoff.next();
+      const attempt = backoff.attempt;
       if (attempt === 1 || attempt % 10 === 0) {
         this.o.log.warn(
           { err: this.lastError, attempt, retryInMs: Math.round(wait), queued: this.q.length },
           'TSDB remote write failed; retrying with backoff (samples stay queued)',
         );
       }
-      // Jitter (±20 %) so several hubs do not retry in step.
-      await this.sleep(wait * (0.8 + 0.4 * Math.random()), false);
+      await this.sleep(wait, false);
     }
   }
 
