@@ -1,5 +1,5 @@
 'use client';
-import type { HistoryPoint, LinkSummary } from '@rdmaq/shared';
+import type { HistoryPoint } from '@rdmaq/shared';
 import { useRouter } from 'next/navigation';
 import { type KeyboardEvent, type MouseEvent, memo, useEffect, useMemo, useRef, useState } from 'react';
 import { api } from '../lib/ui/api';
@@ -16,11 +16,12 @@ import {
   ringMatrix,
 } from '../lib/ui/occupancy';
 import { timeTicks } from '../lib/ui/range';
+import type { OverviewLink } from '../lib/ui/views';
 import { useClockSkew } from './LiveProvider';
 import { usePalette } from './theme';
 import { prepareContext, useCanvasSize } from './useCanvas';
 
-type Ring = LinkRing<LinkSummary>;
+type Ring = LinkRing<OverviewLink>;
 
 /** Hosts up to which the sender × receiver matrix is drawn (beyond, one cell per link). */
 const MATRIX_MAX_HOSTS = 48;
@@ -41,7 +42,7 @@ const linkHref = (r: Ring) => `/links/${encodeURIComponent(r.worst.key)}`;
 export const OccupancyHeatmap = memo(function OccupancyHeatmap({
   links,
 }: {
-  links: readonly LinkSummary[];
+  links: readonly OverviewLink[];
   height?: number;
 }) {
   const rings = useMemo(() => linkRings(links), [links]);
@@ -115,7 +116,7 @@ function useFixedHeight(
 }
 
 function ringLines(r: Ring): string[] {
-  const end = (e: LinkSummary | undefined, what: string) =>
+  const end = (e: OverviewLink | undefined, what: string) =>
     e
       ? `${what} ${formatPercent(e.capacityBytes > 0 ? e.occupancyBytes / e.capacityBytes : Number.NaN)} (${formatBytes(e.occupancyBytes)} / ${formatBytes(e.capacityBytes)}), ${e.state}${e.freshness && e.freshness !== 'fresh' ? `, ${e.freshness}` : ''}`
       : `${what}: not reported`;
@@ -178,7 +179,7 @@ function drawCell(
 }
 
 /** Sender (rows) × receiver (columns): one cell per pair, the worst of its links. */
-function MatrixCanvas({ matrix, count }: { matrix: RingMatrix<LinkSummary>; count: number }) {
+function MatrixCanvas({ matrix, count }: { matrix: RingMatrix<OverviewLink>; count: number }) {
   const router = useRouter();
   const pal = usePalette();
   const boxRef = useRef<HTMLDivElement>(null);
@@ -426,7 +427,7 @@ function OccupancyHistory({ rings }: { rings: readonly Ring[] }) {
     const ctl = new AbortController();
     const to = Date.now() + skew;
     const from = to - HISTORY_RANGE_MS + 5_000;
-    const fetchEnd = (e: LinkSummary | undefined) =>
+    const fetchEnd = (e: OverviewLink | undefined) =>
       e
         ? api<{ points: HistoryPoint[]; stepMs: number }>(
             `/api/history?link=${encodeURIComponent(e.key)}&from=${from}&to=${to}&points=${HISTORY_COLUMNS}`,

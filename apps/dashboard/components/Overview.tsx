@@ -1,10 +1,18 @@
 'use client';
-import type { LinkSummary, NodeSummary } from '@rdmaq/shared';
+import {
+  LINK_TABLE_SORTS,
+  type LinkSummary,
+  NODE_TABLE_SORTS,
+  type NodeSummary,
+  type TableQuery,
+  tableView,
+} from '@rdmaq/shared';
 import Link from 'next/link';
-import { memo, useDeferredValue, useMemo, useState } from 'react';
+import { type ReactNode, type UIEvent, useEffect, useMemo, useRef, useState } from 'react';
 import { HEALTH_COLOR } from '../lib/ui/colors';
 import { formatBitRate, formatDurationS, formatNs, formatPercent } from '../lib/ui/format';
-import { compareIds, GRAPH_MAX_NODES } from '../lib/ui/layout';
+import { GRAPH_MAX_NODES } from '../lib/ui/layout';
+import type { OverviewLink, OverviewNode, TableState } from '../lib/ui/views';
 import { FrozenAge, isFrozen } from './Freshness';
 import { KpiStrip } from './KpiStrip';
 import { useLiveView } from './LiveProvider';
@@ -12,8 +20,16 @@ import { OccupancyHeatmap } from './OccupancyHeatmap';
 import { StatePill } from './StatePill';
 import { Topology } from './Topology';
 
-/** Rows shown in the tables before the filter narrows them (thousands of rows would drown the page). */
-const TABLE_ROWS = 50;
+/**
+ * The tables are windows the hub computes (sort, filter, paging are the view's parameters): the page holds
+ * only the rows it can show, whatever the fleet's size. Rows have a fixed height, so the scroll position
+ * names the window and spacer rows stand in for the rest.
+ */
+const ROW_H = 48;
+/** Rows asked for at a time, and the step the window moves by (so nearby scroll positions share a view). */
+const WINDOW_ROWS = 60;
+const WINDOW_STEP = 20;
+const VISIBLE_ROWS = 12;
 
 export function Overview() {
   const { state, stale, error } = useLiveView<'overview'>('overview');
@@ -52,8 +68,8 @@ export function Overview() {
             <OccupancyHeatmap links={drawable} />
           </section>
           <div className="grid-2 offscreen-lazy">
-            <NodesTable nodes={state?.nodes ?? EMPTY_NODES} />
-            <LinksTable links={state?.links ?? EMPTY_LINKS} />
+            <NodesTable />
+            <LinksTable />
           </div>
         </>
       )}
@@ -61,8 +77,8 @@ export function Overview() {
   );
 }
 
-const EMPTY_NODES: NodeSummary[] = [];
-const EMPTY_LINKS: LinkSummary[] = [];
+const EMPTY_NODES: OverviewNode[] = [];
+const EMPTY_LINKS: OverviewLink[] = [];
 
 function TopologyLegend({ grouped }: { grouped: boolean }) {
   return (
@@ -82,178 +98,247 @@ function TopologyLegend({ grouped }: { grouped: boolean }) {
   );
 }
 
-const NODE_RANK: Record<NodeSummary['health'], number> = {
-  offline: 0,
-  down: 1,
-  stale: 2,
-  degraded: 3,
-  ok: 4,
-};
+/**
+ * One windowed table: a filter box, a sort picker, and a scrolled body whose window is subscribed on the
+ * hub. While a new window loads, the previous rows stay on screen (no flash).
+ */
+function useTableWindow<R>(
+  table: TableQuery['table'],
+  sort: string,
+  q: string,
+  offset: number,
+): { state: TableState<R> | undefined; error: string | undefined; stale: boolean } {
+  const view = tableView({ table, sort, q, offset, limit: WINDOW_ROWS });
+  const { state, error, stale } = useLiveView<'table'>(view);
+  const last = useRef<TableState | undefined>(undefined);
+  if (state) last.current = state;
+  return {
+    state: (state ?? last.current) as TableState<R> | undefined,
+    error: error?.message,
+    stale: stale && state !== undefined,
+  };
+}
 
-const NodesTable = memo(function NodesTable({ nodes }: { nodes: readonly NodeSummary[] }) {
+/** Filter text as typed, and as subscribed (after a pause in typing: each change is a new hub view). */
+function useDebounced(value: string, ms: number): string {
+  const [v, setV] = useState(value);
+  useEffect(() => {
+    const t = setTimeout(() => setV(value), ms);
+    return () => clearTimeout(t);
+  }, [value, ms]);
+  return v;
+}
+
+function WindowedTable<R>({
+  title,
+  id,
+  testId,
+  table,
+  sorts,
+  placeholder,
+  head,
+  row,
+  rowKey,
+  rowClass,
+}: {
+  title: string;
+  id: string;
+  testId: string;
+  table: TableQuery['table'];
+  sorts: readonly string[];
+  placeholder: string;
+  head: ReactNode;
+  row: (r: R) => ReactNode;
+  rowKey: (r: R) => string;
+  rowClass?: (r: R) => string | undefined;
+}) {
   const [q, setQ] = useState('');
-  const dq = useDeferredValue(q);
-  const rows = useMemo(() => {
-    const f = dq.trim().toLowerCase();
-    return nodes
-      .filter((n) => !f || n.id.toLowerCase().includes(f) || n.hostname.toLowerCase().includes(f))
-      .sort((a, b) => NODE_RANK[a.health] - NODE_RANK[b.health] || compareIds(a.id, b.id));
-  }, [nodes, dq]);
+  const [sort, setSort] = useState('urgency');
+  const [offset, setOffset] = useState(0);
+  const dq = useDebounced(q.trim(), 250);
+  const body = useRef<HTMLDivElement>(null);
+  // A new filter or sort starts at the top.
+  useEffect(() => {
+    setOffset(0);
+    if (body.current) body.current.scrollTop = 0;
+  }, [dq, sort]);
+  const { state, error } = useTableWindow<R>(table, sort, dq, offset);
+  const onScroll = (e: UIEvent<HTMLDivElement>) => {
+    const first = Math.floor(e.currentTarget.scrollTop / ROW_H);
+    const next = Math.max(
+      0,
+      Math.floor((first - (WINDOW_ROWS - VISIBLE_ROWS) / 2) / WINDOW_STEP) * WINDOW_STEP,
+    );
+    if (next !== offset) setOffset(next);
+  };
+  const total = state?.total ?? 0;
+  const rows = state?.rows ?? [];
+  const from = state?.offset ?? 0;
   return (
-    <section className="panel" aria-labelledby="nodes-h">
+    <section className="panel" aria-labelledby={id}>
       <div className="panel-head">
-        <h2 id="nodes-h">Nodes ({nodes.length})</h2>
+        <h2 id={id}>
+          {title} ({total})
+        </h2>
+        <select
+          aria-label={`Sort ${title.toLowerCase()}`}
+          value={sort}
+          onChange={(e) => setSort(e.target.value)}
+        >
+          {sorts.map((s) => (
+            <option key={s} value={s}>
+              {s === 'urgency' ? 'most urgent first' : `by ${s}`}
+            </option>
+          ))}
+        </select>
         <input
           type="search"
-          placeholder="Filter nodes"
-          aria-label="Filter nodes"
+          placeholder={placeholder}
+          aria-label={placeholder}
           value={q}
+          maxLength={64}
           onChange={(e) => setQ(e.target.value)}
         />
       </div>
-      <div className="table-wrap">
-        <table data-testid="nodes-table">
-          <thead>
-            <tr>
-              <th scope="col">Node</th>
-              <th scope="col">State</th>
-              <th scope="col" className="num">
-                Links up
-              </th>
-              <th scope="col" className="num">
-                CPU
-              </th>
-              <th scope="col" className="num">
-                Uptime
-              </th>
-            </tr>
-          </thead>
+      {error && <p className="error">{error}</p>}
+      <div
+        className="table-wrap table-window"
+        ref={body}
+        onScroll={onScroll}
+        style={{ maxHeight: ROW_H * VISIBLE_ROWS + 40, overflowY: 'auto' }}
+      >
+        <table data-testid={testId} data-total={total} data-offset={from}>
+          <thead>{head}</thead>
           <tbody>
-            {rows.slice(0, TABLE_ROWS).map((n) => (
-              <tr key={n.id}>
-                <td>
-                  <Link href={`/nodes/${encodeURIComponent(n.id)}`}>{n.id}</Link>
-                  {n.hostname && n.hostname !== n.id && <div className="muted">{n.hostname}</div>}
-                </td>
-                <td>
-                  <StatePill state={n.health} />
-                  <FrozenAge lastDataAt={n.lastDataAt} freshness={n.freshness} />
-                </td>
-                <td className="num">
-                  {n.linksUp} / {n.linkCount}
-                  {n.linksDownByPeer ? (
-                    <div className="muted" title="links down because their peer is the host at fault">
-                      {n.linksDownByPeer} down by peer
-                    </div>
-                  ) : null}
-                </td>
-                <td className="num">{n.cpuPercent === null ? '—' : `${n.cpuPercent.toFixed(0)} %`}</td>
-                <td className="num">{formatDurationS(n.uptimeS)}</td>
+            {from > 0 && (
+              <tr className="spacer">
+                <td colSpan={5} style={{ height: from * ROW_H, padding: 0 }} />
+              </tr>
+            )}
+            {rows.map((r) => (
+              <tr key={rowKey(r)} style={{ height: ROW_H }} className={rowClass?.(r)}>
+                {row(r)}
               </tr>
             ))}
+            {total - from - rows.length > 0 && (
+              <tr className="spacer">
+                <td colSpan={5} style={{ height: (total - from - rows.length) * ROW_H, padding: 0 }} />
+              </tr>
+            )}
           </tbody>
         </table>
-        {rows.length > TABLE_ROWS && (
-          <p className="muted">
-            Showing the {TABLE_ROWS} most urgent of {rows.length}; filter to narrow.
-          </p>
-        )}
       </div>
+      {total > 0 && (
+        <p className="muted">
+          Rows {from + 1}–{from + rows.length} of {total} held; scroll for more
+          {dq ? `, filtered by “${dq}”` : ''}.
+        </p>
+      )}
     </section>
   );
-});
+}
 
-const LINK_RANK: Record<LinkSummary['state'], number> = {
-  down: 0,
-  stalled: 1,
-  degraded: 2,
-  connecting: 3,
-  up: 4,
-};
-
-const LinksTable = memo(function LinksTable({ links }: { links: readonly LinkSummary[] }) {
-  const [q, setQ] = useState('');
-  const dq = useDeferredValue(q);
-  const rows = useMemo(() => {
-    const f = dq.trim().toLowerCase();
-    return links
-      .filter(
-        (l) =>
-          !f ||
-          l.key.toLowerCase().includes(f) ||
-          l.peer.toLowerCase().includes(f) ||
-          (l.app ?? '').toLowerCase().includes(f),
-      )
-      .sort(
-        (a, b) =>
-          LINK_RANK[a.state] - LINK_RANK[b.state] ||
-          (b.p99Ns ?? -1) - (a.p99Ns ?? -1) ||
-          b.occupancy - a.occupancy ||
-          compareIds(a.key, b.key),
-      );
-  }, [links, dq]);
+function NodesTable() {
   return (
-    <section className="panel" aria-labelledby="links-h">
-      <div className="panel-head">
-        <h2 id="links-h">Link ends ({links.length})</h2>
-        <input
-          type="search"
-          placeholder="Filter links (id, peer, app)"
-          aria-label="Filter links"
-          value={q}
-          onChange={(e) => setQ(e.target.value)}
-        />
-      </div>
-      <div className="table-wrap">
-        <table data-testid="links-table">
-          <thead>
-            <tr>
-              <th scope="col">Link</th>
-              <th scope="col">State</th>
-              <th scope="col" className="num">
-                Throughput
-              </th>
-              <th scope="col" className="num">
-                p99
-              </th>
-              <th scope="col" className="num">
-                Ring
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.slice(0, TABLE_ROWS).map((l) => (
-              <tr key={l.key} className={isFrozen(l.freshness) ? 'frozen' : undefined}>
-                <td>
-                  <Link href={`/links/${encodeURIComponent(l.key)}`}>{l.id}</Link>
-                  <div className="muted">
-                    {l.app !== undefined && <span className="badge-app">app {l.app}</span>}
-                    {l.direction === 'tx' ? `${l.node} → ${l.peer}` : `${l.peer} → ${l.node}`} · {l.direction}{' '}
-                    end · {l.transport}/{l.provider}
-                  </div>
-                </td>
-                <td>
-                  <StatePill state={l.state} />
-                  {isFrozen(l.freshness) && (
-                    <div className="frozen-age">
-                      frozen: {l.node} {l.freshness}
-                    </div>
-                  )}
-                  {l.blame && l.blame !== l.node && <div className="muted">cause: {l.blame}</div>}
-                </td>
-                <td className="num">{formatBitRate(l.bytesPerS)}</td>
-                <td className="num">{formatNs(l.p99Ns)}</td>
-                <td className="num">{formatPercent(l.occupancy)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-        {rows.length > TABLE_ROWS && (
-          <p className="muted">
-            Showing the {TABLE_ROWS} most urgent of {rows.length}; filter to narrow.
-          </p>
-        )}
-      </div>
-    </section>
+    <WindowedTable<NodeSummary>
+      title="Nodes"
+      id="nodes-h"
+      testId="nodes-table"
+      table="nodes"
+      sorts={NODE_TABLE_SORTS}
+      placeholder="Filter nodes"
+      rowKey={(n) => n.id}
+      head={
+        <tr>
+          <th scope="col">Node</th>
+          <th scope="col">State</th>
+          <th scope="col" className="num">
+            Links up
+          </th>
+          <th scope="col" className="num">
+            CPU
+          </th>
+          <th scope="col" className="num">
+            Uptime
+          </th>
+        </tr>
+      }
+      row={(n) => (
+        <>
+          <td>
+            <Link href={`/nodes/${encodeURIComponent(n.id)}`}>{n.id}</Link>
+            {n.hostname && n.hostname !== n.id && <div className="muted">{n.hostname}</div>}
+          </td>
+          <td>
+            <StatePill state={n.health} />
+            <FrozenAge lastDataAt={n.lastDataAt} freshness={n.freshness} />
+          </td>
+          <td className="num">
+            {n.linksUp} / {n.linkCount}
+            {n.linksDownByPeer ? (
+              <div className="muted" title="links down because their peer is the host at fault">
+                {n.linksDownByPeer} down by peer
+              </div>
+            ) : null}
+          </td>
+          <td className="num">{n.cpuPercent === null ? '—' : `${n.cpuPercent.toFixed(0)} %`}</td>
+          <td className="num">{formatDurationS(n.uptimeS)}</td>
+        </>
+      )}
+    />
   );
-});
+}
+
+function LinksTable() {
+  return (
+    <WindowedTable<LinkSummary>
+      title="Link ends"
+      id="links-h"
+      testId="links-table"
+      table="links"
+      sorts={LINK_TABLE_SORTS}
+      placeholder="Filter links (id, peer, app)"
+      rowKey={(l) => l.key}
+      rowClass={(l) => (isFrozen(l.freshness) ? 'frozen' : undefined)}
+      head={
+        <tr>
+          <th scope="col">Link</th>
+          <th scope="col">State</th>
+          <th scope="col" className="num">
+            Throughput
+          </th>
+          <th scope="col" className="num">
+            p99
+          </th>
+          <th scope="col" className="num">
+            Ring
+          </th>
+        </tr>
+      }
+      row={(l) => (
+        <>
+          <td>
+            <Link href={`/links/${encodeURIComponent(l.key)}`}>{l.id}</Link>
+            <div className="muted">
+              {l.app !== undefined && <span className="badge-app">app {l.app}</span>}
+              {l.direction === 'tx' ? `${l.node} → ${l.peer}` : `${l.peer} → ${l.node}`} · {l.direction} end ·{' '}
+              {l.transport}/{l.provider}
+            </div>
+          </td>
+          <td>
+            <StatePill state={l.state} />
+            {isFrozen(l.freshness) && (
+              <div className="frozen-age">
+                frozen: {l.node} {l.freshness}
+              </div>
+            )}
+            {l.blame && l.blame !== l.node && <div className="muted">cause: {l.blame}</div>}
+          </td>
+          <td className="num">{formatBitRate(l.bytesPerS)}</td>
+          <td className="num">{formatNs(l.p99Ns)}</td>
+          <td className="num">{formatPercent(l.occupancy)}</td>
+        </>
+      )}
+    />
+  );
+}

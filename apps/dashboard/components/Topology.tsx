@@ -1,5 +1,4 @@
 'use client';
-import type { LinkSummary, NodeSummary } from '@rdmaq/shared';
 import { useRouter } from 'next/navigation';
 import {
   type KeyboardEvent,
@@ -35,6 +34,7 @@ import {
   toWorld,
   zoomAt,
 } from '../lib/ui/layout';
+import type { OverviewLink, OverviewNode } from '../lib/ui/views';
 import { usePalette } from './theme';
 import { prepareContext, useCanvasSize } from './useCanvas';
 
@@ -43,7 +43,7 @@ interface Edge {
   b: string;
   bytesPerS: number;
   health: Health;
-  links: LinkSummary[];
+  links: OverviewLink[];
 }
 
 interface Group {
@@ -111,7 +111,7 @@ type Hover =
   | null;
 
 /** Every node id, sorted: reporting nodes and the peers their links name (drawn as unknown until they report). */
-function nodeOrder(nodes: readonly NodeSummary[], links: readonly LinkSummary[]): string[] {
+function nodeOrder(nodes: readonly OverviewNode[], links: readonly OverviewLink[]): string[] {
   const ids = new Set<string>();
   for (const n of nodes) ids.add(n.id);
   for (const l of links) {
@@ -122,7 +122,7 @@ function nodeOrder(nodes: readonly NodeSummary[], links: readonly LinkSummary[])
 }
 
 /** Group key per id (in `order`), from the rack label or the name prefix. */
-function groupKeys(order: string[], nodes: readonly NodeSummary[]): string[] {
+function groupKeys(order: string[], nodes: readonly OverviewNode[]): string[] {
   if (order.length <= GRAPH_MAX_NODES) return [];
   const labels = new Map<string, Record<string, string> | undefined>();
   for (const n of nodes) if (n.labels) labels.set(n.id, n.labels);
@@ -168,7 +168,7 @@ function buildLayout(order: string[], keys: string[], expanded: ReadonlySet<stri
 const HOST_HEALTHS = ['ok', 'degraded', 'down', 'stale', 'offline', 'unknown'] as const;
 
 /** Per hub frame: edge aggregation, colours and group figures on top of the (cached) layout. */
-function buildScene(layout: Layout, nodes: readonly NodeSummary[], links: readonly LinkSummary[]): Scene {
+function buildScene(layout: Layout, nodes: readonly OverviewNode[], links: readonly OverviewLink[]): Scene {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const edgeMap = new Map<string, Edge & { rx: number; tx: number; hasRx: boolean }>();
   for (const l of links) {
@@ -550,8 +550,8 @@ function drawGroup(
 }
 
 export interface TopologyProps {
-  nodes: readonly NodeSummary[];
-  links: readonly LinkSummary[];
+  nodes: readonly OverviewNode[];
+  links: readonly OverviewLink[];
   height?: number;
 }
 
@@ -899,7 +899,7 @@ export const Topology = memo(function Topology({ nodes, links, height = 420 }: T
   );
 });
 
-function NodeTip({ id, node, links }: { id: string; node: NodeSummary | undefined; links: Edge[] }) {
+function NodeTip({ id, node, links }: { id: string; node: OverviewNode | undefined; links: Edge[] }) {
   const mine = links.filter((e) => e.a === id || e.b === id);
   const bad = mine.filter((e) => e.health !== 'up').length;
   const labels = node?.labels ? Object.entries(node.labels) : [];
@@ -911,7 +911,6 @@ function NodeTip({ id, node, links }: { id: string; node: NodeSummary | undefine
         <div>
           {node.linksUp}/{node.linkCount} links up
           {node.linksDownByPeer ? ` (${node.linksDownByPeer} down by their peer)` : ''}
-          {node.cpuPercent !== null ? ` · CPU ${node.cpuPercent.toFixed(0)} %` : ''}
         </div>
       )}
       <div>
@@ -941,7 +940,7 @@ function GroupTip({ group, stats }: { group: Group | undefined; stats: GroupStat
   );
 }
 
-function agentLine(n: NodeSummary): string {
+function agentLine(n: OverviewNode): string {
   const f = n.freshness ?? (n.connected ? 'fresh' : 'offline');
   if (f === 'fresh') return 'agent reporting';
   const since = n.lastDataAt ? ` · last sample ${new Date(n.lastDataAt).toISOString().slice(11, 19)}Z` : '';

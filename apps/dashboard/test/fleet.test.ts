@@ -1,6 +1,20 @@
 import type { Socket } from 'node:net';
-import { bucketOf, bucketValue, type HistoryResponse, type LinkSummary } from '@rdmaq/shared';
+import {
+  applyLayoutDelta,
+  bucketOf,
+  bucketValue,
+  type HistoryResponse,
+  type LinkSummary,
+  layoutFromSnapshot,
+  type OverviewDelta,
+  type OverviewLayout,
+  type OverviewSnapshot,
+  type TableDelta,
+  type TableSnapshot,
+  tableView,
+} from '@rdmaq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyTableDelta, type TableState, tableFromSnapshot } from '../lib/ui/views';
 import {
   TestAgent as Agent,
   api,
@@ -144,11 +158,15 @@ describe('simulated fleet: ingest, roll-ups, history, live', () => {
   it('two live clients, one slow, end with the same state; the slow one is resynced', async () => {
     const fast = await LiveClient.connect(hub);
     const slow = await LiveClient.connect(hub);
-    fast.send({ type: 'subscribe', view: 'overview' });
-    slow.send({ type: 'subscribe', view: 'overview' });
-    await until(
-      () => fast.frames.some((f) => f.type === 'snapshot') && slow.frames.some((f) => f.type === 'snapshot'),
-    );
+    // The overview's picture, and a window of the link table holding every link end (rows carry `ts`).
+    const table = tableView({ table: 'links', sort: 'key', q: '', offset: 0, limit: AGENTS * LINKS });
+    for (const c of [fast, slow]) {
+      c.send({ type: 'subscribe', view: 'overview' });
+      c.send({ type: 'subscribe', view: table });
+    }
+    const snapshots = (c: LiveClient) =>
+      new Set(c.frames.filter((f) => f.type === 'snapshot').map((f) => f.view));
+    await until(() => snapshots(fast).size === 2 && snapshots(slow).size === 2);
     const socket = (slow.ws as unknown as { _socket: Socket })._socket;
     socket.pause();
     let seq = SECONDS;
@@ -169,62 +187,95 @@ describe('simulated fleet: ingest, roll-ups, history, live', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     await round();
-    const lastSeqOf = (c: LiveClient) =>
+    const lastSeqOf = (c: LiveClient, view: string) =>
       Math.max(
-        ...c.frames
-          .filter((f) => f.view === 'overview' && typeof f.seq === 'number')
-          .map((f) => f.seq as number),
+        ...c.frames.filter((f) => f.view === view && typeof f.seq === 'number').map((f) => f.seq as number),
       );
     const target = seq;
-    const state = (c: LiveClient) => {
-      const m = new Map<string, LinkSummary>();
+    /** Replays a client's frames of one view, checking continuity. */
+    const frames = (c: LiveClient, view: string) => {
       let last = 0;
+      const out: Array<Record<string, unknown>> = [];
       for (const f of c.frames) {
-        if (f.view !== 'overview' || (f.type !== 'snapshot' && f.type !== 'delta')) continue;
+        if (f.view !== view || (f.type !== 'snapshot' && f.type !== 'delta')) continue;
         // A delta continues the previous frame; a snapshot may jump ahead (the deltas it replaces).
         if (f.type === 'delta') expect(f.seq).toBe(last + 1);
         else expect(f.seq as number).toBeGreaterThanOrEqual(last);
         last = f.seq as number;
-        const data = f.data as { links: LinkSummary[] };
-        if (f.type === 'snapshot') m.clear();
-        for (const l of data.links) m.set(l.key, l);
+        out.push(f);
       }
-      return m;
+      return out;
+    };
+    // As the page applies them (lib/ui/views.ts).
+    const rows = (c: LiveClient) => {
+      let t: TableState | undefined;
+      for (const f of frames(c, table)) {
+        t =
+          f.type === 'snapshot'
+            ? tableFromSnapshot(f.data as TableSnapshot)
+            : applyTableDelta(t!, f.data as TableDelta);
+      }
+      return (t?.rows ?? []) as LinkSummary[];
+    };
+    const picture = (c: LiveClient) => {
+      let l: OverviewLayout | undefined;
+      for (const f of frames(c, 'overview')) {
+        if (f.type === 'snapshot') l = layoutFromSnapshot((f.data as OverviewSnapshot).layout);
+        else l = applyLayoutDelta(l!, (f.data as OverviewDelta).layout).layout;
+      }
+      return { ...l!, endStates: [...l!.endStates], blame: [...l!.blame] };
     };
     await until(
       () => {
-        const s = state(slow);
-        return [...s.values()].every((l) => l.ts === hub.clock.t) && s.size === AGENTS * LINKS;
+        const s = rows(slow);
+        return s.every((l) => l.ts === hub.clock.t) && s.length === AGENTS * LINKS;
       },
       20_000,
       'slow client catching up',
     );
-    await until(() => [...state(fast).values()].every((l) => l.ts === hub.clock.t));
+    await until(() => rows(fast).every((l) => l.ts === hub.clock.t));
+    await until(() => lastSeqOf(slow, 'overview') === lastSeqOf(fast, 'overview'));
     expect(slow.frames.some((f) => f.type === 'resync')).toBe(true);
     expect(fast.frames.some((f) => f.type === 'resync')).toBe(false);
-    const a = state(fast);
-    const b = state(slow);
-    expect(b.size).toBe(a.size);
-    for (const [k, v] of a) expect(b.get(k)).toEqual(v);
-    // Same position in the view's sequence, fewer frames for the slow one (its deltas were merged).
-    expect(lastSeqOf(slow)).toBe(lastSeqOf(fast));
-    const count = (c: LiveClient) =>
-      c.frames.filter((f) => f.view === 'overview' && f.type === 'delta').length;
+    expect(rows(slow)).toEqual(rows(fast));
+    expect(picture(slow)).toEqual(picture(fast));
+    expect(picture(fast).ends).toHaveLength(AGENTS * LINKS);
+    // Same position in the views' sequences, fewer frames for the slow one (its deltas were merged).
+    expect(lastSeqOf(slow, table)).toBe(lastSeqOf(fast, table));
+    const count = (c: LiveClient) => c.frames.filter((f) => f.view === table && f.type === 'delta').length;
     expect(count(slow)).toBeLessThan(count(fast));
     expect(target).toBe(seq);
     fast.close();
     slow.close();
   }, 120_000);
 
-  it('overview size depends on links, not on history length', async () => {
+  it('overview size depends on links, not on history length; a steady fleet sends only its KPIs', async () => {
     const c = await LiveClient.connect(hub);
     c.send({ type: 'subscribe', view: 'overview' });
     await until(() => c.frames.some((f) => f.type === 'snapshot'));
     const snap = c.frames.find((f) => f.type === 'snapshot')!;
-    const data = snap.data as { links: unknown[]; nodes: unknown[] };
-    expect(data.links).toHaveLength(AGENTS * LINKS);
-    expect(data.nodes).toHaveLength(AGENTS);
-    expect(JSON.stringify(snap).length).toBeLessThan(AGENTS * LINKS * 1000 + AGENTS * 1000 + 10_000);
+    const data = snap.data as OverviewSnapshot;
+    expect(data.layout.ends).toHaveLength(AGENTS * LINKS);
+    expect(data.layout.nodes).toHaveLength(AGENTS);
+    // A packed layout: well under 100 bytes per link end (protocol 1 sent ~700 per end, every second).
+    expect(JSON.stringify(snap).length).toBeLessThan(AGENTS * LINKS * 100 + AGENTS * 100 + 10_000);
+    // Three rounds at the same rates: after the second, the picture does not move and the delta names no
+    // entry (the first round's rates cover the gap since the previous test's last sample).
+    let before = 0;
+    for (let round = 0; round < 3; round++) {
+      const seq = SECONDS + 10_000 + round;
+      hub.clock.t += 1000;
+      for (let n = 0; n < AGENTS; n++) agents[n]!.send(sample(seq, hub.clock.t, links(n, 10_000 + round)));
+      await Promise.all(agents.map((a) => a.acked(seq)));
+      before = c.frames.length;
+      hub.app.tick();
+    }
+    await until(() => c.frames.slice(before).some((f) => f.type === 'delta' && f.view === 'overview'));
+    const d = c.frames.slice(before).find((f) => f.type === 'delta' && f.view === 'overview')!;
+    const layout = (d.data as OverviewDelta).layout;
+    expect(layout.ends).toEqual([]);
+    expect(layout.nodes).toEqual([]);
+    expect(layout.endStates).toBe('');
     c.send({ type: 'subscribe', view: 'link:n1~l0' });
     await until(() => c.frames.some((f) => f.type === 'snapshot' && f.view === 'link:n1~l0'));
     c.send({ type: 'subscribe', view: 'node:nope' });

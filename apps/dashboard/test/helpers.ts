@@ -1,7 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { bucketOf, type Hello, type LinkSample, PROTOCOL_VERSION, type Sample } from '@rdmaq/shared';
+import {
+  bucketOf,
+  type Hello,
+  LIVE_PROTOCOL_VERSION,
+  type LinkSample,
+  PROTOCOL_VERSION,
+  type Sample,
+} from '@rdmaq/shared';
 import pino from 'pino';
 import WebSocket from 'ws';
 import { type App, type BuildOptions, buildApp } from '../src/server/app.js';
@@ -244,9 +251,14 @@ export async function until(pred: () => boolean, timeoutMs = 10_000, what = 'con
 export class LiveClient {
   ws!: WebSocket;
   frames: Array<Record<string, unknown>> = [];
-  static async connect(hub: TestHub, opts: { origin?: string; cookie?: string } = {}): Promise<LiveClient> {
+  /** `version`: the live protocol the page says it speaks (`?v=`); null: says nothing, as protocol-1 pages. */
+  static async connect(
+    hub: TestHub,
+    opts: { origin?: string; cookie?: string; version?: number | null } = {},
+  ): Promise<LiveClient> {
     const c = new LiveClient();
-    c.ws = new WebSocket(`${hub.wsUrl}/ws/live`, {
+    const v = opts.version === undefined ? LIVE_PROTOCOL_VERSION : opts.version;
+    c.ws = new WebSocket(`${hub.wsUrl}/ws/live${v === null ? '' : `?v=${v}`}`, {
       headers: { cookie: opts.cookie ?? hub.cookie, origin: opts.origin ?? hub.url },
     });
     c.ws.on('message', (d) => c.frames.push(JSON.parse(String(d)) as Record<string, unknown>));

@@ -6,7 +6,9 @@
  *   hub → browser: welcome (once), snapshot (after subscribe and after resync), delta (≤ 1 per view per
  *                  second), resync (the next frame for that view is a snapshot; drop local state), pong, error
  *
- * Views: `overview`, `alerts`, `node:<nodeId>`, `link:<linkKey>`. A link key is `<nodeId>~<linkId>` (the
+ * Views: `overview`, `alerts`, `node:<nodeId>`, `link:<linkKey>`, and the windows of the overview's
+ * tables `table:links?…` / `table:nodes?…` (sort, filter and paging are part of the view's name, so every
+ * browser asking the same window shares one frame). A link key is `<nodeId>~<linkId>` (the
  * hub tracks each link END: the tx side reports back-pressure, the rx side queue latency), `~` being a
  * character that node and link ids cannot contain.
  *
@@ -16,14 +18,20 @@
  * (its socket's `bufferedAmount` over the hub's limit) gets no deltas while behind; its pending changes are
  * merged on the hub and, once it has drained, it receives `resync` then a fresh `snapshot`.
  *
- * The overview is aggregated on the hub: its size grows with the number of nodes and links, never with the
- * number of samples or the length of history. Numbers are plain JSON numbers; latencies are nanoseconds,
+ * The overview sends what the page draws (overview.ts): a packed picture of every node and link end whose
+ * deltas carry only the entries that visibly changed, and tables as windows of rows. Numbers are plain JSON numbers; latencies are nanoseconds,
  * rates per second, times ms since the epoch. NaN/unknown values are sent as `null`.
  */
 import { z } from 'zod';
+import { OverviewLayoutDeltaSchema, OverviewLayoutSnapshotSchema, parseTableView } from './overview.js';
 import { LinkStateSchema, TransportSchema } from './protocol.js';
 
-export const LIVE_PROTOCOL_VERSION = 1;
+/**
+ * 2: the overview carries a packed layout (overview.ts) and the tables are their own windowed views. A page
+ * names the version it speaks in the upgrade URL (`/ws/live?v=2`); the hub answers a page that speaks
+ * another one (or none: protocol 1 pages did not say) with `ERR_RDMAQ_PROTOCOL` for each view: reload.
+ */
+export const LIVE_PROTOCOL_VERSION = 2;
 /** Largest browser → hub frame the hub accepts (bytes). */
 export const MAX_LIVE_CLIENT_FRAME_BYTES = 4096;
 /** Most views one connection may subscribe at once. */
@@ -41,19 +49,28 @@ export function parseLinkKey(key: string): { nodeId: string; linkId: string } | 
   return { nodeId: key.slice(0, i), linkId: key.slice(i + 1) };
 }
 
-/** `overview` | `alerts` | `node:<nodeId>` | `link:<nodeId>~<linkId>`. */
+/**
+ * `overview` | `alerts` | `node:<nodeId>` | `link:<nodeId>~<linkId>` | `table:links?…` | `table:nodes?…`
+ * (a window of the link-end or node table: `sort`, `q` filter, `offset`, `limit`; see overview.ts).
+ */
 export const ViewSchema = z
   .string()
   .max(300)
   .regex(
-    /^(overview|alerts|node:[A-Za-z0-9._:@/>-]{1,128}|link:[A-Za-z0-9._:@/>-]{1,128}~[A-Za-z0-9._:@/>-]{1,128})$/,
-    'view must be overview, alerts, node:<nodeId> or link:<nodeId>~<linkId>',
-  );
+    /^(overview|alerts|node:[A-Za-z0-9._:@/>-]{1,128}|link:[A-Za-z0-9._:@/>-]{1,128}~[A-Za-z0-9._:@/>-]{1,128}|table:(links|nodes)(\?[A-Za-z0-9%+=&._~*-]{0,250})?)$/,
+    'view must be overview, alerts, node:<nodeId>, link:<nodeId>~<linkId> or table:links|nodes?…',
+  )
+  .superRefine((v, ctx) => {
+    if (!v.startsWith('table:')) return;
+    const t = parseTableView(v);
+    if (typeof t === 'string') ctx.addIssue({ code: 'custom', message: `view ${v}: ${t}` });
+  });
 export type View = z.infer<typeof ViewSchema>;
 
-export type ViewKind = 'overview' | 'alerts' | 'node' | 'link';
+export type ViewKind = 'overview' | 'alerts' | 'node' | 'link' | 'table';
 export function viewKind(view: string): ViewKind {
   if (view === 'overview' || view === 'alerts') return view;
+  if (view.startsWith('table:')) return 'table';
   return view.startsWith('node:') ? 'node' : 'link';
 }
 
@@ -249,26 +266,55 @@ export type HostPoint = z.infer<typeof HostPointSchema>;
 
 // ───────────────────────────── view payloads ─────────────────────────────
 
+/** The overview: KPIs, firing alerts and the packed picture of every node and link end (overview.ts). */
 export const OverviewSnapshotSchema = z.object({
-  nodes: z.array(NodeSummarySchema),
-  links: z.array(LinkSummarySchema),
+  layout: OverviewLayoutSnapshotSchema,
   kpi: KpiSchema,
   /** Firing alerts (what every page shows in its banner). */
   alerts: z.array(AlertSchema),
 });
 export type OverviewSnapshot = z.infer<typeof OverviewSnapshotSchema>;
 
-/** Changes since the previous frame: replace the listed entities by id/key, drop the removed ones. */
+/** Changes since the previous frame: the entries whose picture changed; KPIs and alerts replace. */
 export const OverviewDeltaSchema = z.object({
-  nodes: z.array(NodeSummarySchema),
-  links: z.array(LinkSummarySchema),
-  removedNodes: z.array(z.string()),
-  removedLinks: z.array(z.string()),
+  layout: OverviewLayoutDeltaSchema,
   kpi: KpiSchema,
   /** Full list of firing alerts (small), replaces the previous list. */
   alerts: z.array(AlertSchema),
 });
 export type OverviewDelta = z.infer<typeof OverviewDeltaSchema>;
+
+/**
+ * A window of a table view: `total` rows match the filter, `rows` are those from `offset` in the view's
+ * sort order (at most its `limit`). Link tables carry LinkSummary rows, node tables NodeSummary rows.
+ */
+export const TableSnapshotSchema = z.object({
+  table: z.enum(['links', 'nodes']),
+  total: z.number().int().nonnegative(),
+  offset: z.number().int().nonnegative(),
+  rows: z.union([z.array(LinkSummarySchema), z.array(NodeSummarySchema)]),
+});
+export type TableSnapshot = z.infer<typeof TableSnapshotSchema>;
+
+/**
+ * Changes of a window: rows new to it (whole), the fields that changed of rows it already held (`patches`,
+ * each naming its row by `key` or `id`), and the window's order when it changed.
+ */
+export const TableDeltaSchema = z.object({
+  table: z.enum(['links', 'nodes']),
+  total: z.number().int().nonnegative(),
+  offset: z.number().int().nonnegative(),
+  /** Keys (links) or ids (nodes) of the window in order; absent: same as before. */
+  order: z.array(z.string()).optional(),
+  rows: z.union([z.array(LinkSummarySchema), z.array(NodeSummarySchema)]),
+  patches: z
+    .union([
+      z.array(LinkSummarySchema.partial().extend({ key: z.string() })),
+      z.array(NodeSummarySchema.partial().extend({ id: z.string() })),
+    ])
+    .optional(),
+});
+export type TableDelta = z.infer<typeof TableDeltaSchema>;
 
 export const AlertsSnapshotSchema = z.object({
   /** Pending and firing alerts. */
@@ -356,6 +402,12 @@ export const LiveSnapshotSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ type: z.literal('snapshot'), kind: z.literal('node'), ...frameBase, data: NodeSnapshotSchema }),
   z.object({ type: z.literal('snapshot'), kind: z.literal('link'), ...frameBase, data: LinkSnapshotSchema }),
+  z.object({
+    type: z.literal('snapshot'),
+    kind: z.literal('table'),
+    ...frameBase,
+    data: TableSnapshotSchema,
+  }),
 ]);
 export type LiveSnapshot = z.infer<typeof LiveSnapshotSchema>;
 
@@ -369,6 +421,7 @@ export const LiveDeltaSchema = z.discriminatedUnion('kind', [
   z.object({ type: z.literal('delta'), kind: z.literal('alerts'), ...frameBase, data: AlertsDeltaSchema }),
   z.object({ type: z.literal('delta'), kind: z.literal('node'), ...frameBase, data: NodeDeltaSchema }),
   z.object({ type: z.literal('delta'), kind: z.literal('link'), ...frameBase, data: LinkDeltaSchema }),
+  z.object({ type: z.literal('delta'), kind: z.literal('table'), ...frameBase, data: TableDeltaSchema }),
 ]);
 export type LiveDelta = z.infer<typeof LiveDeltaSchema>;
 

@@ -6,11 +6,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PROTOCOL_VERSION } from '@rdmaq/shared';
+import { type NodeSummary, PROTOCOL_VERSION, tableView } from '@rdmaq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type App, buildApp } from '../../src/server/app.js';
-import { LiveClient } from './live-client';
+import { LiveClient, liveUrl } from './live-client';
 import type { OverviewState } from './views';
 
 const ADMIN = { user: 'admin', password: 'live-client-test-pw' };
@@ -108,7 +108,7 @@ afterAll(async () => {
 describe('LiveClient against the hub', () => {
   it('gets a snapshot, then the nodes an agent reports, and resubscribes after a dropped socket', async () => {
     const client = new LiveClient({
-      url: `${base.replace('http', 'ws')}/ws/live`,
+      url: liveUrl(new URL(base)),
       WebSocketImpl: browserLike(cookie),
       minBackoffMs: 50,
       maxBackoffMs: 200,
@@ -126,7 +126,16 @@ describe('LiveClient against the hub', () => {
         const s: OverviewState | undefined = client.get<'overview'>('overview').state;
         return s?.nodes.find((n) => n.id === 'ui-n1');
       }, 'ui-n1 in the overview');
-      expect(withNode.cpuPercent).toBe(42);
+      expect(withNode).toMatchObject({ hostname: 'ui-n1.test', connected: true });
+      // Its figures come in the node table's window.
+      const nodes = tableView({ table: 'nodes', sort: 'id', q: 'ui-n1', offset: 0, limit: 10 });
+      const stopTable = client.listen(nodes, () => {});
+      const row = await until(
+        () => client.get<'table'>(nodes).state?.rows[0] as NodeSummary | undefined,
+        'the node table window',
+      );
+      expect(row.cpuPercent).toBe(42);
+      stopTable();
       agent.close();
 
       // drop the browser socket from the hub side: the client reconnects and gets a fresh snapshot
@@ -148,7 +157,7 @@ describe('LiveClient against the hub', () => {
 
   it('reports an unknown view as an error, not as empty data, and picks it up once the node reports', async () => {
     const client = new LiveClient({
-      url: `${base.replace('http', 'ws')}/ws/live`,
+      url: liveUrl(new URL(base)),
       WebSocketImpl: browserLike(cookie),
     });
     const stop = client.listen('node:no-such-node', () => {});
@@ -176,7 +185,7 @@ describe('LiveClient against the hub', () => {
   it('calls onUnauthorized when the hub refuses the socket without a session', async () => {
     let refused = 0;
     const client = new LiveClient({
-      url: `${base.replace('http', 'ws')}/ws/live`,
+      url: liveUrl(new URL(base)),
       WebSocketImpl: browserLike(undefined),
       onUnauthorized: () => refused++,
       minBackoffMs: 5_000,

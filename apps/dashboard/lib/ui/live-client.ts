@@ -4,7 +4,7 @@
  * `resync` drops nothing visible but asks the hub for a fresh snapshot. On a dropped socket it reconnects
  * with capped exponential backoff and subscribes every view again (each answered by a snapshot).
  */
-import type { LiveServerFrame, Role } from '@rdmaq/shared';
+import { LIVE_PROTOCOL_VERSION, type LiveServerFrame, type Role } from '@rdmaq/shared';
 import {
   type AlertsState,
   alertsFromSnapshot,
@@ -12,12 +12,15 @@ import {
   applyLinkDelta,
   applyNodeDelta,
   applyOverviewDelta,
+  applyTableDelta,
   type LinkState,
   linkFromSnapshot,
   type NodeState,
   nodeFromSnapshot,
   type OverviewState,
   overviewFromSnapshot,
+  type TableState,
+  tableFromSnapshot,
 } from './views';
 
 export type ConnectionStatus = 'connecting' | 'open' | 'reconnecting' | 'unauthorized';
@@ -27,6 +30,7 @@ export interface ViewStates {
   alerts: AlertsState;
   node: NodeState;
   link: LinkState;
+  table: TableState;
 }
 
 export interface ViewEntry<S> {
@@ -267,6 +271,22 @@ export class LiveClient {
   private onFrame(f: LiveServerFrame): void {
     switch (f.type) {
       case 'welcome':
+        if (f.v !== LIVE_PROTOCOL_VERSION) {
+          // A hub newer (or older) than this page: its frames would not decode. Say so where views show.
+          this.closed = true;
+          for (const sub of this.subs.values()) {
+            this.mark(sub, {
+              ...sub.entry,
+              stale: true,
+              error: {
+                code: 'ERR_RDMAQ_PROTOCOL',
+                message: `This page is out of date: it speaks live protocol ${LIVE_PROTOCOL_VERSION}, the hub speaks ${String(f.v)}. Reload the page.`,
+              },
+            });
+          }
+          this.ws?.close(1000);
+          return;
+        }
         this.user = f.user;
         this.clockSkewMs = f.serverTime - Date.now();
         for (const cb of this.statusListeners) cb();
@@ -297,10 +317,25 @@ export class LiveClient {
         if (!sub) return;
         sub.seq = f.seq;
         let state: unknown;
-        if (f.kind === 'overview') state = overviewFromSnapshot(f.data);
-        else if (f.kind === 'alerts') state = alertsFromSnapshot(f.data);
-        else if (f.kind === 'node') state = nodeFromSnapshot(f.data);
-        else state = linkFromSnapshot(f.data);
+        try {
+          if (f.kind === 'overview') state = overviewFromSnapshot(f.data);
+          else if (f.kind === 'alerts') state = alertsFromSnapshot(f.data);
+          else if (f.kind === 'node') state = nodeFromSnapshot(f.data);
+          else if (f.kind === 'table') state = tableFromSnapshot(f.data);
+          else state = linkFromSnapshot(f.data);
+        } catch (err) {
+          // A frame this page cannot read: show it, keep what is on screen, ask again later.
+          sub.seq = 0;
+          this.mark(sub, {
+            ...sub.entry,
+            stale: true,
+            error: {
+              code: 'ERR_RDMAQ_BAD_FRAME',
+              message: `unreadable ${f.kind} frame: ${(err as Error).message}`,
+            },
+          });
+          return;
+        }
         this.mark(sub, { state, stale: false });
         return;
       }
@@ -317,12 +352,21 @@ export class LiveClient {
           this.resubscribe(f.view);
           return;
         }
-        sub.seq = f.seq;
         let state: unknown;
-        if (f.kind === 'overview') state = applyOverviewDelta(prev as OverviewState, f.data);
-        else if (f.kind === 'alerts') state = applyAlertsDelta(prev as AlertsState, f.data);
-        else if (f.kind === 'node') state = applyNodeDelta(prev as NodeState, f.data);
-        else state = applyLinkDelta(prev as LinkState, f.data);
+        try {
+          if (f.kind === 'overview') state = applyOverviewDelta(prev as OverviewState, f.data);
+          else if (f.kind === 'alerts') state = applyAlertsDelta(prev as AlertsState, f.data);
+          else if (f.kind === 'node') state = applyNodeDelta(prev as NodeState, f.data);
+          else if (f.kind === 'table') state = applyTableDelta(prev as TableState, f.data);
+          else state = applyLinkDelta(prev as LinkState, f.data);
+        } catch {
+          // The delta does not fit what we hold (a bug or a frame lost): start the view over.
+          sub.seq = 0;
+          this.mark(sub, { ...sub.entry, stale: true });
+          this.resubscribe(f.view);
+          return;
+        }
+        sub.seq = f.seq;
         this.mark(sub, { state, stale: false });
         return;
       }
@@ -331,5 +375,6 @@ export class LiveClient {
 }
 
 export function liveUrl(loc: { protocol: string; host: string }): string {
-  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/ws/live`;
+  // The page names the protocol it speaks, so a hub upgraded under an open page answers "reload".
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/ws/live?v=${LIVE_PROTOCOL_VERSION}`;
 }

@@ -16,7 +16,10 @@ export interface RingEndLike {
   state: string;
   occupancyBytes: number;
   capacityBytes: number;
-  recordsPerS: number;
+  /** Exact rate, when known (the tables' rows); the overview's ends carry `stuck` judged by the hub instead. */
+  recordsPerS?: number;
+  /** Ring full with nothing moving, as the hub judged it on exact figures. */
+  stuck?: boolean;
   /** Freshness of the reporting node (hub): a stale/offline end's figures are frozen. */
   freshness?: 'fresh' | 'stale' | 'offline' | undefined;
 }
@@ -47,7 +50,8 @@ const frac = (e: RingEndLike) => (e.capacityBytes > 0 ? e.occupancyBytes / e.cap
 
 /** Whether this end's own figures show a full ring with nothing moving. */
 export function endStuck(e: RingEndLike): boolean {
-  return fresh(e) && e.capacityBytes > 0 && frac(e) >= STUCK_RATIO && !(e.recordsPerS > 0);
+  if (e.stuck !== undefined) return fresh(e) && e.stuck;
+  return fresh(e) && e.capacityBytes > 0 && frac(e) >= STUCK_RATIO && !((e.recordsPerS ?? 0) > 0);
 }
 
 /** One entry per link, both ends joined (`<node>~<id>` tx end with `<peer>~<id>` rx end). */

@@ -3,28 +3,90 @@
  * are unit-tested; `live-client.ts` feeds them. Every applied frame yields NEW top-level arrays, so React
  * memoisation keys on identity and nothing re-renders between hub frames (≤ 1 per view per second).
  */
-import type {
-  Alert,
-  AlertsDelta,
-  AlertsSnapshot,
-  HostPoint,
-  Kpi,
-  LinkSnapshot,
-  LinkSummary,
-  LivePoint,
-  NodeDelta,
-  NodeSnapshot,
-  NodeSummary,
-  OverviewDelta,
-  OverviewSnapshot,
+import {
+  type Alert,
+  type AlertsDelta,
+  type AlertsSnapshot,
+  applyLayoutDelta,
+  END_STATE_BYTES,
+  END_STATES,
+  FRESHNESS_CODES,
+  fromLogByte,
+  type HostPoint,
+  type Kpi,
+  type LinkSnapshot,
+  type LinkSummary,
+  type LivePoint,
+  layoutFromSnapshot,
+  NODE_HEALTH,
+  type NodeDelta,
+  type NodeSnapshot,
+  type NodeSummary,
+  OCCUPANCY_UNKNOWN,
+  type OverviewDelta,
+  type OverviewLayout,
+  type OverviewSnapshot,
+  type TableDelta,
+  type TableSnapshot,
 } from '@rdmaq/shared';
 import { compareIds } from './layout';
 
+/** A host as the overview's pictures draw it (decoded from the packed layout). */
+export interface OverviewNode {
+  id: string;
+  hostname: string;
+  connected: boolean;
+  health: NodeSummary['health'];
+  freshness: 'fresh' | 'stale' | 'offline';
+  /** Last sample (hub clock ms), known while the node is not fresh. */
+  lastDataAt: number | null;
+  linkCount: number;
+  linksUp: number;
+  linksDownByPeer: number;
+  labels?: Record<string, string>;
+}
+
+/**
+ * A link end as the overview's pictures draw it. Occupancy is in whole percent, throughput and p99 on a
+ * quarter-octave scale (±9 %): the tables and the link page carry the exact figures.
+ */
+export interface OverviewLink {
+  key: string;
+  id: string;
+  node: string;
+  peer: string;
+  peerAddress?: string;
+  direction: 'tx' | 'rx';
+  transport: string;
+  provider: string;
+  app?: string;
+  state: LinkSummary['state'];
+  freshness: 'fresh' | 'stale' | 'offline';
+  blame?: string;
+  capacityBytes: number;
+  /** Fraction 0..1 (whole percent); NaN without a capacity. */
+  occupancy: number;
+  occupancyBytes: number;
+  bytesPerS: number;
+  p99Ns: number | null;
+  /** Ring ≥ 95 % full with no record moving (judged by the hub on exact figures). */
+  stuck: boolean;
+}
+
 export interface OverviewState {
-  nodes: NodeSummary[];
-  links: LinkSummary[];
+  layout: OverviewLayout;
+  nodes: OverviewNode[];
+  links: OverviewLink[];
   kpi: Kpi;
   alerts: Alert[];
+}
+
+/** A table window: rows in the hub's order, `total` matching rows. */
+export interface TableState<R = LinkSummary | NodeSummary> {
+  table: 'links' | 'nodes';
+  total: number;
+  offset: number;
+  rows: R[];
 }
 
 export interface AlertsState {
@@ -44,26 +106,118 @@ export type LinkState = LinkSnapshot;
 /** Live points kept in the browser per chart (1 s each): 15 minutes. */
 export const MAX_LIVE_POINTS = 900;
 
-const byId = (a: { id: string }, b: { id: string }) => compareIds(a.id, b.id);
 const byKey = (a: { key: string }, b: { key: string }) => compareIds(a.key, b.key);
 
-export function overviewFromSnapshot(s: OverviewSnapshot): OverviewState {
+function decodeNode(l: OverviewLayout, i: number): OverviewNode {
+  const [id, hostname, labels] = l.nodes[i]!;
+  const [health, connected, linkCount, linksUp, byPeer, lastDataAt] = l.nodeStates[i]!;
+  const h = NODE_HEALTH[health] ?? 'offline';
   return {
-    nodes: [...s.nodes].sort(byId),
-    links: [...s.links].sort(byKey),
+    id,
+    hostname,
+    connected: connected === 1,
+    health: h,
+    freshness: h === 'stale' || h === 'offline' ? h : 'fresh',
+    lastDataAt,
+    linkCount,
+    linksUp,
+    linksDownByPeer: byPeer,
+    ...(labels ? { labels } : {}),
+  };
+}
+
+function decodeEnd(l: OverviewLayout, i: number): OverviewLink {
+  const [id, nodeIdx, peer, dir, transport, provider, capacityBytes, app, peerAddress] = l.ends[i]!;
+  const o = i * END_STATE_BYTES;
+  const flags = l.endStates[o]!;
+  const occ = l.endStates[o + 1]!;
+  const node = l.nodes[nodeIdx]?.[0] ?? '?';
+  const occupancy = occ === OCCUPANCY_UNKNOWN ? Number.NaN : occ / 100;
+  const blame = l.blame.get(i);
+  return {
+    key: `${node}~${id}`,
+    id,
+    node,
+    peer: typeof peer === 'number' ? (l.nodes[peer]?.[0] ?? '?') : peer,
+    ...(peerAddress !== null ? { peerAddress } : {}),
+    direction: dir === 0 ? 'tx' : 'rx',
+    transport,
+    provider,
+    ...(app !== null ? { app } : {}),
+    state: END_STATES[flags & 7] ?? 'down',
+    freshness: FRESHNESS_CODES[(flags >> 3) & 3] ?? 'offline',
+    ...(blame !== undefined ? { blame } : {}),
+    capacityBytes,
+    occupancy,
+    occupancyBytes: Number.isNaN(occupancy) ? 0 : Math.round(occupancy * capacityBytes),
+    bytesPerS: fromLogByte(l.endStates[o + 2]!) ?? 0,
+    p99Ns: fromLogByte(l.endStates[o + 3]!),
+    stuck: (flags & 32) !== 0,
+  };
+}
+
+export function overviewFromSnapshot(s: OverviewSnapshot): OverviewState {
+  const layout = layoutFromSnapshot(s.layout);
+  return {
+    layout,
+    nodes: layout.nodes.map((_, i) => decodeNode(layout, i)),
+    links: layout.ends.map((_, i) => decodeEnd(layout, i)),
     kpi: s.kpi,
     alerts: s.alerts,
   };
 }
 
-/** Replaces changed nodes/links by id/key, drops removed ones; unchanged entries keep their identity. */
+/**
+ * Applies a delta: only the nodes and ends it names are decoded again, every other entry keeps its identity
+ * (React memo and the canvases' caches key on it). Throws when the delta does not fit (the client resubscribes).
+ */
 export function applyOverviewDelta(prev: OverviewState, d: OverviewDelta): OverviewState {
-  return {
-    nodes: upsert(prev.nodes, d.nodes, d.removedNodes, (n) => n.id, byId),
-    links: upsert(prev.links, d.links, d.removedLinks, (l) => l.key, byKey),
-    kpi: d.kpi,
-    alerts: d.alerts,
-  };
+  const { layout, nodes: cn, ends: ce } = applyLayoutDelta(prev.layout, d.layout);
+  let nodes = prev.nodes;
+  if (cn.size) {
+    nodes = [...prev.nodes];
+    for (const i of cn) nodes[i] = decodeNode(layout, i);
+  }
+  let links = prev.links;
+  // A renamed node renames its ends' keys and peers: decode them all again (rare).
+  const renamed = [...cn].some(
+    (i) => prev.layout.nodes[i] !== undefined && prev.layout.nodes[i]![0] !== layout.nodes[i]![0],
+  );
+  if (renamed) links = layout.ends.map((_, i) => decodeEnd(layout, i));
+  else if (ce.size) {
+    links = [...prev.links];
+    for (const i of ce) links[i] = decodeEnd(layout, i);
+  }
+  return { layout, nodes, links, kpi: d.kpi, alerts: d.alerts };
+}
+
+export function tableFromSnapshot(s: TableSnapshot): TableState {
+  return { table: s.table, total: s.total, offset: s.offset, rows: [...s.rows] };
+}
+
+const rowKey = (r: LinkSummary | NodeSummary) => ('key' in r ? r.key : r.id);
+
+/**
+ * Replaces rows sent whole, merges patches into held rows, reorders when the hub sent an order; unchanged
+ * rows keep their identity.
+ */
+export function applyTableDelta(prev: TableState, d: TableDelta): TableState {
+  const by = new Map<string, LinkSummary | NodeSummary>(prev.rows.map((r) => [rowKey(r), r]));
+  for (const r of d.rows) by.set(rowKey(r), r);
+  for (const p of d.patches ?? []) {
+    const k = 'key' in p ? p.key : p.id;
+    const held = by.get(k);
+    if (!held) throw new Error(`table delta: patch of row ${k}, which is not held`);
+    by.set(k, { ...held, ...p } as LinkSummary | NodeSummary);
+  }
+  const order = d.order ?? prev.rows.map(rowKey);
+  const rows: (LinkSummary | NodeSummary)[] = [];
+  for (const k of order) {
+    const r = by.get(k);
+    if (!r) throw new Error(`table delta: row ${k} is neither held nor sent`);
+    rows.push(r);
+  }
+  return { table: d.table, total: d.total, offset: d.offset, rows };
 }
 
 function upsert<T>(

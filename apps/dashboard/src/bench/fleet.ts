@@ -1,10 +1,16 @@
 /**
  * Fleet benchmark: N agents × L links at 1 sample/s against a hub running in ANOTHER process
- * (`rdmaq-dashboard serve`, UI off), plus one live browser client on the overview measuring
- * sample → browser delta latency. Prints hub CPU %, RSS and latency percentiles beside the idle baseline
- * of the same hub measured in the same run, and the issue's targets.
+ * (`rdmaq-dashboard serve`, UI off), then live browser clients subscribing what the overview page
+ * subscribes (the overview picture and the first windows of its two tables), in phases of 0, 1 and 10
+ * browsers. Prints per phase the hub's CPU, the bytes per second each browser receives, the time a
+ * browser spends decoding and applying an overview frame, and sample → browser latency; beside them the
+ * idle hub and the fleet with no browser (same run), and what protocol 1 sent per second for this fleet
+ * (every node and link summary, measured from the hub's REST answers in the same run).
  *
- *   node dist/bench/fleet.js [--agents 1000] [--links 8] [--seconds 60] [--warmup 20] [--tsdb compare]
+ *   node dist/bench/fleet.js [--agents 1000] [--links 8] [--seconds 60] [--warmup 20] [--browsers 1,10]
+ *                            [--tsdb compare]
+ *
+ * Growth with the fleet (same samples per second): `--agents 1000 --links 8` against `--agents 4000 --links 2`.
  *
  * `--tsdb compare` (issue 17) runs the fleet twice in one invocation, SQLite only and then with remote
  * write to a VictoriaMetrics started on loopback (Debian's victoria-metrics), and prints the hub CPU
@@ -17,7 +23,18 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { bucketOf, emptyLinkCounters, type LinkSample, PROTOCOL_VERSION, type Sample } from '@rdmaq/shared';
+import {
+  applyLayoutDelta,
+  bucketOf,
+  emptyLinkCounters,
+  LIVE_PROTOCOL_VERSION,
+  type LinkSample,
+  layoutFromSnapshot,
+  type OverviewLayout,
+  PROTOCOL_VERSION,
+  type Sample,
+  tableView,
+} from '@rdmaq/shared';
 import WebSocket from 'ws';
 import { VictoriaMetrics, vmMissing } from './victoria-metrics.js';
 
@@ -31,14 +48,26 @@ const { values } = parseArgs({
     tsdb: { type: 'string', default: 'off' },
     /** tsdb.writeIntervalS for the remote-write run (0: every sample). */
     'tsdb-interval-s': { type: 'string', default: '0' },
+    /** Browser counts, one measured phase each (after a phase with none). */
+    browsers: { type: 'string', default: '1,10' },
   },
 });
+const BROWSERS = values.browsers
+  .split(',')
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n > 0 && n <= 50);
 const AGENTS = Number(values.agents);
 const LINKS = Number(values.links);
 const SECONDS = Number(values.seconds);
 const WARMUP = Number(values.warmup);
 const BASELINE = Number(values.baseline);
-const TARGET = { cpu: 30, rssMb: 600, p99Ms: 1500 };
+const TARGET = { cpu: 30, cpuOneBrowser: 25, rssMb: 600, p99Ms: 1500, kibPerS: 100, applyMs: 50 };
+/** The windows the overview page subscribes at first (components/Overview.tsx). */
+const PAGE_VIEWS = [
+  'overview',
+  tableView({ table: 'nodes', sort: 'urgency', q: '', offset: 0, limit: 60 }),
+  tableView({ table: 'links', sort: 'urgency', q: '', offset: 0, limit: 60 }),
+];
 
 const BIN = fileURLToPath(new URL('../server/bin.js', import.meta.url));
 const CLK_TCK = 100;
@@ -267,18 +296,14 @@ async function runOnce(vm: VictoriaMetrics | undefined): Promise<RunResult> {
     );
   }
 
-  // ── the live browser client, on its own thread (a browser is its own process: the fleet's busy event
-  // loop must not delay when deltas are seen).
+  // ── the live browser clients, on their own thread (a browser is its own process: the fleet's busy event
+  // loop must not delay when frames are seen).
   const live = new Worker(fileURLToPath(import.meta.url), { workerData: { wsUrl, cookie, origin: url } });
-  await new Promise<void>((resolve, reject) => {
-    live.once('message', () => resolve());
-    live.once('error', reject);
-  });
-  const liveResult = new Promise<LiveResult>((resolve) =>
-    live.on('message', (m: LiveResult | string) => {
-      if (typeof m !== 'string') resolve(m);
-    }),
-  );
+  const fromLive = <T>(): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      live.once('message', (m: T) => resolve(m));
+      live.once('error', reject);
+    });
 
   // Each agent sends once a second, spread evenly over the second like real, unsynchronised hosts.
   let running = true;
@@ -314,12 +339,45 @@ async function runOnce(vm: VictoriaMetrics | undefined): Promise<RunResult> {
     }
   };
   const loop = sendLoop();
-  console.log(`warm-up ${WARMUP} s, then measuring ${SECONDS} s…`);
+  console.log(
+    `warm-up ${WARMUP} s, then ${1 + BROWSERS.length} phases of ${SECONDS} s (browsers: 0, ${BROWSERS.join(', ')})…`,
+  );
   await sleep(WARMUP * 1000);
-  live.postMessage('start');
-  const busy = await measure(pid, SECONDS);
-  live.postMessage('stop');
-  const { lat, wait, deliver, deltas, deltaBytes } = await liveResult;
+  const phases: Phase[] = [];
+  for (const n of [0, ...BROWSERS]) {
+    if (n > 0) {
+      live.postMessage({ cmd: 'open', n });
+      await fromLive<'ready'>();
+      await sleep(3000); // snapshots delivered, first deltas flowing
+    }
+    live.postMessage({ cmd: 'start' });
+    const m = await measure(pid, SECONDS);
+    live.postMessage({ cmd: 'stop' });
+    const r = await fromLive<LiveResult>();
+    phases.push({ browsers: n, ...m, live: r });
+    const kib = (b: number) => (b / Math.max(1, r.browsers) / SECONDS / 1024).toFixed(1);
+    console.log(
+      `  ${n} browser(s): hub CPU ${m.cpu.toFixed(1)} % (median ${m.cpuMedian.toFixed(1)}), ${kib(r.bytes)} KiB/s per browser (${Object.entries(
+        r.byView,
+      )
+        .map(([k, b]) => `${k} ${kib(b)}`)
+        .join(', ')})`,
+    );
+  }
+  // What protocol 1 sent each second for this fleet: every node and link summary that changed (here every
+  // one of them, each agent reporting once a second), as the REST answers serialise them.
+  const restText = async (p: string) => (await fetch(`${url}${p}`, { headers: { cookie } })).text();
+  const v1Nodes = await restText('/api/nodes');
+  const v1Links = await restText('/api/links');
+  const v1Bytes = v1Nodes.length + v1Links.length;
+  const v1Parse: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    JSON.parse(v1Nodes);
+    JSON.parse(v1Links);
+    v1Parse.push(performance.now() - t);
+  }
+  v1Parse.sort((x, y) => x - y);
   running = false;
   await loop;
   const lastSentAt = Date.now();
@@ -361,45 +419,98 @@ async function runOnce(vm: VictoriaMetrics | undefined): Promise<RunResult> {
     );
   }
 
-  const p50 = pct(lat, 0.5);
-  const p99 = pct(lat, 0.99);
-  const row = (name: string, base: string, val: string, target: string, ok: boolean) =>
+  const row = (name: string, cols: string[], target: string, ok: boolean | undefined) =>
     console.log(
-      `${name.padEnd(30)} ${base.padStart(14)} ${val.padStart(14)} ${target.padStart(10)}  ${ok ? 'PASS' : 'FAIL'}`,
+      `${name.padEnd(34)} ${cols.map((c) => c.padStart(12)).join(' ')} ${target.padStart(10)}  ${ok === undefined ? '' : ok ? 'PASS' : 'FAIL'}`,
     );
   console.log(
     `\nmachine: ${cpus().length} cores, load average ${loadavg()
       .map((x) => x.toFixed(1))
-      .join(' ')} (other work on the machine competes with the hub, the fleet and the client)`,
+      .join(' ')} (other work on the machine competes with the hub, the fleet and the clients)`,
   );
   console.log(
-    `fleet: ${health.agents.connected} agents connected, ${health.links.total} links, ${SECONDS} s measured`,
+    `fleet: ${health.agents.connected} agents connected, ${health.links.total} link ends, ${SECONDS} s per phase`,
   );
-  console.log(
-    `live client: ${deltas} overview deltas, avg ${(deltaBytes / Math.max(1, deltas) / 1024).toFixed(0)} KiB, ${lat.length} link updates timed`,
-  );
-  console.log(
-    `${'metric'.padEnd(30)} ${'idle baseline'.padStart(14)} ${'under fleet'.padStart(14)} ${'target'.padStart(10)}`,
-  );
+  const withB = phases.filter((p) => p.browsers > 0);
+  const one = withB.find((p) => p.browsers === 1);
+  const ten = withB.find((p) => p.browsers === 10);
+  row('', ['idle hub', ...phases.map((p) => `${p.browsers} browsers`)], 'target', undefined);
   row(
     'hub CPU (% of one core)',
-    idle.cpu.toFixed(1),
-    busy.cpu.toFixed(1),
-    `≤ ${TARGET.cpu}`,
-    busy.cpu <= TARGET.cpu,
+    [idle.cpu.toFixed(1), ...phases.map((p) => p.cpu.toFixed(1))],
+    `≤ ${TARGET.cpuOneBrowser} / ${TARGET.cpu}`,
+    (one ? one.cpu <= TARGET.cpuOneBrowser : true) && (ten ? ten.cpu <= TARGET.cpu : true),
   );
-  row('hub CPU median of 1 s (%)', idle.cpuMedian.toFixed(1), busy.cpuMedian.toFixed(1), '', true);
+  row(
+    'hub CPU median of 1 s (%)',
+    [idle.cpuMedian.toFixed(1), ...phases.map((p) => p.cpuMedian.toFixed(1))],
+    '',
+    undefined,
+  );
   row(
     'hub RSS (MB, peak)',
-    idle.rssMb.toFixed(0),
-    busy.rssMb.toFixed(0),
+    [idle.rssMb.toFixed(0), ...phases.map((p) => p.rssMb.toFixed(0))],
     `≤ ${TARGET.rssMb}`,
-    busy.rssMb <= TARGET.rssMb,
+    phases.every((p) => p.rssMb <= TARGET.rssMb),
   );
-  row('sample → browser p50 (ms)', '-', p50.toFixed(0), '', true);
-  row('  of which sample → frame p99', '-', pct(wait, 0.99).toFixed(0), '', true);
-  row('  of which frame → client p99', '-', pct(deliver, 0.99).toFixed(0), '', true);
-  row('sample → browser p99 (ms)', '-', p99.toFixed(0), `≤ ${TARGET.p99Ms}`, p99 <= TARGET.p99Ms);
+  const perBrowser = (p: Phase) => p.live.bytes / Math.max(1, p.live.browsers) / SECONDS / 1024;
+  row(
+    'KiB/s to each browser',
+    ['-', ...phases.map((p) => (p.browsers ? perBrowser(p).toFixed(1) : '-'))],
+    `≤ ${TARGET.kibPerS}`,
+    withB.every((p) => perBrowser(p) <= TARGET.kibPerS),
+  );
+  row(
+    '  protocol 1, this fleet (KiB/s)',
+    ['-', ...phases.map(() => (v1Bytes / 1024).toFixed(0))],
+    '',
+    undefined,
+  );
+  const applyP = (p: Phase, q: number) => pct(p.live.applyMs, q);
+  row(
+    'decode+apply overview frame p50 (ms)',
+    ['-', ...phases.map((p) => (p.browsers ? applyP(p, 0.5).toFixed(2) : '-'))],
+    '',
+    undefined,
+  );
+  row(
+    'decode+apply overview frame p99 (ms)',
+    ['-', ...phases.map((p) => (p.browsers ? applyP(p, 0.99).toFixed(2) : '-'))],
+    `≤ ${TARGET.applyMs}`,
+    withB.every((p) => applyP(p, 0.99) <= TARGET.applyMs),
+  );
+  row(
+    '  protocol 1: JSON.parse alone p50 (ms)',
+    ['-', ...phases.map(() => pct(v1Parse, 0.5).toFixed(1))],
+    '',
+    undefined,
+  );
+  const latP = (p: Phase, q: number) => pct(p.live.lat, q);
+  row(
+    'sample → browser p50 (ms)',
+    ['-', ...phases.map((p) => (p.browsers ? latP(p, 0.5).toFixed(0) : '-'))],
+    '',
+    undefined,
+  );
+  row(
+    'sample → browser p99 (ms)',
+    ['-', ...phases.map((p) => (p.browsers ? latP(p, 0.99).toFixed(0) : '-'))],
+    `≤ ${TARGET.p99Ms}`,
+    withB.every((p) => latP(p, 0.99) <= TARGET.p99Ms),
+  );
+  row(
+    '  of which frame → client p99',
+    ['-', ...phases.map((p) => (p.browsers ? pct(p.live.deliver, 0.99).toFixed(0) : '-'))],
+    '',
+    undefined,
+  );
+  if (one) {
+    console.log(
+      `bytes per browser: protocol 1 ${(v1Bytes / 1024).toFixed(0)} KiB/s vs ${perBrowser(one).toFixed(1)} KiB/s now (÷${(v1Bytes / 1024 / Math.max(0.01, perBrowser(one))).toFixed(0)})`,
+    );
+  }
+  const busy = ten ?? one ?? phases[0]!;
+  const p99 = latP(busy, 0.99);
 
   for (const a of agents) a.ws.close();
   await live.terminate();
@@ -413,56 +524,116 @@ async function runOnce(vm: VictoriaMetrics | undefined): Promise<RunResult> {
     cpu: busy.cpu,
     cpuMedian: busy.cpuMedian,
     rssMb: busy.rssMb,
-    p99,
+    p99: Number.isFinite(p99) ? p99 : 0,
     ...(tsdbDelayS !== undefined ? { tsdbDelayS } : {}),
     ...(vm ? { tsdbStats } : {}),
   };
 }
 
 interface LiveResult {
+  browsers: number;
+  /** Bytes received by all browsers while measuring. */
+  bytes: number;
+  frames: number;
+  /** Sample time → received, for each link row of the first browser's link table window (ms). */
   lat: number[];
-  /** Sample time → the hub built the delta (tick wait + ingest). */
-  wait: number[];
-  /** Delta built → received by the client (serialise, send, transfer), per frame. */
+  /** Frame built → received (serialise, send, transfer), per frame of the first browser. */
   deliver: number[];
-  deltas: number;
-  deltaBytes: number;
+  /** JSON.parse + decode + apply of each overview frame of the first browser (ms). */
+  applyMs: number[];
+  /** Bytes per view kind (overview, table:links, table:nodes, other), all browsers. */
+  byView: Record<string, number>;
 }
 
-/** Worker: a live client on the overview timing each link update (receipt time − sample time). */
+interface Phase {
+  browsers: number;
+  cpu: number;
+  cpuMedian: number;
+  rssMb: number;
+  live: LiveResult;
+}
+
+/**
+ * Worker: browsers subscribing the overview page's views. Each applies the overview frames it receives as
+ * the page does (parse, decode, apply), timed on the first one; the first one also times each link row of
+ * its table window from the sample's timestamp.
+ */
 function liveClient(): void {
   const { wsUrl, cookie, origin } = workerData as { wsUrl: string; cookie: string; origin: string };
-  const lat: number[] = [];
-  const wait: number[] = [];
-  const deliver: number[] = [];
   let measuring = false;
-  let deltas = 0;
-  let deltaBytes = 0;
-  const ws = new WebSocket(`${wsUrl}/ws/live`, { headers: { cookie, origin } });
-  ws.on('open', () => {
-    ws.send(JSON.stringify({ type: 'subscribe', view: 'overview' }));
-    parentPort!.postMessage('ready');
-  });
-  ws.on('message', (data) => {
-    const now = Date.now();
-    const text = String(data);
-    const f = JSON.parse(text) as { type: string; ts: number; data?: { links?: Array<{ ts: number }> } };
-    if (f.type !== 'delta' || !measuring) return;
-    deltas++;
-    deltaBytes += text.length;
-    // Split: sample → hub builds the frame (waiting for the 1 s tick), frame built → received here.
-    deliver.push(now - f.ts);
-    for (const l of f.data?.links ?? []) {
-      lat.push(now - l.ts);
-      wait.push(f.ts - l.ts);
+  const r: LiveResult = { browsers: 0, bytes: 0, frames: 0, lat: [], deliver: [], applyMs: [], byView: {} };
+  const sockets: WebSocket[] = [];
+  const open = (first: boolean) =>
+    new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(`${wsUrl}/ws/live?v=${LIVE_PROTOCOL_VERSION}`, {
+        headers: { cookie, origin },
+      });
+      sockets.push(ws);
+      let layout: OverviewLayout | undefined;
+      ws.on('open', () => {
+        for (const view of PAGE_VIEWS) ws.send(JSON.stringify({ type: 'subscribe', view }));
+        resolve();
+      });
+      ws.once('error', reject);
+      ws.on('message', (data) => {
+        const now = Date.now();
+        const text = String(data);
+        const t0 = performance.now();
+        const f = JSON.parse(text) as {
+          type: string;
+          view?: string;
+          ts: number;
+          data?: { layout?: never; rows?: Array<{ ts?: number }>; patches?: Array<{ ts?: number }> };
+        };
+        if (f.view === 'overview' && (f.type === 'snapshot' || f.type === 'delta')) {
+          try {
+            layout =
+              f.type === 'snapshot' || !layout
+                ? layoutFromSnapshot(f.data!.layout!)
+                : applyLayoutDelta(layout, f.data!.layout!).layout;
+          } catch {
+            layout = undefined;
+          }
+          if (measuring && first) r.applyMs.push(performance.now() - t0);
+        }
+        if (!measuring) return;
+        r.bytes += text.length;
+        r.frames++;
+        const kind = f.view?.split('?')[0] ?? f.type;
+        r.byView[kind] = (r.byView[kind] ?? 0) + text.length;
+        if (!first || (f.type !== 'delta' && f.type !== 'snapshot')) return;
+        r.deliver.push(now - f.ts);
+        if (f.view?.startsWith('table:links')) {
+          for (const row of [...(f.data?.rows ?? []), ...(f.data?.patches ?? [])]) {
+            if (row.ts) r.lat.push(now - row.ts);
+          }
+        }
+      });
+    });
+  parentPort!.on('message', (m: { cmd: string; n?: number }) => {
+    if (m.cmd === 'open') {
+      const want = m.n ?? 1;
+      void (async () => {
+        while (sockets.length < want) await open(sockets.length === 0);
+        parentPort!.postMessage('ready');
+      })();
     }
-  });
-  parentPort!.on('message', (m: string) => {
-    if (m === 'start') measuring = true;
-    if (m === 'stop') {
+    if (m.cmd === 'start') {
+      Object.assign(r, {
+        browsers: sockets.length,
+        bytes: 0,
+        frames: 0,
+        lat: [],
+        deliver: [],
+        applyMs: [],
+        byView: {},
+      });
+      measuring = true;
+    }
+    if (m.cmd === 'stop') {
       measuring = false;
-      for (const a of [lat, wait, deliver]) a.sort((x, y) => x - y);
-      parentPort!.postMessage({ lat, wait, deliver, deltas, deltaBytes } satisfies LiveResult);
+      for (const a of [r.lat, r.deliver, r.applyMs]) a.sort((x, y) => x - y);
+      parentPort!.postMessage({ ...r });
     }
   });
 }

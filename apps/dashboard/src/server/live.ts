@@ -26,6 +26,7 @@ import type { SessionUser } from './auth.js';
 import type { Fleet } from './fleet.js';
 import { closeReason, HUB_VERSION } from './ingest.js';
 import type { Logger } from './log.js';
+import { OverviewViews } from './overview.js';
 import { TokenBucket } from './throttle.js';
 
 const RECENT_MS = 5 * 60_000;
@@ -42,6 +43,8 @@ interface Client {
   /** Frame token bucket (a subscribe builds a snapshot: the overview of a big fleet is megabytes). */
   /** Frames this client may send (LIVE_FRAME_BURST at once, LIVE_FRAMES_PER_S after). */
   frames: TokenBucket;
+  /** Live protocol the page speaks (from `?v=` of its upgrade URL; 1 when it did not say). */
+  version: number;
 }
 
 /** Browser frames in a burst and per second after it; beyond, the socket is closed with this code. */
@@ -66,6 +69,8 @@ export class LiveHub {
   private lastTick: number;
   /** Per view: seq of the last frame built (all subscribers of a view share one frame and one seq). */
   private readonly viewSeq = new Map<string, number>();
+  /** The overview and table views, computed once per tick for all subscribers. */
+  private readonly views: OverviewViews;
   /** Frames sent / merged since start (tests and diagnostics). */
   stats = { deltas: 0, snapshots: 0, resyncs: 0, merged: 0 };
 
@@ -76,14 +81,20 @@ export class LiveHub {
       perMessageDeflate: false,
     });
     this.lastTick = o.now();
+    this.views = new OverviewViews(o.fleet);
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, user: SessionUser): void {
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, user));
+    const v = new URL(req.url ?? '/', 'http://hub').searchParams.get('v');
+    const version = v !== null && /^\d{1,3}$/.test(v) ? Number(v) : 1;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, user, version));
   }
 
-  /** Takes an upgraded socket (public: the frame property test drives it with a socket double). */
-  attach(ws: WebSocket, user: SessionUser): void {
+  /**
+   * Takes an upgraded socket (public: the frame property test drives it with a socket double). `version`:
+   * the live protocol the page speaks.
+   */
+  attach(ws: WebSocket, user: SessionUser, version = LIVE_PROTOCOL_VERSION): void {
     if (this.clients.size >= this.o.maxClients) {
       ws.close(1013, 'too many live clients; retry later');
       return;
@@ -99,6 +110,7 @@ export class LiveHub {
       user,
       subs: new Map(),
       frames: new TokenBucket(LIVE_FRAME_BURST, LIVE_FRAMES_PER_S, this.o.now()),
+      version,
     };
     this.clients.add(c);
     this.sendFrame(c, {
@@ -175,6 +187,17 @@ export class LiveHub {
       );
       return;
     }
+    if (c.version !== LIVE_PROTOCOL_VERSION) {
+      // A page loaded before the hub was upgraded: its views would be drawn from frames it cannot read.
+      // Said per view, so even a protocol-1 page shows it where the view would be.
+      this.sendFrame(c, {
+        type: 'error',
+        code: 'ERR_RDMAQ_PROTOCOL',
+        message: `This page is out of date: it speaks live protocol ${c.version}, the hub speaks ${LIVE_PROTOCOL_VERSION}. Reload the page.`,
+        view: f.view,
+      });
+      return;
+    }
     if (!this.viewExists(f.view)) {
       this.sendFrame(c, {
         type: 'error',
@@ -192,7 +215,7 @@ export class LiveHub {
     const k = viewKind(view);
     if (k === 'node') return this.o.fleet.nodes.has(view.slice(5));
     if (k === 'link') return this.o.fleet.links.has(view.slice(5));
-    return true;
+    return true; // overview, alerts, and table windows (their parameters were checked by ViewSchema)
   }
 
   // ───────────────────────────── payloads ─────────────────────────────
@@ -209,13 +232,12 @@ export class LiveHub {
       const counts = this.o.alerts.counts();
       return {
         kind: k,
-        data: {
-          nodes: [...f.nodes.values()].map((n) => f.nodeSummary(n)),
-          links: [...f.links.values()].map((l) => f.linkSummary(l)),
-          kpi: f.kpi(counts.firing, counts.pending),
-          alerts: this.o.alerts.firing(),
-        },
+        data: this.views.overviewSnapshot(f.kpi(counts.firing, counts.pending), this.o.alerts.firing()),
       };
+    }
+    if (k === 'table') {
+      const t = this.views.tableSnapshot(view);
+      return t ? { kind: k, data: t } : undefined;
     }
     if (k === 'alerts') {
       return {
@@ -287,32 +309,17 @@ export class LiveHub {
     since: number,
     now: number,
     alertsDelta: unknown,
-  ): { kind: string; data: unknown } | null {
+  ): { kind: string; data: unknown; snapshot?: boolean } | null {
     const f = this.o.fleet;
     const k = viewKind(view);
     if (k === 'overview') {
       const counts = this.o.alerts.counts();
-      const nodes = [];
-      for (const id of f.changedNodes) {
-        const n = f.nodes.get(id);
-        if (n) nodes.push(f.nodeSummary(n));
-      }
-      const links = [];
-      for (const key of f.changedLinks) {
-        const l = f.links.get(key);
-        if (l) links.push(f.linkSummary(l));
-      }
-      return {
-        kind: k,
-        data: {
-          nodes,
-          links,
-          removedNodes: [],
-          removedLinks: [...f.removedLinks],
-          kpi: f.kpi(counts.firing, counts.pending),
-          alerts: this.o.alerts.firing(),
-        },
-      };
+      const fr = this.views.overviewFrame(f.kpi(counts.firing, counts.pending), this.o.alerts.firing());
+      return { kind: k, data: fr.data, snapshot: fr.snapshot };
+    }
+    if (k === 'table') {
+      const d = this.views.tableDelta(view);
+      return d ? { kind: k, data: d } : null;
     }
     if (k === 'alerts') return alertsDelta ? { kind: k, data: alertsDelta } : null;
     if (k === 'node') {
@@ -361,6 +368,7 @@ export class LiveHub {
         ? { upserted: ch.upserted, removed: ch.removed, resolved: ch.resolved }
         : null;
     const deltas = new Map<string, Buffer | null>();
+    this.views.beginTick();
     for (const c of this.clients) {
       for (const view of c.subs.keys()) {
         if (deltas.has(view)) continue;
@@ -371,7 +379,8 @@ export class LiveHub {
         }
         const seq = this.seqOf(view) + 1;
         this.viewSeq.set(view, seq);
-        deltas.set(view, this.frame('delta', view, d.kind, seq, d.data));
+        // A renumbered overview layout goes to every subscriber as a snapshot (same seq rules).
+        deltas.set(view, this.frame(d.snapshot ? 'snapshot' : 'delta', view, d.kind, seq, d.data));
       }
     }
     const snaps = new Map<string, Buffer | null>();
@@ -403,6 +412,7 @@ export class LiveHub {
         c.ws.send(buf, { binary: false });
       }
     }
+    this.views.retain(new Set(deltas.keys()));
     // Views nobody watches any more forget their seq.
     if (this.viewSeq.size > deltas.size * 2 + 64) {
       for (const v of this.viewSeq.keys()) if (!deltas.has(v)) this.viewSeq.delete(v);
