@@ -6,16 +6,17 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../tooling/test-support/wait.js';
 import {
   agentBin,
   dashboardBin,
   freePort,
+  POLL,
   type Proc,
   startProc,
   stopAll,
   stopProc,
   tempDir,
-  until,
 } from './support/procs.js';
 
 interface LinkSummary {
@@ -130,10 +131,10 @@ describe('agents → hub, real links and real traffic', () => {
       join(dir.path, 'hub'),
     ];
     hub = startProc('hub', hubArgs, hubEnv);
-    await until(
+    await waitFor(
       'the hub to answer /api/health',
       async () => ((await fetch(`${hubUrl}/api/health`)).ok ? true : undefined),
-      60_000,
+      { ...POLL, timeoutMs: 60_000 },
     );
     const login = await fetch(`${hubUrl}/api/auth/login`, {
       method: 'POST',
@@ -159,7 +160,7 @@ describe('agents → hub, real links and real traffic', () => {
   });
 
   it('shows both agents connected and every link up', async () => {
-    const health = await until(
+    const health = await waitFor(
       'all links up in /api/health',
       async () => {
         const h = (await (await fetch(`${hubUrl}/api/health`)).json()) as {
@@ -168,7 +169,7 @@ describe('agents → hub, real links and real traffic', () => {
         };
         return h.agents.connected === 2 && h.links.total >= 2 && h.links.up === h.links.total ? h : undefined;
       },
-      60_000,
+      { ...POLL, timeoutMs: 60_000 },
     ).catch((err: Error) => {
       throw new Error(
         `${err.message}\n--- agent a ---\n${agents.a?.output().slice(-3000)}\n--- agent b ---\n${agents.b?.output().slice(-3000)}\n--- hub ---\n${hub.output().slice(-3000)}`,
@@ -182,39 +183,55 @@ describe('agents → hub, real links and real traffic', () => {
       const { links } = await api<{ links: LinkSummary[] }>(`/api/links?node=${node}`);
       return links.find((l) => l.id === id);
     };
-    const first = await until('link a->b in the hub', () => find('a', 'a->b'));
+    const first = await waitFor('link a->b in the hub', () => find('a', 'a->b'), POLL);
     expect(first.state).toBe('up');
     const key = encodeURIComponent(first.key ?? `a~a->b`);
     const before = (await api<{ counters: { records: number } }>(`/api/links/${key}`)).counters.records;
-    const grown = await until('a->b record count to grow', async () => {
-      const r = (await api<{ counters: { records: number } }>(`/api/links/${key}`)).counters.records;
-      return r > before + 1000 ? r : undefined;
-    });
+    const grown = await waitFor(
+      'a->b record count to grow',
+      async () => {
+        const r = (await api<{ counters: { records: number } }>(`/api/links/${key}`)).counters.records;
+        return r > before + 1000 ? r : undefined;
+      },
+      POLL,
+    );
     // The hub's figure is the last sample; the agent's counter only moves forward after it.
     const agentNow = await agentCounter('a', 'rdmaq_link_records_total', 'a->b');
     expect(agentNow).toBeGreaterThanOrEqual(grown);
     // The fabric link the other way carries traffic too.
-    const back = await until('link b->a to carry records', async () => {
-      const l = await find('b', 'b->a');
-      return l && l.state === 'up' ? l : undefined;
-    });
+    const back = await waitFor(
+      'link b->a to carry records',
+      async () => {
+        const l = await find('b', 'b->a');
+        return l && l.state === 'up' ? l : undefined;
+      },
+      POLL,
+    );
     const backKey = encodeURIComponent(back.key ?? 'b~b->a');
-    await until('b->a records > 0', async () => {
-      const r = (await api<{ counters: { records: number } }>(`/api/links/${backKey}`)).counters.records;
-      return r > 0 ? r : undefined;
-    });
+    await waitFor(
+      'b->a records > 0',
+      async () => {
+        const r = (await api<{ counters: { records: number } }>(`/api/links/${backKey}`)).counters.records;
+        return r > 0 ? r : undefined;
+      },
+      POLL,
+    );
   });
 
   it('serves history with throughput and latency percentiles from the real traffic', async () => {
     const { links } = await api<{ links: LinkSummary[] }>('/api/links?node=a');
     const link = links.find((l) => l.id === 'a->b')!;
     const key = encodeURIComponent(link.key ?? 'a~a->b');
-    const hist = await until('history points with traffic', async () => {
-      const h = await api<{ points: Array<{ recordsPerS: number; p99Ns: number | null }> }>(
-        `/api/history?link=${key}&points=60`,
-      );
-      return h.points.some((p) => p.recordsPerS > 0) ? h : undefined;
-    });
+    const hist = await waitFor(
+      'history points with traffic',
+      async () => {
+        const h = await api<{ points: Array<{ recordsPerS: number; p99Ns: number | null }> }>(
+          `/api/history?link=${key}&points=60`,
+        );
+        return h.points.some((p) => p.recordsPerS > 0) ? h : undefined;
+      },
+      POLL,
+    );
     expect(hist.points.length).toBeLessThanOrEqual(60);
     const busy = hist.points.filter((p) => p.recordsPerS > 0);
     // Generator runs at 2000/s: the observed rate is of that order, not zero and not absurd.
@@ -224,7 +241,7 @@ describe('agents → hub, real links and real traffic', () => {
 
   it('marks the links of a killed agent down, and up again when it returns', async () => {
     await stopProc(agents.b!, 'SIGKILL');
-    await until(
+    await waitFor(
       'a link to leave the up state after agent b died',
       async () => {
         const h = (await (await fetch(`${hubUrl}/api/health`)).json()) as {
@@ -232,10 +249,10 @@ describe('agents → hub, real links and real traffic', () => {
         };
         return h.links.up < h.links.total ? h : undefined;
       },
-      30_000,
+      { ...POLL, timeoutMs: 30_000 },
     );
     startAgent('b');
-    await until(
+    await waitFor(
       'every link up again',
       async () => {
         const h = (await (await fetch(`${hubUrl}/api/health`)).json()) as {
@@ -244,7 +261,7 @@ describe('agents → hub, real links and real traffic', () => {
         };
         return h.agents.connected === 2 && h.links.up === h.links.total ? h : undefined;
       },
-      60_000,
+      { ...POLL, timeoutMs: 60_000 },
     );
   });
 
@@ -257,41 +274,55 @@ describe('agents → hub, real links and real traffic', () => {
     const key = encodeURIComponent('a~a->b');
     const hubRecords = async () =>
       (await api<{ counters: { records: number } }>(`/api/links/${key}`)).counters.records;
-    await until('both agents connected', async () =>
-      (await health()).agents.connected === 2 ? true : undefined,
+    await waitFor(
+      'both agents connected',
+      async () => ((await health()).agents.connected === 2 ? true : undefined),
+      POLL,
     );
     const beforeKill = await hubRecords();
     await stopProc(hub, 'SIGKILL');
     // The links do not depend on the hub: traffic goes on and the agents count it while it is away.
-    const grownWhileAway = await until('a->b to carry records with the hub gone', async () => {
-      const n = await agentCounter('a', 'rdmaq_link_records_total', 'a->b');
-      return n > beforeKill + 2000 ? n : undefined;
-    });
+    const grownWhileAway = await waitFor(
+      'a->b to carry records with the hub gone',
+      async () => {
+        const n = await agentCounter('a', 'rdmaq_link_records_total', 'a->b');
+        return n > beforeKill + 2000 ? n : undefined;
+      },
+      POLL,
+    );
     const restartedAt = Date.now();
     hub = startProc('hub', hubArgs, hubEnv);
-    await until('the hub to answer again', async () => {
-      try {
-        return (await fetch(`${hubUrl}/api/health`)).ok ? true : undefined;
-      } catch {
-        return undefined;
-      }
-    });
+    await waitFor(
+      'the hub to answer again',
+      async () => {
+        try {
+          return (await fetch(`${hubUrl}/api/health`)).ok ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      POLL,
+    );
     await login();
-    const back = await until(
+    const back = await waitFor(
       'both agents back with every link up',
       async () => {
         const h = await health();
         return h.agents.connected === 2 && h.links.total >= 2 && h.links.up === h.links.total ? h : undefined;
       },
-      30_000,
+      { ...POLL, timeoutMs: 30_000 },
     );
     expect(back.links.up).toBe(back.links.total);
     // What the agent counted while the hub was dead reaches the hub (buffered samples replayed, or the
     // next cumulative sample): the hub's figure catches up with the agent's figure of that time.
-    const caughtUp = await until('the hub to catch up with what a->b counted while it was away', async () => {
-      const n = await hubRecords();
-      return n >= grownWhileAway ? n : undefined;
-    });
+    const caughtUp = await waitFor(
+      'the hub to catch up with what a->b counted while it was away',
+      async () => {
+        const n = await hubRecords();
+        return n >= grownWhileAway ? n : undefined;
+      },
+      POLL,
+    );
     expect(caughtUp).toBeGreaterThanOrEqual(grownWhileAway);
     console.log(
       `hub kill -9: agents back and caught up ${((Date.now() - restartedAt) / 1000).toFixed(1)} s after restart`,

@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentBin, dashboardBin, type Proc, startProc, stopAll, tempDir, until } from './support/procs.js';
+import { waitFor } from '../../tooling/test-support/wait.js';
+import { agentBin, dashboardBin, POLL, type Proc, startProc, stopAll, tempDir } from './support/procs.js';
 
 const root = process.getuid?.() === 0 && hasIp();
 const tag = `q${process.pid % 10000}`; // interface names: at most 15 characters
@@ -127,10 +128,10 @@ describe.skipIf(!root)('default latency alerts on a real network path (namespace
         RDMAQ_ADMIN_PASSWORD: password,
       },
     );
-    await until(
+    await waitFor(
       'the hub to answer',
       async () => ((await fetch(`${hubUrl}/api/health`)).ok ? true : undefined),
-      60_000,
+      { ...POLL, timeoutMs: 60_000 },
     );
     const login = await fetch(`${hubUrl}/api/auth/login`, {
       method: 'POST',
@@ -158,7 +159,7 @@ describe.skipIf(!root)('default latency alerts on a real network path (namespace
         ),
       );
     }
-    await until(
+    await waitFor(
       'both links up with traffic',
       async () => {
         const h = (await (await fetch(`${hubUrl}/api/health`)).json()) as {
@@ -167,7 +168,7 @@ describe.skipIf(!root)('default latency alerts on a real network path (namespace
         };
         return h.agents.connected === 2 && h.links.total >= 4 && h.links.up === h.links.total ? h : undefined;
       },
-      90_000,
+      { ...POLL, timeoutMs: 90_000 },
     ).catch((err: Error) => {
       throw new Error(
         `${err.message}\n${agents.map((a) => `--- ${a.name} ---\n${a.output().slice(-2500)}`).join('\n')}`,
@@ -194,11 +195,10 @@ describe.skipIf(!root)('default latency alerts on a real network path (namespace
     // Slow the path into h2 (the host side of its veth: everything h1 sends it): 1 Mbit/s, 300 ms of queue.
     sh(`tc qdisc add dev ${hostVeth(2)} root tbf rate 1mbit burst 16kb latency 300ms`);
     const slowedAt = Date.now();
-    const fired = await until(
+    const fired = await waitFor(
       'LinkLatencyP99High to fire for h1->h2',
       async () => (await latencyAlerts()).find((a) => a.state === 'firing' && a.labels.link === 'h1->h2'),
-      90_000,
-      1000,
+      { timeoutMs: 90_000, everyMs: 1000 },
     );
     const fireS = (Date.now() - slowedAt) / 1000;
     console.log(`latency alert fired ${fireS.toFixed(1)} s after the slowdown: ${fired.summary}`);
@@ -214,11 +214,10 @@ describe.skipIf(!root)('default latency alerts on a real network path (namespace
     }
     sh(`tc qdisc del dev ${hostVeth(2)} root`);
     const clearedAt = Date.now();
-    await until(
+    await waitFor(
       'the latency alert to clear',
       async () => ((await latencyAlerts()).some((a) => a.labels.link === 'h1->h2') ? undefined : true),
-      150_000,
-      1000,
+      { timeoutMs: 150_000, everyMs: 1000 },
     );
     console.log(
       `latency alert cleared ${((Date.now() - clearedAt) / 1000).toFixed(1)} s after the slowdown ended`,

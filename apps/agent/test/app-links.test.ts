@@ -6,6 +6,7 @@
  * it; its file is swept. A garbage file is logged with its name and reason and skipped; the rest is served.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,8 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { processStartTime } from '@rdmaq/rdma-core';
 import type { LinkSample } from '@rdmaq/shared';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { type Agent, buildAgent } from '../src/app.js';
-import { captureLogger, configFrom, SECRET, TestHub, TOKEN, tempDir, waitFor } from './helpers.js';
+import { captureLogger, configFrom, SECRET, TestHub, TOKEN, tempDir } from './helpers.js';
 
 const APP = fileURLToPath(
   new URL('../../../packages/rdma-core/test/fixtures/stats-app.mjs', import.meta.url),
@@ -84,13 +86,16 @@ describe("applications' links", () => {
     agent.pauseSampling(); // samples are taken explicitly below: one sampleNow() = one sample period
 
     const find = (links: LinkSample[], id: string) => links.find((l) => l.id === id);
-    let s = await agent.sampleNow();
     const rxId = 'trainer-rx/grad>0:rx';
     const txId = 'trainer-tx/grad>0:tx';
-    for (let i = 0; i < 50 && find(s.links, rxId)?.counters.records !== count; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      s = await agent.sampleNow();
-    }
+    let s = await waitFor(
+      `a sample with all ${count} records of ${rxId}`,
+      async () => {
+        const x = await agent.sampleNow();
+        return find(x.links, rxId)?.counters.records === count ? x : undefined;
+      },
+      { timeoutMs: 10_000, everyMs: 50 },
+    );
     const r = find(s.links, rxId)!;
     const t = find(s.links, txId)!;
     expect(r).toMatchObject({
@@ -119,7 +124,7 @@ describe("applications' links", () => {
     // Garbage next to it, owned by a live process: named in the log with the reason, skipped.
     const owner = spawn('sleep', ['60']);
     cleanups.push(() => owner.kill('SIGKILL'));
-    await new Promise((res) => setTimeout(res, 100));
+    await once(owner, 'spawn');
     const garbage = join(dir, `rdmaq-stats-${owner.pid}-${processStartTime(owner.pid!)}`);
     writeFileSync(garbage, Buffer.alloc(50_000, 0x5a));
     // kill -9 of the receiving application.

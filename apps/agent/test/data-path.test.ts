@@ -11,10 +11,11 @@
 import { join } from 'node:path';
 import { bucketLow, type Sample } from '@rdmaq/shared';
 import { afterAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { type Agent, buildAgent } from '../src/app.js';
 import type { DataPathMode } from '../src/data-path.js';
 import type { LinkThread } from '../src/link-thread.js';
-import { captureLogger, configFrom, type LogLine, SECRET, waitFor } from './helpers.js';
+import { captureLogger, configFrom, type LogLine, SECRET } from './helpers.js';
 import { shmScratch } from './procs.js';
 
 const INTERVAL_MS = 200;

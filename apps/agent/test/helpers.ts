@@ -15,6 +15,7 @@ import {
 } from '@rdmaq/shared';
 import pino from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
+import type { Clock, TimerHandle } from '../src/clock.js';
 import { type AgentConfig, loadConfig } from '../src/config.js';
 import type { Logger } from '../src/logger.js';
 
@@ -192,17 +193,43 @@ export class TestHub {
   }
 }
 
-/** Polls `fn` until it returns a truthy value or the timeout passes (then throws with `what`). */
-export async function waitFor<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+/**
+ * A clock the test moves by hand: `advance(ms)` runs the timers that fall due, in order, each at its own
+ * time. Sockets and other I/O stay real, so a test waits for their effects (a sample taken, a connection
+ * up) between steps. Starts at the real now.
+ */
+export class ManualClock implements Clock {
+  private t = Date.now();
+  private order = 0;
+  private readonly timers: Array<{ at: number; order: number; fn: () => void }> = [];
+
+  now(): number {
+    return this.t;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const timer = { at: this.t + Math.max(0, ms), order: this.order++, fn };
+    this.timers.push(timer);
+    return {
+      cancel: () => {
+        const i = this.timers.indexOf(timer);
+        if (i >= 0) this.timers.splice(i, 1);
+      },
+    };
+  }
+
+  /** Moves time forward by `ms`, running every timer due by then (also those the timers set). */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      let next: (typeof this.timers)[number] | undefined;
+      for (const x of this.timers)
+        if (x.at <= end && (!next || x.at < next.at || (x.at === next.at && x.order < next.order))) next = x;
+      if (!next) break;
+      this.timers.splice(this.timers.indexOf(next), 1);
+      this.t = Math.max(this.t, next.at);
+      next.fn();
+    }
+    this.t = end;
   }
 }

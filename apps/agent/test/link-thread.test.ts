@@ -6,10 +6,11 @@
  */
 import type { LinkSample } from '@rdmaq/shared';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import type { AgentConfig } from '../src/config.js';
 import { addSparse, boundBindings, LOG_BOUNDS } from '../src/data-path.js';
 import { LinkThread } from '../src/link-thread.js';
-import { captureLogger, configFrom, SECRET, waitFor } from './helpers.js';
+import { captureLogger, configFrom, SECRET } from './helpers.js';
 
 const FAKE = new URL('./fixtures/fake-link-worker.mjs', import.meta.url);
 
@@ -54,7 +55,9 @@ describe('LinkThread', () => {
       true,
     );
 
-    await new Promise((r) => setTimeout(r, 400));
+    await waitFor('the late reply to sample 2', () =>
+      lines.some((l) => l.component === 'fake' && l.msg === 'fake worker replied to sample 2'),
+    );
     const s3 = await t.sample(); // late reply 2 + reply 3
     expect(s3.links[0]!.counters.records).toBe(30);
     expect(queueCount(s3.links[0])).toBe(2);

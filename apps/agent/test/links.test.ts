@@ -9,8 +9,9 @@ import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LinkSample, Sample } from '@rdmaq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { journalPath } from '../src/links.js';
-import { SECRET, TestHub, TOKEN, waitFor } from './helpers.js';
+import { SECRET, TestHub, TOKEN } from './helpers.js';
 import {
   type AgentProc,
   freePort,
@@ -289,7 +290,10 @@ function pairSuite(transport: Transport): void {
     // Transport-independent: run once (shm).
     if (transport === 'shm')
       it('a real Prometheus scrapes both agents and PromQL gives the link throughput that was sent', async () => {
-        const prom = await startPrometheus(scratch.dir, [pair.a.httpPort, pair.b.httpPort]);
+        // Scrapes every 250 ms, so a rate window of a few seconds holds enough of them.
+        const SCRAPE_MS = 250;
+        const WINDOW_S = 4;
+        const prom = await startPrometheus(scratch.dir, [pair.a.httpPort, pair.b.httpPort], SCRAPE_MS);
         try {
           const q = (expr: string, time?: number) => prom.query(expr, time);
           // Both ends of A→B are scraped (tx on node-a, rx on node-b) and up.
@@ -298,14 +302,22 @@ function pairSuite(transport: Transport): void {
             async () => (await q(`rdmaq_link_up{link="${AB}"} == 1`)).length === 2,
             30_000,
           );
-          // Let 10 s of scrapes accumulate, then ask for the throughput over them.
-          await new Promise((r) => setTimeout(r, 11_000));
-          const evalAt = Date.now() / 1000;
-          const rates = await q(`rate(rdmaq_link_bytes_total{link="${AB}"}[10s])`, evalAt);
+          // Both series have a sample from before now: a window that starts a scrape later is covered from its
+          // start. Ask for the throughput over it once Prometheus holds a scrape of both ends past its end.
+          const evalAt = Date.now() / 1000 + SCRAPE_MS / 1000 + WINDOW_S;
+          await waitFor(
+            'a scrape of both ends after the rate window',
+            async () => {
+              const last = await q(`timestamp(rdmaq_link_bytes_total{link="${AB}"})`);
+              return last.length === 2 && last.every((r) => r.value >= evalAt);
+            },
+            { timeoutMs: 30_000, everyMs: SCRAPE_MS },
+          );
+          const rates = await q(`rate(rdmaq_link_bytes_total{link="${AB}"}[${WINDOW_S}s])`, evalAt);
           expect(rates.length).toBe(2);
-          // What was sent over the same 10 s, from the samples the hub received from node-a.
+          // What was sent over the same window, from the samples the hub received from node-a.
           const ss = samplesOf(hub, 'node-a').filter(
-            (s) => s.ts >= (evalAt - 10) * 1000 && s.ts <= evalAt * 1000,
+            (s) => s.ts >= (evalAt - WINDOW_S) * 1000 && s.ts <= evalAt * 1000,
           );
           const first = link(ss[0]!, AB)!;
           const last = link(ss.at(-1)!, AB)!;
@@ -313,13 +325,14 @@ function pairSuite(transport: Transport): void {
             (last.counters.bytes - first.counters.bytes) / ((ss.at(-1)!.ts - ss[0]!.ts) / 1000);
           expect(sentRate).toBeGreaterThan(0);
           for (const r of rates) {
-            // Same counter, two samplings (1 s scrapes vs 200 ms samples): agree within 25 %.
+            // Same counter, two samplings (250 ms scrapes vs 200 ms samples): agree within 25 %.
             expect(r.value / sentRate).toBeGreaterThan(0.75);
             expect(r.value / sentRate).toBeLessThan(1.25);
           }
           // Histograms are real Prometheus histograms: quantiles come out in seconds.
           const p50 = await q(
-            `histogram_quantile(0.5, sum by (le) (rate(rdmaq_link_probe_rtt_seconds_bucket{link="${AB}"}[10s])))`,
+            `histogram_quantile(0.5, sum by (le) (rate(rdmaq_link_probe_rtt_seconds_bucket{link="${AB}"}[${WINDOW_S}s])))`,
+            evalAt,
           );
           expect(p50.length).toBe(1);
           expect(p50[0]!.value).toBeGreaterThan(0);

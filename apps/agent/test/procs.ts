@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { waitFor } from './helpers.js';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 
 export const BIN = new URL('../dist/bin.js', import.meta.url).pathname;
 
@@ -122,19 +122,19 @@ export interface PromServer {
   stop(): Promise<void>;
 }
 
-/** Starts the Debian Prometheus on loopback with a temporary config and data dir, scraping every second. */
-export async function startPrometheus(dir: string, targets: number[]): Promise<PromServer> {
+/** Starts the Debian Prometheus on loopback with a temporary config and data dir, scraping every `scrapeMs`. */
+export async function startPrometheus(dir: string, targets: number[], scrapeMs = 1000): Promise<PromServer> {
   const home = join(dir, `prometheus-${Date.now()}`);
   mkdirSync(home, { recursive: true });
   const config = join(home, 'prometheus.yml');
   writeFileSync(
     config,
     [
-      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      `global: { scrape_interval: ${scrapeMs}ms, evaluation_interval: ${scrapeMs}ms }`,
       'scrape_configs:',
       '  - job_name: rdmaq',
-      '    scrape_interval: 1s',
-      '    scrape_timeout: 900ms',
+      `    scrape_interval: ${scrapeMs}ms`,
+      `    scrape_timeout: ${Math.floor(scrapeMs * 0.9)}ms`,
       `    static_configs: [{ targets: [${targets.map((p) => `'127.0.0.1:${p}'`).join(', ')}] }]`,
       '',
     ].join('\n'),

@@ -1,5 +1,6 @@
 /** The real binary and POSIX signals: SIGTERM stops gracefully (exit 0), a second signal exits at once. */
 import { afterAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { SECRET, TOKEN } from './helpers.js';
 import { type AgentProc, freePort, shmScratch, spawnAgent, stopAgent } from './procs.js';
 
@@ -36,7 +37,8 @@ describe('signals', () => {
     // An incoming shm link open in the data-path worker: it is closed before the exit (else: SIGSEGV).
     const p = await agent('sig-b', [{ id: 'x->sig-b', peer: 'x', transport: 'shm' }]);
     p.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
+    // The second signal must land while the drain runs: wait until the agent says it began.
+    await waitFor('the drain to begin', () => p.lines.some((l) => l.msg === 'stopping: draining links'));
     p.kill('SIGINT');
     expect(await p.exited).toBe(130);
     expect(p.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('second signal'))).toBe(true);

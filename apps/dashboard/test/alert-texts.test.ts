@@ -2,8 +2,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Alert } from '@rdmaq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import type { WebhookPayloadV4 } from '../src/server/notifier.js';
-import { type LinkSpec, sample, startHub, TestAgent, type TestHub, tempDir, until } from './helpers.js';
+import { type LinkSpec, sample, startHub, TestAgent, type TestHub, tempDir } from './helpers.js';
 
 async function webhookServer() {
   const got: WebhookPayloadV4[] = [];
@@ -143,7 +144,7 @@ describe('alerts an operator can act on: units, links, a full ring with no progr
   });
 
   it('the webhook carries the same texts in units and the link and node pages under the external URL', async () => {
-    await until(() =>
+    await waitFor('the RingFullNoProgress firing at the webhook', () =>
       hook.got.some((p) => p.groupLabels.alertname === 'RingFullNoProgress' && p.status === 'firing'),
     );
     const p = hook.got.find((x) => x.groupLabels.alertname === 'RingFullNoProgress')!;

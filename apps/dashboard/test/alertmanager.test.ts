@@ -3,7 +3,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sample, startHub, TestAgent, type TestHub, tempDir, until } from './helpers.js';
+import { waitFor } from '../../../tooling/test-support/wait.js';
+import { sample, startHub, TestAgent, type TestHub, tempDir } from './helpers.js';
 
 const AM_BIN = '/usr/bin/prometheus-alertmanager';
 
@@ -33,7 +34,7 @@ describe('a real Alertmanager receives the hub’s alerts (API v2)', () => {
     );
     const port = await freePort();
     amUrl = `http://127.0.0.1:${port}`;
-    am = spawn(
+    const proc = spawn(
       AM_BIN,
       [
         `--config.file=${path.join(dir, 'alertmanager.yml')}`,
@@ -43,23 +44,19 @@ describe('a real Alertmanager receives the hub’s alerts (API v2)', () => {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    am.stdout?.on('data', (d) => {
+    am = proc;
+    proc.stdout?.on('data', (d) => {
       log += String(d);
     });
-    am.stderr?.on('data', (d) => {
+    proc.stderr?.on('data', (d) => {
       log += String(d);
     });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        if ((await fetch(`${amUrl}/-/ready`)).ok) break;
-      } catch {
-        // not up yet
-      }
-      if (Date.now() > deadline || am.exitCode !== null)
-        throw new Error(`alertmanager did not start:\n${log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const started = await waitFor(
+      'alertmanager to start',
+      async () => (proc.exitCode !== null ? 'exited' : (await fetch(`${amUrl}/-/ready`)).ok && 'ready'),
+      { timeoutMs: 30_000, everyMs: 100 },
+    ).catch((err: Error) => err.message);
+    if (started !== 'ready') throw new Error(`alertmanager did not start (${started}):\n${log}`);
     hub = await startHub({ alerts: { alertmanagerUrl: amUrl, webhookRetryBaseMs: 100 } });
   });
 
@@ -91,30 +88,24 @@ describe('a real Alertmanager receives the hub’s alerts (API v2)', () => {
       status: { state: string };
       annotations: Record<string, string>;
     };
-    let listed: AmAlert | undefined;
-    await until(
-      () => {
-        void fetch(`${amUrl}/api/v2/alerts`)
-          .then((r) => r.json() as Promise<AmAlert[]>)
-          .then((list) => {
-            listed = list.find((a) => a.labels.alertname === 'LinkDown' && a.labels.node === 'am-node');
-          })
-          .catch(() => undefined);
-        return listed !== undefined;
-      },
-      30_000,
+    const listed = await waitFor(
       'Alertmanager listing the alert',
+      async () => {
+        const list = (await (await fetch(`${amUrl}/api/v2/alerts`)).json()) as AmAlert[];
+        return list.find((a) => a.labels.alertname === 'LinkDown' && a.labels.node === 'am-node');
+      },
+      { timeoutMs: 30_000, everyMs: 100 },
     );
-    expect(listed!.labels).toMatchObject({
+    expect(listed.labels).toMatchObject({
       link: 'l9',
       peer: 'far',
       severity: 'critical',
       rule: 'link-down',
     });
-    expect(listed!.status.state).toBe('active');
-    expect(listed!.annotations.summary).toMatch(/LinkDown/);
+    expect(listed.status.state).toBe('active');
+    expect(listed.annotations.summary).toMatch(/LinkDown/);
     // The same texts as the dashboard, and the pages to open under the hub's external URL.
-    expect(listed!.annotations.summary).toBe(
+    expect(listed.annotations.summary).toBe(
       'LinkDown: link l9 far → am-node (rx end on am-node, tcp;ofi_rxm, class tcp) is down',
     );
     expect(listed!.annotations).toMatchObject({

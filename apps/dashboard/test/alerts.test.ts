@@ -2,8 +2,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Alert, AlertRule, Silence } from '@rdmaq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import type { WebhookPayloadV4 } from '../src/server/notifier.js';
-import { api, type LinkSpec, sample, startHub, TestAgent, type TestHub, until } from './helpers.js';
+import { api, type LinkSpec, sample, startHub, TestAgent, type TestHub } from './helpers.js';
+
+/**
+ * Nothing the hub's notifier queued is still on its way: every notification was delivered (the receiver
+ * has it) or given up. Alert evaluation queues synchronously, so after `tick()` this is the point where a
+ * notification that should not have been sent would already have arrived.
+ */
+async function notifierDrained(hub: TestHub): Promise<void> {
+  await waitFor('the notifier to drain', () => hub.app.notifier.stats().every((o) => o.pending === 0));
+}
 
 /** A webhook receiver; fails the first `failFirst` requests with 503 to exercise retries. */
 async function webhookServer(failFirst = 0) {
@@ -222,7 +232,7 @@ describe('alert rules: pending → firing → resolved, hysteresis, for, keep-fi
   it('agent offline: fires 10 s after the agent left, resolves when it is back', async () => {
     agent.close();
     await agent.closed;
-    await until(() => !hub.app.fleet.nodes.get('a1')!.connected);
+    await waitFor('the hub to see agent a1 gone', () => !hub.app.fleet.nodes.get('a1')!.connected);
     hub.clock.t += 9_000;
     hub.app.tick();
     expect(alertOf('agent-offline')).toBeUndefined();
@@ -236,7 +246,7 @@ describe('alert rules: pending → firing → resolved, hysteresis, for, keep-fi
   });
 
   it('webhook received the Alertmanager v4 payload for firing and resolved, after a retry', async () => {
-    await until(() =>
+    await waitFor('the AgentOffline resolution at the webhook', () =>
       hook.got.some((p) => p.groupLabels.alertname === 'AgentOffline' && p.status === 'resolved'),
     );
     expect(hook.calls()).toBeGreaterThan(hook.got.length); // the first POST got 503 and was retried
@@ -291,12 +301,12 @@ describe('alert rules: pending → firing → resolved, hysteresis, for, keep-fi
     expect(a.silencedBy).toEqual([s.body.id]);
     const ack = await api<Alert>(hub, 'POST', `/api/alerts/${a.id}/ack`, { comment: 'on it' });
     expect(ack.body.ack).toMatchObject({ by: 'admin', comment: 'on it', at: hub.clock.t });
-    await new Promise((r) => setTimeout(r, 300));
+    await notifierDrained(hub);
     expect(hook.got.slice(before).some((p) => p.groupLabels.alertname === 'LinkDown')).toBe(false);
     // The silence ends: the still-firing alert is notified now.
     await step(60, { state: 'down' });
     expect(alertOf('link-down')!.silencedBy).toEqual([]);
-    await until(() =>
+    await waitFor('the LinkDown firing at the webhook once the silence ended', () =>
       hook.got.slice(before).some((p) => p.groupLabels.alertname === 'LinkDown' && p.status === 'firing'),
     );
     const list = await api<{ silences: Silence[] }>(hub, 'GET', '/api/silences');
@@ -583,7 +593,7 @@ describe('active alerts across a hub restart', () => {
       const firing = hub.app.alerts.firing().find((a) => a.ruleId === 'link-down')!;
       expect(firing).toBeDefined();
       await api(hub, 'POST', `/api/alerts/${firing.id}/ack`, { comment: 'known' });
-      await until(() =>
+      await waitFor('the LinkDown firing at the webhook', () =>
         hook.got.some((p) => p.groupLabels.alertname === 'LinkDown' && p.status === 'firing'),
       );
       const sent = hook.got.length;
@@ -602,7 +612,7 @@ describe('active alerts across a hub restart', () => {
       await agent.acked(3);
       hub.app.tick();
       expect(hub.app.alerts.firing().find((a) => a.id === firing.id)?.ack?.comment).toBe('known');
-      await new Promise((r) => setTimeout(r, 200));
+      await notifierDrained(hub);
       expect(hook.got.length).toBe(sent);
       // Up again: resolved, and since it was notified as firing, the resolution is notified.
       hub.clock.t += 1000;
@@ -610,7 +620,7 @@ describe('active alerts across a hub restart', () => {
       await agent.acked(4);
       hub.app.tick();
       expect(hub.app.alerts.activeAlerts()).toHaveLength(0);
-      await until(() =>
+      await waitFor('the LinkDown resolution at the webhook', () =>
         hook.got.some((p) => p.groupLabels.alertname === 'LinkDown' && p.status === 'resolved'),
       );
       agent.close();

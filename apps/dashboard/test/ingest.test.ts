@@ -1,6 +1,7 @@
 import { CloseCode } from '@rdmaq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { api, hello, LiveClient, sample, startHub, TestAgent, type TestHub } from './helpers.js';
 
 const L = [{ id: 'l0', peer: 'p', records: 10, bytes: 100 }];
@@ -226,7 +227,10 @@ describe('agents that go away', () => {
       expect(hub.app.fleet.health().links).toEqual({ up: 1, total: 1 });
       a.close();
       await a.closed;
-      await new Promise((r) => setTimeout(r, 50));
+      await waitFor(
+        'the hub to see the agent gone',
+        () => hub.app.fleet.nodes.get('gone')?.connected === false,
+      );
       expect(hub.app.fleet.health().links).toEqual({ up: 0, total: 1 });
       hub.clock.t += 5 * 60_000;
       hub.app.fleet.flush();

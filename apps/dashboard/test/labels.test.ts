@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, hello, startHub, TestAgent, type TestHub, until } from './helpers.js';
+import { waitFor } from '../../../tooling/test-support/wait.js';
+import { api, hello, startHub, TestAgent, type TestHub } from './helpers.js';
 
 describe('agent labels', () => {
   let hub: TestHub;
@@ -15,7 +16,11 @@ describe('agent labels', () => {
     a.send({ ...hello('r7-h1'), labels: { rack: 'r07', zone: 'eu-1' } });
     const b = await TestAgent.connect(hub.wsUrl, hub.agentToken);
     expect(await b.hello('r7-h2')).toBe(0);
-    await until(() => hub.app.fleet.nodes.has('r7-h1') && hub.app.fleet.nodes.has('r7-h2'), 5000, 'nodes');
+    await waitFor(
+      'nodes r7-h1 and r7-h2',
+      () => hub.app.fleet.nodes.has('r7-h1') && hub.app.fleet.nodes.has('r7-h2'),
+      5000,
+    );
     const { nodes } = (await api(hub, 'GET', '/api/nodes')).body as {
       nodes: Array<{ id: string; labels?: Record<string, string> }>;
     };

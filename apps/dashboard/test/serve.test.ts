@@ -3,7 +3,8 @@ import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tempDir, until } from './helpers.js';
+import { waitFor } from '../../../tooling/test-support/wait.js';
+import { tempDir } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../dist/server/bin.js', import.meta.url));
 
@@ -35,10 +36,10 @@ describe('rdmaq-dashboard serve (built bin, UI off)', () => {
       out += String(d);
     });
     // The log line (pino) and the banner (console) are separate streams: wait for both.
-    await until(
+    await waitFor(
+      'setup token and URL in the output',
       () => /"token":"setup_[A-Za-z0-9_-]+"/.test(out) && /"url":"http:/.test(out),
       30_000,
-      'setup token and URL in the output',
     );
     const url = /"url":"(http:\/\/[^"]+)"/.exec(out)![1]!;
     const token = /"token":"(setup_[A-Za-z0-9_-]+)"/.exec(out)![1]!;

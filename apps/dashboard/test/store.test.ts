@@ -4,11 +4,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { loadConfig } from '../src/server/config.js';
 import { MIGRATIONS, type Migration } from '../src/server/store/migrations.js';
 import { assertBounded, DB_FILE, listBackups, restoreDatabase, Store } from '../src/server/store/store.js';
-import { tempDir, until } from './helpers.js';
+import { tempDir } from './helpers.js';
 
 const log = pino({ level: 'silent' });
 const LATEST = MIGRATIONS.at(-1)!.version;
@@ -228,15 +229,15 @@ describe('store: staged migrations, backups, restore', () => {
     const dir = fresh();
     const s = await Store.open({ dataDir: dir, log, backupKeep: 2 });
     addUser(s, 'bob');
+    const backups = vi.spyOn(s, 'backup');
     s.startBackupSchedule(100);
-    await until(
-      () => listBackups(dir).some((b) => b.file.includes('scheduled')),
-      20_000,
-      'a scheduled backup',
-    );
-    await new Promise((r) => setTimeout(r, 500));
+    // More scheduled backups written than it keeps, so pruning had to happen.
+    const written = () => backups.mock.settledResults.filter((r) => r.type === 'fulfilled').length;
+    await waitFor('four scheduled backups written', () => written() >= 4, 20_000);
     await s.stopBackupSchedule();
+    expect(backups.mock.calls.every(([label]) => label === 'scheduled')).toBe(true);
     expect(listBackups(dir).length).toBeLessThanOrEqual(2);
+    expect(listBackups(dir).every((b) => b.file.includes('scheduled'))).toBe(true);
     const b = new Database(listBackups(dir).at(-1)!.file, { readonly: true });
     expect(users(b)).toEqual(['bob']);
     b.close();

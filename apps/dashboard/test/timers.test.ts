@@ -1,6 +1,7 @@
 import type { LinkSummary } from '@rdmaq/shared';
 import { describe, expect, it } from 'vitest';
-import { api, LiveClient, sample, startHub, TestAgent, until } from './helpers.js';
+import { waitFor } from '../../../tooling/test-support/wait.js';
+import { api, LiveClient, sample, startHub, TestAgent } from './helpers.js';
 
 describe('the hub on its own timers (real clock)', () => {
   it('fans out, evaluates and flushes without being driven', async () => {
@@ -26,19 +27,19 @@ describe('the hub on its own timers (real clock)', () => {
       await agent.hello('t1');
       agent.send(sample(1, Date.now(), [{ id: 'l0', peer: 'p', state: 'down' }]));
       await agent.acked(1);
-      await until(
+      await waitFor(
+        'a delta carrying the new link',
         () =>
           live.frames.some(
             (f) =>
               f.type === 'delta' && (f.data as { links: LinkSummary[] }).links.some((l) => l.key === 't1~l0'),
           ),
         20_000,
-        'a delta carrying the new link',
       );
-      await until(
+      await waitFor(
+        'the rule firing',
         () => hub.app.alerts.firing().some((a) => a.ruleId === 'down-now'),
         20_000,
-        'the rule firing',
       );
       // Deltas come at most once per second per view.
       const times = live.frames.filter((f) => f.type === 'delta').map((f) => f.ts as number);

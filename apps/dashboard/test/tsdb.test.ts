@@ -6,9 +6,10 @@ import { Writable } from 'node:stream';
 import { LinkMetric } from '@rdmaq/shared';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { VictoriaMetrics, vmMissing } from '../src/bench/victoria-metrics.js';
 import { LATENCY_BOUNDS_S, SERIES_PER_LINK } from '../src/server/tsdb/remote-write.js';
-import { api, type LinkSpec, sample, startHub, TestAgent, type TestHub, until } from './helpers.js';
+import { api, type LinkSpec, sample, startHub, TestAgent, type TestHub } from './helpers.js';
 
 if (vmMissing) console.warn(`skipping the TSDB tests: ${vmMissing}`);
 
@@ -47,12 +48,14 @@ describe.skipIf(!!vmMissing)('TSDB: remote write to and history from VictoriaMet
   /** Waits until the TSDB answers `q` with `want` (its freshly written rows become visible within ~1 s). */
   async function vmEquals(q: string, want: number, timeoutMs = 15_000): Promise<void> {
     let got = Number.NaN;
-    const end = Date.now() + timeoutMs;
-    while (Date.now() < end) {
+    const answers = async () => {
       got = await vm.scalar(q);
-      if (got === want) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return got === want;
+    };
+    // On timeout, the assertion below shows what the TSDB said last.
+    await waitFor(`the TSDB to answer ${q} with ${want}`, answers, { timeoutMs, everyMs: 100 }).catch(
+      () => {},
+    );
     expect(got, q).toBe(want);
   }
 
@@ -249,7 +252,7 @@ describe.skipIf(!!vmMissing)('TSDB: remote write to and history from VictoriaMet
     await vm.stop();
     // 60 s of samples while it is away.
     await send(hub, a, 31, 90, t0, links);
-    await until(() => w.stats().sendFailures > 0, 10_000, 'a failed send');
+    await waitFor('a failed send', () => w.stats().sendFailures > 0, 10_000);
     const away = w.stats();
     expect(away.queueLength).toBeGreaterThan(0);
     expect(away.samplesDropped.queue_full).toBe(0);
