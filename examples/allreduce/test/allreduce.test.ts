@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { StatsReader } from '@rdmaq/rdma-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '..', 'dist', 'allreduce.js');
@@ -54,15 +55,16 @@ describe('rdmaq-allreduce', () => {
     // While they run: the files name the app and hold the ring's links (one tx + one rx per rank).
     const reader = new StatsReader({ dir, sweep: false });
     let seen: string[] = [];
-    const end = Date.now() + 20_000;
-    while (Date.now() < end && seen.length < 2 * ranks) {
-      const s = reader.scan();
-      seen = s.files
-        .filter((f) => f.app === 'allreduce-test')
+    const scan = () => {
+      seen = reader
+        .scan()
+        .files.filter((f) => f.app === 'allreduce-test')
         .flatMap((f) => f.links.map((l) => `${l.linkId}:${l.direction}`))
         .sort();
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return seen.length >= 2 * ranks;
+    };
+    // On timeout the assertion below shows what the files held.
+    await waitFor("every rank's links in the statistics files", scan, { everyMs: 50 }).catch(() => {});
     reader.close();
     expect(seen).toEqual(
       [

@@ -5,6 +5,7 @@
  * both ends say so, then the sender reconnects on a fresh endpoint and resends; nothing lost or duplicated).
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { connectFabric, type FabricReceiver, type FabricSender, listenFabric } from '../src/fabric/index.js';
 import { readBeat, StallWatch } from '../src/fabric/stall.js';
 import type { StateChange } from '../src/types.js';
@@ -59,19 +60,6 @@ function states(e: FabricSender | FabricReceiver): StateChange[] {
   return out;
 }
 
-function until<T>(what: string, f: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = (): void => {
-      const v = f();
-      if (v !== undefined && v !== false) resolve(v);
-      else if (Date.now() > end) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
-
 describe.each(['net', 'tcp;ofi_rxm'])('a stalled link over %s', (provider) => {
   async function pair(): Promise<{ rx: FabricReceiver; tx: FabricSender }> {
     const l = await listenFabric({ port: 0, host: '127.0.0.1', secret: SECRET, heartbeatMs: 50 });
@@ -102,12 +90,12 @@ describe.each(['net', 'tcp;ofi_rxm'])('a stalled link over %s', (provider) => {
     const txStates = states(tx);
     const rxStates = states(rx);
     tx.send(Buffer.alloc(100));
-    await until('the first record', () => got.length === 1);
+    await waitFor('the first record', () => got.length === 1);
     rx.stop();
     let sent = 1;
     while (tx.send(Buffer.alloc(1000))) sent++; // until the ring is full
-    const txStall = await until('sender stalled', () => txStates.find((s) => s.state === 'stalled'));
-    const rxStall = await until('receiver stalled', () => rxStates.find((s) => s.state === 'stalled'));
+    const txStall = await waitFor('sender stalled', () => txStates.find((s) => s.state === 'stalled'));
+    const rxStall = await waitFor('receiver stalled', () => rxStates.find((s) => s.state === 'stalled'));
     expect(txStall.code).toBe('ERR_RDMAQ_STALLED');
     expect(txStall.reason).toMatch(/holds \d+ bytes it does not consume/);
     expect(rxStall.reason).toMatch(/not consumed .*the consumer is stopped/);
@@ -115,9 +103,9 @@ describe.each(['net', 'tcp;ofi_rxm'])('a stalled link over %s', (provider) => {
     rx.start((_b, _o, _l, seq) => {
       got.push(seq);
     });
-    await until('all records', () => got.length === sent);
-    await until('sender up again', () => tx.state === 'up');
-    await until('receiver up again', () => rx.state === 'up');
+    await waitFor('all records', () => got.length === sent);
+    await waitFor('sender up again', () => tx.state === 'up');
+    await waitFor('receiver up again', () => rx.state === 'up');
     expect(got).toEqual(Array.from({ length: sent }, (_, i) => i));
     expect(tx.stats().counters.reconnects).toBe(0); // a slow consumer is not a broken path
   }, 30_000);
@@ -131,21 +119,21 @@ describe.each(['net', 'tcp;ofi_rxm'])('a stalled link over %s', (provider) => {
     const txStates = states(tx);
     const rxStates = states(rx);
     for (let i = 0; i < 10; i++) tx.send(Buffer.alloc(64));
-    await until('the first records', () => got.length === 10);
+    await waitFor('the first records', () => got.length === 10);
     const before = tx.info?.address.toString('hex');
     tx.nativeHandle.forgeWedge(); // this connection posts nothing more; heartbeats go on
     for (let i = 0; i < 50; i++) tx.send(Buffer.alloc(64));
-    const txStall = await until('sender stalled', () => txStates.find((s) => s.state === 'stalled'));
-    const rxStall = await until('receiver stalled', () => rxStates.find((s) => s.state === 'stalled'));
+    const txStall = await waitFor('sender stalled', () => txStates.find((s) => s.state === 'stalled'));
+    const rxStall = await waitFor('receiver stalled', () => rxStates.find((s) => s.state === 'stalled'));
     expect(txStall.reason).toMatch(/none reached the receiver .*fabric path blocked/);
     expect(rxStall.reason).toMatch(/wait at the sender: none arrived/);
-    await until('every record', () => got.length === 60, 20_000);
+    await waitFor('every record', () => got.length === 60, 20_000);
     expect(got).toEqual(Array.from({ length: 60 }, (_, i) => i));
     const c = tx.stats().counters;
     expect(c.reconnects).toBe(1);
     expect(c.errors.stalled).toBe(1);
     expect(tx.info?.address.toString('hex')).not.toBe(before); // a new endpoint, so a new provider connection
-    await until('sender up', () => tx.state === 'up');
-    await until('receiver up', () => rx.state === 'up');
+    await waitFor('sender up', () => tx.state === 'up');
+    await waitFor('receiver up', () => rx.state === 'up');
   }, 30_000);
 });

@@ -4,6 +4,7 @@
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { ControlConn, type ControlMsg, FABRIC_CONTROL_VERSION } from '../src/fabric/handshake.js';
 import {
   connectFabric,
@@ -339,8 +340,7 @@ describe('fabric link in one process', () => {
             while (!tx.send(b)) await tx.whenWritable(b.length);
           }
           const want = (round + 1) * 100;
-          const end = Date.now() + 20_000;
-          while (got.length < want && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+          await waitFor(`${want} records`, () => got.length >= want, { everyMs: 5 });
           expect(got.length).toBe(want);
           await new Promise((r) => setTimeout(r, 300)); // idle long enough to park in backoff mode
         }
@@ -545,15 +545,14 @@ describe('fabric link in one process', () => {
     rx.start((buf, off) => got.push(buf.readUInt32LE(off)));
     const native = (tx as unknown as { native: NativeFabricSender }).native;
     native.forgeWrite(64, (1 << 16) * 4); // claims the tail moved by 4 rings
-    const end = Date.now() + 15_000;
-    while (!errors.length && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    await waitFor('an error on the receiver', () => errors.length > 0, { timeoutMs: 15_000, everyMs: 5 });
     expect(errors[0]?.code).toBe('ERR_RDMAQ_PROTOCOL');
     expect(errors[0]?.message).toMatch(/out-of-range remote CQ data/);
     expect(rx.stats().counters.errors.protocol).toBe(1);
     // The receiver dropped the connection; the sender reconnects and the stream goes on.
-    const until = Date.now() + 20_000;
-    while ((tx.state !== 'up' || tx.epoch < 2) && Date.now() < until)
-      await new Promise((r) => setTimeout(r, 10));
+    await waitFor('the sender up again on epoch 2', () => tx.state === 'up' && tx.epoch >= 2, {
+      everyMs: 10,
+    });
     expect(tx.epoch).toBe(2);
     rx.start((buf, off) => got.push(buf.readUInt32LE(off)));
     for (let i = 0; i < 10; i++) {
@@ -561,8 +560,7 @@ describe('fabric link in one process', () => {
       b.writeUInt32LE(i);
       expect(tx.send(b)).toBe(true);
     }
-    const t2 = Date.now() + 20_000;
-    while (got.length < 10 && Date.now() < t2) await new Promise((r) => setTimeout(r, 5));
+    await waitFor('10 records after the reconnect', () => got.length >= 10, { everyMs: 5 });
     expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     rx.stop();
   });
@@ -582,9 +580,7 @@ describe('fabric link in one process', () => {
         expect(tx.send(b)).toBe(true); // traffic on the earlier links while the later ones shake hands
         links.push({ rx, tx, got });
       }
-      const end = Date.now() + 20_000;
-      while (links.some((k) => k.got.length < 1) && Date.now() < end)
-        await new Promise((r) => setTimeout(r, 5));
+      await waitFor('a record on every link', () => links.every((k) => k.got.length >= 1), { everyMs: 5 });
       expect(links.map((k) => k.got)).toEqual(links.map((_, i) => [i]));
       expect(new Set(links.map((k) => k.tx.info!.address.toString('hex'))).size).toBe(1);
       expect(links[0]!.tx.nativeHandle.state().endpointLinks).toBe(48);
@@ -628,8 +624,7 @@ describe('fabric link in one process', () => {
       expect(a.tx.epoch).toBe(2);
       expect(errorsA[0]).toMatchObject({ code: 'ERR_RDMAQ_PROTOCOL' });
       await streamB(() => sent >= 2000); // and on past the reconnect
-      const end = Date.now() + 20_000;
-      while (gotB.length < sent && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      await waitFor(`link b's ${sent} records`, () => gotB.length >= sent, { everyMs: 5 });
       expect(gotB).toEqual(Array.from({ length: sent }, (_, i) => i));
       expect(errorsB).toEqual([]);
       expect(b.tx.epoch).toBe(1); // never reconnected
@@ -642,8 +637,7 @@ describe('fabric link in one process', () => {
         rec.writeUInt32LE(i);
         expect(a.tx.send(rec.subarray(0, 4))).toBe(true);
       }
-      const t2 = Date.now() + 20_000;
-      while (gotA.length < 10 && Date.now() < t2) await new Promise((r) => setTimeout(r, 5));
+      await waitFor('10 records on link a again', () => gotA.length >= 10, { everyMs: 5 });
       expect(gotA).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
       expect(a.tx.info!.address.equals(b.rx.info!.address)).toBe(true);
       // Closing link a's receiver while its sender still writes leaves link b, on the same connection,
@@ -654,8 +648,7 @@ describe('fabric link in one process', () => {
       for (let i = 0; i < 50; i++) a.tx.send(rec);
       const before = sent;
       await streamB(() => sent >= before + 2000);
-      const t3 = Date.now() + 20_000;
-      while (gotB.length < sent && Date.now() < t3) await new Promise((r) => setTimeout(r, 5));
+      await waitFor(`link b's ${sent} records`, () => gotB.length >= sent, { everyMs: 5 });
       expect(gotB).toEqual(Array.from({ length: sent }, (_, i) => i));
       expect(errorsB).toEqual([]);
       expect(b.tx.epoch).toBe(1);
@@ -694,8 +687,8 @@ describe('fabric through the public API', () => {
     const got: string[] = [];
     rx.start((buf, off, len) => got.push(buf.toString('utf8', off, off + len)));
     for (const w of ['one', 'two', 'three']) expect(tx.send(Buffer.from(w))).toBe(true);
-    const end = Date.now() + 20_000;
-    while (got.length < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    // On timeout the assertion below says why (both ends' statistics and states).
+    await waitFor('three records', () => got.length >= 3, { everyMs: 5 }).catch(() => {});
     const why = JSON.stringify({ tx: tx.stats(), rx: rx.stats(), txState: tx.state, rxState: rx.state });
     expect(got, why).toEqual(['one', 'two', 'three']);
     expect(tx.stats()).toMatchObject({ transport: 'fabric', provider: 'tcp;ofi_rxm', role: 'sender' });

@@ -1,6 +1,7 @@
 /** One listener object serves both transports: shm senders on the unix socket, fabric senders on its TCP port. */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { connect, listen } from '../src/index.js';
 import { removeDir, tempDir, uniqueLinkId } from './helpers.js';
 
@@ -39,11 +40,9 @@ describe('listener with both acceptors', () => {
         while (!txf.send(Buffer.alloc(64, i))) await txf.whenWritable(64);
       }
       expect(seen.sort()).toEqual([fabId, shmId].sort());
-      const deadline = Date.now() + 10_000;
       const records = () =>
         [l.receiver(shmId)!.stats(), l.receiver(fabId)!.stats()].map((s) => s.counters.records);
-      while (Date.now() < deadline && records().some((n) => n < 100))
-        await new Promise((r) => setTimeout(r, 20));
+      await waitFor('100 records on both receivers', () => records().every((n) => n >= 100), 10_000);
       expect(records()).toEqual([100, 100]);
       expect(l.receiver(fabId)!.stats().transport).toBe('fabric');
       expect(l.receiver(shmId)!.stats().transport).toBe('shm');

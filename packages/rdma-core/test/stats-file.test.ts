@@ -6,10 +6,12 @@
  * the reason and skipped while the good ones are still read.
  */
 import { execFileSync, spawn as spawnProc } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { processStartTime, type StatsFileSnapshot, StatsReader } from '../src/stats-file.js';
 import { Peer, SECRET, tempDir } from './fabric-helpers.js';
 
@@ -33,14 +35,15 @@ function app(cfg: Record<string, unknown>): Peer {
 }
 
 /** Scans until `pred` holds on the files (the last batch's figures land right after the app reports). */
-async function until(reader: StatsReader, pred: (files: StatsFileSnapshot[]) => boolean) {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const s = reader.scan();
-    if (pred(s.files)) return s;
-    if (Date.now() > end) throw new Error(`files never matched: ${JSON.stringify(s).slice(0, 2000)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+async function scanUntil(reader: StatsReader, pred: (files: StatsFileSnapshot[]) => boolean) {
+  let last: ReturnType<StatsReader['scan']> | undefined;
+  const scan = () => {
+    last = reader.scan();
+    return pred(last.files) ? last : undefined;
+  };
+  return waitFor('the files to match', scan, { timeoutMs: 10_000, everyMs: 50 }).catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(last).slice(0, 2000)}`);
+  });
 }
 
 const linkOf = (files: StatsFileSnapshot[], app: string, role: string) =>
@@ -80,7 +83,7 @@ async function exchange(transport: 'shm' | 'fabric', count: number) {
     [false, false],
   ] as const) {
     const reader = new StatsReader({ native, incremental });
-    const s = await until(reader, (files) => {
+    const s = await scanUntil(reader, (files) => {
       const r = linkOf(files, `rx-${tag}`, 'receiver');
       const t = linkOf(files, `tx-${tag}`, 'sender');
       return r?.counters.records === count && t?.counters.records === count;
@@ -113,7 +116,9 @@ describe('statistics files', () => {
     expect(existsSync(rxFile)).toBe(true);
     rx.kill9();
     tx.kill9();
-    await new Promise((r) => setTimeout(r, 200));
+    // Both gone (the kernel reaped them) before the scan that must sweep their files.
+    await Promise.all([rx.exit(), tx.exit()]);
+    expect([rx.exited, tx.exited]).toEqual([true, true]);
     const s = new StatsReader().scan();
     expect(s.swept).toContain(rxFile);
     expect(existsSync(rxFile)).toBe(false);
@@ -134,6 +139,13 @@ describe('statistics files', () => {
     });
     const tx = await connect({ linkId: 'inc', socketPath: join(dir.dir, 'inc.sock') });
     const payload = Buffer.alloc(64);
+    const mine = (s: { files: StatsFileSnapshot[] }) =>
+      s.files
+        .find((f) => f.pid === process.pid)
+        ?.links.find((x) => x.linkId === 'inc' && x.role === 'receiver');
+    const sum = (b: Array<[number, number]>) => b.reduce((a, [, n]) => a + n, 0);
+    // A reader of its own for waiting, so the two under test scan only where the test says.
+    const probe = new StatsReader({ incremental: false });
     let sent = 0;
     const send = async (n: number) => {
       for (let k = 0; k < n; ) {
@@ -141,16 +153,17 @@ describe('statistics files', () => {
         else await tx.whenWritable(64);
       }
       sent += n;
-      while (got < sent) await new Promise((r) => setTimeout(r, 5));
-      await new Promise((r) => setTimeout(r, 50));
+      await waitFor(
+        `${sent} records delivered and in the receiver's statistics (counter and histogram)`,
+        () => {
+          const l = mine(probe.scan());
+          return got === sent && l?.counters.records === sent && sum(l.latency.queue) === sent;
+        },
+        { everyMs: 5 },
+      );
     };
     const inc = new StatsReader();
     const full = new StatsReader({ incremental: false });
-    const mine = (s: { files: StatsFileSnapshot[] }) =>
-      s.files
-        .find((f) => f.pid === process.pid)
-        ?.links.find((x) => x.linkId === 'inc' && x.role === 'receiver');
-    const sum = (b: Array<[number, number]>) => b.reduce((a, [, n]) => a + n, 0);
     await send(1000);
     const a1 = mine(inc.scan())!;
     const b1 = mine(full.scan())!;
@@ -171,18 +184,20 @@ describe('statistics files', () => {
     expect(sum(a3.latency.queue)).toBe(1500);
     inc.close();
     full.close();
+    probe.close();
     await tx.close();
     await l.close();
   });
 
   it('bad files are named with the reason and skipped; the good ones are still read', async () => {
     // Live processes to own the names (a file of a dead process would be swept, not parsed).
-    const owners = Array.from({ length: 5 }, () => {
+    const sleeping = Array.from({ length: 5 }, () => {
       const c = spawnProc('sleep', ['60']);
       sleepers.push({ kill: () => c.kill('SIGKILL') });
-      return c.pid!;
+      return c;
     });
-    await new Promise((r) => setTimeout(r, 100));
+    await Promise.all(sleeping.map((c) => once(c, 'spawn')));
+    const owners = sleeping.map((c) => c.pid!);
     const good = app({
       role: 'receiver',
       transport: 'shm',
