@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import {
   applyLayoutDelta,
+  applyTableDelta,
   bucketOf,
   bucketValue,
   type HistoryResponse,
@@ -14,7 +15,6 @@ import {
   tableView,
 } from '@rdmaq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyTableDelta, type TableState, tableFromSnapshot } from '../lib/ui/views';
 import {
   TestAgent as Agent,
   api,
@@ -208,12 +208,9 @@ describe('simulated fleet: ingest, roll-ups, history, live', () => {
     };
     // As the page applies them (lib/ui/views.ts).
     const rows = (c: LiveClient) => {
-      let t: TableState | undefined;
+      let t: TableSnapshot | undefined;
       for (const f of frames(c, table)) {
-        t =
-          f.type === 'snapshot'
-            ? tableFromSnapshot(f.data as TableSnapshot)
-            : applyTableDelta(t!, f.data as TableDelta);
+        t = f.type === 'snapshot' ? (f.data as TableSnapshot) : applyTableDelta(t!, f.data as TableDelta);
       }
       return (t?.rows ?? []) as LinkSummary[];
     };

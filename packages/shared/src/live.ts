@@ -316,6 +316,33 @@ export const TableDeltaSchema = z.object({
 });
 export type TableDelta = z.infer<typeof TableDeltaSchema>;
 
+type TableRow = LinkSummary | NodeSummary;
+const rowKeyOf = (r: TableRow) => ('key' in r ? r.key : r.id);
+
+/**
+ * A window after a delta (browser and tests): rows sent whole replace, patches merge into held rows, the
+ * order is the hub's when it sent one; unchanged rows keep their identity. Throws when the delta names a
+ * row the window does not hold (a lost frame): the caller subscribes again.
+ */
+export function applyTableDelta(prev: TableSnapshot, d: TableDelta): TableSnapshot {
+  const by = new Map<string, TableRow>(prev.rows.map((r) => [rowKeyOf(r), r]));
+  for (const r of d.rows) by.set(rowKeyOf(r), r);
+  for (const p of d.patches ?? []) {
+    const k = 'key' in p ? p.key : p.id;
+    const held = by.get(k);
+    if (!held) throw new Error(`table delta: patch of row ${k}, which is not held`);
+    by.set(k, { ...held, ...p } as TableRow);
+  }
+  const order = d.order ?? prev.rows.map(rowKeyOf);
+  const rows: TableRow[] = [];
+  for (const k of order) {
+    const r = by.get(k);
+    if (!r) throw new Error(`table delta: row ${k} is neither held nor sent`);
+    rows.push(r);
+  }
+  return { table: d.table, total: d.total, offset: d.offset, rows: rows as TableSnapshot['rows'] };
+}
+
 export const AlertsSnapshotSchema = z.object({
   /** Pending and firing alerts. */
   active: z.array(AlertSchema),

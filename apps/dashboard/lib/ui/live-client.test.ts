@@ -140,8 +140,12 @@ describe('LiveClient against the hub', () => {
 
       // drop the browser socket from the hub side: the client reconnects and gets a fresh snapshot
       const before = frames;
+      // Every status the client passes through (a poll could miss the short reconnect delay).
+      const seen: string[] = [];
+      const offStatus = client.onStatus(() => seen.push(client.getStatus()));
       for (const c of app.live.clients) c.ws.terminate();
-      await until(() => (client.getStatus() === 'reconnecting' ? true : undefined), 'reconnecting');
+      await until(() => (seen.includes('reconnecting') ? true : undefined), 'reconnecting');
+      offStatus();
       await until(() => (client.getStatus() === 'open' ? true : undefined), 'reopened');
       await until(() => {
         const e = client.get<'overview'>('overview');

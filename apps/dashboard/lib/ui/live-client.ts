@@ -4,7 +4,7 @@
  * `resync` drops nothing visible but asks the hub for a fresh snapshot. On a dropped socket it reconnects
  * with capped exponential backoff and subscribes every view again (each answered by a snapshot).
  */
-import { LIVE_PROTOCOL_VERSION, type LiveServerFrame, type Role } from '@rdmaq/shared';
+import { Backoff, LIVE_PROTOCOL_VERSION, type LiveServerFrame, type Role } from '@rdmaq/shared';
 import {
   type AlertsState,
   alertsFromSnapshot,
@@ -77,7 +77,8 @@ export class LiveClient {
   private ws: WebSocket | undefined;
   private readonly subs = new Map<string, Sub>();
   private readonly statusListeners = new Set<() => void>();
-  private backoff: number;
+  /** Reconnect delays; jittered so a hub restart is not met by every open page at the same instant. */
+  private readonly backoff: Backoff;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private status: ConnectionStatus = 'connecting';
@@ -90,7 +91,8 @@ export class LiveClient {
   private pingId = 0;
 
   constructor(private readonly opts: LiveClientOptions) {
-    this.backoff = opts.minBackoffMs ?? 500;
+    const initialMs = opts.minBackoffMs ?? 500;
+    this.backoff = new Backoff({ initialMs, maxMs: Math.max(initialMs, opts.maxBackoffMs ?? 10_000) });
     this.connect();
   }
 
@@ -210,7 +212,7 @@ export class LiveClient {
     let opened = false;
     ws.onopen = () => {
       opened = true;
-      this.backoff = this.opts.minBackoffMs ?? 500;
+      this.backoff.reset();
       this.lastFrameAt = Date.now();
       this.startHeartbeat(ws);
       this.setStatus('open');
@@ -253,8 +255,7 @@ export class LiveClient {
   private scheduleReconnect(): void {
     if (this.closed) return;
     this.setStatus('reconnecting');
-    const delay = this.backoff;
-    this.backoff = Math.min(this.opts.maxBackoffMs ?? 10_000, this.backoff * 2);
+    const delay = this.backoff.next();
     this.timer = setTimeout(() => this.connect(), delay);
   }
 

@@ -8,6 +8,7 @@ import {
   type AlertsDelta,
   type AlertsSnapshot,
   applyLayoutDelta,
+  applyTableDelta as applyTableDeltaShared,
   END_STATE_BYTES,
   END_STATES,
   FRESHNESS_CODES,
@@ -195,29 +196,9 @@ export function tableFromSnapshot(s: TableSnapshot): TableState {
   return { table: s.table, total: s.total, offset: s.offset, rows: [...s.rows] };
 }
 
-const rowKey = (r: LinkSummary | NodeSummary) => ('key' in r ? r.key : r.id);
-
-/**
- * Replaces rows sent whole, merges patches into held rows, reorders when the hub sent an order; unchanged
- * rows keep their identity.
- */
+/** See `applyTableDelta` in @rdmaq/shared (the same reducer the hub's tests replay frames with). */
 export function applyTableDelta(prev: TableState, d: TableDelta): TableState {
-  const by = new Map<string, LinkSummary | NodeSummary>(prev.rows.map((r) => [rowKey(r), r]));
-  for (const r of d.rows) by.set(rowKey(r), r);
-  for (const p of d.patches ?? []) {
-    const k = 'key' in p ? p.key : p.id;
-    const held = by.get(k);
-    if (!held) throw new Error(`table delta: patch of row ${k}, which is not held`);
-    by.set(k, { ...held, ...p } as LinkSummary | NodeSummary);
-  }
-  const order = d.order ?? prev.rows.map(rowKey);
-  const rows: (LinkSummary | NodeSummary)[] = [];
-  for (const k of order) {
-    const r = by.get(k);
-    if (!r) throw new Error(`table delta: row ${k} is neither held nor sent`);
-    rows.push(r);
-  }
-  return { table: d.table, total: d.total, offset: d.offset, rows };
+  return applyTableDeltaShared(prev as TableSnapshot, d) as TableState;
 }
 
 function upsert<T>(
