@@ -11,6 +11,7 @@ import {
 } from '@rdmaq/shared';
 import pino from 'pino';
 import WebSocket from 'ws';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 import { type App, type BuildOptions, buildApp } from '../src/server/app.js';
 import type { HubConfigInput } from '../src/server/config.js';
 
@@ -207,18 +208,15 @@ export class TestAgent {
     this.ws.send(typeof f === 'string' ? f : JSON.stringify(f));
   }
 
+  /** The first frame (already received or to come) matching `pred`. */
   async waitFor(
     pred: (f: Record<string, unknown>) => boolean,
     timeoutMs = 10_000,
   ): Promise<Record<string, unknown>> {
-    const start = Date.now();
-    for (;;) {
-      const f = this.frames.find(pred);
-      if (f) return f;
-      if (Date.now() - start > timeoutMs)
-        throw new Error(`timed out waiting for a frame; got ${JSON.stringify(this.frames.slice(-3))}`);
-      await sleep(10);
-    }
+    const frame = () => this.frames.find(pred);
+    return waitFor('a frame', frame, { timeoutMs, everyMs: 10 }).catch((err: Error) => {
+      throw new Error(`${err.message}; got ${JSON.stringify(this.frames.slice(-3))}`);
+    });
   }
 
   async hello(nodeId: string, runId = 'run-1', extra: Partial<Hello> = {}): Promise<number> {
@@ -239,12 +237,12 @@ export class TestAgent {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Polls `pred` until it holds: the repo's `waitFor` (tooling/test-support/wait.js) in the short form the
+ * live-protocol suites use. Elsewhere call `waitFor` with what is awaited, for a useful timeout message.
+ */
 export async function until(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const start = Date.now();
-  while (!pred()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
+  await waitFor(what, pred, { timeoutMs, everyMs: 10 });
 }
 
 /** A browser-like live client (cookie + Origin). */
