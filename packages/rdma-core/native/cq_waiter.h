@@ -32,11 +32,11 @@
 
 #include "fabric_engine.h"
 
-namespace rdmaq_fabric {
+namespace rdmaq::fabric {
 
 class HubWaiter final : public HubSleepers {
  public:
-  // The hub's waiter, made on first use. Throws a FabricError when the loop cannot watch the fd.
+  // The hub's waiter, made on first use. Throws an RdmaqError when the loop cannot watch the fd.
   static HubWaiter& For(napi_env env, FabricHub& hub) {
     if (!hub.sleepers) hub.sleepers.reset(new HubWaiter(env, hub));
     return *static_cast<HubWaiter*>(hub.sleepers.get());
@@ -223,4 +223,4 @@ class HubWaiter final : public HubSleepers {
   std::vector<Sleeper> sleepers_;
 };
 
-}  // namespace rdmaq_fabric
+}  // namespace rdmaq::fabric

@@ -1,5 +1,5 @@
-// The fabric receiver's record parsing, without libfabric: the record format, the walk over the ring that
-// turns landed bytes into records (ReceiverCore::Parse) and the range check of a remote write's tail delta
+// The fabric receiver's record parsing, without libfabric: the walk over the ring (record format: record.h)
+// that turns landed bytes into records (ReceiverCore::Parse) and the range check of a remote write's tail delta
 // (ReceiverCore::OnRemoteWrite). Pure functions over plain memory, so the fuzz targets (native/fuzz/) and
 // the native tests (native/test/) drive exactly the code the engine runs, under ASan/UBSan, with no network.
 #pragma once
@@ -9,30 +9,19 @@
 #include <string>
 #include <vector>
 
-namespace rdmaq_fabric {
+#include "record.h"
 
-// ---- record format (DESIGN.md §2): 24-byte header, 8-byte aligned, PADDING fills the end of the ring ----
-enum RecordType : uint16_t { kData = 1, kPadding = 2, kProbe = 3, kProbeReply = 4, kHeartbeat = 5 };
-struct RecordHeader {
-  uint32_t length;  // payload bytes
-  uint16_t type;
-  uint16_t flags;
-  uint64_t seq;
-  uint64_t timestamp_ns;
-};
-static_assert(sizeof(RecordHeader) == 24, "record header is 24 bytes");
-constexpr uint64_t kHeader = sizeof(RecordHeader);
-inline uint64_t Align8(uint64_t v) { return (v + 7) & ~uint64_t(7); }
+namespace rdmaq::fabric {
 
 // One record handed out by the receiver (a view into its ring).
 struct Delivered {
   uint64_t start;   // ring position of the record header
   uint64_t end;     // ring position after the record
   uint64_t offset;  // payload offset in the ring
-  uint32_t length;
+  uint32_t len;
   uint16_t type;
   uint64_t seq;
-  uint64_t timestamp_ns;
+  uint64_t ts;
 };
 
 // What one ParseRecords call counted (the caller adds it to its own counters) and, when it stopped at a bad
@@ -62,17 +51,17 @@ inline uint64_t ParseRecords(const uint8_t* ring, uint64_t cap, uint64_t pos, ui
   while (out.size() < limit && pos < tail) {
     const uint64_t off = pos & mask;
     const uint64_t room = cap - off;
-    if (room < kHeader) {  // implicit padding
+    if (room < kHeaderSize) {  // implicit padding
       if (tail - pos < room) break;
       pos += room;
       ++t.wraps;
       continue;
     }
-    if (tail - pos < kHeader) break;
+    if (tail - pos < kHeaderSize) break;
     RecordHeader h;
-    std::memcpy(&h, ring + off, kHeader);  // one snapshot; no alignment assumption on pos
+    std::memcpy(&h, ring + off, kHeaderSize);  // one snapshot; no alignment assumption on pos
     if (h.type == kPadding) {
-      if (h.length != room - kHeader) {
+      if (h.len != room - kHeaderSize) {
         t.fault = ParseTally::kBadPadding;
         t.fault_pos = pos;
         break;
@@ -82,12 +71,12 @@ inline uint64_t ParseRecords(const uint8_t* ring, uint64_t cap, uint64_t pos, ui
       ++t.wraps;
       continue;
     }
-    const uint64_t total = Align8(kHeader + uint64_t(h.length));
+    const uint64_t total = align8(kHeaderSize + uint64_t(h.len));
     if (h.type < kData || h.type > kHeartbeat || total > room) {
       t.fault = ParseTally::kBadHeader;
       t.fault_pos = pos;
       t.fault_type = h.type;
-      t.fault_length = h.length;
+      t.fault_length = h.len;
       break;
     }
     if (tail - pos < total) break;  // the rest of this record is in a later write
@@ -106,9 +95,9 @@ inline uint64_t ParseRecords(const uint8_t* ring, uint64_t cap, uint64_t pos, ui
     ++expected;
     if (h.type == kData) {  // counted when handed out (Release uncounts what comes back); probes and
       ++t.records;          // heartbeats are not records (as on shm)
-      t.bytes += h.length;
+      t.bytes += h.len;
     }
-    out.push_back({pos, pos + total, off + kHeader, h.length, h.type, h.seq, h.timestamp_ns});
+    out.push_back({pos, pos + total, off + kHeaderSize, h.len, h.type, h.seq, h.ts});
     pos += total;
   }
   return pos;
@@ -136,4 +125,4 @@ inline bool TailDeltaOk(uint64_t delta, uint64_t tail, uint64_t head, uint64_t c
   return delta != 0 && (delta & 7) == 0 && tail + delta - head <= cap;
 }
 
-}  // namespace rdmaq_fabric
+}  // namespace rdmaq::fabric

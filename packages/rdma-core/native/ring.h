@@ -1,45 +1,18 @@
 // The ring protocol of DESIGN.md §2, independent of the transport (native/transport.h):
-// records, sequences, padding at the wrap, header validation and back-pressure.
-//
-// Record: 8-byte aligned, 24-byte header {u32 len, u16 type, u16 flags, u64 seq, u64 ts_ns} + payload.
-// Positions are byte counters that only grow; index = pos & (capacity - 1). A record never straddles the
-// ring's end: a PADDING record fills the rest, or — when fewer than 24 bytes remain — both sides skip them
-// implicitly. Every record but PADDING takes the next sequence number (the first is 1).
+// records (record.h), sequences, padding at the wrap, header validation and back-pressure.
 #pragma once
-
-#include <time.h>
 
 #include <cstdint>
 #include <cstring>
 #include <string>
 
 #include "histogram.h"
+#include "record.h"
 #include "transport.h"
 
 namespace rdmaq {
 
-enum RecordType : uint16_t { kData = 1, kPadding = 2, kProbe = 3, kProbeReply = 4, kHeartbeat = 5 };
-constexpr uint16_t kMaxType = 5;
-constexpr uint64_t kHeaderSize = 24;
-
-struct RecordHeader {
-  uint32_t len;
-  uint16_t type;
-  uint16_t flags;
-  uint64_t seq;
-  uint64_t ts;
-};
-static_assert(sizeof(RecordHeader) == kHeaderSize, "record header is 24 bytes");
-
-inline uint64_t align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
-inline uint64_t recordSize(uint64_t len) { return align8(kHeaderSize + len); }
-
-inline uint64_t nowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
+// Spin-wait hint (pause / yield) for polling loops: frees the core's pipeline for the sibling hyper-thread.
 inline void cpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -47,10 +20,6 @@ inline void cpuRelax() {
   asm volatile("yield" ::: "memory");
 #endif
 }
-
-// Largest payload a record may carry on a ring of `capacity` bytes: header + payload ≤ capacity / 2, so a
-// record always fits once the ring has drained, wherever the wrap position is.
-inline uint64_t maxPayloadFor(uint64_t capacity) { return capacity / 2 - kHeaderSize; }
 
 // Producer side. Not thread-safe (one owner thread per link).
 class RingWriter {

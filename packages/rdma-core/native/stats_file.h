@@ -1,4 +1,4 @@
-// The per-process statistics file (issue 14, Aeron counters-file style): every process that uses rdma-core
+// The per-process statistics file (Aeron counters-file style): every process that uses rdma-core
 // publishes its links' counters, gauges and latency histograms in /dev/shm/rdmaq-stats-<pid>-<starttime>,
 // so the agent and `rdmaq-stat` see every queue on the host without asking the process anything.
 //
@@ -668,7 +668,6 @@ inline std::string snapshot(const uint8_t* base, size_t size, std::vector<uint8_
   tlBusJump = nullptr;
   return "";
 }
-
 
 // Incremental reader state of one mapping (the agent scans every second; most slots have not changed since the
 // previous scan, or were only republished with the same figures, e.g. by the 1 s heartbeat).

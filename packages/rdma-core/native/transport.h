@@ -2,16 +2,15 @@
 //
 // The ring protocol (record format, sequence numbers, padding, validation, back-pressure) is the same on every
 // transport. What differs is where the ring's bytes and counters live and how the two ends learn about each
-// other's progress:
+// other's progress. The seam's one implementation is shm (native/shm_link.h): one shared file holds the
+// control block and the data region; the producer writes the record in place and publishes `tail` with a
+// release store; the consumer publishes `head` with a release store. Wake-up through FIFOs, used only when
+// the other side is parked.
 //
-//   shm    (native/shm_link.h) — one shared file holds the control block and the data region; the producer
-//          writes the record in place and publishes `tail` with a release store; the consumer publishes
-//          `head` with a release store. Wake-up through FIFOs, used only when the other side is parked.
-//   fabric (native/fabric*.h, issue 4) — the ring lives in the receiver's registered memory; the sender
-//          writes each record into a registered *mirror* at the same offsets, then `publish()` issues
-//          fi_writedata of [oldTail, newTail) with remote CQ data = how far the tail moved; the receiver's
-//          `tail()` reads its CQ and accumulates; `release()` returns head as credit (fi_inject_write into a
-//          registered word on the sender, batched every quarter ring or when going idle).
+// The fabric transport (native/fabric_engine.h) does not go through this seam: its cores keep the same ring
+// layout and record format (record.h) but own their progress — the sender writes records into a registered
+// mirror and issues fi_writedata of [oldTail, newTail) with remote CQ data = how far the tail moved; the
+// receiver reads its CQ and returns head as credit into a registered word on the sender.
 //
 // Positions are byte counters that only grow (index = position & (capacity - 1)), exactly as in DESIGN §2.
 // A transport never interprets records; the protocol never touches a socket, a CQ or a file.

@@ -26,7 +26,7 @@ export interface NativeShmOptions {
   resumeFrom?: number;
 }
 
-/** The fabric transport passes its own options (issue 4); `transport: 'fabric'` selects native/fabric.h. */
+/** Refused by these classes (ERR_RDMAQ_NO_TRANSPORT): fabric links are FabricSenderNative / FabricReceiverNative (src/fabric/native.ts). */
 export interface NativeFabricOptions {
   transport: 'fabric';
   linkId: string;

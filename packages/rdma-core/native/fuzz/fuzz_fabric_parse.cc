@@ -8,10 +8,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "../fabric_record.h"
+#include "../fabric_parse.h"
 #include "fuzz_input.h"
 
-using namespace rdmaq_fabric;
+using namespace rdmaq;
+using namespace rdmaq::fabric;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Input in(data, size);
@@ -56,18 +57,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (size_t i = 0; i < out.size(); ++i) {
           const Delivered& d = out[i];
           FUZZ_CHECK(d.start - from >= prevEnd - from && d.end - from <= consumed - from);
-          FUZZ_CHECK(d.end - d.start == Align8(kHeader + d.length));
-          FUZZ_CHECK(d.offset == (d.start & mask) + kHeader && d.offset + d.length <= cap);
+          FUZZ_CHECK(d.end - d.start == align8(kHeaderSize + d.len));
+          FUZZ_CHECK(d.offset == (d.start & mask) + kHeaderSize && d.offset + d.len <= cap);
           FUZZ_CHECK(d.type >= kData && d.type <= kHeartbeat && d.type != kPadding);
           FUZZ_CHECK(d.seq == seq);
           ++seq;
           prevEnd = d.end;
           if (d.type == kData) {
             ++r;
-            b += d.length;
+            b += d.len;
           }
           volatile uint8_t sink = 0;
-          for (uint64_t k = 0; k < d.length; ++k) sink = sink ^ ring[d.offset + k];
+          for (uint64_t k = 0; k < d.len; ++k) sink = sink ^ ring[d.offset + k];
           (void)sink;
         }
         FUZZ_CHECK(expected == seq && t.records == r && t.bytes == b);

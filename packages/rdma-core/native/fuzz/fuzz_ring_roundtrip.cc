@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../fabric_record.h"
+#include "../fabric_parse.h"
 #include "../ring.h"
 #include "fuzz_input.h"
 
@@ -92,7 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   RingReader r(&rxEnd, &rc);
   std::vector<Written> log;  // every record claimed, by sequence - startSeq
   uint64_t fabPos = s.start, fabExpected = s.startSeq;
-  std::vector<rdmaq_fabric::Delivered> out;
+  std::vector<rdmaq::fabric::Delivered> out;
   static const uint16_t kTypes[] = {kData, kProbe, kProbeReply, kHeartbeat};
 
   for (int op = 0; op < 512 && !in.empty(); ++op) {
@@ -138,15 +138,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       default: {  // the fabric consumer, over the same published bytes
         out.clear();
-        rdmaq_fabric::ParseTally t;
+        rdmaq::fabric::ParseTally t;
         const uint64_t seq0 = fabExpected;
-        const uint64_t pos = rdmaq_fabric::ParseRecords(s.ring.data(), s.cap, fabPos, s.tail, fabExpected,
+        const uint64_t pos = rdmaq::fabric::ParseRecords(s.ring.data(), s.cap, fabPos, s.tail, fabExpected,
                                                         1 + in.u8() % 16, out, t);
-        FUZZ_CHECK(t.fault == rdmaq_fabric::ParseTally::kNone && t.duplicates == 0);
+        FUZZ_CHECK(t.fault == rdmaq::fabric::ParseTally::kNone && t.duplicates == 0);
         uint64_t seq = seq0;
         for (const auto& d : out) {
           FUZZ_CHECK(d.seq == seq++);
-          checkRecord(log, s.startSeq, s.ring.data(), d.seq, d.length, d.type, d.offset);
+          checkRecord(log, s.startSeq, s.ring.data(), d.seq, d.len, d.type, d.offset);
         }
         // Release the first k; the rest is parsed again next time.
         const size_t k = in.u8() % (out.size() + 1);

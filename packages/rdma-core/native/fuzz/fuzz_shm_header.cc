@@ -36,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(std::memcmp(h->magic, kRingMagic, 8) == 0 && h->version == kRingVersion);
     FUZZ_CHECK(cap >= kMinCapacity && cap <= kMaxCapacity && (cap & (cap - 1)) == 0);
     FUZZ_CHECK(fileSize == kHeaderPage + cap && h->headerBytes == kHeaderPage);
-  } catch (const RdmaqException& e) {
+  } catch (const RdmaqError& e) {
     FUZZ_CHECK(e.code == "ERR_RDMAQ_RING_MAGIC" || e.code == "ERR_RDMAQ_RING_VERSION" ||
                e.code == "ERR_RDMAQ_RING_SIZE");
     FUZZ_CHECK(e.what()[0] != 0);

@@ -10,19 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "../fabric_record.h"
+#include "../fabric_parse.h"
 #include "../histogram.h"
+#include "check.h"
 
-using namespace rdmaq_fabric;
-
-static int failures = 0;
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
+using namespace rdmaq;
+using namespace rdmaq::fabric;
 
 // A sender's mirror as SenderCore::Claim/Commit lays it out: PADDING (seq 0) or an implicit skip of fewer
 // than 24 bytes at the end, then the record.
@@ -32,21 +25,21 @@ struct Mirror {
   Mirror(uint64_t c, uint64_t start, uint64_t firstSeq) : ring(c), cap(c), tail(start), seq(firstSeq) {}
   void header(uint64_t pos, uint32_t len, uint16_t type, uint64_t s) {
     RecordHeader h{len, type, 0, s, 1000 + s};
-    std::memcpy(ring.data() + (pos & (cap - 1)), &h, kHeader);
+    std::memcpy(ring.data() + (pos & (cap - 1)), &h, kHeaderSize);
   }
   // Appends a record; returns its header position.
   uint64_t put(uint32_t len, uint16_t type = kData) {
-    const uint64_t need = Align8(kHeader + len);
+    const uint64_t need = align8(kHeaderSize + len);
     uint64_t off = tail & (cap - 1);
     if (cap - off < need) {
       const uint64_t pad = cap - off;
-      if (pad >= kHeader) header(tail, uint32_t(pad - kHeader), kPadding, 0);
+      if (pad >= kHeaderSize) header(tail, uint32_t(pad - kHeaderSize), kPadding, 0);
       tail += pad;
       off = 0;
     }
     const uint64_t at = tail;
     header(at, len, type, seq);
-    for (uint32_t i = 0; i < len; ++i) ring[off + kHeader + i] = uint8_t(seq + i);
+    for (uint32_t i = 0; i < len; ++i) ring[off + kHeaderSize + i] = uint8_t(seq + i);
     ++seq;
     tail += need;
     return at;
@@ -66,8 +59,8 @@ struct Cursor {
 };
 
 static bool payloadOk(const Mirror& m, const Delivered& d) {
-  if (d.offset + d.length > m.cap) return false;
-  for (uint32_t i = 0; i < d.length; ++i)
+  if (d.offset + d.len > m.cap) return false;
+  for (uint32_t i = 0; i < d.len; ++i)
     if (m.ring[d.offset + i] != uint8_t(d.seq + i)) return false;
   return true;
 }
@@ -86,7 +79,7 @@ static void testWraps() {
       for (const Delivered& d : c.out) {
         CHECK(d.seq == next++);
         CHECK(payloadOk(m, d));
-        CHECK(d.end - d.start == Align8(kHeader + d.length) && d.offset == (d.start & (m.cap - 1)) + kHeader);
+        CHECK(d.end - d.start == align8(kHeaderSize + d.len) && d.offset == (d.start & (m.cap - 1)) + kHeaderSize);
       }
       wraps += c.t.wraps;
       records += c.t.records;
@@ -174,7 +167,7 @@ static void testFaults() {
     Mirror m(256, 0, 1);
     m.header(0, 232, kData, 1);  // exactly to the end: fine
     Cursor c{0, 1, {}, {}};
-    CHECK(c.parse(m, 256) == 1 && c.t.fault == ParseTally::kNone && c.out[0].offset + c.out[0].length == 256);
+    CHECK(c.parse(m, 256) == 1 && c.t.fault == ParseTally::kNone && c.out[0].offset + c.out[0].len == 256);
   }
   {  // sequences: older ones (before a reconnect) dropped and counted, a gap is an error
     Mirror m(1024, 0, 5);

@@ -14,17 +14,9 @@
 #include "../histogram.h"
 #include "../ring.h"
 #include "../shm_link.h"
+#include "check.h"
 
 using namespace rdmaq;
-
-static int failures = 0;
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                           \
-    }                                                                       \
-  } while (0)
 
 static std::string base() { return "/dev/shm/rdmaq-nativetest-" + std::to_string(getpid()); }
 
@@ -88,7 +80,7 @@ static void testWrapPaddingFull() {
   for (uint64_t seq = 1; seq <= 20000; ++seq) {
     const uint64_t len = sizeOf(seq, 3000);
     int64_t off;
-    while ((off = w.claim(len, kData, nowNs())) < 0) {
+    while ((off = w.claim(len, kData, monotonicNs())) < 0) {
       CHECK(w.publish());
       RecordView v;
       RingReader::Next k;
@@ -177,7 +169,7 @@ static void testBadFiles() {
   bool threw = false;
   try {
     ShmRing::inspect(path);
-  } catch (const RdmaqException& e) {
+  } catch (const RdmaqError& e) {
     threw = e.code == "ERR_RDMAQ_RING_VERSION";
   }
   CHECK(threw);
@@ -186,7 +178,7 @@ static void testBadFiles() {
   try {
     LinkCounters c;
     ShmRx rx(path, base() + "-ver.rxw", base() + "-ver.txw", true, 100000, &c);
-  } catch (const RdmaqException& e) {
+  } catch (const RdmaqError& e) {
     threw = e.code == "ERR_RDMAQ_ARG";
   }
   CHECK(threw);
@@ -202,7 +194,7 @@ static void testTwoProcesses() {
     for (uint64_t seq = 1; seq <= count; ++seq) {
       const uint64_t len = sizeOf(seq, maxLen);
       int64_t off;
-      while ((off = w.claim(len, kData, nowNs())) < 0) {
+      while ((off = w.claim(len, kData, monotonicNs())) < 0) {
         w.publish();
         if (l.tx->armWritable(w.needHead(len))) {
           pollfd pfd{l.tx->writableFd(), POLLIN, 0};

@@ -21,17 +21,9 @@
 #include <vector>
 
 #include "../stats_file.h"
+#include "check.h"
 
 using namespace rdmaq;
-
-static int failures = 0;
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
 
 static uint64_t u64at(const uint8_t* p) {
   uint64_t v;

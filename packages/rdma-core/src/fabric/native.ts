@@ -1,5 +1,5 @@
 /**
- * Declarations of the fabric transport's native classes (native/fabric_napi.h, registered by native/addon.cc).
+ * Declarations of the fabric transport's native classes (native/fabric_*_napi.h, exported by native/addon.cc).
  * Internal to src/fabric.
  */
 import { createRequire } from 'node:module';
