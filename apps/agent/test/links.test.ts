@@ -398,8 +398,17 @@ function pairSuite(transport: Transport): void {
       );
       pair.b = await spawnAgent('node-b', scratch.dir, pair.configB);
       await waitFor('node-a healthy again', async () => (await status()) === 200, 30_000);
-      // Stays up (no flapping) a second later; on failure show what both agents logged about their links.
-      await new Promise((r) => setTimeout(r, 1000));
+      // Stays up (no flapping) across five more probe round trips (one every 200 ms) on the restored link;
+      // on failure show what both agents logged about their links.
+      const probes = async () =>
+        metricValue((await getText(pair.a.url('/metrics'))).text, 'rdmaq_link_probe_rtt_seconds_count', {
+          link: AB,
+        }) ?? 0;
+      const probesBefore = await probes();
+      await waitFor(
+        'five more probe round trips on node-a->node-b',
+        async () => (await probes()) >= probesBefore + 5,
+      );
       const linkLog = [pair.a, pair.b]
         .flatMap((p) =>
           p.lines.filter((l) => /link/.test(String(l.msg))).map((l) => `${l.time} ${p.name} ${l.msg}`),
