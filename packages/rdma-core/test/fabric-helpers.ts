@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from '../../../tooling/test-support/wait.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const PEER = join(here, 'fabric-peer.mjs');
@@ -88,9 +89,9 @@ export class Peer {
     if (!this.exited) this.proc.kill('SIGKILL');
   }
 
+  /** Waits up to `timeoutMs` for the process to exit; its exit code (null when a signal ended it or it is still running). */
   async exit(timeoutMs = 10_000): Promise<number | null> {
-    const end = Date.now() + timeoutMs;
-    while (!this.exited && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await waitFor('the peer to exit', () => this.exited, timeoutMs).catch(() => {});
     return this.exitCode;
   }
 }
