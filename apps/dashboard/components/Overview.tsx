@@ -230,7 +230,9 @@ function WindowedTable<R>({
       </div>
       {total > 0 && (
         <p className="muted">
-          Rows {from + 1}–{from + rows.length} of {total} held; scroll for more
+          {rows.length < total
+            ? `Rows ${from + 1}–${from + rows.length} of ${total} held; scroll for more`
+            : `All ${total} rows`}
           {dq ? `, filtered by “${dq}”` : ''}.
         </p>
       )}
