@@ -11,15 +11,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as Rdma from '@rdmaq/rdma-core';
-import type {
-  FabricReceiver,
-  FabricSender,
-  LinkStats,
-  Listener,
-  Receiver,
-  Sender,
-  StateChange,
-} from '@rdmaq/rdma-core';
+import type { LinkListener, LinkRx, LinkStats, LinkTx, StateChange } from '@rdmaq/rdma-core';
 import {
   Backoff,
   emptyLinkCounters,
@@ -37,10 +29,6 @@ import { TrafficGenerator } from './traffic.js';
 export type RdmaApi = Pick<typeof Rdma, 'listen' | 'connect' | 'providers'>;
 
 type Counters = LinkSample['counters'];
-/** The sending end of a link, whichever transport carries it. */
-type TxEnd = Sender | FabricSender;
-/** The receiving end of a link, whichever transport carries it. */
-type RxEnd = Receiver | FabricReceiver;
 
 /** Cumulative native figures → wire figures: carries counters over native-object replacement, diffs histograms. */
 class StatsTracker {
@@ -131,7 +119,7 @@ interface ManagedLink extends LinkView {
   /** Error code of the last state change (none = a deliberate close). */
   lastCode: string | undefined;
   cfg: LinkConfig | undefined;
-  end: TxEnd | RxEnd | undefined;
+  end: LinkTx | LinkRx | undefined;
   tracker: StatsTracker;
   /** Last stats read (shown while the native end is gone). */
   last: LinkStats | undefined;
@@ -167,7 +155,7 @@ export interface LinkManagerOptions {
  */
 export class LinkManager extends EventEmitter {
   private readonly links = new Map<string, ManagedLink>();
-  private listener: Listener | undefined;
+  private listener: LinkListener | undefined;
   private stopping = false;
   private readonly log: BaseLogger;
   private readonly cfg: AgentConfig;
@@ -219,7 +207,7 @@ export class LinkManager extends EventEmitter {
       secret: c.secret,
       ...(c.listen.provider ? { provider: c.listen.provider } : {}),
     };
-    let listener: Listener;
+    let listener: LinkListener;
     try {
       listener = await this.opts.rdma.listen(c.listen.fabric ? { ...base, tcp } : base);
     } catch (err) {
@@ -233,7 +221,7 @@ export class LinkManager extends EventEmitter {
       listener = await this.opts.rdma.listen(base);
     }
     this.listener = listener;
-    listener.on('receiver', (rx: RxEnd) => this.onReceiver(rx));
+    listener.on('receiver', (rx: LinkRx) => this.onReceiver(rx));
     listener.on('error', (err: Error) => {
       this.log.warn({ code: errorCode(err) }, `refused an incoming link: ${err.message}`);
     });
@@ -282,7 +270,7 @@ export class LinkManager extends EventEmitter {
     return l;
   }
 
-  private onReceiver(rx: RxEnd): void {
+  private onReceiver(rx: LinkRx): void {
     const l = this.ensureRx(rx.linkId);
     l.end = rx;
     rx.on('state', (ev: StateChange) => this.setEndState(l, ev.state, ev.reason, ev.code));
@@ -341,7 +329,7 @@ export class LinkManager extends EventEmitter {
     void attempt();
   }
 
-  private onSender(l: ManagedLink, tx: TxEnd): void {
+  private onSender(l: ManagedLink, tx: LinkTx): void {
     l.end = tx;
     tx.on('state', (ev: StateChange) => this.setEndState(l, ev.state, ev.reason, ev.code));
     this.refreshIdentity(l);
@@ -366,7 +354,7 @@ export class LinkManager extends EventEmitter {
 
   /** One PROBE round trip; its RTT is recorded natively. Unanswered probes make an up link degraded. */
   private probe(l: ManagedLink): void {
-    const tx = l.end as TxEnd | undefined;
+    const tx = l.end as LinkTx | undefined;
     if (this.stopping || !tx || tx.closed) return;
     if (l.probeInFlight || tx.state !== 'up') {
       this.checkProbeAge(l);

@@ -9,10 +9,14 @@
  *   const tx = await connect({ linkId: 'a->b', socketPath: '/run/rdmaq/agent.sock' });
  *   if (!tx.send(payload)) await tx.whenWritable();
  *
- * See ARCHITECTURE.md for the classes, threads and the transport seam.
+ * Program against the interfaces `LinkTx` (what connect() returns), `LinkRx` (what accept() and the
+ * listener's `receiver` event hand out) and `LinkListener`: both transports implement them, so code that
+ * holds a link end never needs to name a transport's class. See ARCHITECTURE.md for the classes, threads and
+ * the transport seam.
  */
 import { RdmaqError } from './errors.js';
 import { connectFabric, type FabricSender } from './fabric/index.js';
+import type { LinkTx } from './link.js';
 import { native } from './native.js';
 import { connectShm, type Sender } from './sender.js';
 import type { SenderOptions } from './types.js';
@@ -27,6 +31,7 @@ export {
   type FabricSenderOptions,
   fabricProbe,
 } from './fabric/index.js';
+export type { LinkEnd, LinkListener, LinkRx, LinkTx } from './link.js';
 export { DEFAULT_CAPACITY, Listener, listen } from './listener.js';
 export { RecordType } from './native.js';
 export { Receiver } from './receiver.js';
@@ -109,7 +114,8 @@ export function fabricVersion(): string {
  * mapped; rejects with ERR_RDMAQ_CONNECT (nobody listening), ERR_RDMAQ_UNKNOWN_LINK, ERR_RDMAQ_LINK_BUSY, ...
  */
 export async function connect(opts: SenderOptions & { transport: 'fabric' }): Promise<FabricSender>;
-export async function connect(opts: SenderOptions): Promise<Sender>;
+export async function connect(opts: SenderOptions & { transport?: 'shm' }): Promise<Sender>;
+export async function connect(opts: SenderOptions): Promise<LinkTx>;
 export async function connect(opts: SenderOptions): Promise<Sender | FabricSender> {
   const transport = opts.transport ?? 'shm';
   if (transport === 'shm') return connectShm(opts);

@@ -6,13 +6,12 @@ import { join } from 'node:path';
 import { CONTROL_VERSION, ControlChannel, type ControlMessage } from './control.js';
 import { errorCode, RdmaqError } from './errors.js';
 import { type FabricListener, type FabricReceiver, listenFabric } from './fabric/index.js';
+import { checkLinkId, HANDSHAKE_TIMEOUT_MS, LINK_ID_RE, type LinkListener, type LinkRx } from './link.js';
 import { native } from './native.js';
 import { Receiver } from './receiver.js';
 import type { IdleStrategy, ListenOptions, ReceiverOptions } from './types.js';
 
 export const DEFAULT_CAPACITY = 4 * 1024 * 1024;
-const HANDSHAKE_TIMEOUT_MS = 5000;
-const LINK_ID = /^[A-Za-z0-9._:@/>-]{1,128}$/;
 
 /**
  * One per agent: accepts incoming senders by link id and hands out Receivers. shm senders come over the
@@ -21,7 +20,7 @@ const LINK_ID = /^[A-Za-z0-9._:@/>-]{1,128}$/;
  * Events: `receiver` (Receiver) for links accepted through `acceptUnknown`, `error` (Error) for failed
  * handshakes (they never throw).
  */
-export class Listener extends EventEmitter {
+export class Listener extends EventEmitter implements LinkListener {
   readonly socketPath: string;
   readonly shmDir: string;
   readonly defaultCapacity: number;
@@ -68,7 +67,8 @@ export class Listener extends EventEmitter {
    * ERR_RDMAQ_RESUME_GAP when `resumeFrom` asks for records the ring no longer holds.
    */
   accept(linkId: string, opts: ReceiverOptions & { transport: 'fabric' }): FabricReceiver;
-  accept(linkId: string, opts?: ReceiverOptions): Receiver;
+  accept(linkId: string, opts?: ReceiverOptions & { transport?: 'shm' }): Receiver;
+  accept(linkId: string, opts?: ReceiverOptions): LinkRx;
   accept(linkId: string, given: ReceiverOptions = {}): Receiver | FabricReceiver {
     if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', 'listener is closed');
     const opts = given.idle === undefined && this.defaultIdle ? { ...given, idle: this.defaultIdle } : given;
@@ -82,12 +82,7 @@ export class Listener extends EventEmitter {
       const { transport: _t, ...rest } = opts;
       return this.fabric.accept(linkId, rest);
     }
-    if (!LINK_ID.test(linkId)) {
-      throw new RdmaqError(
-        'ERR_RDMAQ_ARG',
-        `link id ${JSON.stringify(linkId)} must be 1-128 of A-Z a-z 0-9 . _ : @ / > -`,
-      );
-    }
+    checkLinkId(linkId);
     if (this.links.has(linkId))
       throw new RdmaqError('ERR_RDMAQ_LINK_BUSY', `link ${linkId} is already accepted here`);
     const ringPath = this.ringPath(linkId);
@@ -155,7 +150,7 @@ export class Listener extends EventEmitter {
       return;
     }
     let rx = this.links.get(msg.linkId);
-    if (!rx && this.acceptUnknown && LINK_ID.test(msg.linkId)) {
+    if (!rx && this.acceptUnknown && LINK_ID_RE.test(msg.linkId)) {
       try {
         rx = this.accept(msg.linkId);
         this.emit('receiver', rx);

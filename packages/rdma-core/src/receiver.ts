@@ -1,8 +1,8 @@
-import { EventEmitter } from 'node:events';
 import type { ControlChannel, ControlMessage } from './control.js';
 import { RdmaqError } from './errors.js';
+import { LinkEndBase, type LinkRx } from './link.js';
 import type { NativeReceiver } from './native.js';
-import type { IdleStrategy, LinkState, LinkStats, RecordHandler, StateChange } from './types.js';
+import type { IdleStrategy, LinkState, LinkStats, RecordHandler } from './types.js';
 
 /** Backoff: spin this long inside one native call before giving the event loop a turn. */
 const BACKOFF_SPIN_NS = 20_000;
@@ -19,8 +19,7 @@ const TURN_BUDGET_NS = 200_000;
  *
  * Events: `state` (StateChange), `error` (Error, only while started: consumption stops), `probe` (seq).
  */
-export class Receiver extends EventEmitter {
-  readonly linkId: string;
+export class Receiver extends LinkEndBase implements LinkRx {
   /** The one Buffer covering the ring data region; handler offsets index into it. */
   readonly buffer: Buffer;
   readonly capacity: number;
@@ -30,14 +29,11 @@ export class Receiver extends EventEmitter {
   /** Idle strategy of start() (fixed at accept time). */
   readonly idle: IdleStrategy;
   private readonly batch: number;
-  private stateNow: LinkState = 'connecting';
-  private epochNow = 0;
   private channel: ControlChannel | undefined;
   private running:
     | { handler: RecordHandler; timer: NodeJS.Immediate | undefined; rounds: number }
     | undefined;
   private watching = false;
-  private closedFlag = false;
   private readonly onClose: () => void;
 
   /** @internal — use Listener.accept(). */
@@ -47,8 +43,7 @@ export class Receiver extends EventEmitter {
     opts: { idle?: IdleStrategy; batch?: number },
     onClose: () => void,
   ) {
-    super();
-    this.linkId = linkId;
+    super(linkId, 'receiver');
     this.native = native;
     this.buffer = native.buffer;
     this.capacity = native.capacity;
@@ -69,12 +64,10 @@ export class Receiver extends EventEmitter {
     return this.native;
   }
 
-  get state(): LinkState {
-    return this.stateNow;
+  protected publishState(state: LinkState): void {
+    if (!this.closedFlag || state === 'down') this.native.setState(state, this.epochNow);
   }
-  get epoch(): number {
-    return this.epochNow;
-  }
+
   /** @internal Identity of the ring (shm), sent in the handshake. */
   get ringId(): string {
     return this.native.ringId;
@@ -83,9 +76,6 @@ export class Receiver extends EventEmitter {
   /** Sequence of the next record this receiver will deliver. */
   get nextSeq(): number {
     return this.native.nextSeq;
-  }
-  get closed(): boolean {
-    return this.closedFlag;
   }
   /** True while a sender is attached (its control connection is open). */
   get attached(): boolean {
@@ -127,7 +117,7 @@ export class Receiver extends EventEmitter {
    * and link errors stop consumption and are emitted as `error`.
    */
   start(handler: RecordHandler): void {
-    if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', `receiver ${this.linkId} is closed`);
+    this.throwIfClosed();
     if (this.running) throw new RdmaqError('ERR_RDMAQ_STATE', `receiver ${this.linkId} is already started`);
     this.running = { handler, timer: undefined, rounds: 0 };
     if (this.idle !== 'busy-spin') {
@@ -194,13 +184,6 @@ export class Receiver extends EventEmitter {
       );
     });
     this.setState('up', 'sender attached');
-  }
-
-  private setState(state: LinkState, reason: string, code?: string): void {
-    this.stateNow = state;
-    if (!this.closedFlag || state === 'down') this.native.setState(state, this.epochNow);
-    const ev: StateChange = code ? { state, reason, code } : { state, reason };
-    this.emit('state', ev);
   }
 
   private schedule(): void {

@@ -1,12 +1,12 @@
-import { EventEmitter } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import { CONTROL_VERSION, ControlChannel, type ControlMessage } from './control.js';
 import { RdmaqError } from './errors.js';
+import { LinkEndBase, type LinkTx, ProbeTracker, reconnectBackoff, WriteWaiters } from './link.js';
 import { type NativeSender, native, RecordType } from './native.js';
 import type { LinkState, LinkStats, SenderOptions, StateChange } from './types.js';
 
+/** First reconnect delay (doubling up to 1 s): a restarted receiver on this host is back within ms. */
 const RECONNECT_MIN_MS = 10;
-const RECONNECT_MAX_MS = 1000;
 
 type Welcome = Extract<ControlMessage, { t: 'welcome' }>;
 
@@ -17,32 +17,28 @@ type Welcome = Extract<ControlMessage, { t: 'welcome' }>;
  *
  * Events: `state` (StateChange).
  */
-export class Sender extends EventEmitter {
-  readonly linkId: string;
+export class Sender extends LinkEndBase implements LinkTx {
   private nativeEnd: NativeSender | undefined;
   private ringId = '';
   private ringPath = '';
   private channel: ControlChannel | undefined;
-  private stateNow: LinkState = 'connecting';
-  private epochNow = 0;
-  private closedFlag = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private reconnectDelay = RECONNECT_MIN_MS;
-  private writeWaiters: Array<{ bytes: number; resolve: () => void; reject: (e: Error) => void }> = [];
+  private readonly reconnectDelays = reconnectBackoff(RECONNECT_MIN_MS);
+  private readonly writeWaiters = new WriteWaiters();
   private watching = false;
-  private probes = new Map<
-    number,
-    { sentNs: number; resolve: (ns: number) => void; timer: NodeJS.Timeout }
-  >();
+  private readonly probes = new ProbeTracker(() => native.nowNs());
   private readonly opts: SenderOptions;
   /** Offsets written by claimBatch (payload offsets into `buffer`). */
   readonly batchOffsets = new Uint32Array(4096);
 
   /** @internal — use connect(). */
   constructor(opts: SenderOptions) {
-    super();
+    super(opts.linkId, 'sender');
     this.opts = opts;
-    this.linkId = opts.linkId;
+  }
+
+  protected publishState(state: LinkState): void {
+    this.nativeEnd?.setState(state, this.epochNow);
   }
 
   private get n(): NativeSender {
@@ -56,15 +52,6 @@ export class Sender extends EventEmitter {
     return this.n;
   }
 
-  get state(): LinkState {
-    return this.stateNow;
-  }
-  get epoch(): number {
-    return this.epochNow;
-  }
-  get closed(): boolean {
-    return this.closedFlag;
-  }
   /** The Buffer covering the ring (shm) where claimed payloads are written; created once. */
   get buffer(): Buffer {
     return this.n.buffer;
@@ -118,14 +105,12 @@ export class Sender extends EventEmitter {
    * receiver wakes this sender through a FIFO only when the sender asked for it.
    */
   whenWritable(payload?: number): Promise<void> {
-    if (this.closedFlag)
-      return Promise.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`));
+    if (this.closedFlag) return Promise.reject(this.closedError());
     const bytes = Math.min(payload ?? this.n.maxPayload, this.n.maxPayload);
     if (this.n.writable(bytes)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.writeWaiters.push({ bytes, resolve, reject });
-      this.armWaiters();
-    });
+    const p = this.writeWaiters.add(bytes);
+    this.armWaiters();
+    return p;
   }
 
   /**
@@ -138,19 +123,15 @@ export class Sender extends EventEmitter {
       await this.whenWritable(0);
       seq = this.n.probe();
     }
-    const sentNs = native.nowNs();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.probes.delete(seq);
-        reject(
-          new RdmaqError(
-            'ERR_RDMAQ_PROBE_TIMEOUT',
-            `probe ${seq} on link ${this.linkId} got no reply within ${timeoutMs} ms (is the receiver polling?)`,
-          ),
-        );
-      }, timeoutMs);
-      this.probes.set(seq, { sentNs, resolve, timer });
-    });
+    return this.probes.add(
+      seq,
+      timeoutMs,
+      () =>
+        new RdmaqError(
+          'ERR_RDMAQ_PROBE_TIMEOUT',
+          `probe ${seq} on link ${this.linkId} got no reply within ${timeoutMs} ms (is the receiver polling?)`,
+        ),
+    );
   }
 
   stats(): LinkStats {
@@ -163,9 +144,8 @@ export class Sender extends EventEmitter {
     this.closedFlag = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const err = new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} was closed`);
-    for (const w of this.writeWaiters.splice(0)) w.reject(err);
-    for (const p of this.probes.values()) clearTimeout(p.timer);
-    this.probes.clear();
+    this.writeWaiters.rejectAll(err);
+    this.probes.rejectAll(err);
     if (this.watching) this.nativeEnd?.unwatch();
     this.watching = false;
     const peerAlive = this.channel !== undefined;
@@ -319,7 +299,7 @@ export class Sender extends EventEmitter {
     }
     this.channel = ch;
     this.epochNow = w.epoch;
-    this.reconnectDelay = RECONNECT_MIN_MS;
+    this.reconnectDelays.reset();
     ch.on('message', (msg: ControlMessage) => this.onControl(msg));
     ch.on('close', () => this.onPeerGone(ch));
     this.setState('up', `attached to ring ${w.ringPath}`);
@@ -328,13 +308,8 @@ export class Sender extends EventEmitter {
 
   private onControl(msg: ControlMessage): void {
     if (msg.t === 'probe_reply') {
-      const p = this.probes.get(msg.seq);
-      if (!p) return;
-      this.probes.delete(msg.seq);
-      clearTimeout(p.timer);
-      const rtt = Math.max(0, native.nowNs() - p.sentNs);
-      this.n.recordRtt(rtt);
-      p.resolve(rtt);
+      const rtt = this.probes.answer(msg.seq);
+      if (rtt !== undefined) this.n.recordRtt(rtt);
     } else if (msg.t === 'bye') {
       this.byeReason = msg.reason;
     }
@@ -363,33 +338,17 @@ export class Sender extends EventEmitter {
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.closedFlag) return;
-      this.handshake().catch(() => {
-        this.reconnectDelay = Math.min(this.reconnectDelay * 2, RECONNECT_MAX_MS);
-        this.scheduleReconnect();
-      });
-    }, this.reconnectDelay);
+      this.handshake().catch(() => this.scheduleReconnect());
+    }, this.reconnectDelays.next());
     // Reconnecting alone must not keep a process alive that has nothing else to do.
     this.reconnectTimer.unref();
-  }
-
-  private setState(state: LinkState, reason: string, code?: string): void {
-    this.stateNow = state;
-    this.nativeEnd?.setState(state, this.epochNow);
-    const ev: StateChange = code ? { state, reason, code } : { state, reason };
-    this.emit('state', ev);
   }
 
   /** Arms the FIFO wake-up for the smallest pending waiter; resolves those that fit. */
   private armWaiters(): void {
     const n = this.nativeEnd;
     if (!n) return;
-    this.writeWaiters = this.writeWaiters.filter((w) => {
-      if (n.writable(w.bytes)) {
-        w.resolve();
-        return false;
-      }
-      return true;
-    });
+    this.writeWaiters.resolveFitting((bytes) => n.writable(bytes));
     if (this.writeWaiters.length === 0) {
       if (this.watching) {
         n.disarmWritable();
@@ -398,7 +357,7 @@ export class Sender extends EventEmitter {
       }
       return;
     }
-    const need = Math.min(...this.writeWaiters.map((w) => w.bytes));
+    const need = this.writeWaiters.smallest;
     if (!this.watching) {
       n.watch(() => this.armWaiters());
       this.watching = true;

@@ -103,6 +103,20 @@ describe('rdmaq-perf --json', () => {
     expect(r.max_us as number).toBeLessThan(250_000);
   });
 
+  it('--help prints the usage and every option on stdout and exits 0', () => {
+    for (const flag of ['--help', '-h']) {
+      const r = spawnSync(process.execPath, [cli, flag], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/usage: rdmaq-perf lat\|bw\|idle\|all/);
+      for (const opt of ['--transport', '--provider', '--size', '--iters', '--idle', '--engine', '--json']) {
+        expect(r.stdout).toContain(opt);
+      }
+      expect(r.stdout).toContain('--no-baselines');
+      expect(r.stdout).toContain('--repeat');
+      expect(r.stderr).toBe('');
+    }
+  });
+
   it('refuses a bad option with a usage message and exit code 2', () => {
     const r = spawnSync(process.execPath, [cli, 'lat', '--transport', 'carrier-pigeon'], {
       encoding: 'utf8',
@@ -110,5 +124,9 @@ describe('rdmaq-perf --json', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--transport is shm or fabric/);
     expect(r.stderr).toMatch(/usage: rdmaq-perf/);
+    const unknown = spawnSync(process.execPath, [cli, 'lat', '--carrier-pigeon'], { encoding: 'utf8' });
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/--carrier-pigeon/);
+    expect(unknown.stderr).toMatch(/usage: rdmaq-perf/);
   });
 });

@@ -356,8 +356,15 @@ export function addrField(msg: ControlMsg, key: string): Buffer {
   return b;
 }
 
-export const LINK_ID_RE = /^[A-Za-z0-9._:@/>-]{1,128}$/;
+export { LINK_ID_RE } from '../link.js';
 export const PROVIDER_RE = /^[a-z0-9_]{1,32}(;[a-z0-9_]{1,32}){0,2}$/;
+
+/** The cluster secret as bytes; ERR_RDMAQ_ARG when it is shorter than 8 bytes. */
+export function secretBuffer(s: string | Buffer): Buffer {
+  const b = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
+  if (b.length < 8) throw new RdmaqError('ERR_RDMAQ_ARG', 'the cluster secret must have at least 8 bytes');
+  return b;
+}
 
 /** IPv4-mapped IPv6 ("::ffff:1.2.3.4") → "1.2.3.4", so addresses compare. */
 export function plainIp(ip: string | undefined): string {

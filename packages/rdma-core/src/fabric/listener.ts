@@ -8,6 +8,8 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { RdmaqError } from '../errors.js';
+import { checkLinkId, HANDSHAKE_TIMEOUT_MS, type LinkListener } from '../link.js';
+import type { Transport } from '../types.js';
 import {
   addrField,
   ControlConn,
@@ -18,13 +20,12 @@ import {
   LINK_ID_RE,
   PROVIDER_RE,
   plainIp,
+  secretBuffer,
   strField,
   u64Field,
 } from './handshake.js';
 import { FabricReceiver, type FabricReceiverOptions } from './receiver.js';
 import { checkPeerIp } from './sender.js';
-
-const HANDSHAKE_TIMEOUT_MS = 5000;
 
 export interface FabricListenOptions {
   /** Address to listen on (default 0.0.0.0); the fabric endpoint binds the address each connection arrived on. */
@@ -39,7 +40,7 @@ export interface FabricListenOptions {
   deadAfterMs?: number;
 }
 
-export class FabricListener extends EventEmitter {
+export class FabricListener extends EventEmitter implements LinkListener {
   private readonly server: Server;
   private readonly secret: Buffer;
   private readonly opts: FabricListenOptions;
@@ -62,11 +63,20 @@ export class FabricListener extends EventEmitter {
     return a && typeof a === 'object' ? a.port : 0;
   }
 
-  /** Registers the receiving end of `linkId` (state `connecting` until a sender attaches). */
-  accept(linkId: string, opts: FabricReceiverOptions = {}): FabricReceiver {
+  /**
+   * Registers the receiving end of `linkId` (state `connecting` until a sender attaches). `transport`, if
+   * given, must be `fabric`: this listener has no shm acceptor.
+   */
+  accept(linkId: string, given: FabricReceiverOptions & { transport?: Transport } = {}): FabricReceiver {
     if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', 'listener is closed');
-    if (!LINK_ID_RE.test(linkId))
-      throw new RdmaqError('ERR_RDMAQ_ARG', `bad link id ${JSON.stringify(linkId)}`);
+    const { transport, ...opts } = given;
+    if (transport !== undefined && transport !== 'fabric') {
+      throw new RdmaqError(
+        'ERR_RDMAQ_NO_TRANSPORT',
+        `link ${linkId} expects a ${transport} sender, but this is a fabric (TCP) listener: use listen()`,
+      );
+    }
+    checkLinkId(linkId);
     if (this.links.has(linkId))
       throw new RdmaqError('ERR_RDMAQ_LINK_BUSY', `link ${linkId} is already accepted here`);
     const rx = new FabricReceiver(linkId, { ...this.opts.defaults, ...opts }, () =>
@@ -201,9 +211,7 @@ export class FabricListener extends EventEmitter {
 
 /** Starts a fabric listener (TCP control port with HMAC authentication). */
 export async function listenFabric(opts: FabricListenOptions): Promise<FabricListener> {
-  const secret = typeof opts.secret === 'string' ? Buffer.from(opts.secret, 'utf8') : opts.secret;
-  if (secret.length < 8)
-    throw new RdmaqError('ERR_RDMAQ_ARG', 'the cluster secret must have at least 8 bytes');
+  const secret = secretBuffer(opts.secret);
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) =>

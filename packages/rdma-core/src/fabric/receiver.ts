@@ -14,14 +14,14 @@
  * way an idle link costs no CPU and no wake-up is lost; a 1 s safety poll bounds the damage of anything
  * unforeseen and counts what it rescued (stats().wakeup.safetyRescues; tests expect 0).
  */
-import { EventEmitter } from 'node:events';
 import { RdmaqError } from '../errors.js';
+import { LinkEndBase, type LinkRx } from '../link.js';
 import { cancelTimer, type LoopTimer } from '../loop.js';
-import type { IdleStrategy, LinkState, LinkStats, RecordHandler, StateChange } from '../types.js';
+import type { IdleStrategy, LinkStats, RecordHandler } from '../types.js';
 import { type ControlConn, type ControlMsg, handshakeError } from './handshake.js';
 import { DESC_FIELDS, type FabricInfo, fabricNative, type NativeFabricReceiver } from './native.js';
 import { type Beat, readBeat, StallWatch } from './stall.js';
-import { ErrorCounts, errorKind, SparseHistogram } from './stats.js';
+import { ErrorCounts, errorKind, fabricLinkStats, SparseHistogram } from './stats.js';
 
 const BACKOFF_SPIN_TURNS = 64;
 /**
@@ -50,8 +50,7 @@ export interface FabricReceiverOptions {
   stallAfterMs?: number;
 }
 
-export class FabricReceiver extends EventEmitter {
-  readonly linkId: string;
+export class FabricReceiver extends LinkEndBase implements LinkRx {
   /** The one Buffer covering the ring; handler offsets index into it. */
   readonly buffer: Buffer;
   readonly capacity: number;
@@ -61,11 +60,8 @@ export class FabricReceiver extends EventEmitter {
   private readonly native: NativeFabricReceiver;
   private readonly desc: Float64Array;
   private readonly batch: number;
-  private stateNow: LinkState = 'connecting';
-  private epochNow = 0;
   private conn: ControlConn | undefined;
   private connected = false;
-  private closedFlag = false;
   private resumeFrom: number | undefined;
   /** Stream id of the sender we last served (a different one is a new stream: start at its oldest record). */
   streamId: number | undefined;
@@ -94,7 +90,7 @@ export class FabricReceiver extends EventEmitter {
   private readonly errors = new ErrorCounts(() => this.syncStats());
   private readonly queueLat = new SparseHistogram();
   private reconnects = 0;
-  private peak = 0;
+  private readonly peak = { last: 0 };
   private failure: Error | undefined;
   /** The sender waits for space (or we go idle): return credit at the next release. */
   private creditWanted = false;
@@ -109,8 +105,7 @@ export class FabricReceiver extends EventEmitter {
 
   /** @internal — use FabricListener.accept(). */
   constructor(linkId: string, opts: FabricReceiverOptions, onClose: () => void) {
-    super();
-    this.linkId = linkId;
+    super(linkId, 'receiver');
     this.idle = opts.idle ?? 'backoff';
     this.batch = opts.batch ?? 256;
     this.provider = opts.provider;
@@ -140,12 +135,10 @@ export class FabricReceiver extends EventEmitter {
     );
   }
 
-  get state(): LinkState {
-    return this.stateNow;
+  protected publishState(): void {
+    this.syncStats();
   }
-  get epoch(): number {
-    return this.epochNow;
-  }
+
   /** @internal Times the 1 s safety poll delivered records a lost wake-up left waiting (tests expect 0). */
   get safetyRescues(): number {
     return this.safetyRescueCount;
@@ -153,9 +146,6 @@ export class FabricReceiver extends EventEmitter {
   /** @internal The native end (rdmaq-perf --engine loops). */
   get nativeHandle(): NativeFabricReceiver {
     return this.native;
-  }
-  get closed(): boolean {
-    return this.closedFlag;
   }
   get attached(): boolean {
     return this.conn !== undefined;
@@ -210,7 +200,7 @@ export class FabricReceiver extends EventEmitter {
 
   /** Consumes on the event loop following the idle strategy until stop() or close(). */
   start(handler: RecordHandler): void {
-    if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', `receiver ${this.linkId} is closed`);
+    this.throwIfClosed();
     if (this.running) throw new RdmaqError('ERR_RDMAQ_STATE', `receiver ${this.linkId} is already started`);
     this.running = { handler, timer: undefined, rounds: 0, parked: false };
     this.schedule(0);
@@ -231,29 +221,23 @@ export class FabricReceiver extends EventEmitter {
 
   stats(): LinkStats {
     const s = this.native.state();
-    const occ = s.tail - s.head;
-    const peak = Math.max(this.peak, occ);
-    this.peak = occ;
-    return {
+    const who = {
       linkId: this.linkId,
       role: 'receiver',
-      transport: 'fabric',
-      provider: this.info?.provider ?? this.provider ?? '',
       state: this.stateNow,
       epoch: this.epochNow,
-      counters: {
-        records: s.records,
-        bytes: s.bytes,
-        completions: s.completions,
-        creditUpdates: s.credits,
-        backpressure: 0,
-        wraps: s.wraps,
-        resends: s.duplicates,
-        reconnects: this.reconnects,
-        errors: this.errors.snapshot(),
-      },
-      gauges: { occupancyBytes: occ, peakOccupancyBytes: peak, capacityBytes: s.capacity },
+    } as const;
+    const stats = fabricLinkStats({ ...who, provider: this.info?.provider ?? this.provider ?? '' }, s, {
+      occupancy: s.tail - s.head,
+      peak: this.peak,
+      backpressure: 0,
+      resends: s.duplicates,
+      reconnects: this.reconnects,
+      errors: this.errors,
       latency: { queue: this.queueLat.toSparse(), rtt: [] },
+    });
+    return {
+      ...stats,
       wakeup: {
         mode: this.wakeMode,
         ...(this.wakeNote ? { note: this.wakeNote } : {}),
@@ -545,7 +529,7 @@ export class FabricReceiver extends EventEmitter {
       }
     } catch (err) {
       this.stop();
-      if (this.listenerCount('error') > 0) this.emit('error', err);
+      this.emitError(err instanceof Error ? err : new Error(String(err)));
       return;
     }
     if (!this.running) return;
@@ -565,12 +549,5 @@ export class FabricReceiver extends EventEmitter {
       return;
     }
     this.schedule(r.rounds > BACKOFF_SPIN_TURNS ? 1 : 0);
-  }
-
-  private setState(state: LinkState, reason: string, code?: string): void {
-    this.stateNow = state;
-    this.syncStats();
-    const ev: StateChange = code ? { state, reason, code } : { state, reason };
-    this.emit('state', ev);
   }
 }

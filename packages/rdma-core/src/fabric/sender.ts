@@ -7,11 +7,19 @@
  * Progress is manual on these providers: while anything is unsent, in flight or a writer waits for space, a
  * pump polls the CQ — on setImmediate while it makes progress, then on a 1 ms timer; idle, nothing runs.
  */
-import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { RdmaqError } from '../errors.js';
+import {
+  checkLinkId,
+  HANDSHAKE_TIMEOUT_MS,
+  LinkEndBase,
+  type LinkTx,
+  ProbeTracker,
+  reconnectBackoff,
+  WriteWaiters,
+} from '../link.js';
 import { cancelTimer, type LoopTimer } from '../loop.js';
-import type { LinkState, LinkStats, StateChange } from '../types.js';
+import type { LinkStats } from '../types.js';
 import {
   addrField,
   ControlConn,
@@ -19,18 +27,19 @@ import {
   FABRIC_CONTROL_VERSION,
   handshakeError,
   intField,
-  LINK_ID_RE,
   PROVIDER_RE,
   plainIp,
   remoteError,
+  secretBuffer,
   u64Field,
 } from './handshake.js';
 import { type FabricInfo, fabricNative, type NativeFabricSender } from './native.js';
 import { type Beat, readBeat, StallWatch } from './stall.js';
-import { ErrorCounts, errorKind, SparseHistogram } from './stats.js';
+import { ErrorCounts, errorKind, fabricLinkStats, SparseHistogram } from './stats.js';
 
 export const FABRIC_DEFAULT_CAPACITY = 4 * 1024 * 1024;
-const HANDSHAKE_TIMEOUT_MS = 5000;
+/** First reconnect delay (doubling up to 1 s). */
+const RECONNECT_MIN_MS = 100;
 /** Empty pump turns on setImmediate before falling back to the 1 ms timer. */
 const SPIN_TURNS = 32;
 const RECORD_DATA = 1;
@@ -67,14 +76,7 @@ export interface FabricSenderOptions {
   recoverAfterMs?: number;
 }
 
-function secretBuf(s: string | Buffer): Buffer {
-  const b = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
-  if (b.length < 8) throw new RdmaqError('ERR_RDMAQ_ARG', 'the cluster secret must have at least 8 bytes');
-  return b;
-}
-
-export class FabricSender extends EventEmitter {
-  readonly linkId: string;
+export class FabricSender extends LinkEndBase implements LinkTx {
   readonly provider: string;
   readonly capacity: number;
   /** Buffer over the registered mirror; claim() offsets index into it. */
@@ -83,26 +85,23 @@ export class FabricSender extends EventEmitter {
   private readonly native: NativeFabricSender;
   private readonly opts: FabricSenderOptions;
   private readonly secret: Buffer;
-  private stateNow: LinkState = 'connecting';
-  private epochNow = 0;
   private conn: ControlConn | undefined;
   /** The control connection of a handshake in progress (close() shuts it). */
   private handshaking: ControlConn | undefined;
   private ready = false;
-  private closedFlag = false;
   private pumpTimer: LoopTimer | undefined;
   private pumping = false;
   private emptyTurns = 0;
   private peerParkedTail = -1;
-  private waiters: Array<{ need: number; resolve: () => void; reject: (e: Error) => void }> = [];
+  private readonly waiters = new WriteWaiters();
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private retryDelay = 100;
+  private readonly retryDelays = reconnectBackoff(RECONNECT_MIN_MS);
   private readonly errors = new ErrorCounts(() => this.syncStats());
   private readonly rtt = new SparseHistogram();
   private resends = 0;
   private reconnects = 0;
-  private peak = 0;
-  private probes = new Map<number, { t0: bigint; resolve: (ns: number) => void }>();
+  private readonly peak = { last: 0 };
+  private readonly probes = new ProbeTracker(() => Number(process.hrtime.bigint()));
   private readonly stall: StallWatch;
   /** What the receiver's last heartbeat said (its next sequence, what waits in its ring). */
   private peerBeat: Beat = {};
@@ -112,16 +111,14 @@ export class FabricSender extends EventEmitter {
   info: FabricInfo | null = null;
 
   constructor(opts: FabricSenderOptions) {
-    super();
-    if (!LINK_ID_RE.test(opts.linkId))
-      throw new RdmaqError('ERR_RDMAQ_ARG', `bad link id ${JSON.stringify(opts.linkId)}`);
+    super(opts.linkId, 'sender');
+    checkLinkId(opts.linkId);
     this.provider = opts.provider ?? 'net';
     if (!PROVIDER_RE.test(this.provider)) {
       throw new RdmaqError('ERR_RDMAQ_ARG', `bad provider name ${JSON.stringify(this.provider)}`);
     }
     this.opts = opts;
-    this.secret = secretBuf(opts.secret);
-    this.linkId = opts.linkId;
+    this.secret = secretBuffer(opts.secret);
     this.native = new fabricNative.FabricSenderNative(
       opts.capacity ?? FABRIC_DEFAULT_CAPACITY,
       opts.journal ?? '',
@@ -146,18 +143,13 @@ export class FabricSender extends EventEmitter {
     );
   }
 
-  get state(): LinkState {
-    return this.stateNow;
+  protected publishState(): void {
+    this.syncStats();
   }
-  get epoch(): number {
-    return this.epochNow;
-  }
+
   /** @internal The native end (rdmaq-perf --engine loops). */
   get nativeHandle(): NativeFabricSender {
     return this.native;
-  }
-  get closed(): boolean {
-    return this.closedFlag;
   }
   /** Sequence the next accepted record gets. */
   get nextSeq(): number {
@@ -174,7 +166,7 @@ export class FabricSender extends EventEmitter {
    * reads the CQ for credit).
    */
   send(payload: Uint8Array, flush = false): boolean {
-    if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`);
+    this.throwIfClosed();
     if (flush && this.ready) {
       const ok = this.native.send(payload, RECORD_DATA, true);
       // A parked receiver to wake or a writer waiting for space: the full turn (rare, not the hot path).
@@ -190,7 +182,7 @@ export class FabricSender extends EventEmitter {
 
   /** Zero copy: reserves a record of `length` bytes; write the payload at `buffer[offset…]`, then commit(). -1 = full. */
   claim(length: number): number {
-    if (this.closedFlag) throw new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`);
+    this.throwIfClosed();
     return this.native.claim(length);
   }
 
@@ -217,15 +209,13 @@ export class FabricSender extends EventEmitter {
 
   /** Resolves once a record of `payload` bytes fits (rejects if the sender is closed). */
   whenWritable(payload = 0): Promise<void> {
-    if (this.closedFlag)
-      return Promise.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} is closed`));
+    if (this.closedFlag) return Promise.reject(this.closedError());
     if (this.writable(payload)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ need: this.need(payload), resolve, reject });
-      // Credit is batched by the receiver; tell it we are waiting so it flushes what it consumed.
-      this.conn?.send({ t: 'need' });
-      this.kick();
-    });
+    const p = this.waiters.add(this.need(payload));
+    // Credit is batched by the receiver; tell it we are waiting so it flushes what it consumed.
+    this.conn?.send({ t: 'need' });
+    this.kick();
+    return p;
   }
 
   /**
@@ -234,52 +224,30 @@ export class FabricSender extends EventEmitter {
    */
   probe(timeoutMs = 5000): Promise<number> {
     const seq = this.nextSeq;
-    const t0 = process.hrtime.bigint();
     if (!this.native.send(new Uint8Array(0), RECORD_PROBE)) {
       return Promise.reject(new RdmaqError('ERR_RDMAQ_RING_FULL', 'probe: the ring is full'));
     }
+    const reply = this.probes.add(
+      seq,
+      timeoutMs,
+      () => new RdmaqError('ERR_RDMAQ_TIMEOUT', `probe ${seq} not answered within ${timeoutMs} ms`),
+    );
     this.kick();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.probes.delete(seq);
-        reject(new RdmaqError('ERR_RDMAQ_TIMEOUT', `probe ${seq} not answered within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.probes.set(seq, {
-        t0,
-        resolve: (ns) => {
-          clearTimeout(timer);
-          resolve(ns);
-        },
-      });
-    });
+    return reply;
   }
 
   stats(): LinkStats {
     const s = this.native.state();
-    const occ = s.tail - s.acked;
-    const peak = Math.max(this.peak, occ);
-    this.peak = occ;
-    return {
-      linkId: this.linkId,
-      role: 'sender',
-      transport: 'fabric',
-      provider: this.info?.provider ?? this.provider,
-      state: this.stateNow,
-      epoch: this.epochNow,
-      counters: {
-        records: s.records,
-        bytes: s.bytes,
-        completions: s.completions,
-        creditUpdates: s.credits,
-        backpressure: s.backpressure,
-        wraps: s.wraps,
-        resends: this.resends,
-        reconnects: this.reconnects,
-        errors: this.errors.snapshot(),
-      },
-      gauges: { occupancyBytes: occ, peakOccupancyBytes: peak, capacityBytes: s.capacity },
+    const who = { linkId: this.linkId, role: 'sender', state: this.stateNow, epoch: this.epochNow } as const;
+    return fabricLinkStats({ ...who, provider: this.info?.provider ?? this.provider }, s, {
+      occupancy: s.tail - s.acked,
+      peak: this.peak,
+      backpressure: s.backpressure,
+      resends: this.resends,
+      reconnects: this.reconnects,
+      errors: this.errors,
       latency: { queue: [], rtt: this.rtt.toSparse() },
-    };
+    });
   }
 
   /** Waits (bounded) until every accepted record was acknowledged by the receiver. */
@@ -315,8 +283,9 @@ export class FabricSender extends EventEmitter {
       c.shut('sender closed');
     }
     this.native.closeFabric(true);
-    for (const w of this.waiters.splice(0))
-      w.reject(new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} closed`));
+    const err = new RdmaqError('ERR_RDMAQ_CLOSED', `sender ${this.linkId} closed`);
+    this.waiters.rejectAll(err);
+    this.probes.rejectAll(err);
     this.setState('down', 'sender closed');
     this.native.statsClose();
   }
@@ -456,7 +425,7 @@ export class FabricSender extends EventEmitter {
       this.epochNow = epoch;
       this.conn = conn;
       this.ready = true;
-      this.retryDelay = 100;
+      this.retryDelays.reset();
       this.peerParkedTail = -1;
       conn.on('message', (m: ControlMsg) => this.onMessage(m));
       conn.once('close', (reason: string) => this.onLost(conn, reason));
@@ -489,13 +458,10 @@ export class FabricSender extends EventEmitter {
       this.peerParkedTail = tail;
       this.kick();
     } else if (m.t === 'probe_reply' && typeof m.seq === 'number') {
-      const p = this.probes.get(m.seq);
-      if (p) {
-        this.probes.delete(m.seq);
-        const ns = Number(process.hrtime.bigint() - p.t0);
+      const ns = this.probes.answer(m.seq);
+      if (ns !== undefined) {
         this.rtt.record(ns);
         this.native.statsRtt(ns);
-        p.resolve(ns);
       }
     } else if (m.t === 'bye') {
       this.conn?.shut('receiver closed the link');
@@ -558,8 +524,7 @@ export class FabricSender extends EventEmitter {
       if (!this.closedFlag) this.setState('down', 'not reconnecting (reconnect: false)');
       return;
     }
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(1000, this.retryDelay * 2);
+    const delay = this.retryDelays.next();
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.closedFlag) return;
@@ -628,10 +593,7 @@ export class FabricSender extends EventEmitter {
         this.peerParkedTail = -1;
         this.conn?.send({ t: 'wake' });
       }
-      while (this.waiters.length && s.free >= this.waiters[0]!.need) {
-        this.waiters.shift()!.resolve();
-        progressed = true;
-      }
+      if (this.waiters.resolveFitting((need) => s.free >= need) > 0) progressed = true;
     }
     return r === 0 ? 0 : progressed ? 2 : 1;
   }
@@ -652,17 +614,6 @@ export class FabricSender extends EventEmitter {
     else this.emptyTurns += 1;
     if (this.emptyTurns < SPIN_TURNS) this.pumpTimer = setImmediate(() => this.pump());
     else this.pumpTimer = setTimeout(() => this.pump(), 1);
-  }
-
-  private emitError(err: Error): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-  }
-
-  private setState(state: LinkState, reason: string, code?: string): void {
-    this.stateNow = state;
-    this.syncStats();
-    const ev: StateChange = code ? { state, reason, code } : { state, reason };
-    this.emit('state', ev);
   }
 }
 

@@ -2,7 +2,7 @@
  * Small helpers shared by the fabric link ends: a sparse log-linear histogram with the bucket layout of
  * @rdmaq/shared (src/histogram.ts: 128 exact buckets, then 128 per power of two up to 2^35 ns).
  */
-import type { SparseBuckets } from '../types.js';
+import type { LinkStats, SparseBuckets } from '../types.js';
 
 const SUB_BITS = 7;
 const SUB_COUNT = 128;
@@ -69,4 +69,53 @@ export function errorKind(code: string | undefined): string {
     default:
       return 'fabric';
   }
+}
+
+/** What both fabric ends' native state says about their ring (FabricSenderNative / FabricReceiverNative). */
+export interface RingFigures {
+  records: number;
+  bytes: number;
+  completions: number;
+  credits: number;
+  wraps: number;
+  capacity: number;
+}
+
+/**
+ * LinkStats of a fabric link end from its native figures and what only its JS object knows. `peak` keeps the
+ * occupancy of the previous read: peakOccupancyBytes is the larger of that and now (reset by reading).
+ */
+export function fabricLinkStats(
+  end: Pick<LinkStats, 'linkId' | 'role' | 'provider' | 'state' | 'epoch'>,
+  ring: RingFigures,
+  more: {
+    occupancy: number;
+    peak: { last: number };
+    backpressure: number;
+    resends: number;
+    reconnects: number;
+    errors: ErrorCounts;
+    latency: LinkStats['latency'];
+  },
+): LinkStats {
+  const occ = more.occupancy;
+  const peakOccupancyBytes = Math.max(more.peak.last, occ);
+  more.peak.last = occ;
+  return {
+    ...end,
+    transport: 'fabric',
+    counters: {
+      records: ring.records,
+      bytes: ring.bytes,
+      completions: ring.completions,
+      creditUpdates: ring.credits,
+      backpressure: more.backpressure,
+      wraps: ring.wraps,
+      resends: more.resends,
+      reconnects: more.reconnects,
+      errors: more.errors.snapshot(),
+    },
+    gauges: { occupancyBytes: occ, peakOccupancyBytes, capacityBytes: ring.capacity },
+    latency: more.latency,
+  };
 }

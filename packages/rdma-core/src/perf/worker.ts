@@ -1,14 +1,18 @@
 /**
- * One end of an rdmaq-perf case, run in its own process pinned to a core (started by cli.ts through taskset).
- * Talks to the orchestrator over the fork IPC channel: listening → connect → connected → run → result.
+ * One end of an rdmaq-perf case over the shm transport, run in its own process pinned to a core (perf/ipc.ts
+ * starts it): listening → connect → connected → run → result. The busy-spin and engine loops use what only
+ * the shm ends have (pollBatch, claimBatch, the native engine loops); the rest is the common API.
  */
 import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { connect, listen, type Receiver, type Sender } from '../index.js';
 import { native } from '../native.js';
 import type { IdleStrategy } from '../types.js';
-import { samplePercentiles } from './stats.js';
+import { type Msg, nextMessage, report, reportFatal, toParent } from './ipc.js';
+import { answerLoop, nowNs, pingLoop } from './loops.js';
+import { samplePercentiles, sparsePercentiles } from './stats.js';
 
 export interface WorkerConfig {
+  transport: 'shm';
   role: 'lat-init' | 'lat-pong' | 'bw-send' | 'bw-recv' | 'tcp-echo' | 'tcp-ping' | 'idle-rx' | 'idle-tx';
   /** Listener socket of this worker (receiving end), and of the peer. */
   sockSelf?: string;
@@ -23,29 +27,10 @@ export interface WorkerConfig {
   seconds?: number;
 }
 
-type Msg = { t: string; [k: string]: unknown };
-
-const send = (m: Msg) => process.send?.(m);
-/** Timestamps of the JS latency loops: a V8 fast call, not an N-API crossing inside the timed interval. */
-const nowNs = () => performance.now() * 1e6;
+const send = (m: Msg) => toParent(m);
+const next = nextMessage;
 /** Busy-spin loops: how long one native pollBatch waits for a record before returning to JS (1 ms). */
 const SPIN_NS = 1_000_000;
-function next(t: string): Promise<Msg> {
-  return new Promise((resolve) => {
-    const on = (m: Msg) => {
-      if (m.t !== t) return;
-      process.off('message', on);
-      resolve(m);
-    };
-    process.on('message', on);
-  });
-}
-
-/** Sends the result, then waits for the orchestrator's exit (both ends report before either closes). */
-async function report(res: Msg): Promise<void> {
-  send(res);
-  await next('exit');
-}
 
 /** Common choreography: listen (if receiving), wait, connect (if sending), wait, run. */
 async function setup(cfg: WorkerConfig, inLink: string | undefined, outLink: string | undefined) {
@@ -69,7 +54,8 @@ async function latInit(cfg: WorkerConfig): Promise<void> {
   let elapsed = 0;
   if (cfg.engine) {
     const r = native.engineLatPing(tx!.nativeHandle, rx!.nativeHandle, cfg.size, cfg.iters, cfg.warmup);
-    await report({ t: 'result', buckets: r.buckets, maxNs: r.maxNs, count: r.count, elapsedNs: r.elapsedNs });
+    const p = sparsePercentiles(r.buckets, r.maxNs);
+    await report({ t: 'result', ...p, count: r.count, elapsedNs: r.elapsedNs });
     await tx!.close();
     await l!.close();
     return;
@@ -90,23 +76,7 @@ async function latInit(cfg: WorkerConfig): Promise<void> {
   } else {
     // backoff / event: driven by the event loop through start(); the echo handler sends the next ping.
     const t0 = nowNs();
-    await new Promise<void>((resolve) => {
-      let i = 0;
-      let s = nowNs();
-      rx!.start(() => {
-        const e = nowNs();
-        if (i >= cfg.warmup) samples[i - cfg.warmup] = (e - s) / 2;
-        i += 1;
-        if (i === total) {
-          rx!.stop();
-          resolve();
-          return;
-        }
-        s = nowNs();
-        tx!.send(payload);
-      });
-      tx!.send(payload);
-    });
+    await pingLoop(rx!, tx!, payload, cfg.warmup, total, samples);
     elapsed = nowNs() - t0;
   }
   const p = samplePercentiles(samples);
@@ -137,17 +107,7 @@ async function latPong(cfg: WorkerConfig): Promise<void> {
       }
       rx!.release();
     } else {
-      await new Promise<void>((resolve) => {
-        let done = 0;
-        rx!.start((buf, off, len) => {
-          echo(buf, off, len);
-          done += 1;
-          if (done === total) {
-            rx!.stop();
-            resolve();
-          }
-        });
-      });
+      await answerLoop(rx!, total, echo);
     }
   }
   await report({ t: 'result' });
@@ -198,7 +158,7 @@ async function bwRecv(cfg: WorkerConfig): Promise<void> {
       elapsedNs: r.elapsedNs,
       bytes: r.bytes,
       count: cfg.iters,
-      queue: stats.latency.queue,
+      ...sparsePercentiles(stats.latency.queue),
     });
     await l!.close();
     return;
@@ -231,7 +191,13 @@ async function bwRecv(cfg: WorkerConfig): Promise<void> {
     });
   }
   const stats = rx!.stats();
-  await report({ t: 'result', elapsedNs: last - first, bytes, count: cfg.iters, queue: stats.latency.queue });
+  await report({
+    t: 'result',
+    elapsedNs: last - first,
+    bytes,
+    count: cfg.iters,
+    ...sparsePercentiles(stats.latency.queue),
+  });
   await l!.close();
 }
 
@@ -313,7 +279,7 @@ export async function runWorker(cfg: WorkerConfig): Promise<void> {
   try {
     await roles[cfg.role](cfg);
   } catch (err) {
-    send({ t: 'fatal', code: (err as { code?: string }).code, message: (err as Error).message });
+    reportFatal(err);
   }
   // Leave once the orchestrator got the result (IPC flushes on disconnect).
   process.disconnect?.();
