@@ -111,7 +111,8 @@ describe('overview at 1,000 hosts: figures and table windows equal the hub', () 
     // Scroll to row 3,000: the table asks the hub for the window around it and shows exactly those rows.
     const target = 3000;
     await linksTable().evaluate((t, top) => {
-      (t.parentElement as HTMLElement).scrollTop = top;
+      // The scrolling box is the table's parent; typed structurally (this package has no DOM lib).
+      (t.parentElement as unknown as { scrollTop: number }).scrollTop = top;
     }, target * ROW_H);
     await expect
       .poll(async () => Number(await attr(linksTable(), 'data-offset')()), POLL)
@@ -124,7 +125,7 @@ describe('overview at 1,000 hosts: figures and table windows equal the hub', () 
     // The spacer above stands for the rows before the window, so the row sits where the scrollbar says.
     const rowTop = await linksTable()
       .locator(`a[href="/links/${encodeURIComponent(byKey[target]!)}"]`)
-      .evaluate((a) => (a.closest('tr') as HTMLElement).offsetTop);
+      .evaluate((a) => (a.closest('tr') as unknown as { offsetTop: number }).offsetTop);
     expect(Math.abs(rowTop - (target * ROW_H + ROW_H))).toBeLessThan(ROW_H * 2);
   });
 

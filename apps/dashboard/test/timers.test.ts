@@ -22,7 +22,8 @@ describe('the hub on its own timers (real clock)', () => {
         severity: 'critical',
       });
       const live = await LiveClient.connect(hub);
-      live.send({ type: 'subscribe', view: 'overview' });
+      // A window of the link table: the hub sorts and pages it on its own tick and sends the new row whole.
+      live.send({ type: 'subscribe', view: 'table:links' });
       const agent = await TestAgent.connect(hub.wsUrl, hub.agentToken);
       await agent.hello('t1');
       agent.send(sample(1, Date.now(), [{ id: 'l0', peer: 'p', state: 'down' }]));
@@ -32,7 +33,7 @@ describe('the hub on its own timers (real clock)', () => {
         () =>
           live.frames.some(
             (f) =>
-              f.type === 'delta' && (f.data as { links: LinkSummary[] }).links.some((l) => l.key === 't1~l0'),
+              f.type === 'delta' && (f.data as { rows: LinkSummary[] }).rows.some((l) => l.key === 't1~l0'),
           ),
         20_000,
       );
