@@ -376,11 +376,15 @@ function pairSuite(transport: Transport): void {
       await waitFor('node-a healthy', async () => (await status()) === 200, 20_000);
       pair.b.kill('SIGKILL');
       await pair.b.exited;
+      // Each end learns on its own path (the receive end from its control socket, the send end from its
+      // probes or control socket a moment later): wait for the 503 that names the sending end down.
       const body = await waitFor<string>(
-        'node-a unhealthy',
+        'node-a unhealthy with node-a->node-b down',
         async () => {
           const r = await getText(pair.a.url('/healthz'));
-          return r.status === 503 ? r.text : undefined;
+          if (r.status !== 503) return undefined;
+          const ends = (JSON.parse(r.text) as { links: Array<{ id: string; state: string }> }).links;
+          return ends.find((l) => l.id === AB)?.state === 'down' ? r.text : undefined;
         },
         20_000,
       );
