@@ -15,7 +15,7 @@ const HOSTS = 1000;
 const LINKS = 8;
 /** Samples every 5 s: the hub's work stays small on a 2-core CI machine; freshness allows 3 periods. */
 const INTERVAL_MS = 5000;
-const ROW_H = 48; // components/Overview.tsx
+const ROW_H = 48; // apps/dashboard/src/app/(main)/_overview/Overview.tsx
 const SLOW = { timeout: 120_000, interval: 500 } as const;
 
 const COLLATOR = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });

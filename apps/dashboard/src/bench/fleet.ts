@@ -62,7 +62,7 @@ const SECONDS = Number(values.seconds);
 const WARMUP = Number(values.warmup);
 const BASELINE = Number(values.baseline);
 const TARGET = { cpu: 30, cpuOneBrowser: 25, rssMb: 600, p99Ms: 1500, kibPerS: 100, applyMs: 50 };
-/** The windows the overview page subscribes at first (components/Overview.tsx). */
+/** The windows the overview page subscribes at first (src/app/(main)/_overview/Overview.tsx). */
 const PAGE_VIEWS = [
   'overview',
   tableView({ table: 'nodes', sort: 'urgency', q: '', offset: 0, limit: 60 }),

@@ -1,8 +1,0 @@
-import type { Metadata } from 'next';
-import { TokensAdmin } from '@/components/admin/TokensAdmin';
-
-export const metadata: Metadata = { title: 'Agent tokens' };
-
-export default function Page() {
-  return <TokensAdmin />;
-}
