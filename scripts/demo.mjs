@@ -227,7 +227,7 @@ async function shutdown(code, signal) {
   process.exit(code);
 }
 
-// ---- the application: examples/allreduce, one rank per host (issue 14) -----------------------------------
+// ---- the application: examples/allreduce, one rank per host ----------------------------------------------
 // A training job's gradient exchange (ring all-reduce of 8 MiB every second), one process per namespace host,
 // linked rank to rank over fabric (tcp;ofi_rxm on 10.77.0.1N:7600), never through the agents: the agents
 // report its links from its statistics file. Like a real collective job it runs as a whole: when a rank exits

@@ -10,7 +10,7 @@
  *   page's frames (and the topology's redraws), median of RDMAQ_BENCH_RUNS drags;
  * - main-thread figures from Chrome's own counters (CDP Performance.getMetrics) over 10 s at rest.
  *
- * The issue's targets at 1,000 hosts × 8 links: first paint ≤ 2 s, ≥ 30 frames/s while panning.
+ * The targets at 1,000 hosts × 8 links: first paint ≤ 2 s, ≥ 30 frames/s while panning.
  * RDMAQ_BENCH_SHOTS=<dir> also saves screenshots of the large overview (collapsed, one group expanded).
  *
  *   RDMAQ_BENCH=1 RDMAQ_BENCH_NODES=1000 pnpm --filter @rdmaq/test exec vitest run src/e2e-bench-ui.test.ts

@@ -1,5 +1,5 @@
 /**
- * Applications' links (issue 14): every process that uses rdma-core publishes its links in a statistics file
+ * Applications' links: every process that uses rdma-core publishes its links in a statistics file
  * (/dev/shm/rdmaq-stats-<pid>-<starttime>); each sample the agent reads them (StatsReader: validated, files of
  * dead processes swept) and reports them beside its own links, with `origin: 'app'` and the `app` name.
  *

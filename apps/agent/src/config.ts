@@ -314,7 +314,7 @@ export const ConfigSchema = z.strictObject({
    */
   dataPath: z.enum(['worker', 'main'], { error: 'dataPath must be "worker" or "main"' }).default('worker'),
   /**
-   * Applications' links (issue 14): each sample reads the statistics files rdma-core keeps per process
+   * Applications' links: each sample reads the statistics files rdma-core keeps per process
    * (/dev/shm/rdmaq-stats-<pid>-<starttime>) and reports their links beside the agent's own, labelled `app`.
    */
   apps: z

@@ -44,7 +44,7 @@ const NATIVE_TO_LE: Uint8Array = (() => {
   return map;
 })();
 
-/** The link labels, plus `app` on applications' links (issue 14; absent on the agent's own). */
+/** The link labels, plus `app` on applications' links (absent on the agent's own). */
 type Label = LinkLabel | 'app';
 const LABELS: readonly Label[] = [...LINK_LABELS, 'app'];
 type Labels = Partial<Record<Label, string>>;

@@ -1,5 +1,5 @@
 /**
- * Applications' links (issue 14): two application processes (rdma-core only, no agent in their link) exchange
+ * Applications' links: two application processes (rdma-core only, no agent in their link) exchange
  * 1,000,000 records over shm; the agent's /metrics and the samples the hub receives show both ends with the
  * counts the applications counted, labelled with the app. kill -9 of one application: the next sample (one
  * sample period, driven explicitly with sampleNow) reports its link gone and /metrics has no series left for

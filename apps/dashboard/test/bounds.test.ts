@@ -1,9 +1,9 @@
 import { CloseCode } from '@rdmaq/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HUB_LIMITS } from '../src/server/decode.js';
-import { MAX_RUNS_PER_NODE } from '../src/server/fleet.js';
 import { EVENT_BURST } from '../src/server/ingest.js';
 import { LIVE_FRAME_BURST, LIVE_RATE_LIMITED } from '../src/server/live.js';
+import { MAX_RUNS_PER_NODE } from '../src/server/model/fleet.js';
 import { api, hello, LiveClient, sample, startHub, TestAgent, type TestHub } from './helpers.js';
 
 const hubs: TestHub[] = [];

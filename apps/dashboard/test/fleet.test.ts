@@ -206,7 +206,7 @@ describe('simulated fleet: ingest, roll-ups, history, live', () => {
       }
       return out;
     };
-    // As the page applies them (lib/ui/views.ts).
+    // As the page applies them (src/lib/views.ts).
     const rows = (c: LiveClient) => {
       let t: TableSnapshot | undefined;
       for (const f of frames(c, table)) {

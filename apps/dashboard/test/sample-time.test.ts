@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_HOURS_PER_ROUND } from '../src/server/fleet.js';
 import { NOTICE_INTERVAL_MS } from '../src/server/ingest.js';
+import { MAX_HOURS_PER_ROUND } from '../src/server/model/fleet.js';
 import { api, sample, startHub, TestAgent, type TestHub } from './helpers.js';
 
 const L = [

@@ -15,7 +15,7 @@ export const DEFAULT_CAPACITY = 4 * 1024 * 1024;
 
 /**
  * One per agent: accepts incoming senders by link id and hands out Receivers. shm senders come over the
- * unix socket; the fabric transport (issue 4) adds a TCP port with HMAC authentication to the same object.
+ * unix socket; the fabric transport adds a TCP port with HMAC authentication to the same object.
  *
  * Events: `receiver` (Receiver) for links accepted through `acceptUnknown`, `error` (Error) for failed
  * handshakes (they never throw).

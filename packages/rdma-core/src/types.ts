@@ -122,7 +122,7 @@ export interface ListenOptions {
   idle?: IdleStrategy;
   /**
    * Also accept fabric senders on a TCP port, authenticated with an HMAC-SHA256 challenge on `secret`
-   * (implemented by the fabric transport, src/fabric — issue 4).
+   * (implemented by the fabric transport, src/fabric).
    */
   tcp?: { host?: string; port: number; secret: string | Buffer; provider?: string };
 }
@@ -157,7 +157,7 @@ export interface SenderOptions {
   transport?: Transport;
   /** shm: the peer listener's unix socket path. */
   socketPath?: string;
-  /** fabric: the peer listener's address and the cluster secret (issue 4). */
+  /** fabric: the peer listener's address and the cluster secret. */
   host?: string;
   port?: number;
   secret?: string | Buffer;

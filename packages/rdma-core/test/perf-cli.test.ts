@@ -1,5 +1,5 @@
 /**
- * rdmaq-perf's contract: the JSON line format other tools read (one object per case, the issue's field
+ * rdmaq-perf's contract: the JSON line format other tools read (one object per case, the target's field
  * names), figures that are self-consistent, and a clear usage error. Figures themselves are not judged
  * here (benchmarks, not tests); baselines are skipped because they live outside the repository.
  */

@@ -1,5 +1,5 @@
 /**
- * Statistics files (issue 14): two application processes (no agent) exchange 1,000,000 records over shm and
+ * Statistics files: two application processes (no agent) exchange 1,000,000 records over shm and
  * over fabric (`net` on loopback); what each application counted equals what its statistics file says, read
  * through the addon's mapping, through plain file reads and by `rdmaq-stat --json`. kill -9 of an application:
  * the next scan sweeps its file. Bad files (wrong version, truncated, random bytes, a bad slot) are named with

@@ -121,7 +121,7 @@ export const LinkSampleSchema = z.object({
   }),
   /**
    * Who holds this end: the agent itself (absent or 'agent') or an application process on the node that uses
-   * rdma-core directly ('app'; read from its statistics file, issue 14). Optional: older agents omit it.
+   * rdma-core directly ('app'; read from its statistics file). Optional: older agents omit it.
    */
   origin: z.enum(['agent', 'app']).optional(),
   /** The application's name (origin 'app'): what it set with setAppName(), else its command line. */

@@ -12,7 +12,7 @@
  *
  * Growth with the fleet (same samples per second): `--agents 1000 --links 8` against `--agents 4000 --links 2`.
  *
- * `--tsdb compare` (issue 17) runs the fleet twice in one invocation, SQLite only and then with remote
+ * `--tsdb compare` runs the fleet twice in one invocation, SQLite only and then with remote
  * write to a VictoriaMetrics started on loopback (Debian's victoria-metrics), and prints the hub CPU
  * medians, their ratio, and how long after the last sample every link sample was in the TSDB.
  */

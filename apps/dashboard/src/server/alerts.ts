@@ -21,8 +21,8 @@ import {
 } from '@rdmaq/shared';
 import { z } from 'zod';
 import { badRequest, conflict, HubError, notFound } from './errors.js';
-import type { Fleet, LinkEnd } from './fleet.js';
 import type { Logger } from './log.js';
+import type { Fleet, LinkEnd } from './model/fleet.js';
 import { compileSafeRegex, MAX_PROGRAM, RegexError, type SafeRegex } from './regex.js';
 import type { Store } from './store/store.js';
 

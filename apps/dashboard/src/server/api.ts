@@ -6,9 +6,9 @@ import { type AuditInput, type AuditLog, MAX_AUDIT_PAGE } from './audit.js';
 import { type Auth, roleAtLeast, type SessionUser } from './auth.js';
 import { ChaosRequestSchema, type DemoChaos } from './demo-chaos.js';
 import { badRequest, conflict, forbidden, HubError, notFound, unauthenticated } from './errors.js';
-import type { Fleet } from './fleet.js';
 import type { Ingest } from './ingest.js';
 import type { Logger } from './log.js';
+import type { Fleet } from './model/fleet.js';
 import type { Tsdb } from './tsdb/index.js';
 import { SLOT_MS } from './window.js';
 

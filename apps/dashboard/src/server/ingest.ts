@@ -9,8 +9,8 @@ import { CloseCode, type HubFrame, PROTOCOL_VERSION, type Sample } from '@rdmaq/
 import { type WebSocket, WebSocketServer } from 'ws';
 import { type AgentToken, type Auth, tokenAllows } from './auth.js';
 import { decodeAgentFrame } from './decode.js';
-import type { Fleet } from './fleet.js';
 import type { Logger } from './log.js';
+import type { Fleet } from './model/fleet.js';
 import { TokenBucket } from './throttle.js';
 
 export const HUB_VERSION = '0.1.0';

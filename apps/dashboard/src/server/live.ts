@@ -23,9 +23,9 @@ import {
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { AlertEngine } from './alerts.js';
 import type { SessionUser } from './auth.js';
-import type { Fleet } from './fleet.js';
 import { closeReason, HUB_VERSION } from './ingest.js';
 import type { Logger } from './log.js';
+import type { Fleet, FleetChanges } from './model/fleet.js';
 import { OverviewViews } from './overview.js';
 import { TokenBucket } from './throttle.js';
 
@@ -309,6 +309,7 @@ export class LiveHub {
     since: number,
     now: number,
     alertsDelta: unknown,
+    changes: FleetChanges,
   ): { kind: string; data: unknown; snapshot?: boolean } | null {
     const f = this.o.fleet;
     const k = viewKind(view);
@@ -324,11 +325,11 @@ export class LiveHub {
     if (k === 'alerts') return alertsDelta ? { kind: k, data: alertsDelta } : null;
     if (k === 'node') {
       const n = f.nodes.get(view.slice(5));
-      if (!n || !f.changedNodes.has(n.id)) return null;
+      if (!n || !changes.nodes.has(n.id)) return null;
       const links = [...n.links.values()]
-        .filter((l) => f.changedLinks.has(l.key))
+        .filter((l) => changes.links.has(l.key))
         .map((l) => f.linkSummary(l));
-      const removedLinks = [...f.removedLinks].filter((key) => parseLinkKey(key)?.nodeId === n.id);
+      const removedLinks = [...changes.removedLinks].filter((key) => parseLinkKey(key)?.nodeId === n.id);
       return {
         kind: k,
         data: {
@@ -341,7 +342,7 @@ export class LiveHub {
       };
     }
     const l = f.links.get(view.slice(5));
-    if (!l || !f.changedLinks.has(l.key)) return null;
+    if (!l || !changes.links.has(l.key)) return null;
     return {
       kind: k,
       data: {
@@ -363,6 +364,7 @@ export class LiveHub {
     const since = this.lastTick;
     this.lastTick = now;
     const ch = this.o.alerts.takeChanges();
+    const fleetChanges = this.o.fleet.takeChanges();
     const alertsDelta =
       ch.upserted.length || ch.removed.length || ch.resolved.length
         ? { upserted: ch.upserted, removed: ch.removed, resolved: ch.resolved }
@@ -372,7 +374,7 @@ export class LiveHub {
     for (const c of this.clients) {
       for (const view of c.subs.keys()) {
         if (deltas.has(view)) continue;
-        const d = this.deltaData(view, since, now, alertsDelta);
+        const d = this.deltaData(view, since, now, alertsDelta, fleetChanges);
         if (!d) {
           deltas.set(view, null);
           continue;
@@ -417,9 +419,6 @@ export class LiveHub {
     if (this.viewSeq.size > deltas.size * 2 + 64) {
       for (const v of this.viewSeq.keys()) if (!deltas.has(v)) this.viewSeq.delete(v);
     }
-    this.o.fleet.changedLinks.clear();
-    this.o.fleet.changedNodes.clear();
-    this.o.fleet.removedLinks.clear();
   }
 
   close(): void {

@@ -23,7 +23,7 @@ import {
   type TableQuery,
   type TableSnapshot,
 } from '@rdmaq/shared';
-import type { Fleet, LinkEnd, NodeEntry } from './fleet.js';
+import type { Fleet, LinkEnd, NodeEntry } from './model/fleet.js';
 
 /** A ring at least this full with no record moving is stuck (as the RingFullNoProgress rule and the page). */
 const RING_STUCK_RATIO = 0.95;

@@ -1,4 +1,4 @@
-// Publishing cost (issue 14 target: statistics files cost ≤ 2 % of busy-spin one-way p50 and of 64 B
+// Publishing cost (target: statistics files cost ≤ 2 % of busy-spin one-way p50 and of 64 B
 // streaming throughput). rdmaq-perf `lat` (busy-spin ping-pong, 64 B) and `bw` (64 B streaming) run with the
 // statistics file on (default) and off (RDMAQ_STATS=0), interleaved in the same run: each rep runs the four
 // cases, in an order that alternates on/off first, so drift in the machine's load hits both alike. Printed:

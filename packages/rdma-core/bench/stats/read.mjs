@@ -1,4 +1,4 @@
-// Reader cost (issue 14 target: the agent reads 100 processes × 64 links every second in ≤ 1 % of a core).
+// Reader cost (target: the agent reads 100 processes × 64 links every second in ≤ 1 % of a core).
 // One process opens 32 shm link pairs (64 link ends) and streams records on each (busy histograms); its
 // statistics file is copied to 100 files owned by 100 live `sleep` processes (pid/start time patched), then
 // StatsReader.scan() — what the agent's sample does — runs `rounds` times; CPU time per scan is printed.
@@ -11,6 +11,7 @@
 // its GC are its own; 10 untimed warm-up scans), `reps` times, alternating reader by reader; the figure is the
 // median over reps of each child's median CPU per scan.
 //   node bench/stats/read.mjs [rounds=20] [files=100] [reps=3]
+// READERS / WORKLOADS pick a subset; CHILD_NODE_ARGS adds node flags to each reader (e.g. --cpu-prof).
 import { execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -74,7 +75,15 @@ async function parent() {
       for (const reader of readers) {
         const out = execFileSync(
           process.execPath,
-          [self, '--child', reader, workload, String(rounds), files],
+          [
+            ...(process.env.CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean),
+            self,
+            '--child',
+            reader,
+            workload,
+            String(rounds),
+            files,
+          ],
           {
             encoding: 'utf8',
           },

@@ -132,7 +132,7 @@ export async function runFabricPerf(o: PerfOptions, log: Log): Promise<void> {
   show(net);
   const netRate = Number(net.msgs_per_s);
   const p = o.provider;
-  // fi_pingpong prints the mean one-way time (usec/xfer); ours is the p50, as the issue's target asks.
+  // fi_pingpong prints the mean one-way time (usec/xfer); ours is the p50, as the target is stated.
   ratio(
     o,
     `lat busy-spin js p50 / fi_pingpong_tcp, medians of ${repeat} (${p})`,

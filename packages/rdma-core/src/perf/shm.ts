@@ -166,7 +166,7 @@ export async function runShmPerf(o: PerfOptions, log: Log): Promise<void> {
     printRow(o, await idleCase());
     return;
   }
-  // The targets, all in one run (64-byte records unless said). This VM's speed jumps from one
+  // The targets, all in one run (64-byte records unless said). This VM's speed jumps from one
   // minute to the next, so the cases and the baselines are interleaved: each round runs every case once
   // and every baseline once, and the median round of each is compared.
   const lat =

@@ -1,4 +1,4 @@
-/** The hub's TSDB side (issue 17): remote write out, PromQL history in. Built only when `tsdb` is configured. */
+/** The hub's TSDB side: remote write out, PromQL history in. Built only when `tsdb` is configured. */
 import type { TsdbConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { TsdbHttp } from './http.js';

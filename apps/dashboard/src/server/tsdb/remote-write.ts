@@ -1,5 +1,5 @@
 /**
- * Prometheus remote write of every sample the hub accepts (issue 17), when a TSDB is configured.
+ * Prometheus remote write of every sample the hub accepts, when a TSDB is configured.
  *
  * `onSample` turns an agent sample into points (one per series) and queues them in a bounded ring
  * (`PointQueue`): it never waits on the network and never allocates per point. One sender drains the ring
