@@ -270,6 +270,17 @@ export class LiveClient {
   send(f: unknown): void {
     this.ws.send(JSON.stringify(f));
   }
+  private pings = 0;
+  /**
+   * Resolves once every frame the hub sent before now has arrived: a ping goes out and its pong comes back
+   * on the same ordered socket, behind them. The explicit "drained" signal for asserting that something was
+   * NOT sent (instead of a sleep that passes when the hub is merely slow).
+   */
+  async drained(): Promise<void> {
+    const id = ++this.pings;
+    this.send({ type: 'ping', id });
+    await until(() => this.frames.some((f) => f.type === 'pong' && f.id === id));
+  }
   close(): void {
     this.ws.close();
   }

@@ -53,13 +53,12 @@ describe('live views: link, node and alerts', () => {
     expect(data.points.map((p: LivePoint) => p.ts)).toEqual([sec(hub.clock.t - 1000), sec(hub.clock.t)]);
     hub.app.tick(); // changes from before the subscription (the snapshot already had them)
     await until(() => c.frames.some((f) => f.type === 'delta' && f.view === 'link:lv~x/1'));
-    await new Promise((r) => setTimeout(r, 100));
+    await c.drained();
     const before = c.frames.length;
     await send('down');
     hub.app.tick();
     hub.app.tick(); // a second tick without new samples sends no link/node delta
-    await until(() => c.frames.length > before + 1);
-    await new Promise((r) => setTimeout(r, 100));
+    await c.drained();
     const deltas = c.frames.slice(before).filter((f) => f.type === 'delta');
     const linkDeltas = deltas.filter((f) => f.view === 'link:lv~x/1');
     expect(linkDeltas).toHaveLength(1);
