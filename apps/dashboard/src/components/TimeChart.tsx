@@ -138,3 +138,58 @@ function TimeChartInner<P extends { ts: number }>({
 }
 
 export const TimeChart = memo(TimeChartInner) as typeof TimeChartInner;
+
+/**
+ * One chart of a page, declared as data: what it plots from the page's context `C` and how. A page lists
+ * its charts (LINK_CHARTS, HOST_CHARTS) and `Charts` draws them; adding a chart is adding an entry.
+ */
+export interface ChartSpec<P extends { ts: number }, C extends ChartContext<P>> {
+  testId: string;
+  title: string | ((ctx: C) => string);
+  /** The points it plots; default `ctx.data`. */
+  points?: (ctx: C) => readonly P[];
+  series: readonly Series<P>[];
+  format: (v: number) => string;
+  /** The figure beside the title, from the last point plotted. */
+  current?: (last: P, ctx: C) => string | undefined;
+  reference?: (ctx: C) => { y: number; label: string } | undefined;
+}
+
+export interface ChartContext<P> {
+  data: readonly P[];
+  domain: [number, number];
+}
+
+/** Draws a page's chart list (no wrapper: the page's grid holds them), tooltips synchronised by `syncId`. */
+export function Charts<P extends { ts: number }, C extends ChartContext<P>>({
+  specs,
+  ctx,
+  syncId,
+}: {
+  specs: readonly ChartSpec<P, C>[];
+  ctx: C;
+  syncId: string;
+}) {
+  return (
+    <>
+      {specs.map((s) => {
+        const points = s.points ? s.points(ctx) : ctx.data;
+        const last = points.length ? points[points.length - 1] : undefined;
+        return (
+          <TimeChart<P>
+            key={s.testId}
+            syncId={syncId}
+            testId={s.testId}
+            title={typeof s.title === 'string' ? s.title : s.title(ctx)}
+            data={points}
+            series={s.series}
+            format={s.format}
+            domain={ctx.domain}
+            current={last ? s.current?.(last, ctx) : undefined}
+            reference={s.reference?.(ctx)}
+          />
+        );
+      })}
+    </>
+  );
+}

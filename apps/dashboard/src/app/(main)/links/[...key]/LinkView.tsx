@@ -6,7 +6,7 @@ import { AlertList } from '@/components/AlertPages';
 import { useClockSkew, useLiveView } from '@/components/LiveProvider';
 import { RangePicker } from '@/components/RangePicker';
 import { StatePill } from '@/components/StatePill';
-import { TimeChart } from '@/components/TimeChart';
+import { type ChartSpec, Charts } from '@/components/TimeChart';
 import { useHistory, useWidth } from '@/components/useHistory';
 import {
   formatBitRate,
@@ -241,7 +241,7 @@ export function LinkView({ linkKey }: { linkKey: string }) {
       </div>
       {history.error && <p className="error">History: {history.error}</p>}
       <div ref={boxRef}>
-        <Charts
+        <LinkCharts
           data={data}
           latency={latencyData}
           backpressure={backpressureData}
@@ -262,98 +262,80 @@ export function LinkView({ linkKey }: { linkKey: string }) {
   );
 }
 
-const Charts = memo(function Charts({
-  data,
-  latency,
-  backpressure,
-  latencyFrom,
-  latencyWhen,
-  backpressureFrom,
-  domain,
-  capacity,
-}: {
-  data: P[];
-  latency: P[];
-  backpressure: P[];
+/** What the link page's charts plot from. */
+interface LinkChartContext {
+  data: readonly P[];
+  latency: readonly P[];
+  backpressure: readonly P[];
   latencyFrom: string | undefined;
   latencyWhen: string;
   backpressureFrom: string | undefined;
   domain: [number, number];
   capacity: number | undefined;
-}) {
-  const last = data.length ? data[data.length - 1] : undefined;
-  const lastLat = latency.length ? latency[latency.length - 1] : undefined;
-  const lastBp = backpressure.length ? backpressure[backpressure.length - 1] : undefined;
+}
+
+/** The link page's charts, declared as data (components/TimeChart.tsx `Charts` draws them). */
+const LINK_CHARTS: readonly ChartSpec<P, LinkChartContext>[] = [
+  {
+    testId: 'chart-latency',
+    title: (c) => (c.latencyFrom ? `Queue latency (from ${c.latencyFrom})` : 'Queue latency'),
+    points: (c) => c.latency,
+    series: [
+      { key: 'p50Ns', name: 'p50', color: '#3fb950' },
+      { key: 'p99Ns', name: 'p99', color: '#d29922' },
+      { key: 'p999Ns', name: 'p99.9', color: '#f85149' },
+    ],
+    format: formatNs,
+    current: (last, c) => `p99 ${formatNs(last.p99Ns)} (${c.latencyWhen})`,
+  },
+  {
+    testId: 'chart-throughput',
+    title: 'Throughput',
+    series: [{ key: 'bitsPerS', name: 'throughput', color: '#58a6ff' }],
+    format: (v) => formatBitRate(v / 8),
+    current: (last) => formatBitRate(last.bytesPerS),
+  },
+  {
+    testId: 'chart-occupancy',
+    title: 'Ring occupancy',
+    series: [{ key: 'occupancyBytes', name: 'occupancy', color: '#bc8cff' }],
+    format: formatBytes,
+    current: (last) => formatBytes(last.occupancyBytes),
+    reference: (c) =>
+      c.capacity ? { y: c.capacity, label: `capacity ${formatBytes(c.capacity)}` } : undefined,
+  },
+  {
+    testId: 'chart-completions',
+    title: 'Completions',
+    series: [
+      { key: 'completionsPerS', name: 'completions/s', color: '#3fb950' },
+      { key: 'recordsPerS', name: 'records/s', color: '#58a6ff' },
+    ],
+    format: formatRate,
+    current: (last) => formatRate(last.completionsPerS),
+  },
+  {
+    testId: 'chart-backpressure',
+    title: (c) =>
+      c.backpressureFrom ? `Back-pressure (from ${c.backpressureFrom})` : 'Back-pressure events',
+    points: (c) => c.backpressure,
+    series: [{ key: 'backpressurePerS', name: 'back-pressure/s', color: '#d29922' }],
+    format: formatRate,
+    current: (last) => formatRate(last.backpressurePerS),
+  },
+  {
+    testId: 'chart-errors',
+    title: 'Errors',
+    series: [{ key: 'errorsPerS', name: 'errors/s', color: '#f85149' }],
+    format: formatRate,
+    current: (last) => formatRate(last.errorsPerS),
+  },
+];
+
+const LinkCharts = memo(function LinkCharts(ctx: LinkChartContext) {
   return (
     <div className="grid-2">
-      <TimeChart<P>
-        syncId="link"
-        testId="chart-latency"
-        title={latencyFrom ? `Queue latency (from ${latencyFrom})` : 'Queue latency'}
-        data={latency}
-        series={[
-          { key: 'p50Ns', name: 'p50', color: '#3fb950' },
-          { key: 'p99Ns', name: 'p99', color: '#d29922' },
-          { key: 'p999Ns', name: 'p99.9', color: '#f85149' },
-        ]}
-        format={formatNs}
-        domain={domain}
-        current={lastLat ? `p99 ${formatNs(lastLat.p99Ns)} (${latencyWhen})` : undefined}
-      />
-      <TimeChart<P>
-        syncId="link"
-        testId="chart-throughput"
-        title="Throughput"
-        data={data}
-        series={[{ key: 'bitsPerS', name: 'throughput', color: '#58a6ff' }]}
-        format={(v) => formatBitRate(v / 8)}
-        domain={domain}
-        current={last ? formatBitRate(last.bytesPerS) : undefined}
-      />
-      <TimeChart<P>
-        syncId="link"
-        testId="chart-occupancy"
-        title="Ring occupancy"
-        data={data}
-        series={[{ key: 'occupancyBytes', name: 'occupancy', color: '#bc8cff' }]}
-        format={formatBytes}
-        domain={domain}
-        current={last ? formatBytes(last.occupancyBytes) : undefined}
-        reference={capacity ? { y: capacity, label: `capacity ${formatBytes(capacity)}` } : undefined}
-      />
-      <TimeChart<P>
-        syncId="link"
-        testId="chart-completions"
-        title="Completions"
-        data={data}
-        series={[
-          { key: 'completionsPerS', name: 'completions/s', color: '#3fb950' },
-          { key: 'recordsPerS', name: 'records/s', color: '#58a6ff' },
-        ]}
-        format={formatRate}
-        domain={domain}
-        current={last ? formatRate(last.completionsPerS) : undefined}
-      />
-      <TimeChart<P>
-        syncId="link"
-        testId="chart-backpressure"
-        title={backpressureFrom ? `Back-pressure (from ${backpressureFrom})` : 'Back-pressure events'}
-        data={backpressure}
-        series={[{ key: 'backpressurePerS', name: 'back-pressure/s', color: '#d29922' }]}
-        format={formatRate}
-        domain={domain}
-        current={lastBp ? formatRate(lastBp.backpressurePerS) : undefined}
-      />
-      <TimeChart<P>
-        syncId="link"
-        testId="chart-errors"
-        title="Errors"
-        data={data}
-        series={[{ key: 'errorsPerS', name: 'errors/s', color: '#f85149' }]}
-        format={formatRate}
-        domain={domain}
-        current={last ? formatRate(last.errorsPerS) : undefined}
-      />
+      <Charts<P, LinkChartContext> specs={LINK_CHARTS} ctx={ctx} syncId="link" />
     </div>
   );
 });

@@ -7,7 +7,7 @@ import { FrozenAge, isFrozen } from '@/components/Freshness';
 import { useClockSkew, useLiveView } from '@/components/LiveProvider';
 import { RangePicker } from '@/components/RangePicker';
 import { StatePill } from '@/components/StatePill';
-import { TimeChart } from '@/components/TimeChart';
+import { type ChartContext, type ChartSpec, Charts } from '@/components/TimeChart';
 import { useHistory, useWidth } from '@/components/useHistory';
 import { api } from '@/lib/api';
 import {
@@ -24,6 +24,31 @@ import { ChaosPanel } from './ChaosPanel';
 
 const fmtPct = (v: number) => `${v.toFixed(v < 10 ? 1 : 0)} %`;
 const fmtMs = (v: number) => `${v.toFixed(v < 10 ? 2 : 0)} ms`;
+
+/** The node page's host charts, declared as data (components/TimeChart.tsx `Charts` draws them). */
+const HOST_CHARTS: readonly ChartSpec<HostPoint, ChartContext<HostPoint>>[] = [
+  {
+    testId: 'chart-cpu',
+    title: 'Agent CPU',
+    series: [{ key: 'cpuPercent', name: 'CPU', color: '#58a6ff' }],
+    format: fmtPct,
+    current: (last) => (last.cpuPercent != null ? fmtPct(last.cpuPercent) : undefined),
+  },
+  {
+    testId: 'chart-rss',
+    title: 'Agent memory (RSS)',
+    series: [{ key: 'rssBytes', name: 'RSS', color: '#bc8cff' }],
+    format: formatBytes,
+    current: (last) => formatBytes(last.rssBytes),
+  },
+  {
+    testId: 'chart-lag',
+    title: 'Event-loop lag',
+    series: [{ key: 'eventLoopLagMs', name: 'lag', color: '#d29922' }],
+    format: fmtMs,
+    current: (last) => (last.eventLoopLagMs != null ? fmtMs(last.eventLoopLagMs) : undefined),
+  },
+];
 
 function agentLabel(f: string | undefined, connected: boolean): string {
   const fr = f ?? (connected ? 'fresh' : 'offline');
@@ -219,35 +244,10 @@ export function NodeView({ nodeId }: { nodeId: string }) {
       </div>
       {history.error && <p className="error">History: {history.error}</p>}
       <div ref={boxRef} className="grid-3">
-        <TimeChart<HostPoint>
+        <Charts<HostPoint, ChartContext<HostPoint>>
+          specs={HOST_CHARTS}
+          ctx={{ data, domain }}
           syncId="node"
-          testId="chart-cpu"
-          title="Agent CPU"
-          data={data}
-          series={[{ key: 'cpuPercent', name: 'CPU', color: '#58a6ff' }]}
-          format={fmtPct}
-          domain={domain}
-          current={last?.cpuPercent != null ? fmtPct(last.cpuPercent) : undefined}
-        />
-        <TimeChart<HostPoint>
-          syncId="node"
-          testId="chart-rss"
-          title="Agent memory (RSS)"
-          data={data}
-          series={[{ key: 'rssBytes', name: 'RSS', color: '#bc8cff' }]}
-          format={formatBytes}
-          domain={domain}
-          current={last ? formatBytes(last.rssBytes) : undefined}
-        />
-        <TimeChart<HostPoint>
-          syncId="node"
-          testId="chart-lag"
-          title="Event-loop lag"
-          data={data}
-          series={[{ key: 'eventLoopLagMs', name: 'lag', color: '#d29922' }]}
-          format={fmtMs}
-          domain={domain}
-          current={last?.eventLoopLagMs != null ? fmtMs(last.eventLoopLagMs) : undefined}
         />
       </div>
     </>
