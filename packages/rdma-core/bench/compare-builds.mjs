@@ -39,7 +39,8 @@ for (let r = 0; r < rounds; r++)
         .split('\n')
         .map((l) => JSON.parse(l))
         .find((o) => o.bench);
-      const f = (figures[name] ??= { old: { p50: [], rate: [] }, new: { p50: [], rate: [] } });
+      if (!figures[name]) figures[name] = { old: { p50: [], rate: [] }, new: { p50: [], rate: [] } };
+      const f = figures[name];
       f[b].p50.push(row.p50_us);
       f[b].rate.push(row.msgs_per_s);
     }
