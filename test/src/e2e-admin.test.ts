@@ -42,7 +42,8 @@ describe('admin pages in a browser', () => {
     ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
     ctx.setDefaultTimeout(30_000);
     page = await ctx.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    // The page's URL with each error: a hydration mismatch (React #418) names no component in production.
+    page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
   });
 
   beforeEach((c) => {
@@ -221,7 +222,7 @@ describe('admin pages in a browser', () => {
     try {
       const v = await vctx.newPage();
       viewerPages.push(v);
-      v.on('pageerror', (e) => pageErrors.push(`viewer: ${e.message}`));
+      v.on('pageerror', (e) => pageErrors.push(`viewer ${v.url()}: ${e.message}`));
       await v.goto(`${hub!.url}/login`);
       await v.getByLabel('User name').fill(VIEWER.name);
       await v.getByLabel('Password').fill(VIEWER.password);

@@ -75,7 +75,8 @@ describe('dashboard in a browser', () => {
     ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
     ctx.setDefaultTimeout(30_000);
     page = await ctx.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    // The page's URL with each error: a hydration mismatch (React #418) names no component in production.
+    page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
   });
 
   // A failing step leaves a screenshot of the page in .reports/ (what the browser showed at that moment).
