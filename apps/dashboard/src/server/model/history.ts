@@ -135,7 +135,8 @@ function fromRing<P>(spec: SeriesSpec<P>, ring: Ring, from: number, to: number, 
   return out;
 }
 
-const nullable = (v: number): number | null => (Number.isFinite(v) ? v : null);
+/** A figure, or null (a gap in a chart) when there is none. */
+export const nullable = (v: number): number | null => (Number.isFinite(v) ? v : null);
 /** Rates to 0.01/s: enough for any chart. */
 export const n2 = (v: number): number | null => (Number.isFinite(v) ? Math.round(v * 100) / 100 : null);
 

@@ -3,11 +3,10 @@
  * hub's health answer and the recent 1 s points — read-only functions of the entities.
  */
 import type { Freshness, HostPoint, Kpi, LinkSummary, LivePoint, NodeSummary } from '@rdmaq/shared';
-import { n2 } from './history.js';
+import { n2, nullable } from './history.js';
 import { HF, LF } from './ring.js';
 import type { LinkEnd, NodeEntry } from './types.js';
 
-const nullable = (v: number): number | null => (Number.isFinite(v) ? v : null);
 /** Rates to 0.01/s: enough for any chart, and it keeps 8,000-link overview frames ~10 % smaller. */
 const r2 = (v: number): number => (Number.isFinite(v) ? Math.round(v * 100) / 100 : 0);
 
