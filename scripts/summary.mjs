@@ -32,7 +32,14 @@ for (const run of runs) {
         skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
         for (const file of r.testResults ?? []) {
           for (const t of file.assertionResults ?? []) {
-            if (t.status === 'failed') failures.push(`${task.package}: ${t.fullName}`);
+            if (t.status !== 'failed') continue;
+            // The first lines of the first failure message: CI shows only the tail of the log.
+            const why = String(t.failureMessages?.[0] ?? '')
+              .split('\n')
+              .slice(0, 3)
+              .map((l) => l.slice(0, 300))
+              .join('\n      ');
+            failures.push(`${task.package}: ${t.fullName}${why ? `\n      ${why}` : ''}`);
           }
         }
         if (exit !== 0 && (r.numFailedTests ?? 0) === 0) {

@@ -56,6 +56,9 @@ interface Alert {
   summary: string;
   /** The metric at the last evaluation (ns for latency), null when no data. */
   value: number | null;
+  /** Hub time (ms) the condition became true, and when it started firing (null while pending). */
+  activeAt: number;
+  firedAt: number | null;
 }
 async function latencyAlerts(): Promise<Alert[]> {
   const r = await fetch(`${hubUrl}/api/alerts`, { headers: { cookie } });
@@ -183,15 +186,23 @@ describe.skipIf(!root)('default latency alerts on a real network path (namespace
   });
 
   it('stays quiet while healthy, fires within a minute of a slowdown, clears after it', async () => {
-    // Healthy: longer than the rules' `for` (45 s), so even a pending alert that lasted would have fired.
+    // Healthy: longer than the rules' `for` (45 s), so a condition that lasted would have fired. A pending
+    // alert is the rule doing its job (a start-up hiccup held one window's p99 up for a few seconds) and is
+    // reported, not failed: what must not happen is an alert that fires.
     const quietUntil = Date.now() + 50_000;
+    const pendingSeen = new Set<string>();
     while (Date.now() < quietUntil) {
       const active = await latencyAlerts();
-      expect(active, `a latency alert on a healthy pair: ${active.map((a) => a.summary).join('; ')}`).toEqual(
-        [],
-      );
+      for (const a of active.filter((x) => x.state === 'pending')) pendingSeen.add(a.summary);
+      const firing = active.filter((a) => a.state === 'firing');
+      expect(
+        firing,
+        `a latency alert fired on a healthy pair: ${firing.map((a) => a.summary).join('; ')}`,
+      ).toEqual([]);
       await new Promise((r) => setTimeout(r, 2000));
     }
+    if (pendingSeen.size > 0)
+      console.log(`pending (never fired) while healthy: ${[...pendingSeen].join('; ')}`);
     // Slow the path into h2 (the host side of its veth: everything h1 sends it): 1 Mbit/s, 300 ms of queue.
     sh(`tc qdisc add dev ${hostVeth(2)} root tbf rate 1mbit burst 16kb latency 300ms`);
     const slowedAt = Date.now();
@@ -200,9 +211,16 @@ describe.skipIf(!root)('default latency alerts on a real network path (namespace
       async () => (await latencyAlerts()).find((a) => a.state === 'firing' && a.labels.link === 'h1->h2'),
       { timeoutMs: 90_000, everyMs: 1000 },
     );
-    const fireS = (Date.now() - slowedAt) / 1000;
-    console.log(`latency alert fired ${fireS.toFixed(1)} s after the slowdown: ${fired.summary}`);
-    expect(fireS).toBeLessThanOrEqual(60);
+    // The hub's own timestamps (same clock as this process): the test's polling lag is not the rule's.
+    const pendingS = (fired.activeAt - slowedAt) / 1000;
+    const fireS = ((fired.firedAt ?? Date.now()) - slowedAt) / 1000;
+    console.log(
+      `latency alert pending ${pendingS.toFixed(1)} s and firing ${fireS.toFixed(1)} s after the slowdown (seen ${((Date.now() - slowedAt) / 1000).toFixed(1)} s): ${fired.summary}`,
+    );
+    expect(
+      fireS,
+      `fired ${fireS.toFixed(1)} s after the slowdown (pending after ${pendingS.toFixed(1)} s)`,
+    ).toBeLessThanOrEqual(60);
     // The other direction's data was not slowed, but its TCP ACKs and credit returns queue behind the slowed
     // traffic in the same tbf queue (latency 300 ms): its p99 may rise by up to that queue's budget — and on
     // a loaded machine it did (246 ms, firing) — never to the slowed link's seconds. The blame is by far
