@@ -81,7 +81,7 @@ constexpr uint32_t appMax = 256;
 // Slot metadata offsets.
 namespace M {
 constexpr uint32_t seq = 0, inUse = 8, generation = 12, role = 16, transport = 17, state = 18, errorKinds = 19,
-                   idLen = 20, peerLen = 22, providerLen = 24, epoch = 32, openedMs = 40, updatedMs = 48,
+                   idLen = 20, peerLen = 22, providerLen = 24, namesSeq = 26, epoch = 32, openedMs = 40, updatedMs = 48,
                    counters = 56,  // 10 × u64: records bytes completions creditUpdates backpressure wraps
                                    // resends reconnects wakeups (reserved)
                    gauges = 136,   // occupancy, peak (last 1–2 s), capacity
@@ -220,14 +220,18 @@ class Slot {
     st64(meta_ + M::epoch, epoch);
     endWrite(meta_, s);
   }
+  // A string changed without a new generation: namesSeq moves with it, so a reader that compares only the
+  // identity bytes [8, 32) (not the 560 bytes of strings) still sees the change.
   void setPeer(const std::string& peer) {
     const uint64_t s = beginWrite(meta_);
     putString(M::peer, M::peerLen, peer, M::peerMax);
+    bumpNames();
     endWrite(meta_, s);
   }
   void setProvider(const std::string& provider) {
     const uint64_t s = beginWrite(meta_);
     putString(M::provider, M::providerLen, provider, M::providerMax);
+    bumpNames();
     endWrite(meta_, s);
   }
   // Errors by kind (at most 8 kinds; the rest are added to the last entry, "other").
@@ -271,6 +275,11 @@ class Slot {
   }
 
  private:
+  void bumpNames() {
+    uint16_t n;
+    std::memcpy(&n, meta_ + M::namesSeq, 2);
+    st16(meta_ + M::namesSeq, static_cast<uint16_t>(n + 1));
+  }
   static inline void record(uint64_t* buckets, uint8_t* bitmap, HistState& hs, uint32_t bucket, uint64_t v) {
     uint64_t* b = buckets + bucket;
     const uint64_t old = __atomic_load_n(b, __ATOMIC_RELAXED);
@@ -677,26 +686,39 @@ struct BucketMemo {
   uint64_t count = 0;         // the histogram count published with them
 };
 struct SlotMemo {
-  uint64_t seq = 0;        // sequence of the last stable copy (0: none yet)
-  uint64_t figures = 0;    // hash of bytes [8, kIdentStart) of that copy (state, counters, gauges, errors)
-  uint64_t identity = 0;   // hash of the identity bytes (generation .. lengths, strings)
-  BucketMemo h[2];         // queue, rtt
+  uint64_t seq = 0;         // sequence of the last stable copy (0: none yet)
+  uint64_t figures = 0;     // hash of bytes [32, kIdentStart) of that copy (counters, gauges, errors)
+  uint64_t identity[3] = {};  // bytes [8, 32): in-use, generation, role, transport, state, lengths, namesSeq
+  BucketMemo h[2];          // queue, rtt
 };
 constexpr uint32_t kMemoEnd = M::queueBitmap;  // everything but the bitmaps (which only grow with the count)
-constexpr uint32_t kIdentStart = M::linkId;    // the strings: sent only when the identity changed
+constexpr uint32_t kIdentStart = M::linkId;    // the strings: read and sent only when the identity changed
 constexpr uint32_t kDeltaMeta = kMemoEnd;      // meta bytes of a changed slot whose identity changed
 constexpr uint32_t kDeltaFigures = kIdentStart;  // meta bytes of a changed slot with the same identity
 
-// 64-bit hash of n bytes (multiple of 8), word at a time (the memo keeps hashes, not copies: less memory
-// traffic per slot; a collision would only delay an update to the next change).
-inline uint64_t hashWords(const uint8_t* p, size_t n, uint64_t h = 0x9E3779B97F4A7C15ull) {
-  for (size_t o = 0; o < n; o += 8) {
+// 64-bit hash of n bytes (multiple of 8), four independent lanes (a single dependent multiply chain over
+// 54 words was most of a slot's cost). The memo keeps hashes, not copies: less memory traffic per slot; a
+// collision would only delay an update to the next change.
+inline uint64_t hashWords(const uint8_t* p, size_t n) {
+  uint64_t a = 0x9E3779B97F4A7C15ull, b = 0xC2B2AE3D27D4EB4Full, c = 0x165667B19E3779F9ull, d = 0x27D4EB2F165667C5ull;
+  size_t o = 0;
+  for (; o + 32 <= n; o += 32) {
+    uint64_t w[4];
+    std::memcpy(w, p + o, 32);
+    a = (a ^ w[0]) * 0x100000001B3ull;
+    b = (b ^ w[1]) * 0x100000001B3ull;
+    c = (c ^ w[2]) * 0x100000001B3ull;
+    d = (d ^ w[3]) * 0x100000001B3ull;
+  }
+  for (; o + 8 <= n; o += 8) {
     uint64_t w;
     std::memcpy(&w, p + o, 8);
-    h = (h ^ w) * 0x100000001B3ull;
-    h ^= h >> 29;
+    a = (a ^ w) * 0x100000001B3ull;
   }
-  return h;
+  uint64_t h = a ^ (b >> 7 | b << 57) ^ (c >> 19 | c << 45) ^ (d >> 31 | d << 33);
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ull;
+  return h ^ (h >> 32);
 }
 
 // Like snapshot(), but each slot below highWater is written as
@@ -708,8 +730,10 @@ inline uint64_t hashWords(const uint8_t* p, size_t n, uint64_t h = 0x9E3779B97F4
 //   The pairs are only the buckets whose count changed since the previous delta sent for this slot (all the
 //   non-empty ones after an identity change or forget()), with their cumulative counts; a histogram whose
 //   published count did not change is not walked at all.
-// Only the first 1024 bytes of a slot are read under its seqlock; the bitmaps, like the buckets, are monotonic
-// and written outside it, and are read only for a histogram whose count moved.
+// Only the first 464 bytes of a slot (figures and identity) are read under its seqlock, and its first 1024
+// (with the strings) only when the identity bytes [8, 32) changed: a new generation, a state, or namesSeq,
+// which the writer moves with every string it changes. The bitmaps, like the buckets, are monotonic and
+// written outside the lock, and are read only for a histogram whose count moved.
 inline std::string snapshotDelta(const uint8_t* base, size_t size, std::vector<uint8_t>& out,
                                  std::vector<SlotMemo>& memo) {
   out.clear();
@@ -759,24 +783,28 @@ inline std::string snapshotDelta(const uint8_t* base, size_t size, std::vector<u
         tagOnly(0);
         continue;
       }
-      if (!readConsistent(src, m, kDeltaMeta)) {
+      // The figures and identity bytes first (464 of the 1024); the strings only when the identity changed.
+      if (!readConsistent(src, m, kDeltaFigures)) {
+        tagOnly(1);
+        continue;
+      }
+      const bool first = mo.seq == 0;
+      bool ident = first || std::memcmp(m + 8, mo.identity, 24) != 0;
+      if (ident && !readConsistent(src, m, kDeltaMeta)) {  // a second, whole copy: strings and figures agree
         tagOnly(1);
         continue;
       }
       uint64_t seq;
       std::memcpy(&seq, m, 8);
-      const bool first = mo.seq == 0;
-      // Identity: generation, in-use, role, transport (bytes 8..20), string lengths (20..26), strings.
-      const uint64_t identity = hashWords(m + kIdentStart, kMemoEnd - kIdentStart, hashWords(m + 8, 32 - 8));
+      ident = first || std::memcmp(m + 8, mo.identity, 24) != 0;
       const uint64_t figures = hashWords(m + 32, kIdentStart - 32);
-      if (!first && identity == mo.identity && figures == mo.figures) {
+      if (!ident && figures == mo.figures) {
         mo.seq = seq;  // republished, same figures
         tagOnly(0);
         continue;
       }
-      const bool ident = first || identity != mo.identity;
       mo.seq = seq;
-      mo.identity = identity;
+      std::memcpy(mo.identity, m + 8, 24);
       mo.figures = figures;
       if (ident) {
         for (auto& b : mo.h) {
@@ -805,6 +833,28 @@ inline std::string snapshotDelta(const uint8_t* base, size_t size, std::vector<u
           const uint64_t* words = reinterpret_cast<const uint64_t*>(src + (h == 0 ? M::queueBitmap : M::rttBitmap));
           const uint64_t* hb =
               reinterpret_cast<const uint64_t*>(hists + static_cast<size_t>(i) * kSlotHistSize + h * kHistBytes);
+          // Most records land in buckets already known: if the known buckets alone hold the published count,
+          // no new bucket needs to be found and the bitmap (464 bytes) is not read. A bucket counted ahead of
+          // the count is found later, when the count passes the known sum (at the latest once the link is
+          // quiet: then the count equals the sum of all buckets).
+          if (!bm.idx.empty()) {
+            uint64_t known = 0;
+            for (uint32_t idx : bm.idx) known += __atomic_load_n(hb + idx, __ATOMIC_RELAXED);
+            if (known >= count) {
+              for (size_t k = 0; k < bm.idx.size(); ++k) {
+                const uint64_t v = __atomic_load_n(hb + bm.idx[k], __ATOMIC_RELAXED);
+                if (v == bm.val[k]) continue;
+                bm.val[k] = v;
+                const size_t p = out.size();
+                out.resize(p + 16);
+                const uint32_t pair[2] = {bm.idx[k], 0};
+                std::memcpy(out.data() + p, pair, 8);
+                std::memcpy(out.data() + p + 8, &v, 8);
+                ++counts[h];
+              }
+              continue;
+            }
+          }
           size_t k = 0;  // position in the memo's (ascending) list
           for (uint32_t w = 0; w < kBitmapWords; ++w) {
             uint64_t word = __atomic_load_n(words + w, __ATOMIC_RELAXED);

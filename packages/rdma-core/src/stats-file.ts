@@ -72,6 +72,8 @@ const M = {
   idLen: 20,
   peerLen: 22,
   providerLen: 24,
+  /** u16, moved by the writer with every string change after allocation (readers compare bytes 8..32). */
+  namesSeq: 26,
   epoch: 32,
   openedMs: 40,
   updatedMonoMs: 48,
@@ -471,11 +473,15 @@ function parseSlot(v: View, at: number, slot: number, nq: number, nr: number): S
 // sequence, or the same bytes), and the parse below keeps one object per slot across scans: unchanged slots
 // cost a tag check, changed ones update their object in place (strings decoded only when the identity bytes
 // changed), and histograms live in typed arrays per slot, with the increments since the previous scan computed
-// in place. Bucket lists ([index, count] pairs) are built only when someone reads them (lazy getters).
+// in place. Bucket lists ([index, count] pairs) are built only when someone reads them (LinkLatency's getters;
+// an empty increment list is one shared frozen array).
 
 /** Metadata bytes of a changed slot in a delta snapshot: with the strings (identity changed) or without. */
 const DELTA_META = 1024;
 const DELTA_FIGURES = 464;
+
+/** The increments of a histogram that did not move: one frozen list (most links, most scans), not one each. */
+const NO_BUCKETS = Object.freeze([]) as unknown as SparseBuckets;
 
 /** One histogram of one slot: cumulative buckets and the increments of the last scan, as typed arrays. */
 class HistMemo {
@@ -624,13 +630,56 @@ class HistMemo {
     return this.list;
   }
   get delta(): SparseBuckets {
-    if (this.dn === 0) return [];
+    if (this.dn === 0) return NO_BUCKETS;
     if (!this.dlist) {
       const l: SparseBuckets = new Array(this.dn);
       for (let i = 0; i < this.dn; i++) l[i] = [this.dIdx[i]!, this.dCnt[i]!];
       this.dlist = l;
     }
     return this.dlist;
+  }
+}
+
+/**
+ * A link's latency view over its slot's histogram memos: the bucket lists are built only when read. Getters on
+ * the prototype (one shape for every link: the sampler reads 6,400 of these a second, and per-object accessors
+ * made each read a slow dictionary lookup); `toJSON()` gives the plain object (rdmaq-stat --json). A spread
+ * sees only the min/max fields: read the lists by name.
+ */
+class LinkLatency {
+  queueMinNs = 0;
+  queueMaxNs = 0;
+  rttMinNs = 0;
+  rttMaxNs = 0;
+  readonly #q: HistMemo;
+  readonly #r: HistMemo;
+  constructor(q: HistMemo, r: HistMemo) {
+    this.#q = q;
+    this.#r = r;
+  }
+  get queue(): SparseBuckets {
+    return this.#q.buckets;
+  }
+  get rtt(): SparseBuckets {
+    return this.#r.buckets;
+  }
+  get queueDelta(): SparseBuckets {
+    return this.#q.delta;
+  }
+  get rttDelta(): SparseBuckets {
+    return this.#r.delta;
+  }
+  toJSON(): StatsLink['latency'] {
+    return {
+      queue: this.queue,
+      rtt: this.rtt,
+      queueDelta: this.queueDelta,
+      rttDelta: this.rttDelta,
+      queueMinNs: this.queueMinNs,
+      queueMaxNs: this.queueMaxNs,
+      rttMinNs: this.rttMinNs,
+      rttMaxNs: this.rttMaxNs,
+    };
   }
 }
 
@@ -648,21 +697,7 @@ class SlotMemo {
   /** The slot's link object, made once per slot: later scans update it in place. */
   linkObject(slot: number): StatsLink {
     if (this.link) return this.link;
-    const q = this.q;
-    const r = this.r;
-    const latency = {
-      queueMinNs: 0,
-      queueMaxNs: 0,
-      rttMinNs: 0,
-      rttMaxNs: 0,
-    } as StatsLink['latency'];
-    // Own enumerable accessors: JSON.stringify (rdmaq-stat --json) and spreads see plain arrays.
-    Object.defineProperties(latency, {
-      queue: { enumerable: true, get: () => q.buckets },
-      rtt: { enumerable: true, get: () => r.buckets },
-      queueDelta: { enumerable: true, get: () => q.delta },
-      rttDelta: { enumerable: true, get: () => r.delta },
-    });
+    const latency = new LinkLatency(this.q, this.r);
     this.link = {
       slot,
       generation: 0,

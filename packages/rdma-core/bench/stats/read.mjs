@@ -7,11 +7,14 @@
 // `busy` (between scans, outside the timed window, every link of every file publishes: sequence +2, records +1,
 // one histogram bucket +1 — the worst case, every link of 100 processes moving every second).
 // Three readers: `full` (incremental: false — the earlier reader: a full copy and fresh objects every scan),
-// `incremental` (the default) and `fs` (no addon). Each reader runs in its own child process (its garbage and
+// `incremental` (the default) and `fs` (no addon); a fourth, `native` (not in the default set), times only the
+// addon's part of an incremental scan (snapshotDelta of every file, no parsing): the rest is JavaScript. Each reader runs in its own child process (its garbage and
 // its GC are its own; 10 untimed warm-up scans), `reps` times, alternating reader by reader; the figure is the
 // median over reps of each child's median CPU per scan.
 //   node bench/stats/read.mjs [rounds=20] [files=100] [reps=3]
 // READERS / WORKLOADS pick a subset; CHILD_NODE_ARGS adds node flags to each reader (e.g. --cpu-prof).
+// A reader named `<reader>@<rdma-core dir>` runs with that checkout's build (e.g. a worktree of an earlier
+// commit, built: `READERS=incremental,incremental@/tmp/old/packages/rdma-core`): old and new in one run.
 import { execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -113,8 +116,10 @@ async function parent() {
   process.exit(0);
 }
 
-async function child(reader, workload, rounds, files) {
-  const { StatsReader } = await import('../../dist/index.js');
+async function child(readerName, workload, rounds, files) {
+  const [reader, otherBuild] = readerName.split('@');
+  const dist = otherBuild ? `${otherBuild}/dist/` : '../../dist/';
+  const { StatsReader } = await import(`${dist}index.js`);
   // Offsets (stats_file.h): header 4096, meta 2048 per slot, histograms 2 × 3712 × 8 per slot.
   const HEADER = 4096;
   const META = 2048;
@@ -157,7 +162,7 @@ async function child(reader, workload, rounds, files) {
   const r = new StatsReader({
     dir: files,
     native: reader !== 'fs',
-    incremental: reader === 'incremental',
+    incremental: reader === 'incremental' || reader === 'native',
     sweep: false,
   });
   let s = r.scan();
@@ -169,8 +174,12 @@ async function child(reader, workload, rounds, files) {
       0,
     ),
     problems: s.problems.length,
+    badSlots: s.files.reduce((a, f) => a + f.badSlots.length, 0),
+    busySlots: s.files.reduce((a, f) => a + f.busySlots, 0),
+    firstBad: s.files[0]?.badSlots[0]?.reason,
   };
   const per = [];
+  const scratch = Buffer.alloc(16 << 20);
   // The agent's reader runs for as long as the agent: 10 scans of warm-up (JIT) are not timed.
   for (let i = -10; i < rounds; i++) {
     // Live processes beat every second (the header's heartbeat), busy or not.
@@ -178,6 +187,14 @@ async function child(reader, workload, rounds, files) {
     for (const fd of fds) writeSync(fd, u64, 0, 8, 56);
     if (workload === 'busy') publishAll();
     const c0 = process.cpuUsage();
+    if (reader === 'native') {
+      // The reader's own mappings (a private field): the native snapshotDelta of each file, nothing else.
+      for (const m of r.maps.values())
+        if (m.map.snapshotDeltaInto(scratch) < 0) throw new Error('scratch too small');
+      const c = process.cpuUsage(c0);
+      if (i >= 0) per.push((c.user + c.system) / 1000);
+      continue;
+    }
     s = r.scan();
     // What a sampler does with every link: read its figures and its histogram increments.
     let sink = 0;

@@ -191,6 +191,54 @@ int main() {
     at += stats::kDeltaFigures + 8 + nq * 16 + u32at(m + stats::kDeltaFigures + 4) * 16;
   }
 
+  // ---- a known bucket and a new one move together: the known sum is short of the count, so the bitmap is
+  //      walked and both are sent, ascending ----
+  w->recordQueue(7, 1);
+  w->recordQueue(9, 1);
+  w->publish({1, 64, 1, 0, 0, 0, 0, 0, 0, 0, 4096}, 0);
+  CHECK(stats::snapshotDelta(map.base, map.size, out, memo).empty());
+  at = stats::kHeaderSize;
+  for (uint32_t i = 0; i < 8; ++i) {
+    const uint32_t tag = u32at(out.data() + at);
+    at += 8;
+    if (i != wi) continue;
+    CHECK(tag == 2);
+    const uint8_t* m = out.data() + at;
+    const uint32_t nq = u32at(m + stats::kDeltaFigures);
+    CHECK(nq == 2);
+    CHECK(u32at(m + stats::kDeltaFigures + 8) == 7 && u32at(m + stats::kDeltaFigures + 24) == 9);
+    at += stats::kDeltaFigures + 8 + nq * 16 + u32at(m + stats::kDeltaFigures + 4) * 16;
+  }
+  // ---- only known buckets move: sent without the bitmap, and nothing else ----
+  w->recordQueue(9, 1);
+  w->publish({1, 64, 1, 0, 0, 0, 0, 0, 0, 0, 4096}, 0);
+  CHECK(stats::snapshotDelta(map.base, map.size, out, memo).empty());
+  {
+    const uint8_t* m = out.data() + stats::kHeaderSize + wi * 8 + 8;
+    CHECK(u32at(m - 8) == 2 && u32at(m + stats::kDeltaFigures) == 1 && u32at(m + stats::kDeltaFigures + 8) == 9);
+  }
+
+  // ---- a string changed after allocation (same generation): the next delta carries the strings ----
+  w->setPeer("10.0.0.99:7470");
+  CHECK(stats::snapshotDelta(map.base, map.size, out, memo).empty());
+  at = stats::kHeaderSize;
+  for (uint32_t i = 0; i < 8; ++i) {
+    const uint32_t tag = u32at(out.data() + at), flags = u32at(out.data() + at + 4);
+    at += 8;
+    if (i != wi) {
+      CHECK(tag == 0);
+      continue;
+    }
+    CHECK(tag == 2 && (flags & 1) == 1);
+    const uint8_t* m = out.data() + at;
+    uint16_t peerLen;
+    std::memcpy(&peerLen, m + stats::M::peerLen, 2);
+    CHECK(std::string(reinterpret_cast<const char*>(m + stats::M::peer), peerLen) == "10.0.0.99:7470");
+    at += stats::kDeltaMeta + 8 + (u32at(m + stats::kDeltaMeta) + u32at(m + stats::kDeltaMeta + 4)) * 16;
+  }
+  CHECK(stats::snapshotDelta(map.base, map.size, out, memo).empty());  // and then unchanged again
+  CHECK(u32at(out.data() + stats::kHeaderSize + wi * 8) == 0);
+
   // ---- a truncated file: reported, not a crash ----
   {
     const std::string copy = std::string(dir) + "/truncated";
