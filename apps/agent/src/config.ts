@@ -145,6 +145,11 @@ const LinkSchema = z.strictObject({
     .enum(IdleStrategySchema.options, { error: 'idle must be busy-spin, backoff or event' })
     .default('backoff'),
   journal: z.boolean({ error: 'journal must be true or false' }).default(false),
+  /**
+   * Seal every record with a CRC32C of its payload, checked by the receiver before delivery (rdma-core
+   * SenderOptions.checksum): for hosts or paths that may corrupt data. Costs CPU on both ends (README).
+   */
+  checksum: z.boolean({ error: 'checksum must be true or false' }).default(false),
   traffic: TrafficSchema.optional(),
 });
 export type LinkConfigInput = z.input<typeof LinkSchema>;

@@ -605,7 +605,13 @@ export function journalPath(journalDir: string, linkId: string): string {
 
 function senderOptions(cfg: LinkConfig, secret: string, journalDir: string): Rdma.SenderOptions {
   if (cfg.transport === 'shm') {
-    return { linkId: cfg.id, transport: 'shm', socketPath: cfg.address, connectTimeoutMs: 2000 };
+    return {
+      linkId: cfg.id,
+      transport: 'shm',
+      socketPath: cfg.address,
+      connectTimeoutMs: 2000,
+      ...(cfg.checksum ? { checksum: true } : {}),
+    };
   }
   const i = cfg.address.lastIndexOf(':');
   const host = cfg.address.slice(0, i).replace(/^\[(.*)\]$/, '$1');
@@ -621,6 +627,7 @@ function senderOptions(cfg: LinkConfig, secret: string, journalDir: string): Rdm
     capacity: cfg.ringBytes,
     // The mirror lives in this file: records accepted before a crash of this agent are resent after restart.
     ...(cfg.journal ? { journal: journalPath(journalDir, cfg.id) } : {}),
+    ...(cfg.checksum ? { checksum: true } : {}),
     connectTimeoutMs: 5000,
   };
 }

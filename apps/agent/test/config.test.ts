@@ -162,6 +162,12 @@ describe('config', () => {
       /true or false/,
     ],
     [
+      'link checksum',
+      'links: [{ peer: b, address: "h:1", checksum: yes-please }]',
+      'links.0.checksum',
+      /true or false/,
+    ],
+    [
       'journal on shm',
       'links: [{ peer: b, address: "/x.sock", transport: shm, journal: true }]',
       'links.0.journal',

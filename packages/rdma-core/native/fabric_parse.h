@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "crc32c.h"
 #include "record.h"
 
 namespace rdmaq::fabric {
@@ -31,12 +33,13 @@ struct ParseTally {
   uint64_t bytes = 0;       // their payload bytes
   uint64_t wraps = 0;       // PADDING records and implicit paddings passed
   uint64_t duplicates = 0;  // records dropped because their sequence was delivered before (a reconnect)
-  enum Fault : uint8_t { kNone, kBadPadding, kBadHeader, kSeqGap };
+  enum Fault : uint8_t { kNone, kBadPadding, kBadHeader, kSeqGap, kBadChecksum };
   Fault fault = kNone;
   uint64_t fault_pos = 0;
   uint16_t fault_type = 0;
   uint32_t fault_length = 0;
   uint64_t fault_seq = 0, fault_expected = 0;
+  uint32_t fault_crc = 0, fault_sealed = 0;
 };
 
 // Parses the complete records in [pos, tail) of `ring` (`cap` bytes, a power of two) into `out` until it
@@ -71,8 +74,8 @@ inline uint64_t ParseRecords(const uint8_t* ring, uint64_t cap, uint64_t pos, ui
       ++t.wraps;
       continue;
     }
-    const uint64_t total = align8(kHeaderSize + uint64_t(h.len));
-    if (h.type < kData || h.type > kHeartbeat || total > room) {
+    const uint64_t total = recordSize(h.len, h.flags);
+    if (h.type < kData || h.type > kHeartbeat || (h.flags & ~kKnownFlags) || total > room) {
       t.fault = ParseTally::kBadHeader;
       t.fault_pos = pos;
       t.fault_type = h.type;
@@ -91,6 +94,20 @@ inline uint64_t ParseRecords(const uint8_t* ring, uint64_t cap, uint64_t pos, ui
       t.fault_seq = h.seq;
       t.fault_expected = expected;
       break;
+    }
+    if (h.flags & kFlagChecksum) {  // the payload as it landed against the sender's seal
+      uint32_t sealed;
+      std::memcpy(&sealed, ring + off + kHeaderSize + h.len, kChecksumSize);
+      const uint32_t crc = crc32c::of(ring + off + kHeaderSize, h.len);
+      if (crc != sealed) {
+        t.fault = ParseTally::kBadChecksum;
+        t.fault_pos = pos;
+        t.fault_seq = h.seq;
+        t.fault_length = h.len;
+        t.fault_crc = crc;
+        t.fault_sealed = sealed;
+        break;
+      }
     }
     ++expected;
     if (h.type == kData) {  // counted when handed out (Release uncounts what comes back); probes and
@@ -113,10 +130,22 @@ inline std::string ParseFaultText(const ParseTally& t) {
              std::to_string(t.fault_type) + ", length " + std::to_string(t.fault_length) + ")";
     case ParseTally::kSeqGap:
       return "sequence gap: expected " + std::to_string(t.fault_expected) + ", got " + std::to_string(t.fault_seq);
+    case ParseTally::kBadChecksum: {
+      char b[64];
+      std::snprintf(b, sizeof b, "CRC32C 0x%08x, sealed 0x%08x", t.fault_crc, t.fault_sealed);
+      return "payload checksum mismatch in record " + std::to_string(t.fault_seq) + " (" +
+             std::to_string(t.fault_length) + " bytes at position " + std::to_string(t.fault_pos) + "): " + b +
+             " — corrupted on the path; the sender resends it from its own copy";
+    }
     case ParseTally::kNone:
       break;
   }
   return "";
+}
+
+// The error code of a parse fault (the JS side counts ERR_RDMAQ_CHECKSUM as `checksum`).
+inline const char* ParseFaultCode(const ParseTally& t) {
+  return t.fault == ParseTally::kBadChecksum ? "ERR_RDMAQ_CHECKSUM" : "ERR_RDMAQ_BAD_HEADER";
 }
 
 // A remote write may move the tail by `delta` bytes (from its CQ data): whole 8-byte units, at least one, and

@@ -140,7 +140,7 @@ class ReceiverCore {
     bytes_ += t.bytes;
     wraps_ += t.wraps;
     duplicates_ += t.duplicates;
-    if (t.fault != ParseTally::kNone) SetFailed(ParseFaultText(t), "ERR_RDMAQ_BAD_HEADER");
+    if (t.fault != ParseTally::kNone) SetFailed(ParseFaultText(t), ParseFaultCode(t));
     return out.size();
   }
 

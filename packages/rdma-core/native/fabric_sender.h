@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "crc32c.h"
 #include "fabric_hub.h"
 #include "record.h"
 
@@ -80,7 +81,9 @@ class SenderCore {
 
   // ---- producer side ----
   uint64_t Free() const { return cap_ - (hdr_->tail - acked_); }
-  uint64_t MaxPayload() const { return maxPayloadFor(cap_); }
+  uint64_t MaxPayload() const { return maxPayloadFor(cap_, flags_); }
+  // Per-record CRC32C of the payload (record.h kFlagChecksum), sealed at Commit(): set before the first claim.
+  void SetChecksum(bool on) { flags_ = on ? kFlagChecksum : 0; }
 
   // Reserves room for a record of `len` payload bytes; returns the mirror offset of the payload or -1 when
   // the ring is full (back-pressure). Writes PADDING first if the record would straddle the end.
@@ -89,7 +92,7 @@ class SenderCore {
       Fail("ERR_RDMAQ_TOO_LARGE", "record of " + std::to_string(len) + " bytes exceeds the maximum of " +
                                       std::to_string(MaxPayload()) + " (half the ring minus the header)");
     RefreshCredit();
-    uint64_t need = align8(kHeaderSize + len);
+    uint64_t need = recordSize(len, flags_);
     uint64_t tail = hdr_->tail;
     uint64_t off = tail & mask_;
     uint64_t pad = cap_ - off < need ? cap_ - off : 0;
@@ -123,12 +126,16 @@ class SenderCore {
     uint64_t seq = hdr_->next_seq;
     h->len = claim_len_;
     h->type = type;
-    h->flags = 0;
+    h->flags = flags_;
     h->seq = seq;
     h->ts = wallNs();
+    if (flags_ & kFlagChecksum) {
+      const uint32_t crc = crc32c::of(mirror_ + off + kHeaderSize, claim_len_);
+      std::memcpy(mirror_ + off + kHeaderSize + claim_len_, &crc, kChecksumSize);
+    }
     std::atomic_thread_fence(std::memory_order_release);
     hdr_->next_seq = seq + 1;
-    hdr_->tail = claim_pos_ + align8(kHeaderSize + claim_len_);
+    hdr_->tail = claim_pos_ + recordSize(claim_len_, flags_);
     if (type == kData) {  // probes and heartbeats are link traffic, not records (as on shm)
       ++records_;
       bytes_ += claim_len_;
@@ -227,7 +234,7 @@ class SenderCore {
                                            "; records in between were acknowledged and are gone");
         return {pos, h->seq};
       }
-      pos += align8(kHeaderSize + h->len);
+      pos += recordSize(h->len, h->flags);
     }
     uint64_t next = hdr_->next_seq;
     if (want_seq >= 0 && uint64_t(want_seq) != next)
@@ -392,6 +399,7 @@ class SenderCore {
   }
 
   uint64_t cap_, mask_;
+  uint16_t flags_ = 0;  // record.h flags of every record this sender writes (kFlagChecksum)
   std::shared_ptr<Mapping> mem_;
   JournalHeader* hdr_ = nullptr;
   uint8_t* mirror_ = nullptr;

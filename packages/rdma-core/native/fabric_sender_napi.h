@@ -44,6 +44,7 @@ class FabricSenderNative : public Napi::ObjectWrap<FabricSenderNative> {
     uint64_t cap = ArgU64(info, 0, "capacity");
     std::string journal = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
     core_ = guard(info.Env(), [&] { return std::make_shared<SenderCore>(cap, journal); });
+    core_->SetChecksum(info.Length() > 2 && info[2].ToBoolean().Value());
   }
   // For the benchmark engine loops below (same thread, same object: no ownership change).
   SenderCore& core() { return *core_; }

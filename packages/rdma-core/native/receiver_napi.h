@@ -100,16 +100,17 @@ class NativeReceiver : public Napi::ObjectWrap<NativeReceiver> {
   LinkInfo& link() { return link_; }
   void ensureOpen(Napi::Env env) {
     if (!rx_) throwError(env, "ERR_RDMAQ_CLOSED", "link " + link_.linkId + " is closed");
-    if (broken_) throwError(env, "ERR_RDMAQ_BAD_HEADER", reader_->error() + "; the link is broken, close it");
+    if (broken_) throwError(env, reader_->errorCode(), reader_->error() + "; the link is broken, close it");
   }
 
-  // Validation failure: the link is broken for good (never hand out data after a bad header).
+  // Validation failure: the link is broken for good (never hand out data after a bad header or payload).
   [[noreturn]] void fail(Napi::Env env) {
     broken_ = true;
-    ++link_.counters.errors["bad_header"];
+    const bool crc = std::strcmp(reader_->errorCode(), "ERR_RDMAQ_CHECKSUM") == 0;
+    ++link_.counters.errors[crc ? "checksum" : "bad_header"];
     link_.state = "down";
     link_.publishMeta();
-    throwError(env, "ERR_RDMAQ_BAD_HEADER", reader_->error() + "; the link is broken, close it");
+    throwError(env, reader_->errorCode(), reader_->error() + "; the link is broken, close it");
   }
 
  private:

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "crc32c.h"
 #include "histogram.h"
 #include "record.h"
 #include "transport.h"
@@ -35,10 +37,15 @@ class RingWriter {
     head_ = t_->head();
     nextSeq_ = t_->initialSeq();
     lastClaim_ = UINT64_MAX;
+    sealed_ = tail_;
   }
 
+  // Per-record CRC32C of the payload (record.h kFlagChecksum): set once, before the first claim.
+  void setChecksum(bool on) { flags_ = on ? kFlagChecksum : 0; }
+  bool checksum() const { return flags_ & kFlagChecksum; }
+
   uint64_t capacity() const { return cap_; }
-  uint64_t maxPayload() const { return maxPayloadFor(cap_); }
+  uint64_t maxPayload() const { return maxPayloadFor(cap_, flags_); }
   uint64_t nextSeq() const { return nextSeq_; }
   uint64_t tail() const { return tail_; }
   uint64_t publishedTail() const { return pubTail_; }
@@ -47,7 +54,7 @@ class RingWriter {
 
   // Bytes the next record of `len` payload bytes needs from the current tail (padding included).
   uint64_t need(uint64_t len) const {
-    const uint64_t rs = recordSize(len);
+    const uint64_t rs = recordSize(len, flags_);
     const uint64_t toEnd = cap_ - (tail_ & mask_);
     return rs <= toEnd ? rs : toEnd + rs;
   }
@@ -83,7 +90,7 @@ class RingWriter {
   int64_t claim(uint64_t len, uint16_t type, uint64_t ts) {
     if (!fits(len)) return -1;
     uint64_t idx = tail_ & mask_;
-    const uint64_t rs = recordSize(len);
+    const uint64_t rs = recordSize(len, flags_);
     const uint64_t toEnd = cap_ - idx;
     if (rs > toEnd) {
       if (toEnd >= kHeaderSize) {
@@ -94,7 +101,7 @@ class RingWriter {
       idx = 0;
     }
     if (idx == 0 && tail_ != 0) ++c_->wraps;  // this record starts a new lap (after padding or an exact fit)
-    RecordHeader h{static_cast<uint32_t>(len), type, 0, nextSeq_++, ts};
+    RecordHeader h{static_cast<uint32_t>(len), type, flags_, nextSeq_++, ts};
     std::memcpy(data_ + idx, &h, kHeaderSize);
     lastClaim_ = tail_;
     lastLen_ = len;
@@ -104,11 +111,11 @@ class RingWriter {
 
   // Shrinks the most recent claim to `len` bytes (zero-copy writers that reserved an upper bound).
   bool shrinkLast(uint64_t len) {
-    if (lastClaim_ == UINT64_MAX || len > lastLen_ || lastClaim_ + recordSize(lastLen_) != tail_) return false;
+    if (lastClaim_ == UINT64_MAX || len > lastLen_ || lastClaim_ + recordSize(lastLen_, flags_) != tail_) return false;
     const uint64_t idx = lastClaim_ & mask_;
     uint32_t l32 = static_cast<uint32_t>(len);
     std::memcpy(data_ + idx, &l32, sizeof l32);
-    tail_ = lastClaim_ + recordSize(len);
+    tail_ = lastClaim_ + recordSize(len, flags_);
     lastLen_ = len;
     return true;
   }
@@ -118,6 +125,7 @@ class RingWriter {
   // Makes every claimed record visible. false = the transport cannot take it now (fabric tx queue full).
   bool publish() {
     if (tail_ == pubTail_) return true;
+    if (flags_ & kFlagChecksum) seal();
     if (!t_->publish(pubTail_, tail_, nextSeq_)) return false;
     pubTail_ = tail_;
     lastClaim_ = UINT64_MAX;
@@ -131,6 +139,32 @@ class RingWriter {
   }
 
  private:
+  // Writes the CRC32C after the payload of every record claimed since the last seal: by publish() every
+  // payload is complete (send copied it, commit() was called), whichever way it was written.
+  void seal() {
+    uint64_t pos = sealed_;
+    while (pos < tail_) {
+      const uint64_t idx = pos & mask_, toEnd = cap_ - idx;
+      if (toEnd < kHeaderSize) {
+        pos += toEnd;
+        continue;
+      }
+      RecordHeader h;
+      std::memcpy(&h, data_ + idx, kHeaderSize);
+      if (h.type == kPadding) {
+        pos += toEnd;
+        continue;
+      }
+      // Headers we wrote, but in memory the consumer maps too: never write outside the record's room.
+      const uint64_t rs = recordSize(h.len, flags_);
+      if (rs > toEnd || pos + rs > tail_) break;
+      const uint32_t crc = crc32c::of(data_ + idx + kHeaderSize, h.len);
+      std::memcpy(data_ + idx + kHeaderSize + h.len, &crc, kChecksumSize);
+      pos += rs;
+    }
+    sealed_ = tail_;
+  }
+
   TxTransport* t_;
   LinkCounters* c_;
   uint8_t* data_ = nullptr;
@@ -138,6 +172,8 @@ class RingWriter {
   uint64_t tail_ = 0, pubTail_ = 0, head_ = 0;
   uint64_t nextSeq_ = 1;
   uint64_t lastClaim_ = UINT64_MAX, lastLen_ = 0;
+  uint16_t flags_ = 0;
+  uint64_t sealed_ = 0;
   uint64_t peak_ = 0;
 };
 
@@ -172,6 +208,9 @@ class RingReader {
   uint64_t nextSeq() const { return expect_; }
   uint64_t cachedTail() const { return tail_; }
   const std::string& error() const { return error_; }
+  // ERR_RDMAQ_BAD_HEADER (a header that cannot be a record of this link) or ERR_RDMAQ_CHECKSUM (a sealed
+  // payload whose CRC32C does not match).
+  const char* errorCode() const { return errorCode_; }
 
   // Refreshes the cached tail from the transport; true if there is something past head.
   bool refresh() {
@@ -209,11 +248,24 @@ class RingReader {
         continue;
       }
       if (h.type == 0 || h.type > kMaxType) return bad("unknown record type " + std::to_string(h.type));
-      const uint64_t rs = recordSize(h.len);
+      if (h.flags & ~kKnownFlags) return bad("unknown header flags " + std::to_string(h.flags));
+      const uint64_t rs = recordSize(h.len, h.flags);
       if (rs > toEnd) return bad("record length " + std::to_string(h.len) + " runs past the ring's end");
       if (rs > avail) return bad("record length " + std::to_string(h.len) + " runs past the published tail");
       if (h.seq != expect_) {
         return bad("sequence " + std::to_string(h.seq) + " where " + std::to_string(expect_) + " was expected");
+      }
+      if (h.flags & kFlagChecksum) {
+        uint32_t want;
+        std::memcpy(&want, data_ + idx + kHeaderSize + h.len, kChecksumSize);
+        const uint32_t got = crc32c::of(data_ + idx + kHeaderSize, h.len);
+        if (got != want) {
+          error_ = "payload checksum mismatch in record " + std::to_string(h.seq) + " (" + std::to_string(h.len) +
+                   " bytes at ring position " + std::to_string(head_) + "): CRC32C " + hex32(got) + ", sealed " +
+                   hex32(want) + " — the ring's memory or the path corrupted it";
+          errorCode_ = "ERR_RDMAQ_CHECKSUM";
+          return kBad;
+        }
       }
       r.pos = head_;
       r.offset = idx + kHeaderSize;
@@ -250,7 +302,13 @@ class RingReader {
   Next bad(std::string why) {
     error_ = "corrupt record header at ring position " + std::to_string(head_) + " (offset " +
              std::to_string(head_ & mask_) + "): " + why;
+    errorCode_ = "ERR_RDMAQ_BAD_HEADER";
     return kBad;
+  }
+  static std::string hex32(uint32_t v) {
+    char b[11];
+    std::snprintf(b, sizeof b, "0x%08x", v);
+    return b;
   }
 
   RxTransport* t_;
@@ -261,6 +319,7 @@ class RingReader {
   uint64_t expect_;
   uint64_t peak_ = 0;
   std::string error_;
+  const char* errorCode_ = "ERR_RDMAQ_BAD_HEADER";
 };
 
 }  // namespace rdmaq

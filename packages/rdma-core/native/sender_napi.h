@@ -74,6 +74,7 @@ class NativeSender : public Napi::ObjectWrap<NativeSender> {
     link_.transport = tx_->transport();
     link_.provider = tx_->provider();
     writer_ = std::make_unique<RingWriter>(tx_.get(), &link_.counters);
+    writer_->setChecksum(o.Has("checksum") && o.Get("checksum").ToBoolean().Value());
     link_.openSlot();
     publish(0);
     if (link_.slot) tlStatsSenders.insert(this);
@@ -373,7 +374,7 @@ inline Napi::Value Resend(const Napi::CallbackInfo& info) {
       pos += toEnd;
       continue;
     }
-    const uint64_t rs = recordSize(h.len);
+    const uint64_t rs = recordSize(h.len, h.flags);
     if (rs > toEnd || pos + rs > end) break;  // our own ring, but never trust it blindly
     if (h.type == kData && h.seq >= fromSeq) {
       int64_t off = nw->claim(h.len, kData, h.ts);

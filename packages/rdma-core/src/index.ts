@@ -135,6 +135,7 @@ export async function connect(opts: SenderOptions): Promise<Sender | FabricSende
     ...(opts.journal === undefined ? {} : { journal: opts.journal }),
     ...(opts.reconnect === undefined ? {} : { reconnect: opts.reconnect }),
     ...(opts.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: opts.connectTimeoutMs }),
+    ...(opts.checksum === undefined ? {} : { checksum: opts.checksum }),
   });
 }
 

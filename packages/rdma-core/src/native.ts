@@ -24,6 +24,8 @@ export interface NativeShmOptions {
   capacity?: number;
   /** Receiver only: next sequence the application wants (see ReceiverOptions.resumeFrom); 0 = ring head. */
   resumeFrom?: number;
+  /** Sender only: seal every record with a CRC32C of its payload (SenderOptions.checksum). */
+  checksum?: boolean;
 }
 
 /** Refused by these classes (ERR_RDMAQ_NO_TRANSPORT): fabric links are FabricSenderNative / FabricReceiverNative (src/fabric/native.ts). */
@@ -110,7 +112,7 @@ export interface NativeReceiver extends NativeLinkEnd {
   readonly nextSeq: number;
   /** Identity of the shm ring (random, from its header): a sender compares it to know a reattach from a new ring. */
   readonly ringId: string;
-  /** True once a header failed validation; every later poll throws ERR_RDMAQ_BAD_HEADER. */
+  /** True once a header or a sealed payload failed validation; every later poll throws (ERR_RDMAQ_BAD_HEADER or ERR_RDMAQ_CHECKSUM). */
   readonly broken: boolean;
 }
 

@@ -85,7 +85,8 @@ export class Receiver extends LinkEndBase implements LinkRx {
   /**
    * Delivers up to `limit` records synchronously, in order, to `handler` (one native call) and returns how
    * many were delivered. Records are released to the sender (credit) when poll returns. Throws
-   * ERR_RDMAQ_BAD_HEADER if the ring holds a corrupt header (the link is then broken: never data).
+   * ERR_RDMAQ_BAD_HEADER if the ring holds a corrupt header, ERR_RDMAQ_CHECKSUM if a sealed payload does not
+   * match its CRC32C (the link is then broken: never data).
    */
   poll(handler: RecordHandler, limit = 256, spinNs = 0): number {
     // spinNs: wait for the first record inside one native call (a spinning caller's loop without N-API churn).
@@ -206,9 +207,9 @@ export class Receiver extends LinkEndBase implements LinkRx {
   private fail(err: unknown): void {
     this.stop();
     const e = err instanceof Error ? err : new Error(String(err));
-    if ((e as { code?: string }).code === 'ERR_RDMAQ_BAD_HEADER') {
-      this.setState('down', e.message, 'ERR_RDMAQ_BAD_HEADER');
-    }
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_RDMAQ_BAD_HEADER' || code === 'ERR_RDMAQ_CHECKSUM')
+      this.setState('down', e.message, code);
     if (this.listenerCount('error') > 0) this.emit('error', e);
     else
       queueMicrotask(() => {

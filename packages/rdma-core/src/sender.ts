@@ -272,6 +272,7 @@ export class Sender extends LinkEndBase implements LinkTx {
         ringPath: w.ringPath,
         rxWakePath: w.rxWakePath,
         txWakePath: w.txWakePath,
+        checksum: this.opts.checksum === true,
       });
       if (old) {
         // The receiver made a fresh ring (its old one was closed and removed): resend what it had not

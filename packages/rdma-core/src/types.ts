@@ -170,4 +170,12 @@ export interface SenderOptions {
   reconnect?: boolean;
   /** How long connect() waits for the first handshake; default 10 000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * Seal every record with a CRC32C of its payload (4 bytes after it; SSE4.2 where the CPU has it), checked by
+   * the receiver before the record is handed out. For memory or paths that may corrupt data: on shm a mismatch
+   * breaks the link (ERR_RDMAQ_CHECKSUM, never data); on fabric the receiver drops the connection and the
+   * sender resends from that record (its own copy is intact). Default false. Cost: README (rdmaq-perf
+   * --checksum).
+   */
+  checksum?: boolean;
 }

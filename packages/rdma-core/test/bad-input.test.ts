@@ -113,6 +113,81 @@ describe('bad input', () => {
     expect(shmFiles(linkId)).toEqual([]);
   });
 
+  it('checksum: true — a flipped payload byte is ERR_RDMAQ_CHECKSUM, never data; without it, it is delivered', async () => {
+    const l = await listener();
+    for (const checksum of [true, false]) {
+      const linkId = uniqueLinkId(`crc-${checksum}`);
+      const rx = l.accept(linkId);
+      const tx = await connect({ linkId, socketPath: l.socketPath, checksum });
+      cleanups.push(() => tx.close());
+      for (let i = 1; i <= 3; i++) expect(tx.send(Buffer.alloc(64, i))).toBe(true);
+      // Record 2 starts at 96 with the 4-byte seal (align8(24 + 64 + 4)), at 88 without it.
+      const second = checksum ? 96 : 88;
+      expect(rx.buffer.readBigUInt64LE(second + 8)).toBe(2n);
+      rx.buffer[second + 24 + 10]! ^= 0x01;
+      const seen: Array<[number, number]> = [];
+      let err: RdmaqError | undefined;
+      try {
+        rx.poll((b, o, _l, seq) => seen.push([seq, b[o + 10]!]));
+      } catch (e) {
+        err = e as RdmaqError;
+      }
+      if (checksum) {
+        expect(err?.code).toBe('ERR_RDMAQ_CHECKSUM');
+        expect(err?.message).toMatch(
+          /payload checksum mismatch in record 2 \(64 bytes at ring position 96\)/,
+        );
+        expect(seen).toEqual([[1, 1]]);
+        expect(() => rx.poll(() => {})).toThrow(expect.objectContaining({ code: 'ERR_RDMAQ_CHECKSUM' }));
+        expect(rx.stats().counters.errors.checksum).toBe(1);
+        expect(rx.stats().state).toBe('down');
+      } else {
+        // What the option is for: without a seal, only headers are checked and the flipped byte is data.
+        expect(err).toBeUndefined();
+        expect(seen).toEqual([
+          [1, 1],
+          [2, 3],
+          [3, 3],
+        ]);
+      }
+      await rx.close();
+    }
+  });
+
+  it('checksum: true through many wraps of the ring, with send, claim/commit and a shrunk claim: all intact', async () => {
+    const l = await listener();
+    const linkId = uniqueLinkId('crc-wraps');
+    const rx = l.accept(linkId);
+    const tx = await connect({ linkId, socketPath: l.socketPath, checksum: true });
+    cleanups.push(() => tx.close());
+    let got = 0;
+    let bad = 0;
+    const total = 20_000;
+    let sent = 0;
+    while (got < total) {
+      while (sent < total) {
+        const len = (sent * 7919) % 1500;
+        if (sent % 3 === 0) {
+          // zero-copy: claim an upper bound, write, commit the real length
+          const off = tx.claim(len + 16);
+          if (off < 0) break;
+          tx.buffer.fill(sent & 0xff, off, off + len);
+          tx.commit(len);
+        } else if (!tx.send(Buffer.alloc(len, sent & 0xff))) break;
+        sent++;
+      }
+      rx.poll((b, o, n, seq) => {
+        const want = (seq - 1) & 0xff;
+        if (n !== ((seq - 1) * 7919) % 1500 || !b.subarray(o, o + n).every((x) => x === want)) bad++;
+        got++;
+      });
+    }
+    expect(bad).toBe(0);
+    expect(rx.stats().counters.wraps).toBeGreaterThan(100);
+    expect(rx.stats().counters.errors.checksum).toBeUndefined();
+    await rx.close();
+  });
+
   it('a corrupt head in the control block never opens space to overwrite unread records', async () => {
     const l = await listener();
     const linkId = uniqueLinkId('credit');

@@ -57,7 +57,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (size_t i = 0; i < out.size(); ++i) {
           const Delivered& d = out[i];
           FUZZ_CHECK(d.start - from >= prevEnd - from && d.end - from <= consumed - from);
-          FUZZ_CHECK(d.end - d.start == align8(kHeaderSize + d.len));
+          FUZZ_CHECK(d.end - d.start == align8(kHeaderSize + d.len) ||
+                     d.end - d.start == align8(kHeaderSize + d.len + kChecksumSize));
           FUZZ_CHECK(d.offset == (d.start & mask) + kHeaderSize && d.offset + d.len <= cap);
           FUZZ_CHECK(d.type >= kData && d.type <= kHeartbeat && d.type != kPadding);
           FUZZ_CHECK(d.seq == seq);

@@ -94,7 +94,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           FUZZ_CHECK(v.pos - headBefore < cap);  // modulo 2^64: positions may wrap
           FUZZ_CHECK(v.offset == (v.pos & (cap - 1)) + kHeaderSize);
           FUZZ_CHECK(v.offset + v.len <= cap);
-          FUZZ_CHECK(v.size == recordSize(v.len) && (v.pos & (cap - 1)) + v.size <= cap);
+          FUZZ_CHECK((v.size == recordSize(v.len) || v.size == recordSize(v.len, kFlagChecksum)) &&
+                     (v.pos & (cap - 1)) + v.size <= cap);
           FUZZ_CHECK(r.cachedTail() - v.pos >= v.size);
           FUZZ_CHECK(v.type >= kData && v.type <= kMaxType && v.type != kPadding);
           FUZZ_CHECK(v.seq == seqBefore);

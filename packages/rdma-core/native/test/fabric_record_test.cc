@@ -4,12 +4,14 @@
 // (native/histogram.h) at its edges. Built with AddressSanitizer + UBSan by `pnpm test:native`: every ring
 // here is a heap block of exactly its capacity, so a view or read past it is a report.
 #include <cmath>
+#include <random>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "../crc32c.h"
 #include "../fabric_parse.h"
 #include "../histogram.h"
 #include "check.h"
@@ -246,6 +248,72 @@ static void testHistogramEdges() {
   CHECK(h.quantile(0.001) == 1 && h.quantile(0.1) == 100);
 }
 
+// CRC32C: the standard check value, and the SSE4.2 path equal to the table path at every length and alignment.
+static void testCrc32c() {
+  const char* v = "123456789";
+  CHECK(crc32c::software(0, reinterpret_cast<const uint8_t*>(v), 9) == 0xE3069283u);
+  CHECK(crc32c::of(reinterpret_cast<const uint8_t*>(v), 9) == 0xE3069283u);
+  std::mt19937_64 rng(7);
+  std::vector<uint8_t> buf(65536 + 8);
+  for (auto& b : buf) b = uint8_t(rng());
+  // Lengths around the three-chain thresholds (768 = 3 × 256, 6144 = 3 × 2048) and their leftovers.
+  for (size_t start = 0; start < 8; ++start)
+    for (size_t n : {0, 1, 7, 8, 63, 64, 767, 768, 775, 1000, 1536, 4096, 6143, 6144, 6151, 7000, 12289, 65536})
+      CHECK(crc32c::hardware(0, buf.data() + start, n) == crc32c::software(0, buf.data() + start, n));
+  for (int k = 0; k < 200; ++k) {
+    const size_t start = rng() % 8, n = rng() % 65536;
+    CHECK(crc32c::hardware(0, buf.data() + start, n) == crc32c::software(0, buf.data() + start, n));
+  }
+  // Chained: the CRC of a buffer equals the CRC of its second half continued from the first's.
+  CHECK(crc32c::of(buf.data() + 100, 900, crc32c::of(buf.data(), 100)) == crc32c::of(buf.data(), 1000));
+}
+
+// Sealed records (kFlagChecksum): delivered when the payload matches; a flipped bit is kBadChecksum at that
+// record, after the ones before it; an unknown flag bit is a bad header.
+static void testChecksum() {
+  const uint64_t cap = 4096;
+  std::vector<uint8_t> ring(cap);
+  uint64_t tail = 0;
+  std::vector<uint64_t> at;
+  for (uint64_t s = 1; s <= 5; ++s) {
+    const uint32_t len = uint32_t(10 * s);
+    RecordHeader h{len, kData, kFlagChecksum, s, 0};
+    std::memcpy(ring.data() + tail, &h, kHeaderSize);
+    for (uint32_t i = 0; i < len; ++i) ring[tail + kHeaderSize + i] = uint8_t(s * 31 + i);
+    const uint32_t crc = crc32c::of(ring.data() + tail + kHeaderSize, len);
+    std::memcpy(ring.data() + tail + kHeaderSize + len, &crc, kChecksumSize);
+    at.push_back(tail);
+    tail += recordSize(len, kFlagChecksum);
+  }
+  {
+    uint64_t expected = 1;
+    ParseTally t;
+    std::vector<Delivered> out;
+    CHECK(ParseRecords(ring.data(), cap, 0, tail, expected, 100, out, t) == tail);
+    CHECK(t.fault == ParseTally::kNone && out.size() == 5 && expected == 6);
+    for (size_t i = 0; i < out.size(); ++i) CHECK(out[i].end - out[i].start == recordSize(out[i].len, kFlagChecksum));
+  }
+  ring[at[3] + kHeaderSize + 5] ^= 0x10;
+  {
+    uint64_t expected = 1;
+    ParseTally t;
+    std::vector<Delivered> out;
+    CHECK(ParseRecords(ring.data(), cap, 0, tail, expected, 100, out, t) == at[3]);
+    CHECK(t.fault == ParseTally::kBadChecksum && t.fault_seq == 4 && out.size() == 3 && expected == 4);
+    CHECK(std::string(ParseFaultCode(t)) == "ERR_RDMAQ_CHECKSUM");
+    CHECK(ParseFaultText(t).find("payload checksum mismatch in record 4 (40 bytes") == 0);
+  }
+  ring[at[3] + kHeaderSize + 5] ^= 0x10;
+  ring[at[1] + 6] = 0x80;  // flags: an unknown bit
+  {
+    uint64_t expected = 1;
+    ParseTally t;
+    std::vector<Delivered> out;
+    ParseRecords(ring.data(), cap, 0, tail, expected, 100, out, t);
+    CHECK(t.fault == ParseTally::kBadHeader && out.size() == 1);
+  }
+}
+
 int main() {
   testWraps();
   testPartialWrites();
@@ -254,6 +322,8 @@ int main() {
   testUnalignedStart();
   testTailDelta();
   testHistogramEdges();
+  testCrc32c();
+  testChecksum();
   if (failures) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

@@ -173,7 +173,12 @@ export interface NativeFabricReceiver {
 }
 
 export interface FabricAddon {
-  FabricSenderNative: new (capacity: number, journalPath: string) => NativeFabricSender;
+  /** checksum: seal every record with a CRC32C of its payload (SenderOptions.checksum). */
+  FabricSenderNative: new (
+    capacity: number,
+    journalPath: string,
+    checksum?: boolean,
+  ) => NativeFabricSender;
   FabricReceiverNative: new (capacity: number, maxBatch: number) => NativeFabricReceiver;
   /** {ip, port} of an IP provider's fabric address; null for other address formats. */
   fabricAddressIp(address: Uint8Array): { ip: string; port: number } | null;

@@ -74,6 +74,9 @@ export interface FabricSenderOptions {
    * on a fresh endpoint, then resends (default 10000 ms).
    */
   recoverAfterMs?: number;
+  /** Seal every record with a CRC32C of its payload (SenderOptions.checksum): a mismatch on arrival makes the
+   * receiver drop the connection, and this sender resends from that record. */
+  checksum?: boolean;
 }
 
 export class FabricSender extends LinkEndBase implements LinkTx {
@@ -122,6 +125,7 @@ export class FabricSender extends LinkEndBase implements LinkTx {
     this.native = new fabricNative.FabricSenderNative(
       opts.capacity ?? FABRIC_DEFAULT_CAPACITY,
       opts.journal ?? '',
+      opts.checksum === true,
     );
     this.stall = new StallWatch(opts.stallAfterMs ?? 5000);
     this.buffer = Buffer.from(this.native.mirror());

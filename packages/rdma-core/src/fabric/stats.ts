@@ -60,6 +60,8 @@ export function errorKind(code: string | undefined): string {
       return 'handshake';
     case 'ERR_RDMAQ_BAD_HEADER':
       return 'bad_header';
+    case 'ERR_RDMAQ_CHECKSUM':
+      return 'checksum';
     case 'ERR_RDMAQ_PROTOCOL':
       return 'protocol';
     case 'ERR_RDMAQ_RESEND_GAP':

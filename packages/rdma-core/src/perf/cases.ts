@@ -19,6 +19,8 @@ export interface EndParams {
   warmup: number;
   idle: IdleStrategy;
   engine: boolean;
+  /** Senders seal every record with a CRC32C of its payload (SenderOptions.checksum). */
+  checksum?: boolean;
 }
 
 export interface BenchTransport {
@@ -31,6 +33,15 @@ export interface BenchTransport {
   bwIters(size: number): number;
   /** Worker configurations of both ends (a on cpu0 measures lat, b on cpu1 receives bw), and their clean-up. */
   ends(kind: 'lat' | 'bw', p: EndParams): { a: object; b: object; cleanup: () => void };
+}
+
+/** The same transport with every record sealed (--checksum): its rows name the provider `<provider>+crc32c`. */
+export function withChecksum(t: BenchTransport): BenchTransport {
+  return {
+    ...t,
+    provider: `${t.provider}+crc32c`,
+    ends: (kind, p) => t.ends(kind, { ...p, checksum: true }),
+  };
 }
 
 function percentiles(m: Msg): Percentiles {
@@ -101,6 +112,8 @@ export interface PerfOptions {
   engine: boolean;
   json: boolean;
   baselines: boolean;
+  /** Seal every record with a CRC32C (SenderOptions.checksum): what the option costs. */
+  checksum: boolean;
   /** Runs per case and baseline (medians reported); default 5 for `all`, else 1. */
   repeat?: number;
 }

@@ -3,7 +3,7 @@
  * rdmaq-perf — perftest-style benchmarks of the rdmaq queue (ib_write_lat / ib_write_bw in spirit).
  *
  *   rdmaq-perf lat|bw|idle|all [--transport shm|fabric] [--provider P] [--size N] [--iters N]
- *              [--idle busy-spin|backoff|event] [--engine] [--json] [--no-baselines] [--repeat N]
+ *              [--idle busy-spin|backoff|event] [--engine] [--checksum] [--json] [--no-baselines] [--repeat N]
  *
  * One tool for both transports: the cases (perf/cases.ts) are parameterised by a BenchTransport (perf/shm.ts,
  * perf/fabric.ts); each case starts both ends itself, as two processes pinned to cpu0 and cpu1 (perf/ipc.ts),
@@ -21,7 +21,7 @@ import type { WorkerConfig } from './worker.js';
 const CAPACITY = 4 * 1024 * 1024;
 
 const USAGE = `usage: rdmaq-perf lat|bw|idle|all [--transport shm|fabric] [--provider P] [--size N] [--iters N]
-                  [--idle busy-spin|backoff|event] [--engine] [--json] [--no-baselines] [--repeat N]`;
+                  [--idle busy-spin|backoff|event] [--engine] [--checksum] [--json] [--no-baselines] [--repeat N]`;
 
 const HELP = `${USAGE}
 
@@ -40,6 +40,7 @@ options:
   --size N                 payload bytes (default 64; at most ${CAPACITY / 2 - 24})
   --iters N                iterations of lat/bw (default: per transport and idle strategy)
   --idle S                 receiver idle strategy: busy-spin (default), backoff or event
+  --checksum               senders seal every record with a CRC32C of its payload (rows say <provider>+crc32c)
   --engine                 run the busy-spin loops inside C++ (what the N-API crossing costs)
   --json                   one JSON object per line (rows, baselines, ratios)
   --no-baselines           skip the baselines (and the ratios that need them)
@@ -99,6 +100,7 @@ export function parse(argv: string[]): PerfOptions | 'help' {
     engine: v.engine ?? false,
     json: v.json ?? false,
     baselines: !(v['no-baselines'] ?? false),
+    checksum: v.checksum ?? false,
     ...(repeat === undefined ? {} : { repeat: Math.max(1, repeat) }),
   };
 }
@@ -117,6 +119,7 @@ function parseOnly(argv: string[]) {
       engine: { type: 'boolean' },
       json: { type: 'boolean' },
       'no-baselines': { type: 'boolean' },
+      checksum: { type: 'boolean' },
       repeat: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },

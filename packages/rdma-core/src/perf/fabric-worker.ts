@@ -38,6 +38,7 @@ export interface FabricWorkerConfig {
   idle: IdleStrategy;
   engine: boolean;
   seconds?: number;
+  checksum?: boolean;
 }
 
 /** Round trips (×10 records for streaming) per engine call: tens of ms, well inside the heartbeat period. */
@@ -62,6 +63,7 @@ async function fabricSetup(cfg: FabricWorkerConfig, inLink?: string, outLink?: s
         secret: SECRET,
         provider: cfg.provider,
         capacity: FABRIC_PERF_CAPACITY,
+        checksum: cfg.checksum === true,
       })
     : undefined;
   toParent({ t: 'connected' });

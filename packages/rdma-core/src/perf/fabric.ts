@@ -6,7 +6,14 @@
  */
 import type { IdleStrategy } from '../types.js';
 import { fiPingpong, type Log, nodeNetPingPong, nodeNetStream, scriptBaseline } from './baselines.js';
-import { type BenchTransport, bwCase, type EndParams, latCase, type PerfOptions } from './cases.js';
+import {
+  type BenchTransport,
+  bwCase,
+  type EndParams,
+  latCase,
+  type PerfOptions,
+  withChecksum,
+} from './cases.js';
 import type { FabricWorkerConfig } from './fabric-worker.js';
 import { pairCase } from './ipc.js';
 import { atLeast, atMost, type CaseRow, medianOf, printRow, ratio, round } from './report.js';
@@ -58,7 +65,7 @@ async function idleCase(provider: string, idle: IdleStrategy, seconds = 3) {
 
 /** Runs the fabric cases of rdmaq-perf and prints them (rows, baselines, ratios). */
 export async function runFabricPerf(o: PerfOptions, log: Log): Promise<void> {
-  const t = fabricBench(o.provider);
+  const t = o.checksum ? withChecksum(fabricBench(o.provider)) : fabricBench(o.provider);
   const show = (r: object) => printRow(o, { ...r });
   if (o.cmd === 'lat') {
     show(await latCase(t, o.size, o.idle, o.engine, o.iters));

@@ -15,7 +15,14 @@ import {
   scriptBaselines,
   sockperfPinnedBaseline,
 } from './baselines.js';
-import { type BenchTransport, bwCase, type EndParams, latCase, type PerfOptions } from './cases.js';
+import {
+  type BenchTransport,
+  bwCase,
+  type EndParams,
+  latCase,
+  type PerfOptions,
+  withChecksum,
+} from './cases.js';
 import { type PerfWorker, pairCase } from './ipc.js';
 import { atLeast, atMost, type Baseline, type CaseRow, median, printRow, ratio, round } from './report.js';
 import type { WorkerConfig } from './worker.js';
@@ -100,7 +107,7 @@ async function idleCase(seconds = 3): Promise<IdleRow> {
 
 /** Runs the shm cases of rdmaq-perf and prints them (rows, baselines, ratios). */
 export async function runShmPerf(o: PerfOptions, log: Log): Promise<void> {
-  const t = shmBench;
+  const t = o.checksum ? withChecksum(shmBench) : shmBench;
   const repeat = o.repeat ?? (o.cmd === 'all' ? 5 : 1);
   const run = async (c: () => Promise<CaseRow>) => {
     const runs: CaseRow[] = [];

@@ -23,6 +23,7 @@ export interface WorkerConfig {
   idle: IdleStrategy;
   engine: boolean;
   capacity: number;
+  checksum?: boolean;
   port?: number;
   seconds?: number;
 }
@@ -40,7 +41,8 @@ async function setup(cfg: WorkerConfig, inLink: string | undefined, outLink: str
   if (l && inLink) rx = l.accept(inLink, { idle: cfg.idle, batch: 1024 });
   send({ t: 'listening' });
   await next('connect');
-  if (outLink && cfg.sockPeer) tx = await connect({ linkId: outLink, socketPath: cfg.sockPeer });
+  if (outLink && cfg.sockPeer)
+    tx = await connect({ linkId: outLink, socketPath: cfg.sockPeer, checksum: cfg.checksum === true });
   send({ t: 'connected' });
   await next('run');
   return { l, rx, tx };
