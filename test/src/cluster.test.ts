@@ -328,4 +328,26 @@ describe('agents → hub, real links and real traffic', () => {
       `hub kill -9: agents back and caught up ${((Date.now() - restartedAt) / 1000).toFixed(1)} s after restart`,
     );
   }, 120_000);
+
+  it('after the kills of agent b and of the hub: the receiving ends saw no record lost or delivered twice', async () => {
+    // Every generated record carries a stream id and a counter; each receiving agent checks them per link and
+    // reports a jump as errors.seq_lost and a repeat as errors.seq_duplicated (apps/agent/src/traffic.ts).
+    for (const key of ['b~a->b', 'a~b->a']) {
+      const l = await waitFor(
+        `${key} to carry records again`,
+        async () => {
+          const x = await api<{ counters: { records: number; errors: Record<string, number> } }>(
+            `/api/links/${encodeURIComponent(key)}`,
+          );
+          return x.counters.records > 0 ? x : undefined;
+        },
+        POLL,
+      );
+      expect({
+        key,
+        lost: l.counters.errors.seq_lost ?? 0,
+        duplicated: l.counters.errors.seq_duplicated ?? 0,
+      }).toEqual({ key, lost: 0, duplicated: 0 });
+    }
+  });
 });

@@ -23,7 +23,7 @@ import type { Clock, TimerHandle } from './clock.js';
 import type { AgentConfig, LinkConfig } from './config.js';
 import { AgentError, errorCode, errorMessage } from './errors.js';
 import type { BaseLogger } from './logger.js';
-import { TrafficGenerator } from './traffic.js';
+import { SequenceChecker, TrafficGenerator } from './traffic.js';
 
 /** The parts of @rdmaq/rdma-core the agent uses (the real module in production and in tests). */
 export type RdmaApi = Pick<typeof Rdma, 'listen' | 'connect' | 'providers'>;
@@ -128,6 +128,8 @@ interface ManagedLink extends LinkView {
   endReason: string | undefined;
   degradedReason: string | undefined;
   traffic: TrafficGenerator | undefined;
+  /** Receiving links: the check of the generator's stamps (lost / duplicated records). */
+  sequence: SequenceChecker;
   probeTimer: TimerHandle | undefined;
   probeInFlight: boolean;
   lastProbeOk: number;
@@ -280,9 +282,11 @@ export class LinkManager extends EventEmitter {
       this.setEndState(l, 'down', `consumer stopped: ${err.message}`, errorCode(err));
     });
     this.refreshIdentity(l);
-    // The consumer: records are counted natively (records, bytes, queue latency); nothing to copy here.
+    // The consumer: records are counted natively (records, bytes, queue latency); nothing to copy here, only
+    // the generator's stamp is checked (16 bytes read per record).
+    const check = l.sequence;
     try {
-      rx.start(consume);
+      rx.start((buf, off, len) => check.record(buf, off, len));
     } catch (err) {
       this.log.error({ link: l.id }, `cannot start the consumer: ${errorMessage(err)}`);
     }
@@ -449,6 +453,10 @@ export class LinkManager extends EventEmitter {
       }
       const src = s ?? l.last;
       const counters = src ? l.tracker.counters(src.counters) : emptyLinkCounters();
+      // What the stamps showed, as error kinds: any count here breaks the delivery promise.
+      const seq = l.sequence.stats;
+      if (seq.lost > 0) counters.errors.seq_lost = seq.lost;
+      if (seq.duplicated > 0) counters.errors.seq_duplicated = seq.duplicated;
       const latency = s ? l.tracker.deltas(s.latency) : { queue: [], rtt: [] };
       const sample: LinkSample = {
         id: l.id,
@@ -563,10 +571,6 @@ function viewOf(l: ManagedLink): LinkView {
   };
 }
 
-function consume(): void {
-  // Intentionally empty: the agent's consumer only releases records; rdma-core counts them.
-}
-
 function newLink(
   init: Pick<ManagedLink, 'id' | 'peer' | 'direction' | 'transport' | 'provider' | 'cfg' | 'expected'>,
 ): ManagedLink {
@@ -585,6 +589,7 @@ function newLink(
     traffic: undefined,
     probeTimer: undefined,
     probeInFlight: false,
+    sequence: new SequenceChecker(),
     lastProbeOk: 0,
     connectTimer: undefined,
   };
