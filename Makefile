@@ -1,5 +1,5 @@
 # rdmaq — the two commands of the README, plus helpers. Every target is idempotent.
-.PHONY: demo test test-faults setup bench lint typecheck format clean
+.PHONY: demo test test-faults soak setup bench lint typecheck format clean
 
 demo:      ## install what is missing, build, run the dashboard + four local agents with real traffic
 	@scripts/demo.sh
@@ -10,6 +10,10 @@ test:      ## install what is missing, build, run every check and test; ends wit
 test-faults: ## only the fault-injection tests (kill -9, veth cuts of 5 s and 3 min, tbf, stalled consumer, wedged path); namespaces need root
 	@scripts/setup.sh
 	@cd packages/rdma-core && pnpm exec vitest run test/fabric-faults.test.ts test/fabric-netns.test.ts test/fabric-stall.test.ts test/bad-input.test.ts
+
+soak:      ## 16 min warm-up + an hour of the busy demo, then hostile bursts: memory growth, fd and /dev/shm leaks, latency drift, hub recovery (SOAK_MINUTES)
+	@scripts/setup.sh
+	@node scripts/soak.mjs --minutes $${SOAK_MINUTES:-60}
 
 setup:     ## install what is missing and build, nothing else
 	@scripts/setup.sh
